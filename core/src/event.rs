@@ -1,0 +1,420 @@
+//! The shared event model that all four controls speak.
+//!
+//! Every control records what it did as an [`Event`]: Policy emits [`EventKind::Gate`], the Tracer
+//! records [`EventKind::Decision`] and [`EventKind::Action`], the CostMeter [`EventKind::Cost`] and the
+//! ContextStore [`EventKind::Context`]. Because they share one model, one trace can say *why* an action
+//! failed: stale context, a permission, a budget, a rejected gate, or the model.
+//!
+//! Events are serde types. On disk they are encoded with bincode ([`Event::to_bytes`]), so every type
+//! here avoids serde features that need a self-describing format (no `skip_serializing_if`, no
+//! internally tagged enums, no `serde_json::Value`).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::EventDecodeError;
+
+/// One record of what an agent decided, did, spent, was allowed or was served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The run this event belongs to.
+    pub run_id: String,
+    /// The agent that caused it.
+    pub agent_id: String,
+    /// The task the agent was working on, if any.
+    pub task_id: Option<String>,
+    /// Position in the run: strictly increasing per run, starting at 1.
+    pub seq: u64,
+    /// When it happened, in nanoseconds since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// The span this event belongs to, if the caller opened one.
+    pub span_id: Option<u64>,
+    /// The parent of that span, if any.
+    pub parent_span_id: Option<u64>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What an [`Event`] records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// The agent chose something.
+    Decision(DecisionEvent),
+    /// The agent did something (a tool call, a command).
+    Action(ActionEvent),
+    /// A policy decision or a review gate outcome.
+    Gate(GateEvent),
+    /// Tokens and money spent on a model call.
+    Cost(CostEvent),
+    /// Which document sections and versions were served.
+    Context(ContextEvent),
+}
+
+impl EventKind {
+    /// The kind's name as written in traces and docs: `decision`, `action`, `gate`, `cost`, `context`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Decision(_) => "decision",
+            EventKind::Action(_) => "action",
+            EventKind::Gate(_) => "gate",
+            EventKind::Cost(_) => "cost",
+            EventKind::Context(_) => "context",
+        }
+    }
+}
+
+/// The agent chose one option among others.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionEvent {
+    /// What was chosen.
+    pub choice: String,
+    /// Why, in the agent's words.
+    pub rationale: String,
+    /// The options that were not chosen.
+    pub alternatives: Vec<String>,
+}
+
+/// The agent called a tool or ran a command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionEvent {
+    /// The tool or program.
+    pub tool: String,
+    /// Its arguments, as JSON text.
+    pub arguments_json: String,
+    /// A digest of the result, so a trace can show it changed without storing it.
+    pub result_digest: Option<String>,
+    /// How long the call took, in nanoseconds.
+    pub duration_ns: Option<u64>,
+    /// The error the call ended with, if it failed.
+    pub error: Option<String>,
+}
+
+/// A policy decision, or the outcome of a review gate on a pending approval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateEvent {
+    /// What was asked, as JSON text (the request).
+    pub request_json: String,
+    /// What was decided.
+    pub outcome: GateEventOutcome,
+    /// The rule that decided it, if one did.
+    pub rule: Option<RuleOrigin>,
+    /// The gates involved, by name.
+    pub gates: Vec<String>,
+    /// The approval this event concerns, if any.
+    pub approval_id: Option<String>,
+    /// Who approved or rejected, if someone did.
+    pub approver: Option<String>,
+    /// Why, in one line.
+    pub reason: String,
+}
+
+/// The outcome a [`GateEvent`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GateEventOutcome {
+    /// The request was allowed.
+    Allowed,
+    /// The request was denied by a rule, or by default.
+    Denied,
+    /// The request waits on a review gate: an approval was opened.
+    Pending,
+    /// A pending approval was approved.
+    Approved,
+    /// A pending approval was rejected.
+    Rejected,
+    /// A pending approval expired before anyone resolved it.
+    Expired,
+    /// An approved approval was used by the request it was granted for.
+    Consumed,
+}
+
+impl GateEventOutcome {
+    /// The outcome's name as written in JSON output: `allowed`, `denied`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            GateEventOutcome::Allowed => "allowed",
+            GateEventOutcome::Denied => "denied",
+            GateEventOutcome::Pending => "pending",
+            GateEventOutcome::Approved => "approved",
+            GateEventOutcome::Rejected => "rejected",
+            GateEventOutcome::Expired => "expired",
+            GateEventOutcome::Consumed => "consumed",
+        }
+    }
+}
+
+/// Where a rule was written: its id, and the file and line it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RuleOrigin {
+    /// The rule's id.
+    pub id: String,
+    /// The file it was loaded from, or `None` for rules built in code or granted at run time.
+    pub file: Option<String>,
+    /// The 1-based line of the rule in that file.
+    pub line: Option<u32>,
+}
+
+impl fmt::Display for RuleOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rule `{}`", self.id)?;
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
+            (Some(file), None) => write!(f, " ({file})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Tokens and money spent on one model call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CostEvent {
+    /// The model called.
+    pub model: String,
+    /// Prompt tokens, including cached ones.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_tokens: u64,
+    /// Reasoning tokens, where the provider reports them.
+    pub reasoning_tokens: u64,
+    /// The price of the call, in micro-units of `currency` (1 USD = 1,000,000).
+    pub cost_micros: u64,
+    /// The currency of `cost_micros`, such as `USD`.
+    pub currency: String,
+    /// True when the counts are an estimate rather than exact or provider-reported.
+    pub estimated: bool,
+}
+
+/// Which document sections, at which versions, were served to the agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextEvent {
+    /// The question asked, if any.
+    pub query: Option<String>,
+    /// The sections served.
+    pub sections: Vec<ServedSection>,
+    /// Tokens served.
+    pub tokens_served: u64,
+    /// Tokens the agent would have read without fourfold (the baseline), for the savings report.
+    pub tokens_baseline: u64,
+}
+
+/// One document section served to an agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedSection {
+    /// The document key.
+    pub key: String,
+    /// The section's stable id.
+    pub section_id: String,
+    /// The document version served.
+    pub version: u64,
+    /// Its freshness when served: `canonical`, `stale` or `duplicate`.
+    pub freshness: String,
+}
+
+impl Event {
+    /// Encodes the event as bincode, the on-disk format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // INVARIANT: every field type is plain serde data (strings, integers, options, vectors,
+        // externally tagged enums), which bincode always encodes, so this cannot fail.
+        bincode::serde::encode_to_vec(self, bincode_config()).unwrap_or_default()
+    }
+
+    /// Decodes an event written by [`Event::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Event, EventDecodeError> {
+        let (event, used) = bincode::serde::decode_from_slice(bytes, bincode_config())
+            .map_err(|error| EventDecodeError::new(error.to_string()))?;
+        if used != bytes.len() {
+            return Err(EventDecodeError::new(format!(
+                "{} trailing bytes after the event",
+                bytes.len() - used
+            )));
+        }
+        Ok(event)
+    }
+}
+
+fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// A source of wall-clock time, so that tests never depend on the real clock.
+pub trait Clock: Send + Sync {
+    /// Nanoseconds since the Unix epoch.
+    fn now_ns(&self) -> u64;
+}
+
+/// The real clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ns(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to, for tests and replays.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now_ns: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock that reads `now_ns` until advanced.
+    pub fn new(now_ns: u64) -> ManualClock {
+        ManualClock {
+            now_ns: AtomicU64::new(now_ns),
+        }
+    }
+
+    /// Moves the clock forward by `by_ns` nanoseconds.
+    pub fn advance(&self, by_ns: u64) {
+        self.now_ns.fetch_add(by_ns, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ns(&self) -> u64 {
+        self.now_ns.load(Ordering::SeqCst)
+    }
+}
+
+/// Hands out the per-run monotonic sequence numbers of [`Event::seq`].
+#[derive(Debug, Default)]
+pub struct Sequencer {
+    next_by_run: Mutex<FxHashMap<String, u64>>,
+}
+
+impl Sequencer {
+    /// A sequencer with no runs yet.
+    pub fn new() -> Sequencer {
+        Sequencer::default()
+    }
+
+    /// The next sequence number of `run_id`: 1 for its first event, then 2, 3, ...
+    pub fn next(&self, run_id: &str) -> u64 {
+        let mut next_by_run = self.next_by_run.lock();
+        match next_by_run.get_mut(run_id) {
+            Some(seq) => {
+                *seq += 1;
+                *seq
+            }
+            None => {
+                next_by_run.insert(run_id.to_string(), 1);
+                1
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate_event(seq: u64) -> Event {
+        Event {
+            run_id: "run-1".into(),
+            agent_id: "coder".into(),
+            task_id: Some("T-12".into()),
+            seq,
+            timestamp_ns: 1_700_000_000_000_000_000,
+            span_id: Some(7),
+            parent_span_id: None,
+            kind: EventKind::Gate(GateEvent {
+                request_json: r#"{"action":"read","path":".env"}"#.into(),
+                outcome: GateEventOutcome::Denied,
+                rule: Some(RuleOrigin {
+                    id: "no-secrets".into(),
+                    file: Some("policy.toml".into()),
+                    line: Some(12),
+                }),
+                gates: vec![],
+                approval_id: None,
+                approver: None,
+                reason: "denied by rule `no-secrets`".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_bincode() {
+        let kinds = vec![
+            EventKind::Decision(DecisionEvent {
+                choice: "edit".into(),
+                rationale: "tests fail".into(),
+                alternatives: vec!["skip".into()],
+            }),
+            EventKind::Action(ActionEvent {
+                tool: "bash".into(),
+                arguments_json: "{}".into(),
+                result_digest: Some("ab".into()),
+                duration_ns: Some(5),
+                error: None,
+            }),
+            gate_event(1).kind,
+            EventKind::Cost(CostEvent {
+                model: "gpt-4o".into(),
+                input_tokens: 10,
+                output_tokens: 2,
+                cached_tokens: 0,
+                reasoning_tokens: 0,
+                cost_micros: 45,
+                currency: "USD".into(),
+                estimated: false,
+            }),
+            EventKind::Context(ContextEvent {
+                query: Some("auth".into()),
+                sections: vec![ServedSection {
+                    key: "docs/auth.md".into(),
+                    section_id: "s1".into(),
+                    version: 3,
+                    freshness: "canonical".into(),
+                }],
+                tokens_served: 100,
+                tokens_baseline: 4000,
+            }),
+        ];
+        for (idx, kind) in kinds.into_iter().enumerate() {
+            let mut event = gate_event(idx as u64 + 1);
+            event.kind = kind;
+            let bytes = event.to_bytes();
+            assert_eq!(Event::from_bytes(&bytes).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn truncated_or_padded_bytes_are_an_error() {
+        let bytes = gate_event(1).to_bytes();
+        for cut in 0..bytes.len() {
+            assert!(Event::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut padded = bytes.clone();
+        padded.push(0);
+        assert!(Event::from_bytes(&padded).is_err());
+    }
+
+    #[test]
+    fn sequence_is_per_run_and_monotonic() {
+        let sequencer = Sequencer::new();
+        assert_eq!(sequencer.next("a"), 1);
+        assert_eq!(sequencer.next("a"), 2);
+        assert_eq!(sequencer.next("b"), 1);
+        assert_eq!(sequencer.next("a"), 3);
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::new(10);
+        assert_eq!(clock.now_ns(), 10);
+        clock.advance(5);
+        assert_eq!(clock.now_ns(), 15);
+    }
+}

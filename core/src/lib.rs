@@ -1,0 +1,28 @@
+#![doc = include_str!("../../README.md")]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![deny(rustdoc::private_intra_doc_links)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod event;
+mod plugin;
+pub mod policy;
+pub mod store;
+
+pub use error::{
+    EventDecodeError, InvalidKeyError, PluginError, StoreCorruptError, StoreError, StoreIoError,
+};
+pub use event::{
+    ActionEvent, Clock, ContextEvent, CostEvent, DecisionEvent, Event, EventKind, GateEvent,
+    GateEventOutcome, ManualClock, RuleOrigin, Sequencer, ServedSection, SystemClock,
+};
+pub use plugin::{GateOutcome, Plugin, PluginRegistry};
+pub use policy::{
+    Access, Action, Approval, ApprovalState, Decision, DecisionError, Effect, GateDef, GateKind,
+    Policy, PolicyBuilder, PolicyError, PolicyLoadError, Request, Rule, ToolRule, Verdict,
+};
+pub use store::{FileStore, MemoryStore, Store};
+
+/// The version of this crate.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,207 @@
+//! Pending approvals of review gates, kept durably in a [`Store`].
+//!
+//! An approval is opened when a `gate` rule holds a request. It is resolved by a person
+//! ([`Policy::approve`](super::Policy::approve) / [`Policy::reject`](super::Policy::reject)) or by the
+//! gate's plugin, it can expire, and once approved it is used exactly once, by a request identical to
+//! the one it was opened for. Every state change is a compare-and-swap on the stored record, so two
+//! processes sharing a store can never both use one approval.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::err::ApprovalError;
+use super::Request;
+use crate::error::{StoreCorruptError, StoreError};
+use crate::event::RuleOrigin;
+use crate::store::Store;
+
+/// The store namespace approvals live in.
+pub(crate) const NAMESPACE: &str = "approvals";
+
+/// Where an approval stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum ApprovalState {
+    /// Waiting for its gates.
+    Pending,
+    /// Approved, not used yet.
+    Approved {
+        /// Who approved (a person, or the plugin of a gate).
+        by: String,
+        /// Why.
+        reason: String,
+        /// When, in nanoseconds since the Unix epoch.
+        at_ns: u64,
+    },
+    /// Rejected: the request stays denied.
+    Rejected {
+        /// Who rejected.
+        by: String,
+        /// Why.
+        reason: String,
+        /// When, in nanoseconds since the Unix epoch.
+        at_ns: u64,
+    },
+    /// Approved and then used by its request; it cannot be used again.
+    Used {
+        /// Who had approved it.
+        by: String,
+        /// When it was used, in nanoseconds since the Unix epoch.
+        at_ns: u64,
+    },
+    /// Expired before it was resolved or used.
+    Expired {
+        /// When it was found expired, in nanoseconds since the Unix epoch.
+        at_ns: u64,
+    },
+}
+
+impl ApprovalState {
+    /// The state's name: `pending`, `approved`, `rejected`, `used`, `expired`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved { .. } => "approved",
+            ApprovalState::Rejected { .. } => "rejected",
+            ApprovalState::Used { .. } => "used",
+            ApprovalState::Expired { .. } => "expired",
+        }
+    }
+}
+
+/// A request held by review gates, and what became of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The approval's id, as handed to the agent in a pending decision.
+    pub id: String,
+    /// The request it was opened for; only an identical request can use it.
+    pub request: Request,
+    /// The gates that hold it.
+    pub gates: Vec<String>,
+    /// The rule that gated the request.
+    pub rule: Option<RuleOrigin>,
+    /// Why the request was gated.
+    pub reason: String,
+    /// When it was opened, in nanoseconds since the Unix epoch.
+    pub created_ns: u64,
+    /// When it expires, if it does.
+    pub expires_ns: Option<u64>,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub state: ApprovalState,
+}
+
+impl Approval {
+    /// Whether the approval has expired at `now_ns`.
+    pub fn is_expired_at(&self, now_ns: u64) -> bool {
+        self.expires_ns.is_some_and(|expires_ns| now_ns >= expires_ns)
+    }
+}
+
+/// Approvals in a store, with their compare-and-swap transitions.
+pub(crate) struct ApprovalBook<'a> {
+    pub(crate) store: &'a dyn Store,
+}
+
+/// A stored approval and the exact bytes it was read from (the compare-and-swap witness).
+pub(crate) struct StoredApproval {
+    pub(crate) approval: Approval,
+    bytes: Vec<u8>,
+}
+
+impl ApprovalBook<'_> {
+    pub(crate) fn get(&self, id: &str) -> Result<Option<StoredApproval>, StoreError> {
+        if crate::store::validate_key(id).is_err() {
+            return Ok(None);
+        }
+        let Some(bytes) = self.store.get(NAMESPACE, id)? else {
+            return Ok(None);
+        };
+        let approval: Approval = serde_json::from_slice(&bytes)
+            .map_err(|error| StoreCorruptError::new(NAMESPACE, id, error.to_string()))?;
+        Ok(Some(StoredApproval { approval, bytes }))
+    }
+
+    /// Every approval in the store. A corrupt record is an error; nothing is removed.
+    pub(crate) fn all(&self) -> Result<Vec<StoredApproval>, StoreError> {
+        let mut approvals = Vec::new();
+        for id in self.store.list(NAMESPACE)? {
+            if let Some(stored) = self.get(&id)? {
+                approvals.push(stored);
+            }
+        }
+        approvals.sort_by(|a, b| a.approval.created_ns.cmp(&b.approval.created_ns));
+        Ok(approvals)
+    }
+
+    /// The live approval (pending, approved or rejected) of an identical request, newest first.
+    pub(crate) fn find_for(&self, request: &Request) -> Result<Option<StoredApproval>, StoreError> {
+        Ok(self.all()?.into_iter().rev().find(|stored| {
+            stored.approval.request == *request
+                && matches!(
+                    stored.approval.state,
+                    ApprovalState::Pending
+                        | ApprovalState::Approved { .. }
+                        | ApprovalState::Rejected { .. }
+                )
+        }))
+    }
+
+    pub(crate) fn create(&self, approval: &Approval) -> Result<bool, StoreError> {
+        let bytes = encode(approval);
+        self.store.compare_and_swap(NAMESPACE, &approval.id, None, Some(&bytes))
+    }
+
+    /// Moves `stored` to `state`; fails with a conflict when the record changed since it was read.
+    pub(crate) fn transition(
+        &self,
+        stored: &StoredApproval,
+        state: ApprovalState,
+    ) -> Result<Approval, TransitionError> {
+        let mut next = stored.approval.clone();
+        next.state = state;
+        let swapped = self.store.compare_and_swap(
+            NAMESPACE,
+            &next.id,
+            Some(&stored.bytes),
+            Some(&encode(&next)),
+        )?;
+        if swapped {
+            Ok(next)
+        } else {
+            Err(TransitionError::Approval(ApprovalError::Conflict(next.id)))
+        }
+    }
+}
+
+/// A failed transition: the store failed, or someone else changed the record first.
+pub(crate) enum TransitionError {
+    Store(StoreError),
+    Approval(ApprovalError),
+}
+
+impl From<StoreError> for TransitionError {
+    fn from(error: StoreError) -> TransitionError {
+        TransitionError::Store(error)
+    }
+}
+
+fn encode(approval: &Approval) -> Vec<u8> {
+    // INVARIANT: an approval is plain data (strings, numbers, a JSON request), which always
+    // serialises.
+    serde_json::to_vec_pretty(approval).unwrap_or_default()
+}
+
+/// A new approval id: `ap-` and 16 hex digits, unique per process and unlikely to repeat across
+/// processes.
+pub(crate) fn new_id(now_ns: u64) -> String {
+    static N_IDS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(now_ns);
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(N_IDS.fetch_add(1, Ordering::Relaxed));
+    format!("ap-{:016x}", hasher.finish())
+}

@@ -1,0 +1,115 @@
+//! Durable state behind the controls: one small storage trait and its embedded backends.
+//!
+//! Pending approvals (and, with later controls, budgets and documents) are stored through [`Store`],
+//! so that a shared backend for a fleet of machines can be added without touching the controls.
+//! [`FileStore`] is the embedded, file-backed default; [`MemoryStore`] keeps state in memory, for
+//! tests and for processes that want nothing on disk.
+//!
+//! Values are opaque bytes; each control chooses its own encoding. Namespaces and keys are short
+//! names of letters, digits, `-`, `_` and `.`, not starting with `.`.
+
+mod file;
+mod memory;
+
+pub use file::FileStore;
+pub use memory::MemoryStore;
+
+use crate::error::{InvalidKeyError, StoreError};
+
+/// A small key-value store with atomic single-key updates.
+pub trait Store: Send + Sync {
+    /// The value of `key` in `namespace`, if any.
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Sets `key` to `value`, atomically: a reader sees the old value or the new one, never a mix,
+    /// and a crash leaves one of the two.
+    fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError>;
+
+    /// Removes `key`; returns whether it existed.
+    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError>;
+
+    /// The keys of `namespace`, sorted.
+    fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Sets `key` to `new` (or removes it when `new` is `None`) only if its current value is
+    /// `expected` (`None`: absent). Returns whether the swap happened. This is what makes an approval
+    /// usable once even when several processes race for it.
+    fn compare_and_swap(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Checks that `name` can be used as a namespace or key by every backend.
+pub fn validate_key(name: &str) -> Result<(), InvalidKeyError> {
+    if name.is_empty() {
+        return Err(InvalidKeyError::new(name, "it is empty"));
+    }
+    if name.len() > 200 {
+        return Err(InvalidKeyError::new(name, "it is longer than 200 bytes"));
+    }
+    if name.starts_with('.') {
+        return Err(InvalidKeyError::new(name, "it starts with `.`"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(InvalidKeyError::new(
+            name,
+            "use only letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! The behaviour every [`Store`] backend must have; each backend's tests run it.
+
+    use super::*;
+
+    pub(crate) fn check_store(store: &dyn Store) {
+        assert_eq!(store.get("ns", "a").unwrap(), None);
+        assert_eq!(store.list("ns").unwrap(), Vec::<String>::new());
+        store.put("ns", "b", b"2").unwrap();
+        store.put("ns", "a", b"1").unwrap();
+        store.put("other", "a", b"x").unwrap();
+        assert_eq!(store.get("ns", "a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(store.list("ns").unwrap(), vec!["a", "b"]);
+        store.put("ns", "a", b"11").unwrap();
+        assert_eq!(store.get("ns", "a").unwrap().as_deref(), Some(&b"11"[..]));
+
+        assert!(!store
+            .compare_and_swap("ns", "a", Some(b"1"), Some(b"3"))
+            .unwrap());
+        assert!(store
+            .compare_and_swap("ns", "a", Some(b"11"), Some(b"3"))
+            .unwrap());
+        assert_eq!(store.get("ns", "a").unwrap().as_deref(), Some(&b"3"[..]));
+        assert!(!store.compare_and_swap("ns", "c", Some(b"1"), None).unwrap());
+        assert!(store.compare_and_swap("ns", "c", None, Some(b"new")).unwrap());
+        assert!(!store.compare_and_swap("ns", "c", None, Some(b"again")).unwrap());
+        assert!(store.compare_and_swap("ns", "c", Some(b"new"), None).unwrap());
+        assert_eq!(store.get("ns", "c").unwrap(), None);
+
+        assert!(store.delete("ns", "b").unwrap());
+        assert!(!store.delete("ns", "b").unwrap());
+        assert_eq!(store.list("ns").unwrap(), vec!["a"]);
+        assert_eq!(store.get("other", "a").unwrap().as_deref(), Some(&b"x"[..]));
+
+        for bad in ["", "../x", "a/b", ".hidden", "sp ace", "nul\0"] {
+            assert!(
+                matches!(store.put("ns", bad, b"v"), Err(StoreError::InvalidKey(_))),
+                "key {bad:?} must be rejected"
+            );
+            assert!(
+                matches!(store.get(bad, "a"), Err(StoreError::InvalidKey(_))),
+                "namespace {bad:?} must be rejected"
+            );
+        }
+    }
+}

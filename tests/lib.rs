@@ -1,0 +1,1 @@
+//! Shared helpers live in `util.rs`, used by the integration test binary `tests.rs`.
