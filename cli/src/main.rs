@@ -1,1 +1,47 @@
-fn main() {}
+//! The `fourfold` command-line tool.
+//!
+//! INVARIANT: the CLI's dependencies (clap) stay out of the `fourfold` library; this binary only
+//! parses arguments and prints what the library decides.
+
+mod demo;
+mod policy_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// fourfold: reliability, observability, context and cost controls for AI agents.
+#[derive(Parser)]
+#[command(name = "fourfold", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scripted agent against the example policy: allowed, denied and gated requests.
+    Demo,
+    /// Check requests against a policy and manage pending approvals.
+    Policy(policy_cmd::PolicyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => demo::run(),
+        Command::Policy(args) => policy_cmd::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            let mut source = std::error::Error::source(error.as_ref());
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::from(2)
+        }
+    }
+}

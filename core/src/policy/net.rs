@@ -61,7 +61,11 @@ fn normalize_host(raw: &str) -> Result<(String, bool), String> {
             (domain, true)
         }
         Host::Ipv4(address) => (address.to_string(), false),
-        Host::Ipv6(address) => (format!("[{address}]"), false),
+        // An IPv4-mapped IPv6 address reaches the IPv4 host, so it is judged as that host.
+        Host::Ipv6(address) => match address.to_ipv4_mapped() {
+            Some(mapped) => (mapped.to_string(), false),
+            None => (format!("[{address}]"), false),
+        },
     })
 }
 
@@ -223,6 +227,10 @@ mod tests {
         check_target("http://2130706433/", Ok(("http", "127.0.0.1", Some(80))));
         check_target("127.1", Ok(("https", "127.0.0.1", Some(443))));
         check_target("http://[::1]:8080/", Ok(("http", "[::1]", Some(8080))));
+        check_target("http://[::ffff:169.254.169.254]/", Ok(("http", "169.254.169.254", Some(80))));
+        check_target("http://[::ffff:a9fe:a9fe]/", Ok(("http", "169.254.169.254", Some(80))));
+        check_target("http://0251.0376.0251.0376/", Ok(("http", "169.254.169.254", Some(80))));
+        check_target("http://169.254.43518/", Ok(("http", "169.254.169.254", Some(80))));
         check_target("https://bücher.example/", Ok(("https", "xn--bcher-kva.example", Some(443))));
         check_target("https://g\u{0456}thub.com/", Ok(("https", "xn--gthub-n2e.com", Some(443))));
         check_target("https://evil%2ecom/", Ok(("https", "evil.com", Some(443))));

@@ -1,0 +1,122 @@
+//! `fourfold policy`: check requests given as JSON, list, approve and reject pending approvals.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use fourfold::{Policy, Request};
+
+#[derive(Args)]
+pub(crate) struct PolicyArgs {
+    #[command(subcommand)]
+    command: PolicyCommand,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Decide requests: one JSON request as an argument, or one per line on stdin. Prints one JSON
+    /// decision per request. Exits 0 when every line was a valid request, 2 otherwise.
+    Check {
+        /// The policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// A request as JSON, e.g. '{"agent":"coder","action":"read","path":"src/lib.rs"}'.
+        request: Option<String>,
+    },
+    /// List pending approvals as JSON, one per line.
+    Approvals {
+        /// The policy file (its approval store is used).
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    /// Approve a pending approval.
+    Approve {
+        /// The policy file (its approval store is used).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The approval id.
+        id: String,
+        /// Who approves.
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Reject a pending approval.
+    Reject {
+        /// The policy file (its approval store is used).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The approval id.
+        id: String,
+        /// Who rejects.
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+pub(crate) fn run(args: PolicyArgs) -> CliResult {
+    match args.command {
+        PolicyCommand::Check { policy, request } => check(&Policy::from_file(policy)?, request),
+        PolicyCommand::Approvals { policy } => {
+            let mut stdout = std::io::stdout().lock();
+            for approval in Policy::from_file(policy)?.pending_approvals()? {
+                writeln!(stdout, "{}", serde_json::to_string(&approval)?)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Approve { policy, id, by, reason } => {
+            let approval = Policy::from_file(policy)?.approve(&id, &by, &reason)?;
+            println!("{}", serde_json::to_string(&approval)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Reject { policy, id, by, reason } => {
+            let approval = Policy::from_file(policy)?.reject(&id, &by, &reason)?;
+            println!("{}", serde_json::to_string(&approval)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Decides one request line; a line that is not a valid request prints an error object.
+fn check_line(policy: &Policy, line: &str, out: &mut impl Write) -> Result<bool, Box<dyn std::error::Error>> {
+    let decided = serde_json::from_str::<Request>(line)
+        .map_err(|error| format!("invalid request: {error}"))
+        .and_then(|request| policy.check(&request).map_err(|error| error.to_string()));
+    match decided {
+        Ok(decision) => {
+            writeln!(out, "{}", serde_json::to_string(&decision)?)?;
+            Ok(true)
+        }
+        Err(error) => {
+            writeln!(out, "{}", serde_json::json!({ "error": error }))?;
+            Ok(false)
+        }
+    }
+}
+
+fn check(policy: &Policy, request: Option<String>) -> CliResult {
+    let mut stdout = std::io::stdout().lock();
+    let mut all_valid = true;
+    match request {
+        Some(line) => all_valid &= check_line(policy, &line, &mut stdout)?,
+        None => {
+            for line in std::io::stdin().lock().lines() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                all_valid &= check_line(policy, &line, &mut stdout)?;
+                stdout.flush()?;
+            }
+        }
+    }
+    Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}

@@ -1,0 +1,144 @@
+//! The `fourfold` binary: `policy check` as scripts use it (JSON in, JSON out), approvals across
+//! invocations, bad input, and the demo.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const POLICY: &str = r#"
+[[rule]]
+id = "read-src"
+effect = "allow"
+read = ["src/**"]
+
+[[rule]]
+id = "no-secrets"
+effect = "deny"
+read = [".env"]
+
+[[rule]]
+id = "push"
+effect = "gate"
+gates = ["human-review"]
+run = ["git push*"]
+"#;
+
+fn fourfold(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fourfold"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fourfold starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn write_policy(dir: &Path) -> String {
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, POLICY).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+fn lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect()
+}
+
+#[test]
+fn check_reads_requests_from_stdin_and_prints_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path());
+    let output = fourfold(
+        &["policy", "check", "--policy", &policy],
+        "{\"agent\":\"a\",\"action\":\"read\",\"path\":\"src/lib.rs\"}\n\n{\"agent\":\"a\",\"action\":\"read\",\"path\":\".env\"}\n",
+    );
+    assert!(output.status.success(), "{output:?}");
+    let decisions = lines(&output);
+    assert_eq!(decisions.len(), 2);
+    assert_eq!(decisions[0]["effect"], "allow");
+    assert_eq!(decisions[0]["rule"]["id"], "read-src");
+    assert_eq!(decisions[0]["rule"]["line"], 2);
+    assert_eq!(decisions[0]["rule"]["file"], policy.as_str());
+    assert_eq!(decisions[1]["effect"], "deny");
+    assert_eq!(decisions[1]["rule"]["id"], "no-secrets");
+    assert!(decisions[1]["reason"].as_str().unwrap().contains(".env"));
+}
+
+#[test]
+fn check_takes_one_request_as_an_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path());
+    let request = r#"{"agent":"a","action":"net","url":"https://example.com"}"#;
+    let output = fourfold(&["policy", "check", "--policy", &policy, request], "");
+    assert!(output.status.success());
+    assert_eq!(lines(&output)[0]["effect"], "deny");
+    assert_eq!(lines(&output)[0]["rule"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_bad_request_line_is_reported_and_the_rest_still_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path());
+    let output = fourfold(
+        &["policy", "check", "--policy", &policy],
+        "not json\n{\"agent\":\"a\",\"action\":\"fly\"}\n{\"agent\":\"a\",\"action\":\"read\",\"path\":\"src/x\"}\n",
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let decisions = lines(&output);
+    assert!(decisions[0]["error"].as_str().unwrap().starts_with("invalid request"));
+    assert!(decisions[1]["error"].is_string());
+    assert_eq!(decisions[2]["effect"], "allow");
+}
+
+#[test]
+fn a_bad_policy_file_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[[rule]]\nid = \"x\"\neffect = \"permit\"\nread = [\"**\"]\n").unwrap();
+    let output = fourfold(&["policy", "check", "--policy", file.to_str().unwrap(), "{}"], "");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("bad.toml:3: rule `x`: unknown effect `permit`"), "{stderr}");
+}
+
+#[test]
+fn approvals_work_across_invocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path());
+    let push = r#"{"agent":"a","action":"run","command":"git push origin main"}"#;
+    let pending = lines(&fourfold(&["policy", "check", "--policy", &policy, push], ""));
+    assert_eq!(pending[0]["effect"], "pending", "{pending:?}");
+    let approval_id = pending[0]["approval_id"].as_str().unwrap().to_string();
+    let listed = lines(&fourfold(&["policy", "approvals", "--policy", &policy], ""));
+    assert_eq!(listed[0]["id"], approval_id.as_str());
+    let approved = fourfold(
+        &["policy", "approve", "--policy", &policy, &approval_id, "--by", "alice", "--reason", "ok"],
+        "",
+    );
+    assert!(approved.status.success(), "{approved:?}");
+    assert_eq!(lines(&fourfold(&["policy", "check", "--policy", &policy, push], ""))[0]["effect"], "allow");
+    assert_eq!(lines(&fourfold(&["policy", "check", "--policy", &policy, push], ""))[0]["effect"], "pending");
+    let again = fourfold(&["policy", "reject", "--policy", &policy, &approval_id, "--by", "bob"], "");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8(again.stderr).unwrap().contains("already used"));
+}
+
+#[test]
+fn the_demo_runs_and_shows_every_kind_of_decision() {
+    let output = fourfold(&["demo"], "");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for expected in ["ALLOW", "DENY", "PENDING", "APPROVE", "rule `no-secrets`", "gate events recorded"] {
+        assert!(stdout.contains(expected), "demo output lacks {expected:?}:\n{stdout}");
+    }
+}

@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests.
+
+use fourfold::{Policy, PolicyBuilder, Request, Verdict};
+
+/// The workspace root every test policy uses; it need not exist.
+pub const ROOT: &str = "/work/repo";
+
+/// A builder for the policy in `text`, rooted at [`ROOT`].
+pub fn builder(text: &str) -> PolicyBuilder {
+    Policy::builder_from_toml(text)
+        .unwrap_or_else(|error| panic!("test policy does not parse: {error}"))
+        .root(ROOT)
+}
+
+/// The policy in `text`, rooted at [`ROOT`], with approvals in memory.
+pub fn policy(text: &str) -> Policy {
+    builder(text)
+        .build()
+        .unwrap_or_else(|error| panic!("test policy does not compile: {error}"))
+}
+
+/// The verdict of `request` under `policy`.
+pub fn verdict(policy: &Policy, request: &Request) -> Verdict {
+    policy
+        .check(request)
+        .unwrap_or_else(|error| panic!("check failed: {error}"))
+        .verdict
+}
+
+/// Asserts that `request` gets `expected` under `policy`.
+#[track_caller]
+pub fn check(policy: &Policy, request: Request, expected: Verdict) {
+    let decision = policy.check(&request).expect("check failed");
+    assert_eq!(
+        decision.verdict, expected,
+        "{request:?}\n  reason: {}",
+        decision.reason
+    );
+}
