@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use fourfold::{Event, EventKind, GateOutcome, Plugin, Policy, PluginRegistry, Request, Verdict};
+use fourfold::{Event, EventKind, GateOutcome, Plugin, PluginRegistry, Policy, Request, Verdict};
 use serde_json::json;
 
 /// The example policy, embedded so that the demo runs from any directory.
@@ -46,9 +46,13 @@ impl Plugin for CiStatus {
 
     fn check(&self, _request: &Request) -> GateOutcome {
         if self.green.load(Ordering::SeqCst) {
-            GateOutcome::Pass { reason: "CI is green".to_string() }
+            GateOutcome::Pass {
+                reason: "CI is green".to_string(),
+            }
         } else {
-            GateOutcome::Pending { reason: "CI is still running".to_string() }
+            GateOutcome::Pending {
+                reason: "CI is still running".to_string(),
+            }
         }
     }
 }
@@ -91,8 +95,13 @@ pub(crate) fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     plugins.install(audit.clone())?;
     plugins.install(ci.clone())?;
     let policy_file = dir.join("policy.toml");
-    let policy = Policy::builder_from_file(&policy_file)?.plugins(plugins).build()?;
-    println!("fourfold demo: agent `coder` on task T-12, policy {}\n", policy_file.display());
+    let policy = Policy::builder_from_file(&policy_file)?
+        .plugins(plugins)
+        .build()?;
+    println!(
+        "fourfold demo: agent `coder` on task T-12, policy {}\n",
+        policy_file.display()
+    );
 
     let coder = |request: Request| request.task("T-12").run_id("demo-run");
     let script = [
@@ -115,7 +124,9 @@ pub(crate) fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!("\n-- a push needs human review --");
     let push = coder(Request::run("coder", "git push origin main"));
     let pending = show(&policy, &push)?;
-    let approval_id = pending.approval_id.ok_or("the push should wait on an approval")?;
+    let approval_id = pending
+        .approval_id
+        .ok_or("the push should wait on an approval")?;
     policy.approve(&approval_id, "alice", "reviewed the diff")?;
     println!("APPROVE {approval_id} by alice");
     show(&policy, &push)?;
@@ -123,7 +134,11 @@ pub(crate) fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     show(&policy, &push)?;
 
     println!("\n-- a merge needs green tests (a plugin gate) --");
-    let merge = coder(Request::tool("coder", "github.merge_pull_request", json!({"number": 42})));
+    let merge = coder(Request::tool(
+        "coder",
+        "github.merge_pull_request",
+        json!({"number": 42}),
+    ));
     show(&policy, &merge)?;
     ci.green.store(true, Ordering::SeqCst);
     println!("CI turns green");

@@ -72,12 +72,22 @@ pub(crate) fn run(args: PolicyArgs) -> CliResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Approve { policy, id, by, reason } => {
+        PolicyCommand::Approve {
+            policy,
+            id,
+            by,
+            reason,
+        } => {
             let approval = Policy::from_file(policy)?.approve(&id, &by, &reason)?;
             println!("{}", serde_json::to_string(&approval)?);
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Reject { policy, id, by, reason } => {
+        PolicyCommand::Reject {
+            policy,
+            id,
+            by,
+            reason,
+        } => {
             let approval = Policy::from_file(policy)?.reject(&id, &by, &reason)?;
             println!("{}", serde_json::to_string(&approval)?);
             Ok(ExitCode::SUCCESS)
@@ -86,7 +96,11 @@ pub(crate) fn run(args: PolicyArgs) -> CliResult {
 }
 
 /// Decides one request line; a line that is not a valid request prints an error object.
-fn check_line(policy: &Policy, line: &str, out: &mut impl Write) -> Result<bool, Box<dyn std::error::Error>> {
+fn check_line(
+    policy: &Policy,
+    line: &str,
+    out: &mut impl Write,
+) -> Result<bool, Box<dyn std::error::Error>> {
     let decided = serde_json::from_str::<Request>(line)
         .map_err(|error| format!("invalid request: {error}"))
         .and_then(|request| policy.check(&request).map_err(|error| error.to_string()));
@@ -118,5 +132,9 @@ fn check(policy: &Policy, request: Option<String>) -> CliResult {
             }
         }
     }
-    Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

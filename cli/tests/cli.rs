@@ -95,7 +95,10 @@ fn a_bad_request_line_is_reported_and_the_rest_still_checked() {
     );
     assert_eq!(output.status.code(), Some(2));
     let decisions = lines(&output);
-    assert!(decisions[0]["error"].as_str().unwrap().starts_with("invalid request"));
+    assert!(decisions[0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid request"));
     assert!(decisions[1]["error"].is_string());
     assert_eq!(decisions[2]["effect"], "allow");
 }
@@ -104,11 +107,21 @@ fn a_bad_request_line_is_reported_and_the_rest_still_checked() {
 fn a_bad_policy_file_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    std::fs::write(&file, "[[rule]]\nid = \"x\"\neffect = \"permit\"\nread = [\"**\"]\n").unwrap();
-    let output = fourfold(&["policy", "check", "--policy", file.to_str().unwrap(), "{}"], "");
+    std::fs::write(
+        &file,
+        "[[rule]]\nid = \"x\"\neffect = \"permit\"\nread = [\"**\"]\n",
+    )
+    .unwrap();
+    let output = fourfold(
+        &["policy", "check", "--policy", file.to_str().unwrap(), "{}"],
+        "",
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("bad.toml:3: rule `x`: unknown effect `permit`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:3: rule `x`: unknown effect `permit`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -116,29 +129,81 @@ fn approvals_work_across_invocations() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path());
     let push = r#"{"agent":"a","action":"run","command":"git push origin main"}"#;
-    let pending = lines(&fourfold(&["policy", "check", "--policy", &policy, push], ""));
+    let pending = lines(&fourfold(
+        &["policy", "check", "--policy", &policy, push],
+        "",
+    ));
     assert_eq!(pending[0]["effect"], "pending", "{pending:?}");
     let approval_id = pending[0]["approval_id"].as_str().unwrap().to_string();
     let listed = lines(&fourfold(&["policy", "approvals", "--policy", &policy], ""));
     assert_eq!(listed[0]["id"], approval_id.as_str());
     let approved = fourfold(
-        &["policy", "approve", "--policy", &policy, &approval_id, "--by", "alice", "--reason", "ok"],
+        &[
+            "policy",
+            "approve",
+            "--policy",
+            &policy,
+            &approval_id,
+            "--by",
+            "alice",
+            "--reason",
+            "ok",
+        ],
         "",
     );
     assert!(approved.status.success(), "{approved:?}");
-    assert_eq!(lines(&fourfold(&["policy", "check", "--policy", &policy, push], ""))[0]["effect"], "allow");
-    assert_eq!(lines(&fourfold(&["policy", "check", "--policy", &policy, push], ""))[0]["effect"], "pending");
-    let again = fourfold(&["policy", "reject", "--policy", &policy, &approval_id, "--by", "bob"], "");
+    assert_eq!(
+        lines(&fourfold(
+            &["policy", "check", "--policy", &policy, push],
+            ""
+        ))[0]["effect"],
+        "allow"
+    );
+    assert_eq!(
+        lines(&fourfold(
+            &["policy", "check", "--policy", &policy, push],
+            ""
+        ))[0]["effect"],
+        "pending"
+    );
+    let again = fourfold(
+        &[
+            "policy",
+            "reject",
+            "--policy",
+            &policy,
+            &approval_id,
+            "--by",
+            "bob",
+        ],
+        "",
+    );
     assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8(again.stderr).unwrap().contains("already used"));
+    assert!(String::from_utf8(again.stderr)
+        .unwrap()
+        .contains("already used"));
 }
 
 #[test]
 fn the_demo_runs_and_shows_every_kind_of_decision() {
     let output = fourfold(&["demo"], "");
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    for expected in ["ALLOW", "DENY", "PENDING", "APPROVE", "rule `no-secrets`", "gate events recorded"] {
-        assert!(stdout.contains(expected), "demo output lacks {expected:?}:\n{stdout}");
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "ALLOW",
+        "DENY",
+        "PENDING",
+        "APPROVE",
+        "rule `no-secrets`",
+        "gate events recorded",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "demo output lacks {expected:?}:\n{stdout}"
+        );
     }
 }

@@ -97,7 +97,8 @@ pub struct Approval {
 impl Approval {
     /// Whether the approval has expired at `now_ns`.
     pub fn is_expired_at(&self, now_ns: u64) -> bool {
-        self.expires_ns.is_some_and(|expires_ns| now_ns >= expires_ns)
+        self.expires_ns
+            .is_some_and(|expires_ns| now_ns >= expires_ns)
     }
 }
 
@@ -133,7 +134,7 @@ impl ApprovalBook<'_> {
                 approvals.push(stored);
             }
         }
-        approvals.sort_by(|a, b| a.approval.created_ns.cmp(&b.approval.created_ns));
+        approvals.sort_by_key(|stored| stored.approval.created_ns);
         Ok(approvals)
     }
 
@@ -152,7 +153,8 @@ impl ApprovalBook<'_> {
 
     pub(crate) fn create(&self, approval: &Approval) -> Result<bool, StoreError> {
         let bytes = encode(approval);
-        self.store.compare_and_swap(NAMESPACE, &approval.id, None, Some(&bytes))
+        self.store
+            .compare_and_swap(NAMESPACE, &approval.id, None, Some(&bytes))
     }
 
     /// Moves `stored` to `state`; fails with a conflict when the record changed since it was read.

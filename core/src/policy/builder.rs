@@ -58,7 +58,10 @@ impl PolicyBuilder {
         PolicyBuilder {
             root: None,
             resolve_symlinks: false,
-            allowed_env: DEFAULT_ALLOWED_ENV.iter().map(|name| name.to_string()).collect(),
+            allowed_env: DEFAULT_ALLOWED_ENV
+                .iter()
+                .map(|name| name.to_string())
+                .collect(),
             agents: vec![],
             gates: vec![],
             rules: vec![],
@@ -224,10 +227,15 @@ impl PolicyState {
         let roles = RoleTable::build(&builder.agents)
             .map_err(|reason| in_file(InvalidPolicyError::new(reason)))?;
         let mut gates = FxHashMap::default();
-        gates.insert(HUMAN_REVIEW.to_string(), GateDef::new(HUMAN_REVIEW, GateKind::Human));
+        gates.insert(
+            HUMAN_REVIEW.to_string(),
+            GateDef::new(HUMAN_REVIEW, GateKind::Human),
+        );
         for gate in &builder.gates {
             if gate.name.is_empty() {
-                return Err(in_file(InvalidPolicyError::new("a gate has an empty name").at_line(gate.line)));
+                return Err(in_file(
+                    InvalidPolicyError::new("a gate has an empty name").at_line(gate.line),
+                ));
             }
             gates.insert(gate.name.clone(), gate.clone());
         }
@@ -253,7 +261,10 @@ impl PolicyState {
     }
 
     /// Compiles rules granted at run time against this policy's root, gates and roles.
-    pub(crate) fn compile_grant(&self, rules: &[Rule]) -> Result<CompiledRules, InvalidPolicyError> {
+    pub(crate) fn compile_grant(
+        &self,
+        rules: &[Rule],
+    ) -> Result<CompiledRules, InvalidPolicyError> {
         let context = CompileContext {
             root: &self.root,
             file: None,
@@ -267,8 +278,8 @@ impl PolicyState {
 /// The built-in deny on writing or deleting the policy file and the approval store, when they sit
 /// inside the workspace: an agent must not be able to rewrite its own policy or approve itself.
 fn protect_rule(root: &str, builder: &PolicyBuilder) -> Option<Rule> {
-    let mut rule = Rule::deny(PROTECT_RULE_ID)
-        .reason("agents may not change their own policy or approvals");
+    let mut rule =
+        Rule::deny(PROTECT_RULE_ID).reason("agents may not change their own policy or approvals");
     for protected in builder.source_file.iter().chain(&builder.store_dir) {
         let Ok(absolute) = absolute_root(protected) else {
             continue;

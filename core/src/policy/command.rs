@@ -5,5 +5,7 @@ pub(crate) struct ShellOptions {
     pub allowed_env: Vec<String>,
 }
 pub(crate) fn analyse(_command_line: &str, _options: &ShellOptions) -> Vec<ShellAtom> {
-    vec![ShellAtom::Uncertain { reason: "shell analysis is not built yet".to_string() }]
+    vec![ShellAtom::Uncertain {
+        reason: "shell analysis is not built yet".to_string(),
+    }]
 }

@@ -295,14 +295,20 @@ fn validate_rule(rule: &Rule, context: &CompileContext<'_>) -> Result<(), Invali
             "the rule names no action (read, write, delete, run, net or tools), so it can never match",
         ));
     }
-    for (field, list) in [("agents", &rule.agents), ("roles", &rule.roles), ("tasks", &rule.tasks)] {
+    for (field, list) in [
+        ("agents", &rule.agents),
+        ("roles", &rule.roles),
+        ("tasks", &rule.tasks),
+    ] {
         if list.as_ref().is_some_and(Vec::is_empty) {
             return Err(InvalidPolicyError::new(format!(
                 "`{field}` is an empty list, so the rule can never match; leave it out to mean every one"
             )));
         }
         if let Some(value) = list.iter().flatten().find(|value| value.is_empty()) {
-            return Err(InvalidPolicyError::new(format!("`{field}` has an empty name `{value}`")));
+            return Err(InvalidPolicyError::new(format!(
+                "`{field}` has an empty name `{value}`"
+            )));
         }
     }
     for role in rule.roles.iter().flatten() {
@@ -316,11 +322,18 @@ fn validate_rule(rule: &Rule, context: &CompileContext<'_>) -> Result<(), Invali
         Effect::Gate if rule.gates.is_empty() => Err(InvalidPolicyError::new(
             "effect `gate` needs `gates`: the names of the gates that must pass",
         )),
-        Effect::Allow | Effect::Deny if !rule.gates.is_empty() => Err(InvalidPolicyError::new(
-            format!("`gates` only applies to effect `gate`, not `{}`", rule.effect.name()),
-        )),
+        Effect::Allow | Effect::Deny if !rule.gates.is_empty() => {
+            Err(InvalidPolicyError::new(format!(
+                "`gates` only applies to effect `gate`, not `{}`",
+                rule.effect.name()
+            )))
+        }
         _ => {
-            if let Some(unknown) = rule.gates.iter().find(|gate| !context.gates.contains_key(*gate)) {
+            if let Some(unknown) = rule
+                .gates
+                .iter()
+                .find(|gate| !context.gates.contains_key(*gate))
+            {
                 return Err(InvalidPolicyError::new(format!(
                     "unknown gate `{unknown}`: declare it under [gates] or use `human-review`"
                 )));
@@ -345,17 +358,27 @@ impl CompiledRules {
         for (rule_idx, rule) in rules.iter().enumerate() {
             let in_rule = |error: InvalidPolicyError| error.in_rule(&rule.id).at_line(rule.line);
             if let Some(first_line) = seen_ids.insert(&rule.id, rule.line) {
-                let first = first_line.map_or(String::new(), |line| format!(" (first at line {line})"));
-                return Err(in_rule(InvalidPolicyError::new(format!("duplicate rule id{first}"))));
+                let first =
+                    first_line.map_or(String::new(), |line| format!(" (first at line {line})"));
+                return Err(in_rule(InvalidPolicyError::new(format!(
+                    "duplicate rule id{first}"
+                ))));
             }
             validate_rule(rule, context).map_err(in_rule)?;
             let rule_idx = u32::try_from(rule_idx)
                 .map_err(|_| InvalidPolicyError::new("more than 4 billion rules"))?;
-            let (keys, agent_globs) = subject_keys(rule).map_err(|reason| in_rule(InvalidPolicyError::new(reason)))?;
+            let (keys, agent_globs) =
+                subject_keys(rule).map_err(|reason| in_rule(InvalidPolicyError::new(reason)))?;
             let entries: Vec<(SubjectKey, Entry)> = keys
                 .into_iter()
                 .map(|(key, check_agent_globs)| {
-                    (key, Entry { rule_idx, check_agent_globs })
+                    (
+                        key,
+                        Entry {
+                            rule_idx,
+                            check_agent_globs,
+                        },
+                    )
                 })
                 .collect();
             for (access, patterns) in [
@@ -369,8 +392,13 @@ impl CompiledRules {
                     push_for_subjects(&mut path_items[access_slot(access)], &entries, &compiled);
                 }
             }
-            compile_each(&rule.run, program::compile_pattern, &entries, &mut run_items)
-                .map_err(in_rule)?;
+            compile_each(
+                &rule.run,
+                program::compile_pattern,
+                &entries,
+                &mut run_items,
+            )
+            .map_err(in_rule)?;
             compile_each(&rule.net, net::compile_pattern, &entries, &mut net_items)
                 .map_err(in_rule)?;
             for tool in &rule.tools {
@@ -433,7 +461,10 @@ impl CompiledRules {
             return;
         }
         if let Some(tasks) = &meta.tasks {
-            if !subject.task.is_some_and(|task| tasks.iter().any(|known| known == task)) {
+            if !subject
+                .task
+                .is_some_and(|task| tasks.iter().any(|known| known == task))
+            {
                 return;
             }
         }
@@ -462,7 +493,9 @@ impl CompiledRules {
         self.paths[access_slot(access)].for_each(subject, |index| {
             for prefix in path::index_prefixes(path) {
                 if let Some(bucket) = index.buckets.get(prefix) {
-                    bucket.set.matches_candidate_into(&candidate, &mut glob_indices);
+                    bucket
+                        .set
+                        .matches_candidate_into(&candidate, &mut glob_indices);
                     for glob_idx in &glob_indices {
                         if let Some(entry) = bucket.owners.get(*glob_idx) {
                             self.consider(set_idx, *entry, subject, false, fold);
@@ -577,9 +610,11 @@ impl CompiledRules {
     }
 }
 
-/// The subject keys a rule is indexed under, each with whether agent globs must be checked, and the
-/// rule's agent globs.
-fn subject_keys(rule: &Rule) -> Result<(Vec<(SubjectKey, bool)>, Option<GlobSet>), String> {
+/// The subject keys a rule is indexed under, each with whether agent globs must be checked.
+type SubjectKeys = Vec<(SubjectKey, bool)>;
+
+/// The subject keys of a rule, and its agent globs.
+fn subject_keys(rule: &Rule) -> Result<(SubjectKeys, Option<GlobSet>), String> {
     if rule.agents.is_none() && rule.roles.is_none() {
         return Ok((vec![(SubjectKey::Any, false)], None));
     }
@@ -590,7 +625,10 @@ fn subject_keys(rule: &Rule) -> Result<(Vec<(SubjectKey, bool)>, Option<GlobSet>
         if agent == "*" {
             keys.push((SubjectKey::Any, false));
         } else if is_glob(agent) {
-            globs.add(globset::Glob::new(agent).map_err(|error| format!("agent pattern `{agent}`: {error}"))?);
+            globs.add(
+                globset::Glob::new(agent)
+                    .map_err(|error| format!("agent pattern `{agent}`: {error}"))?,
+            );
             n_globs += 1;
         } else {
             keys.push((SubjectKey::Agent(agent.clone()), false));
@@ -625,7 +663,8 @@ fn compile_each<P: Clone>(
     items: &mut Vec<(SubjectKey, Entry, P)>,
 ) -> Result<(), InvalidPolicyError> {
     for pattern in patterns {
-        let compiled = compile(&pattern.value).map_err(|reason| located_error(reason, pattern.line))?;
+        let compiled =
+            compile(&pattern.value).map_err(|reason| located_error(reason, pattern.line))?;
         push_for_subjects(items, entries, &compiled);
     }
     Ok(())
@@ -651,8 +690,16 @@ fn build_net_index(patterns: Vec<(Entry, NetPattern)>) -> NetIndex {
     let mut index = NetIndex::default();
     for (entry, pattern) in patterns {
         match &pattern.host {
-            HostPattern::Exact(host) => index.exact.entry(host.clone()).or_default().push((entry, pattern)),
-            HostPattern::Suffix(suffix) => index.suffix.entry(suffix.clone()).or_default().push((entry, pattern)),
+            HostPattern::Exact(host) => index
+                .exact
+                .entry(host.clone())
+                .or_default()
+                .push((entry, pattern)),
+            HostPattern::Suffix(suffix) => index
+                .suffix
+                .entry(suffix.clone())
+                .or_default()
+                .push((entry, pattern)),
             HostPattern::Any => index.any_host.push((entry, pattern)),
         }
     }

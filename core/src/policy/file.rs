@@ -130,7 +130,11 @@ fn parse_duration_ns(text: &str) -> Result<u64, String> {
         "m" => 60,
         "h" => 3_600,
         "d" => 86_400,
-        _ => return Err(format!("duration `{text}` has unknown unit `{unit}`: use s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "duration `{text}` has unknown unit `{unit}`: use s, m, h or d"
+            ))
+        }
     };
     if amount == 0 {
         return Err(format!("duration `{text}` is zero"));
@@ -145,7 +149,9 @@ fn parse_effect(effect: &str) -> Result<Effect, String> {
         "allow" => Ok(Effect::Allow),
         "deny" => Ok(Effect::Deny),
         "gate" => Ok(Effect::Gate),
-        _ => Err(format!("unknown effect `{effect}`: use `allow`, `deny` or `gate`")),
+        _ => Err(format!(
+            "unknown effect `{effect}`: use `allow`, `deny` or `gate`"
+        )),
     }
 }
 
@@ -153,7 +159,9 @@ fn parse_gate_kind(kind: &str) -> Result<GateKind, String> {
     match kind {
         "human" => Ok(GateKind::Human),
         "plugin" => Ok(GateKind::Plugin),
-        _ => Err(format!("unknown gate kind `{kind}`: use `human` or `plugin`")),
+        _ => Err(format!(
+            "unknown gate kind `{kind}`: use `human` or `plugin`"
+        )),
     }
 }
 
@@ -209,10 +217,14 @@ pub(crate) fn parse(text: &str, file: Option<&Path>) -> Result<PolicyBuilder, In
         gate_def.line = line;
         if let Some(expires_after) = gate.expires_after {
             let expiry_line = lines.line_of(expires_after.span());
-            gate_def.expires_after_ns =
-                Some(parse_duration_ns(expires_after.get_ref()).map_err(|reason| {
-                    in_file(InvalidPolicyError::new(format!("gate `{name}`: {reason}")).at_line(expiry_line))
-                })?);
+            gate_def.expires_after_ns = Some(parse_duration_ns(expires_after.get_ref()).map_err(
+                |reason| {
+                    in_file(
+                        InvalidPolicyError::new(format!("gate `{name}`: {reason}"))
+                            .at_line(expiry_line),
+                    )
+                },
+            )?);
         }
         builder = builder.gate(gate_def);
     }
@@ -221,7 +233,11 @@ pub(crate) fn parse(text: &str, file: Option<&Path>) -> Result<PolicyBuilder, In
         let rule_def = spanned_rule.into_inner();
         let effect_line = lines.line_of(rule_def.effect.span());
         let effect = parse_effect(rule_def.effect.get_ref()).map_err(|reason| {
-            in_file(InvalidPolicyError::new(reason).in_rule(&rule_def.id).at_line(effect_line))
+            in_file(
+                InvalidPolicyError::new(reason)
+                    .in_rule(&rule_def.id)
+                    .at_line(effect_line),
+            )
         })?;
         let mut rule = Rule::new(rule_def.id.clone(), effect);
         rule.line = line;
@@ -231,7 +247,10 @@ pub(crate) fn parse(text: &str, file: Option<&Path>) -> Result<PolicyBuilder, In
         rule.gates = rule_def.gates;
         rule.reason = rule_def.reason;
         let locate_all = |patterns: Vec<Spanned<String>>| -> Vec<Located<String>> {
-            patterns.into_iter().map(|pattern| lines.located(pattern)).collect()
+            patterns
+                .into_iter()
+                .map(|pattern| lines.located(pattern))
+                .collect()
         };
         rule.read = locate_all(rule_def.read);
         rule.write = locate_all(rule_def.write);
@@ -278,22 +297,74 @@ mod tests {
 
     #[test]
     fn bad_policies_say_where_and_why() {
-        check_error("[[rule]]\nid = \"a\"\neffect = \"permit\"\nread = [\"**\"]\n", Some(3), "unknown effect `permit`");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\nreed = [\"**\"]\n", Some(4), "unknown field `reed`");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\n", Some(1), "names no action");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\n\nread = [\n  \"ok/**\",\n  \"a[\",\n]\n", Some(7), "a[");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\nread = [\"../x\"]\n", Some(4), "can never match");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"gate\"\ngates = [\"nobody\"]\nrun = [\"x\"]\n", Some(1), "unknown gate `nobody`");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"gate\"\nrun = [\"x\"]\n", Some(1), "needs `gates`");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\nagents = []\nrun = [\"x\"]\n", Some(1), "empty list");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\nroles = [\"ghost\"]\nrun = [\"x\"]\n", Some(1), "role `ghost`");
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"permit\"\nread = [\"**\"]\n",
+            Some(3),
+            "unknown effect `permit`",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"allow\"\nreed = [\"**\"]\n",
+            Some(4),
+            "unknown field `reed`",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"allow\"\n",
+            Some(1),
+            "names no action",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"allow\"\n\nread = [\n  \"ok/**\",\n  \"a[\",\n]\n",
+            Some(7),
+            "a[",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"allow\"\nread = [\"../x\"]\n",
+            Some(4),
+            "can never match",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"gate\"\ngates = [\"nobody\"]\nrun = [\"x\"]\n",
+            Some(1),
+            "unknown gate `nobody`",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"gate\"\nrun = [\"x\"]\n",
+            Some(1),
+            "needs `gates`",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"allow\"\nagents = []\nrun = [\"x\"]\n",
+            Some(1),
+            "empty list",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"allow\"\nroles = [\"ghost\"]\nrun = [\"x\"]\n",
+            Some(1),
+            "role `ghost`",
+        );
         check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\nrun = [\"x\"]\n[[rule]]\nid = \"a\"\neffect = \"deny\"\nrun = [\"y\"]\n", Some(5), "duplicate rule id");
-        check_error("[gates.ci]\nkind = \"robot\"\n", Some(1), "unknown gate kind");
-        check_error("[gates.ci]\nkind = \"plugin\"\nexpires_after = \"5 minutes\"\n", Some(3), "duration");
+        check_error(
+            "[gates.ci]\nkind = \"robot\"\n",
+            Some(1),
+            "unknown gate kind",
+        );
+        check_error(
+            "[gates.ci]\nkind = \"plugin\"\nexpires_after = \"5 minutes\"\n",
+            Some(3),
+            "duration",
+        );
         check_error("version = 2\n", Some(1), "unsupported policy version");
         check_error("[[rule]\n", Some(1), "");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\nrun = [\"cargo test; rm -rf /\"]\n", Some(4), "one rule per command");
-        check_error("[[rule]]\nid = \"a\"\neffect = \"allow\"\nnet = [\"evil*.com\"]\n", Some(4), "network pattern");
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"allow\"\nrun = [\"cargo test; rm -rf /\"]\n",
+            Some(4),
+            "one rule per command",
+        );
+        check_error(
+            "[[rule]]\nid = \"a\"\neffect = \"allow\"\nnet = [\"evil*.com\"]\n",
+            Some(4),
+            "network pattern",
+        );
     }
 
     #[test]

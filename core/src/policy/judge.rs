@@ -63,9 +63,17 @@ enum Resolved<'a> {
 impl Resolved<'_> {
     fn describe(&self) -> String {
         match self {
-            Resolved::Path { access, path, recursive } => {
+            Resolved::Path {
+                access,
+                path,
+                recursive,
+            } => {
                 let shown = if path.is_empty() { "." } else { path };
-                let below = if *recursive { " and everything below it" } else { "" };
+                let below = if *recursive {
+                    " and everything below it"
+                } else {
+                    ""
+                };
                 format!("{} `{shown}`{below}", access.name())
             }
             Resolved::Exec { argv, .. } => {
@@ -97,7 +105,10 @@ impl Judge<'_> {
     }
 
     /// The rule sets that apply to the request: the policy, then grants for this agent and task.
-    fn rule_sets<'s>(&'s self, request: &'s Request) -> impl Iterator<Item = (u32, &'s CompiledRules)> + 's {
+    fn rule_sets<'s>(
+        &'s self,
+        request: &'s Request,
+    ) -> impl Iterator<Item = (u32, &'s CompiledRules)> + 's {
         let grants = self.grants.iter().enumerate().filter(move |(_, grant)| {
             grant.agent == request.agent && request.task.as_deref() == Some(grant.task.as_str())
         });
@@ -126,7 +137,11 @@ impl Judge<'_> {
             Action::Read { path } | Action::Write { path } | Action::Delete { path } => {
                 let access = request.action.access().unwrap_or(Access::Read);
                 match self.resolve_path(&cwd, path) {
-                    Ok(path) => resolved.push(Resolved::Path { access, path, recursive: false }),
+                    Ok(path) => resolved.push(Resolved::Path {
+                        access,
+                        path,
+                        recursive: false,
+                    }),
                     Err(reason) => return deny(reason),
                 }
             }
@@ -151,9 +166,14 @@ impl Judge<'_> {
             },
             Action::Tool { name, args } => {
                 if !(args.is_object() || args.is_null()) {
-                    return deny(format!("the arguments of tool `{name}` are not a JSON object"));
+                    return deny(format!(
+                        "the arguments of tool `{name}` are not a JSON object"
+                    ));
                 }
-                resolved.push(Resolved::Tool { name, arguments: args });
+                resolved.push(Resolved::Tool {
+                    name,
+                    arguments: args,
+                });
             }
         }
         self.combine(request, subject, &resolved)
@@ -174,16 +194,28 @@ impl Judge<'_> {
         resolved: &mut Vec<Resolved<'a>>,
     ) -> Result<(), String> {
         match atom {
-            ShellAtom::Uncertain { reason } => Err(format!("the command line cannot be judged with certainty: {reason}")),
+            ShellAtom::Uncertain { reason } => Err(format!(
+                "the command line cannot be judged with certainty: {reason}"
+            )),
             ShellAtom::Exec { argv, open_tail } => match argv.first() {
                 Some(Word::Literal(_)) => {
-                    resolved.push(Resolved::Exec { argv, open_tail: *open_tail });
+                    resolved.push(Resolved::Exec {
+                        argv,
+                        open_tail: *open_tail,
+                    });
                     Ok(())
                 }
-                Some(Word::Dynamic(source)) => Err(format!("the program `{source}` is known only at run time")),
+                Some(Word::Dynamic(source)) => {
+                    Err(format!("the program `{source}` is known only at run time"))
+                }
                 None => Ok(()),
             },
-            ShellAtom::Path { access, path, cd_dirs, recursive } => {
+            ShellAtom::Path {
+                access,
+                path,
+                cd_dirs,
+                recursive,
+            } => {
                 // A relative path is judged from the request's directory and from every directory a
                 // `cd` on the line may have moved to (each alone, and all of them in sequence).
                 let mut bases = vec![cwd.to_string()];
@@ -199,12 +231,24 @@ impl Judge<'_> {
                 }
                 for base in bases {
                     let normalized = self.resolve_path(&base, path)?;
-                    resolved.push(Resolved::Path { access: *access, path: normalized, recursive: *recursive });
+                    resolved.push(Resolved::Path {
+                        access: *access,
+                        path: normalized,
+                        recursive: *recursive,
+                    });
                 }
                 Ok(())
             }
-            ShellAtom::Net { target, default_scheme, port } => {
-                resolved.push(Resolved::Net(net::parse_target(target, default_scheme, *port)?));
+            ShellAtom::Net {
+                target,
+                default_scheme,
+                port,
+            } => {
+                resolved.push(Resolved::Net(net::parse_target(
+                    target,
+                    default_scheme,
+                    *port,
+                )?));
                 Ok(())
             }
         }
@@ -214,7 +258,11 @@ impl Judge<'_> {
         let mut fold = Fold::default();
         for (set_idx, rules) in self.rule_sets(request) {
             match atom {
-                Resolved::Path { access, path, recursive } => {
+                Resolved::Path {
+                    access,
+                    path,
+                    recursive,
+                } => {
                     rules.match_path(set_idx, *access, path, subject, &mut fold);
                     if *recursive {
                         let mut below = Fold::default();
@@ -244,7 +292,12 @@ impl Judge<'_> {
         }
     }
 
-    fn combine(&self, request: &Request, subject: Subject<'_>, atoms: &[Resolved<'_>]) -> Judgement {
+    fn combine(
+        &self,
+        request: &Request,
+        subject: Subject<'_>,
+        atoms: &[Resolved<'_>],
+    ) -> Judgement {
         if atoms.is_empty() {
             return Judgement::Deny {
                 rule: None,
@@ -264,7 +317,11 @@ impl Judge<'_> {
             }
             if let Some(&rule) = fold.gates.first() {
                 for gate_rule in &fold.gates {
-                    for gate in self.rule_meta(*gate_rule).map(|meta| meta.gates.as_slice()).unwrap_or_default() {
+                    for gate in self
+                        .rule_meta(*gate_rule)
+                        .map(|meta| meta.gates.as_slice())
+                        .unwrap_or_default()
+                    {
                         if !all_gates.contains(gate) {
                             all_gates.push(gate.clone());
                         }
@@ -278,10 +335,17 @@ impl Judge<'_> {
                     first_allow.get_or_insert(rule);
                 }
                 None => {
-                    let task = request.task.as_deref().map_or(String::new(), |task| format!(" on task `{task}`"));
+                    let task = request
+                        .task
+                        .as_deref()
+                        .map_or(String::new(), |task| format!(" on task `{task}`"));
                     return Judgement::Deny {
                         rule: None,
-                        reason: format!("no rule allows agent `{}`{task} to {}", request.agent, atom.describe()),
+                        reason: format!(
+                            "no rule allows agent `{}`{task} to {}",
+                            request.agent,
+                            atom.describe()
+                        ),
                     };
                 }
             }
@@ -292,16 +356,32 @@ impl Judge<'_> {
                 self.by_rule(rule),
                 all_gates.join(" and ")
             );
-            return Judgement::Gate { rule, gates: all_gates, reason };
+            return Judgement::Gate {
+                rule,
+                gates: all_gates,
+                reason,
+            };
         }
         // INVARIANT: `atoms` is not empty and none was denied or gated, so every atom set `first_allow`.
         let reason = match (first_allow, atoms) {
-            (Some(rule), [only]) => format!("{} is allowed by {}", only.describe(), self.by_rule(rule)),
-            (Some(rule), _) => format!("all {} parts are allowed, the first by {}", atoms.len(), self.by_rule(rule)),
+            (Some(rule), [only]) => {
+                format!("{} is allowed by {}", only.describe(), self.by_rule(rule))
+            }
+            (Some(rule), _) => format!(
+                "all {} parts are allowed, the first by {}",
+                atoms.len(),
+                self.by_rule(rule)
+            ),
             (None, _) => {
-                return Judgement::Deny { rule: None, reason: "no rule allows the request".to_string() }
+                return Judgement::Deny {
+                    rule: None,
+                    reason: "no rule allows the request".to_string(),
+                }
             }
         };
-        Judgement::Allow { rule: first_allow, reason }
+        Judgement::Allow {
+            rule: first_allow,
+            reason,
+        }
     }
 }

@@ -145,7 +145,12 @@ impl Request {
 
     /// A request to run the shell command line `command`.
     pub fn run(agent: impl Into<String>, command: impl Into<String>) -> Request {
-        Request::new(agent, Action::Run { command: command.into() })
+        Request::new(
+            agent,
+            Action::Run {
+                command: command.into(),
+            },
+        )
     }
 
     /// A request to connect to `url`.
@@ -154,8 +159,18 @@ impl Request {
     }
 
     /// A request to call tool `name` with `args`.
-    pub fn tool(agent: impl Into<String>, name: impl Into<String>, args: serde_json::Value) -> Request {
-        Request::new(agent, Action::Tool { name: name.into(), args })
+    pub fn tool(
+        agent: impl Into<String>,
+        name: impl Into<String>,
+        args: serde_json::Value,
+    ) -> Request {
+        Request::new(
+            agent,
+            Action::Tool {
+                name: name.into(),
+                args,
+            },
+        )
     }
 
     /// Sets the task.
@@ -258,7 +273,8 @@ impl Policy {
 
     /// Reads a policy file into a builder, to add a store, plugins or a clock before building.
     pub fn builder_from_file(path: &Path) -> Result<PolicyBuilder, PolicyLoadError> {
-        let text = std::fs::read_to_string(path).map_err(|error| PolicyLoadError::read(path, error))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|error| PolicyLoadError::read(path, error))?;
         let builder = file::parse(&text, Some(path))?;
         if builder.store_dir.is_some() {
             return Ok(builder);
@@ -306,8 +322,14 @@ impl Policy {
     pub fn check(&self, request: &Request) -> Result<Decision, PolicyError> {
         let state = Arc::clone(&self.state.read());
         let grants = Arc::clone(&self.grants.read());
-        let judge = Judge { state: &state, grants: &grants };
-        let origin = |rule: Option<compiled::RuleRef>| rule.and_then(|rule| judge.rule_meta(rule)).map(|meta| meta.origin.clone());
+        let judge = Judge {
+            state: &state,
+            grants: &grants,
+        };
+        let origin = |rule: Option<compiled::RuleRef>| {
+            rule.and_then(|rule| judge.rule_meta(rule))
+                .map(|meta| meta.origin.clone())
+        };
         let decision = match judge.judge(request) {
             Judgement::Allow { rule, reason } => Decision {
                 verdict: Verdict::Allow,
@@ -323,7 +345,11 @@ impl Policy {
                 gates: vec![],
                 approval_id: None,
             },
-            Judgement::Gate { rule, gates, reason } => {
+            Judgement::Gate {
+                rule,
+                gates,
+                reason,
+            } => {
                 let held = Decision {
                     verdict: Verdict::Pending,
                     rule: origin(Some(rule)),
@@ -343,9 +369,16 @@ impl Policy {
     }
 
     /// Runs a gated request through its gates and approvals.
-    fn through_gates(&self, state: &PolicyState, request: &Request, held: Decision) -> Result<Decision, PolicyError> {
+    fn through_gates(
+        &self,
+        state: &PolicyState,
+        request: &Request,
+        held: Decision,
+    ) -> Result<Decision, PolicyError> {
         let _gate_guard = self.gate_lock.lock();
-        let book = ApprovalBook { store: self.store.as_ref() };
+        let book = ApprovalBook {
+            store: self.store.as_ref(),
+        };
         let now_ns = self.clock.now_ns();
         if let Some(stored) = book.find_for(request)? {
             if let Some(decision) = self.resume(&book, stored, request, &held, now_ns)? {
@@ -422,7 +455,9 @@ impl Policy {
             approval_id: Some(id.clone()),
             ..held.clone()
         };
-        if stored.approval.is_expired_at(now_ns) && !matches!(stored.approval.state, ApprovalState::Rejected { .. }) {
+        if stored.approval.is_expired_at(now_ns)
+            && !matches!(stored.approval.state, ApprovalState::Rejected { .. })
+        {
             let expired = transition(book, &stored, ApprovalState::Expired { at_ns: now_ns })?;
             let decision = with(Verdict::Deny, format!("approval `{id}` expired"));
             self.emit(&expired.request, GateEventOutcome::Expired, &decision, None);
@@ -431,14 +466,32 @@ impl Policy {
         match &stored.approval.state {
             ApprovalState::Approved { by, reason, .. } => {
                 let (by, why) = (by.clone(), reason.clone());
-                transition(book, &stored, ApprovalState::Used { by: by.clone(), at_ns: now_ns })?;
-                let decision = with(Verdict::Allow, format!("approved by `{by}` ({why}); approval `{id}` is now used"));
+                transition(
+                    book,
+                    &stored,
+                    ApprovalState::Used {
+                        by: by.clone(),
+                        at_ns: now_ns,
+                    },
+                )?;
+                let decision = with(
+                    Verdict::Allow,
+                    format!("approved by `{by}` ({why}); approval `{id}` is now used"),
+                );
                 self.emit(request, GateEventOutcome::Consumed, &decision, Some(by));
                 Ok(Some(decision))
             }
             ApprovalState::Rejected { by, reason, .. } => {
-                let decision = with(Verdict::Deny, format!("rejected by `{by}`: {reason} (approval `{id}`)"));
-                self.emit(request, GateEventOutcome::Denied, &decision, Some(by.clone()));
+                let decision = with(
+                    Verdict::Deny,
+                    format!("rejected by `{by}`: {reason} (approval `{id}`)"),
+                );
+                self.emit(
+                    request,
+                    GateEventOutcome::Denied,
+                    &decision,
+                    Some(by.clone()),
+                );
                 Ok(Some(decision))
             }
             ApprovalState::Pending => {
@@ -447,10 +500,22 @@ impl Policy {
                 for gate in &stored.approval.gates {
                     match self.run_gate(&state, gate, request) {
                         Some(GateOutcome::Fail { reason }) => {
-                            let rejected = ApprovalState::Rejected { by: gate.clone(), reason: reason.clone(), at_ns: now_ns };
+                            let rejected = ApprovalState::Rejected {
+                                by: gate.clone(),
+                                reason: reason.clone(),
+                                at_ns: now_ns,
+                            };
                             transition(book, &stored, rejected)?;
-                            let decision = with(Verdict::Deny, format!("gate `{gate}` failed: {reason} (approval `{id}`)"));
-                            self.emit(request, GateEventOutcome::Rejected, &decision, Some(gate.clone()));
+                            let decision = with(
+                                Verdict::Deny,
+                                format!("gate `{gate}` failed: {reason} (approval `{id}`)"),
+                            );
+                            self.emit(
+                                request,
+                                GateEventOutcome::Rejected,
+                                &decision,
+                                Some(gate.clone()),
+                            );
                             return Ok(Some(decision));
                         }
                         Some(GateOutcome::Pass { .. }) => {}
@@ -458,11 +523,24 @@ impl Policy {
                     }
                 }
                 if still_outstanding {
-                    return Ok(Some(with(Verdict::Pending, format!("{}; approval `{id}` is pending", held.reason))));
+                    return Ok(Some(with(
+                        Verdict::Pending,
+                        format!("{}; approval `{id}` is pending", held.reason),
+                    )));
                 }
                 let by = stored.approval.gates.join("+");
-                transition(book, &stored, ApprovalState::Used { by: by.clone(), at_ns: now_ns })?;
-                let decision = with(Verdict::Allow, format!("gates {by} passed; approval `{id}` is now used"));
+                transition(
+                    book,
+                    &stored,
+                    ApprovalState::Used {
+                        by: by.clone(),
+                        at_ns: now_ns,
+                    },
+                )?;
+                let decision = with(
+                    Verdict::Allow,
+                    format!("gates {by} passed; approval `{id}` is now used"),
+                );
                 self.emit(request, GateEventOutcome::Consumed, &decision, Some(by));
                 Ok(Some(decision))
             }
@@ -506,8 +584,12 @@ impl Policy {
         approver: &str,
         reason: &str,
     ) -> Result<Approval, PolicyError> {
-        let book = ApprovalBook { store: self.store.as_ref() };
-        let stored = book.get(id)?.ok_or_else(|| ApprovalError::Unknown(id.to_string()))?;
+        let book = ApprovalBook {
+            store: self.store.as_ref(),
+        };
+        let stored = book
+            .get(id)?
+            .ok_or_else(|| ApprovalError::Unknown(id.to_string()))?;
         if stored.approval.state != ApprovalState::Pending {
             return Err(ApprovalError::AlreadyResolved {
                 id: id.to_string(),
@@ -522,25 +604,38 @@ impl Policy {
         }
         let resolved = transition(&book, &stored, next)?;
         let decision = Decision {
-            verdict: if outcome == GateEventOutcome::Approved { Verdict::Allow } else { Verdict::Deny },
+            verdict: if outcome == GateEventOutcome::Approved {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            },
             rule: resolved.rule.clone(),
             reason: format!("{} by `{approver}`: {reason}", outcome.name()),
             gates: resolved.gates.clone(),
             approval_id: Some(resolved.id.clone()),
         };
-        self.emit(&resolved.request, outcome, &decision, Some(approver.to_string()));
+        self.emit(
+            &resolved.request,
+            outcome,
+            &decision,
+            Some(approver.to_string()),
+        );
         Ok(resolved)
     }
 
     /// The approval `id`, in whatever state.
     pub fn approval(&self, id: &str) -> Result<Option<Approval>, PolicyError> {
-        let book = ApprovalBook { store: self.store.as_ref() };
+        let book = ApprovalBook {
+            store: self.store.as_ref(),
+        };
         Ok(book.get(id)?.map(|stored| stored.approval))
     }
 
     /// Every approval still waiting for its gates, oldest first.
     pub fn pending_approvals(&self) -> Result<Vec<Approval>, PolicyError> {
-        let book = ApprovalBook { store: self.store.as_ref() };
+        let book = ApprovalBook {
+            store: self.store.as_ref(),
+        };
         Ok(book
             .all()?
             .into_iter()
@@ -563,9 +658,18 @@ impl Policy {
             .collect();
         let mut grants = self.grants.write();
         let compiled = self.state.read().compile_grant(&rules)?;
-        let id = format!("grant-{}", self.n_grants.fetch_add(1, Ordering::Relaxed) + 1);
+        let id = format!(
+            "grant-{}",
+            self.n_grants.fetch_add(1, Ordering::Relaxed) + 1
+        );
         let mut next: Vec<Arc<Grant>> = grants.as_ref().clone();
-        next.push(Arc::new(Grant { id: id.clone(), agent: agent.to_string(), task: task.to_string(), rules, compiled }));
+        next.push(Arc::new(Grant {
+            id: id.clone(),
+            agent: agent.to_string(),
+            task: task.to_string(),
+            rules,
+            compiled,
+        }));
         *grants = Arc::new(next);
         Ok(id)
     }
@@ -591,8 +695,14 @@ impl Policy {
 
     /// Reads the policy file again. On any error the policy in force stays as it was.
     pub fn reload(&self) -> Result<(), PolicyLoadError> {
-        let source = self.state.read().source_file.clone().ok_or(PolicyLoadError::NoSource)?;
-        let text = std::fs::read_to_string(&source).map_err(|error| PolicyLoadError::read(&source, error))?;
+        let source = self
+            .state
+            .read()
+            .source_file
+            .clone()
+            .ok_or(PolicyLoadError::NoSource)?;
+        let text = std::fs::read_to_string(&source)
+            .map_err(|error| PolicyLoadError::read(&source, error))?;
         self.replace(file::parse(&text, Some(&source))?)
     }
 
@@ -604,7 +714,11 @@ impl Policy {
         let mut next_grants = Vec::with_capacity(grants.len());
         for grant in grants.iter() {
             let compiled = next_state.compile_grant(&grant.rules).map_err(|error| {
-                InvalidPolicyError::new(format!("grant `{}` no longer compiles: {}", grant.id, error.reason()))
+                InvalidPolicyError::new(format!(
+                    "grant `{}` no longer compiles: {}",
+                    grant.id,
+                    error.reason()
+                ))
             })?;
             next_grants.push(Arc::new(Grant {
                 id: grant.id.clone(),
@@ -619,7 +733,13 @@ impl Policy {
         Ok(())
     }
 
-    fn emit(&self, request: &Request, outcome: GateEventOutcome, decision: &Decision, approver: Option<String>) {
+    fn emit(
+        &self,
+        request: &Request,
+        outcome: GateEventOutcome,
+        decision: &Decision,
+        approver: Option<String>,
+    ) {
         if self.plugins.is_empty() {
             return;
         }
@@ -646,7 +766,11 @@ impl Policy {
     }
 }
 
-fn transition(book: &ApprovalBook<'_>, stored: &StoredApproval, state: ApprovalState) -> Result<Approval, PolicyError> {
+fn transition(
+    book: &ApprovalBook<'_>,
+    stored: &StoredApproval,
+    state: ApprovalState,
+) -> Result<Approval, PolicyError> {
     book.transition(stored, state).map_err(|error| match error {
         TransitionError::Store(error) => PolicyError::Store(error),
         TransitionError::Approval(error) => PolicyError::Approval(error),

@@ -104,10 +104,14 @@ pub(crate) fn parse_target(
     port: Option<u16>,
 ) -> Result<NetTarget, String> {
     if has_forbidden_chars(target) {
-        return Err(format!("destination `{}` has spaces or control characters", target.escape_debug()));
+        return Err(format!(
+            "destination `{}` has spaces or control characters",
+            target.escape_debug()
+        ));
     }
     if target.contains("://") {
-        let url = Url::parse(target).map_err(|error| format!("`{target}` is not a valid url: {error}"))?;
+        let url = Url::parse(target)
+            .map_err(|error| format!("`{target}` is not a valid url: {error}"))?;
         let raw_host = url
             .host_str()
             .ok_or_else(|| format!("`{target}` has no host"))?;
@@ -150,7 +154,10 @@ pub(crate) fn parse_target(
 /// `*.suffix` or `*`. A pattern with a scheme and no port means the scheme's default port.
 pub(crate) fn compile_pattern(pattern: &str) -> Result<NetPattern, String> {
     if pattern.is_empty() || has_forbidden_chars(pattern) {
-        return Err(format!("network pattern `{}` is empty or has spaces", pattern.escape_debug()));
+        return Err(format!(
+            "network pattern `{}` is empty or has spaces",
+            pattern.escape_debug()
+        ));
     }
     let (scheme, rest) = match pattern.split_once("://") {
         Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
@@ -189,7 +196,8 @@ impl NetPattern {
 
 /// The suffixes a domain is indexed under for `*.suffix` rules: `a.b.c` gives `b.c`, then `c`.
 pub(crate) fn domain_suffixes(host: &str) -> impl Iterator<Item = &str> {
-    host.match_indices('.').map(move |(dot_idx, _)| &host[dot_idx + 1..])
+    host.match_indices('.')
+        .map(move |(dot_idx, _)| &host[dot_idx + 1..])
 }
 
 #[cfg(test)]
@@ -216,23 +224,53 @@ mod tests {
 
     #[test]
     fn targets_are_normalised() {
-        check_target("https://API.GitHub.com/x", Ok(("https", "api.github.com", Some(443))));
-        check_target("http://example.com:8080", Ok(("http", "example.com", Some(8080))));
+        check_target(
+            "https://API.GitHub.com/x",
+            Ok(("https", "api.github.com", Some(443))),
+        );
+        check_target(
+            "http://example.com:8080",
+            Ok(("http", "example.com", Some(8080))),
+        );
         check_target("example.com", Ok(("https", "example.com", Some(443))));
         check_target("example.com.", Ok(("https", "example.com", Some(443))));
         check_target("example.com:22", Ok(("https", "example.com", Some(22))));
-        check_target("git@github.com:org/repo.git", Ok(("https", "github.com", Some(443))));
-        check_target("ssh://git@github.com:2222/x", Ok(("ssh", "github.com", Some(2222))));
+        check_target(
+            "git@github.com:org/repo.git",
+            Ok(("https", "github.com", Some(443))),
+        );
+        check_target(
+            "ssh://git@github.com:2222/x",
+            Ok(("ssh", "github.com", Some(2222))),
+        );
         check_target("http://0x7f.1/", Ok(("http", "127.0.0.1", Some(80))));
         check_target("http://2130706433/", Ok(("http", "127.0.0.1", Some(80))));
         check_target("127.1", Ok(("https", "127.0.0.1", Some(443))));
         check_target("http://[::1]:8080/", Ok(("http", "[::1]", Some(8080))));
-        check_target("http://[::ffff:169.254.169.254]/", Ok(("http", "169.254.169.254", Some(80))));
-        check_target("http://[::ffff:a9fe:a9fe]/", Ok(("http", "169.254.169.254", Some(80))));
-        check_target("http://0251.0376.0251.0376/", Ok(("http", "169.254.169.254", Some(80))));
-        check_target("http://169.254.43518/", Ok(("http", "169.254.169.254", Some(80))));
-        check_target("https://bücher.example/", Ok(("https", "xn--bcher-kva.example", Some(443))));
-        check_target("https://g\u{0456}thub.com/", Ok(("https", "xn--gthub-n2e.com", Some(443))));
+        check_target(
+            "http://[::ffff:169.254.169.254]/",
+            Ok(("http", "169.254.169.254", Some(80))),
+        );
+        check_target(
+            "http://[::ffff:a9fe:a9fe]/",
+            Ok(("http", "169.254.169.254", Some(80))),
+        );
+        check_target(
+            "http://0251.0376.0251.0376/",
+            Ok(("http", "169.254.169.254", Some(80))),
+        );
+        check_target(
+            "http://169.254.43518/",
+            Ok(("http", "169.254.169.254", Some(80))),
+        );
+        check_target(
+            "https://bücher.example/",
+            Ok(("https", "xn--bcher-kva.example", Some(443))),
+        );
+        check_target(
+            "https://g\u{0456}thub.com/",
+            Ok(("https", "xn--gthub-n2e.com", Some(443))),
+        );
         check_target("https://evil%2ecom/", Ok(("https", "evil.com", Some(443))));
         check_target("ssh://evil%2ecom/", Ok(("ssh", "evil.com", Some(22))));
         check_target("https://exa mple.com", Err("spaces"));
@@ -253,7 +291,14 @@ mod tests {
             compile_pattern("http://0x7f.0.0.1:8080").unwrap().host,
             HostPattern::Exact("127.0.0.1".into())
         );
-        for bad in ["", "evil*.com", "https://a.com/path", "user@a.com", "a.com:notaport", "a b"] {
+        for bad in [
+            "",
+            "evil*.com",
+            "https://a.com/path",
+            "user@a.com",
+            "a.com:notaport",
+            "a b",
+        ] {
             assert!(compile_pattern(bad).is_err(), "{bad:?}");
         }
     }

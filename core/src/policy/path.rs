@@ -28,7 +28,10 @@ pub(crate) fn compile_pattern(root: &str, pattern: &str) -> Result<PathPattern, 
         return Err("empty path pattern".to_string());
     }
     if pattern.contains('\0') {
-        return Err(format!("path pattern `{}` has a NUL byte", pattern.escape_debug()));
+        return Err(format!(
+            "path pattern `{}` has a NUL byte",
+            pattern.escape_debug()
+        ));
     }
     let relative = if let Some(absolute) = pattern.strip_prefix('/') {
         let root_relative = root.trim_start_matches('/');
@@ -48,11 +51,9 @@ pub(crate) fn compile_pattern(root: &str, pattern: &str) -> Result<PathPattern, 
     for component in relative.split('/') {
         match component {
             "" | "." => {}
-            ".." => {
-                return Err(format!(
-                    "path pattern `{pattern}` can never match: `..` never appears in a normalised path"
-                ))
-            }
+            ".." => return Err(format!(
+                "path pattern `{pattern}` can never match: `..` never appears in a normalised path"
+            )),
             _ => components.push(component),
         }
     }
@@ -187,7 +188,10 @@ pub(crate) fn resolve_symlinks(root: &str, relative: &str) -> Result<String, Str
     let mut resolved: PathBuf = canonical;
     resolved.extend(missing.iter().rev());
     let inside = resolved.strip_prefix(&canonical_root).map_err(|_| {
-        format!("`{relative}` resolves to `{}`, outside the workspace root", resolved.display())
+        format!(
+            "`{relative}` resolves to `{}`, outside the workspace root",
+            resolved.display()
+        )
     })?;
     let mut parts = Vec::new();
     for component in inside.components() {
@@ -311,7 +315,15 @@ mod tests {
 
     #[test]
     fn patterns_that_can_never_match_are_errors() {
-        for pattern in ["", "../x", "src/../../x", "/etc/**", "/work/repository/x", "a[", "a\0"] {
+        for pattern in [
+            "",
+            "../x",
+            "src/../../x",
+            "/etc/**",
+            "/work/repository/x",
+            "a[",
+            "a\0",
+        ] {
             assert!(compile_pattern(ROOT, pattern).is_err(), "{pattern:?}");
         }
     }
@@ -352,7 +364,10 @@ mod tests {
         std::os::unix::fs::symlink(root.join("src"), root.join("alias")).unwrap();
         let root = root.to_str().unwrap();
         assert!(resolve_symlinks(root, "link/secret").is_err());
-        assert_eq!(resolve_symlinks(root, "alias/new.rs").unwrap(), "src/new.rs");
+        assert_eq!(
+            resolve_symlinks(root, "alias/new.rs").unwrap(),
+            "src/new.rs"
+        );
         assert_eq!(resolve_symlinks(root, "src/a/b").unwrap(), "src/a/b");
     }
 }

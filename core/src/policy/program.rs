@@ -130,14 +130,14 @@ impl RunPattern {
         if arguments.len() < self.words.len() {
             return false;
         }
-        let fixed_match = self
-            .words
-            .iter()
-            .zip(arguments)
-            .all(|(pattern, argument)| match pattern {
-                WordPattern::Any => true,
-                WordPattern::Literal(expected) => argument.literal() == Some(expected.as_str()),
-            });
+        let fixed_match =
+            self.words
+                .iter()
+                .zip(arguments)
+                .all(|(pattern, argument)| match pattern {
+                    WordPattern::Any => true,
+                    WordPattern::Literal(expected) => argument.literal() == Some(expected.as_str()),
+                });
         fixed_match
             && (self.open_tail || (arguments.len() == self.words.len() && !request_open_tail))
     }
@@ -159,10 +159,13 @@ mod tests {
     fn check(pattern: &str, argv: &str, open_tail: bool, expected: bool) {
         let compiled = compile_pattern(pattern).unwrap();
         let argv = words(argv);
-        let program_matches =
-            compiled.program == "*" || argv[0].literal().map(program_key) == Some(compiled.program.clone());
+        let program_matches = compiled.program == "*"
+            || argv[0].literal().map(program_key) == Some(compiled.program.clone());
         let actual = program_matches && compiled.matches_arguments(&argv[1..], open_tail);
-        assert_eq!(actual, expected, "{pattern:?} vs {argv:?} (open tail {open_tail})");
+        assert_eq!(
+            actual, expected,
+            "{pattern:?} vs {argv:?} (open tail {open_tail})"
+        );
     }
 
     #[test]
@@ -201,7 +204,17 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_errors() {
-        for bad in ["", "   ", "cargo test; rm", "a && b", "echo $X", "ca*t", "git *log", "a | b", "x`y`"] {
+        for bad in [
+            "",
+            "   ",
+            "cargo test; rm",
+            "a && b",
+            "echo $X",
+            "ca*t",
+            "git *log",
+            "a | b",
+            "x`y`",
+        ] {
             assert!(compile_pattern(bad).is_err(), "{bad:?}");
         }
     }

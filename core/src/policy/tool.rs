@@ -84,18 +84,52 @@ mod tests {
 
     fn check(tool: ToolRule, name: &str, arguments: Value, expected: bool) {
         let pattern = compile_pattern(&tool).unwrap();
-        assert_eq!(pattern.matches(name, &arguments), expected, "{name} {arguments}");
+        assert_eq!(
+            pattern.matches(name, &arguments),
+            expected,
+            "{name} {arguments}"
+        );
     }
 
     #[test]
     fn names_and_arguments() {
-        check(ToolRule::new("github.create_issue"), "github.create_issue", json!({}), true);
-        check(ToolRule::new("github.create_issue"), "github.create_issuex", json!({}), false);
-        check(ToolRule::new("mcp__github__*"), "mcp__github__push", json!({}), true);
-        check(ToolRule::new("mcp__github__*"), "mcp__gitlab__push", json!({}), false);
+        check(
+            ToolRule::new("github.create_issue"),
+            "github.create_issue",
+            json!({}),
+            true,
+        );
+        check(
+            ToolRule::new("github.create_issue"),
+            "github.create_issuex",
+            json!({}),
+            false,
+        );
+        check(
+            ToolRule::new("mcp__github__*"),
+            "mcp__github__push",
+            json!({}),
+            true,
+        );
+        check(
+            ToolRule::new("mcp__github__*"),
+            "mcp__gitlab__push",
+            json!({}),
+            false,
+        );
         let force = || ToolRule::new("git_push").arg_equals("options.force", json!(true));
-        check(force(), "git_push", json!({"options": {"force": true}}), true);
-        check(force(), "git_push", json!({"options": {"force": false}}), false);
+        check(
+            force(),
+            "git_push",
+            json!({"options": {"force": true}}),
+            true,
+        );
+        check(
+            force(),
+            "git_push",
+            json!({"options": {"force": false}}),
+            false,
+        );
         check(force(), "git_push", json!({}), false);
         let path = || ToolRule::new("fs_write").arg_glob("path", "src/**");
         check(path(), "fs_write", json!({"path": "src/a/b.rs"}), true);

@@ -91,9 +91,15 @@ pub(crate) mod conformance {
             .unwrap());
         assert_eq!(store.get("ns", "a").unwrap().as_deref(), Some(&b"3"[..]));
         assert!(!store.compare_and_swap("ns", "c", Some(b"1"), None).unwrap());
-        assert!(store.compare_and_swap("ns", "c", None, Some(b"new")).unwrap());
-        assert!(!store.compare_and_swap("ns", "c", None, Some(b"again")).unwrap());
-        assert!(store.compare_and_swap("ns", "c", Some(b"new"), None).unwrap());
+        assert!(store
+            .compare_and_swap("ns", "c", None, Some(b"new"))
+            .unwrap());
+        assert!(!store
+            .compare_and_swap("ns", "c", None, Some(b"again"))
+            .unwrap());
+        assert!(store
+            .compare_and_swap("ns", "c", Some(b"new"), None)
+            .unwrap());
         assert_eq!(store.get("ns", "c").unwrap(), None);
 
         assert!(store.delete("ns", "b").unwrap());
