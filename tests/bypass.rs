@@ -64,7 +64,10 @@ fn every_bypass_attempt_is_stopped() {
                     Verdict::Deny => "deny",
                     Verdict::Pending => "pending",
                 };
-                (verdict.to_string(), format!("{:?}: {}", request.action, decision.reason))
+                (
+                    verdict.to_string(),
+                    format!("{:?}: {}", request.action, decision.reason),
+                )
             }
         };
         if actual != case.expect {
@@ -75,5 +78,10 @@ fn every_bypass_attempt_is_stopped() {
         }
     }
     assert!(n_cases > 100, "the table lost its cases");
-    assert!(failures.is_empty(), "{} of {n_cases} bypass cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {n_cases} bypass cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -63,9 +63,15 @@ fn decisions_name_rule_file_and_line() {
     assert_eq!(rule.id, "dev");
     assert_eq!(rule.file.as_deref(), Some(file.to_str().unwrap()));
     assert_eq!(rule.line, Some(11));
-    let denied = policy.check(&Request::read("stranger", "src/lib.rs")).unwrap();
+    let denied = policy
+        .check(&Request::read("stranger", "src/lib.rs"))
+        .unwrap();
     assert_eq!((denied.verdict, denied.rule), (Verdict::Deny, None));
-    assert!(denied.reason.contains("no rule allows agent `stranger`"), "{}", denied.reason);
+    assert!(
+        denied.reason.contains("no rule allows agent `stranger`"),
+        "{}",
+        denied.reason
+    );
 }
 
 #[test]
@@ -80,11 +86,20 @@ fn an_approval_survives_a_restart_and_is_used_once() {
     let restarted = open();
     assert_eq!(restarted.pending_approvals().unwrap().len(), 1);
     let again = restarted.check(&push()).unwrap();
-    assert_eq!((again.verdict, again.approval_id), (Verdict::Pending, Some(approval_id.clone())));
+    assert_eq!(
+        (again.verdict, again.approval_id),
+        (Verdict::Pending, Some(approval_id.clone()))
+    );
 
-    restarted.approve(&approval_id, "alice", "looks good").unwrap();
+    restarted
+        .approve(&approval_id, "alice", "looks good")
+        .unwrap();
     // Only the exact request may use it.
-    check(&open(), Request::run("coder", "git push origin dev").task("T-1"), Verdict::Pending);
+    check(
+        &open(),
+        Request::run("coder", "git push origin dev").task("T-1"),
+        Verdict::Pending,
+    );
     check(&open(), push().task("T-2"), Verdict::Pending);
     let used = open().check(&push()).unwrap();
     assert_eq!(used.verdict, Verdict::Allow, "{}", used.reason);
@@ -94,7 +109,10 @@ fn an_approval_survives_a_restart_and_is_used_once() {
     assert_ne!(next.approval_id.as_deref(), Some(approval_id.as_str()));
     assert!(matches!(
         open().approve(&approval_id, "bob", ""),
-        Err(PolicyError::Approval(ApprovalError::AlreadyResolved { state: "used", .. }))
+        Err(PolicyError::Approval(ApprovalError::AlreadyResolved {
+            state: "used",
+            ..
+        }))
     ));
 }
 
@@ -102,10 +120,16 @@ fn an_approval_survives_a_restart_and_is_used_once() {
 fn rejected_and_unknown_approvals() {
     let policy = util::policy(GATED);
     let approval_id = policy.check(&push()).unwrap().approval_id.unwrap();
-    policy.reject(&approval_id, "alice", "not on a friday").unwrap();
+    policy
+        .reject(&approval_id, "alice", "not on a friday")
+        .unwrap();
     let denied = policy.check(&push()).unwrap();
     assert_eq!(denied.verdict, Verdict::Deny);
-    assert!(denied.reason.contains("not on a friday"), "{}", denied.reason);
+    assert!(
+        denied.reason.contains("not on a friday"),
+        "{}",
+        denied.reason
+    );
     assert!(matches!(
         policy.approve("ap-0000000000000000", "alice", ""),
         Err(PolicyError::Approval(ApprovalError::Unknown(_)))
@@ -130,7 +154,9 @@ fn approvals_expire() {
     let second = policy.check(&deploy).unwrap();
     assert_eq!(second.verdict, Verdict::Pending);
     assert_ne!(second.approval_id.as_deref(), Some(first.as_str()));
-    policy.approve(second.approval_id.as_deref().unwrap(), "alice", "").unwrap();
+    policy
+        .approve(second.approval_id.as_deref().unwrap(), "alice", "")
+        .unwrap();
     clock.advance(3_600 * 1_000_000_000);
     check(&policy, deploy, Verdict::Pending);
 }
@@ -156,7 +182,9 @@ impl Plugin for Ci {
 #[test]
 fn plugin_gates_and_audit_events() {
     let ci = Arc::new(Ci {
-        answer: Mutex::new(GateOutcome::Pending { reason: "running".into() }),
+        answer: Mutex::new(GateOutcome::Pending {
+            reason: "running".into(),
+        }),
         events: Mutex::new(vec![]),
     });
     let plugins = Arc::new(PluginRegistry::new());
@@ -164,11 +192,19 @@ fn plugin_gates_and_audit_events() {
     let policy = util::builder(GATED).plugins(plugins).build().unwrap();
     let merge = Request::tool("coder", "merge", serde_json::json!({"pr": 1})).run_id("run-7");
     check(&policy, merge.clone(), Verdict::Pending);
-    *ci.answer.lock() = GateOutcome::Pass { reason: "green".into() };
+    *ci.answer.lock() = GateOutcome::Pass {
+        reason: "green".into(),
+    };
     check(&policy, merge.clone(), Verdict::Allow);
-    *ci.answer.lock() = GateOutcome::Fail { reason: "red".into() };
+    *ci.answer.lock() = GateOutcome::Fail {
+        reason: "red".into(),
+    };
     check(&policy, merge.clone(), Verdict::Deny);
-    check(&policy, Request::read("coder", "x").run_id("run-7"), Verdict::Allow);
+    check(
+        &policy,
+        Request::read("coder", "x").run_id("run-7"),
+        Verdict::Allow,
+    );
 
     let events = ci.events.lock();
     let outcomes: Vec<GateEventOutcome> = events
@@ -189,7 +225,9 @@ fn plugin_gates_and_audit_events() {
     );
     let seqs: Vec<u64> = events.iter().map(|event| event.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
-    assert!(events.iter().all(|event| event.run_id == "run-7" && event.agent_id == "coder"));
+    assert!(events
+        .iter()
+        .all(|event| event.run_id == "run-7" && event.agent_id == "coder"));
 }
 
 struct PanickingGate;
@@ -208,7 +246,9 @@ fn a_panicking_gate_denies() {
     let plugins = Arc::new(PluginRegistry::new());
     plugins.install(Arc::new(PanickingGate)).unwrap();
     let policy = util::builder(GATED).plugins(plugins).build().unwrap();
-    let decision = policy.check(&Request::tool("coder", "merge", serde_json::json!({}))).unwrap();
+    let decision = policy
+        .check(&Request::tool("coder", "merge", serde_json::json!({})))
+        .unwrap();
     assert_eq!(decision.verdict, Verdict::Deny);
     assert!(decision.reason.contains("panicked"), "{}", decision.reason);
 }
@@ -219,18 +259,38 @@ fn scopes_are_granted_for_one_task_and_revoked() {
     let write = |task: &str| Request::write("coder", "src/auth/login.rs").task(task);
     check(&policy, write("T-12"), Verdict::Deny);
     let grant_id = policy
-        .grant("coder", "T-12", vec![Rule::allow("auth-scope").write("src/auth/**")])
+        .grant(
+            "coder",
+            "T-12",
+            vec![Rule::allow("auth-scope").write("src/auth/**")],
+        )
         .unwrap();
     check(&policy, write("T-12"), Verdict::Allow);
     check(&policy, write("T-13"), Verdict::Deny);
-    check(&policy, Request::write("reviewer", "src/auth/x").task("T-12"), Verdict::Deny);
-    check(&policy, Request::write("coder", "src/billing/x").task("T-12"), Verdict::Deny);
+    check(
+        &policy,
+        Request::write("reviewer", "src/auth/x").task("T-12"),
+        Verdict::Deny,
+    );
+    check(
+        &policy,
+        Request::write("coder", "src/billing/x").task("T-12"),
+        Verdict::Deny,
+    );
     assert!(policy.revoke(&grant_id));
     check(&policy, write("T-12"), Verdict::Deny);
-    policy.grant("coder", "T-12", vec![Rule::allow("again").write("src/auth/**")]).unwrap();
+    policy
+        .grant(
+            "coder",
+            "T-12",
+            vec![Rule::allow("again").write("src/auth/**")],
+        )
+        .unwrap();
     assert_eq!(policy.end_task("T-12"), 1);
     check(&policy, write("T-12"), Verdict::Deny);
-    assert!(policy.grant("coder", "T-12", vec![Rule::allow("bad").write("../x")]).is_err());
+    assert!(policy
+        .grant("coder", "T-12", vec![Rule::allow("bad").write("../x")])
+        .is_err());
 }
 
 #[test]
@@ -264,7 +324,11 @@ fn a_failed_reload_keeps_the_old_policy() {
 fn agents_cannot_rewrite_their_policy_or_approvals() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("policy.toml");
-    std::fs::write(&file, "[[rule]]\nid = \"all\"\neffect = \"allow\"\nwrite = [\"**\"]\ndelete = [\"**\"]\n").unwrap();
+    std::fs::write(
+        &file,
+        "[[rule]]\nid = \"all\"\neffect = \"allow\"\nwrite = [\"**\"]\ndelete = [\"**\"]\n",
+    )
+    .unwrap();
     let policy = Policy::from_file(&file).unwrap();
     check(&policy, Request::write("a", "src/x"), Verdict::Allow);
     for request in [
@@ -285,10 +349,20 @@ fn a_corrupt_approval_is_an_error_and_stays_in_place() {
     let corrupt = dir.path().join("approvals").join("ap-corrupt");
     std::fs::create_dir_all(corrupt.parent().unwrap()).unwrap();
     std::fs::write(&corrupt, b"{ not json").unwrap();
-    assert!(matches!(policy.check(&push()), Err(PolicyError::Store(StoreError::Corrupt(_)))));
-    assert!(matches!(policy.pending_approvals(), Err(PolicyError::Store(StoreError::Corrupt(_)))));
+    assert!(matches!(
+        policy.check(&push()),
+        Err(PolicyError::Store(StoreError::Corrupt(_)))
+    ));
+    assert!(matches!(
+        policy.pending_approvals(),
+        Err(PolicyError::Store(StoreError::Corrupt(_)))
+    ));
     assert_eq!(std::fs::read(&corrupt).unwrap(), b"{ not json");
-    check(&policy, Request::read("coder", "src/lib.rs"), Verdict::Allow);
+    check(
+        &policy,
+        Request::read("coder", "src/lib.rs"),
+        Verdict::Allow,
+    );
 }
 
 #[test]
@@ -305,7 +379,10 @@ fn many_threads_check_while_the_policy_changes() {
                     if util::verdict(&policy, &read) == Verdict::Allow {
                         n_allowed.fetch_add(1, Ordering::Relaxed);
                     }
-                    assert_eq!(util::verdict(&policy, &Request::read("coder", "../x")), Verdict::Deny);
+                    assert_eq!(
+                        util::verdict(&policy, &Request::read("coder", "../x")),
+                        Verdict::Deny
+                    );
                 }
             });
         }
@@ -313,7 +390,9 @@ fn many_threads_check_while_the_policy_changes() {
         scope.spawn(move || {
             for grant_idx in 0..50 {
                 let task = format!("T-{grant_idx}");
-                policy.grant("coder", &task, vec![Rule::allow("g").write("src/**")]).unwrap();
+                policy
+                    .grant("coder", &task, vec![Rule::allow("g").write("src/**")])
+                    .unwrap();
                 policy.replace(util::builder(GATED)).unwrap();
                 policy.end_task(&task);
             }

@@ -50,7 +50,11 @@ fn build(rules: &[(bool, ModelPattern)]) -> Policy {
     let mut builder = Policy::builder().root(ROOT);
     for (rule_idx, (is_deny, pattern)) in rules.iter().enumerate() {
         let id = format!("r{rule_idx}");
-        let rule = if *is_deny { Rule::deny(id) } else { Rule::allow(id) };
+        let rule = if *is_deny {
+            Rule::deny(id)
+        } else {
+            Rule::allow(id)
+        };
         builder = builder.rule(rule.read(pattern.text()));
     }
     builder.build().expect("model policies compile")
@@ -58,7 +62,11 @@ fn build(rules: &[(bool, ModelPattern)]) -> Policy {
 
 /// The model: deny if a deny rule matches, else allow if an allow rule matches, else deny.
 fn model_verdict(rules: &[(bool, ModelPattern)], path: &[String]) -> Verdict {
-    let matching = |deny: bool| rules.iter().any(|(is_deny, pattern)| *is_deny == deny && pattern.matches(path));
+    let matching = |deny: bool| {
+        rules
+            .iter()
+            .any(|(is_deny, pattern)| *is_deny == deny && pattern.matches(path))
+    };
     if matching(true) || !matching(false) {
         Verdict::Deny
     } else {

@@ -30,25 +30,25 @@ pub enum ApprovalState {
     /// Approved, not used yet.
     Approved {
         /// Who approved (a person, or the plugin of a gate).
-        by: String,
-        /// Why.
-        reason: String,
+        approver: String,
+        /// What the approver said.
+        note: String,
         /// When, in nanoseconds since the Unix epoch.
         at_ns: u64,
     },
     /// Rejected: the request stays denied.
     Rejected {
         /// Who rejected.
-        by: String,
-        /// Why.
-        reason: String,
+        approver: String,
+        /// What the approver said.
+        note: String,
         /// When, in nanoseconds since the Unix epoch.
         at_ns: u64,
     },
     /// Approved and then used by its request; it cannot be used again.
     Used {
         /// Who had approved it.
-        by: String,
+        approver: String,
         /// When it was used, in nanoseconds since the Unix epoch.
         at_ns: u64,
     },

@@ -18,11 +18,15 @@ mod err;
 mod file;
 mod judge;
 mod net;
+mod network;
+mod operands;
 mod path;
 mod program;
 mod rule;
 mod shell;
 mod tool;
+mod word;
+mod wrappers;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -464,13 +468,13 @@ impl Policy {
             return Ok(None);
         }
         match &stored.approval.state {
-            ApprovalState::Approved { by, reason, .. } => {
-                let (by, why) = (by.clone(), reason.clone());
+            ApprovalState::Approved { approver, note, .. } => {
+                let (by, why) = (approver.clone(), note.clone());
                 transition(
                     book,
                     &stored,
                     ApprovalState::Used {
-                        by: by.clone(),
+                        approver: by.clone(),
                         at_ns: now_ns,
                     },
                 )?;
@@ -481,16 +485,16 @@ impl Policy {
                 self.emit(request, GateEventOutcome::Consumed, &decision, Some(by));
                 Ok(Some(decision))
             }
-            ApprovalState::Rejected { by, reason, .. } => {
+            ApprovalState::Rejected { approver, note, .. } => {
                 let decision = with(
                     Verdict::Deny,
-                    format!("rejected by `{by}`: {reason} (approval `{id}`)"),
+                    format!("rejected by `{approver}`: {note} (approval `{id}`)"),
                 );
                 self.emit(
                     request,
                     GateEventOutcome::Denied,
                     &decision,
-                    Some(by.clone()),
+                    Some(approver.clone()),
                 );
                 Ok(Some(decision))
             }
@@ -501,8 +505,8 @@ impl Policy {
                     match self.run_gate(&state, gate, request) {
                         Some(GateOutcome::Fail { reason }) => {
                             let rejected = ApprovalState::Rejected {
-                                by: gate.clone(),
-                                reason: reason.clone(),
+                                approver: gate.clone(),
+                                note: reason.clone(),
                                 at_ns: now_ns,
                             };
                             transition(book, &stored, rejected)?;
@@ -533,7 +537,7 @@ impl Policy {
                     book,
                     &stored,
                     ApprovalState::Used {
-                        by: by.clone(),
+                        approver: by.clone(),
                         at_ns: now_ns,
                     },
                 )?;
@@ -559,8 +563,8 @@ impl Policy {
     /// Approves the pending approval `id`: the next identical request is allowed, once.
     pub fn approve(&self, id: &str, approver: &str, reason: &str) -> Result<Approval, PolicyError> {
         let state = ApprovalState::Approved {
-            by: approver.to_string(),
-            reason: reason.to_string(),
+            approver: approver.to_string(),
+            note: reason.to_string(),
             at_ns: self.clock.now_ns(),
         };
         self.resolve(id, state, GateEventOutcome::Approved, approver, reason)
@@ -569,8 +573,8 @@ impl Policy {
     /// Rejects the pending approval `id`: the request stays denied.
     pub fn reject(&self, id: &str, approver: &str, reason: &str) -> Result<Approval, PolicyError> {
         let state = ApprovalState::Rejected {
-            by: approver.to_string(),
-            reason: reason.to_string(),
+            approver: approver.to_string(),
+            note: reason.to_string(),
             at_ns: self.clock.now_ns(),
         };
         self.resolve(id, state, GateEventOutcome::Rejected, approver, reason)

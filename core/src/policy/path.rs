@@ -51,9 +51,11 @@ pub(crate) fn compile_pattern(root: &str, pattern: &str) -> Result<PathPattern, 
     for component in relative.split('/') {
         match component {
             "" | "." => {}
-            ".." => return Err(format!(
+            ".." => {
+                return Err(format!(
                 "path pattern `{pattern}` can never match: `..` never appears in a normalised path"
-            )),
+            ))
+            }
             _ => components.push(component),
         }
     }
