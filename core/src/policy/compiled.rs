@@ -5,7 +5,8 @@
 //! before their first wildcard, run patterns by program, network patterns by exact host or domain
 //! suffix, tools by exact name. A lookup probes one bucket per directory of the path (or per label
 //! of the host), so its cost grows with the depth of the request, not with the number of rules.
-//! Within a bucket, path globs are matched together by one `GlobSet`.
+//! The common path shapes (`dir/**`, an exact path, a name anywhere) are answered by the lookup
+//! itself; only true globs go to a bucket's `GlobSet`, matched together.
 
 use globset::{Candidate, GlobSet, GlobSetBuilder};
 use rustc_hash::FxHashMap;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use super::atom::{Access, Word};
 use super::err::InvalidPolicyError;
 use super::net::{self, HostPattern, NetPattern, NetTarget};
-use super::path::{self, may_match_below};
+use super::path::{self, may_match_below, PathMatch};
 use super::program::{self, RunPattern};
 use super::rule::{Effect, GateDef, Located, Rule};
 use super::tool::{self, ToolPattern};
@@ -24,9 +25,10 @@ use crate::event::RuleOrigin;
 #[derive(Clone, Debug)]
 pub(crate) struct RuleMeta {
     pub(crate) origin: RuleOrigin,
+    /// The origin and the rule's reason, as decisions quote them: ``rule `x` (file:line) (why)``.
+    pub(crate) display: String,
     pub(crate) effect: Effect,
     pub(crate) gates: Vec<String>,
-    pub(crate) reason: Option<String>,
     tasks: Option<Vec<String>>,
     agent_globs: Option<GlobSet>,
 }
@@ -145,10 +147,23 @@ impl<I> SubjectIndex<I> {
 #[derive(Debug, Default)]
 struct PathIndex {
     buckets: FxHashMap<String, PathBucket>,
+    /// Patterns without `/` or wildcards (`.env`), by the component name they match anywhere.
+    by_name: FxHashMap<String, Vec<Entry>>,
+}
+
+/// The path patterns sharing one literal prefix.
+#[derive(Debug, Default)]
+struct PathBucket {
+    /// Patterns that match the prefix and everything below it.
+    at_or_below: Vec<Entry>,
+    /// Patterns that match everything strictly below the prefix.
+    below: Vec<Entry>,
+    /// Every other pattern, matched together by one glob set.
+    globs: Option<GlobBucket>,
 }
 
 #[derive(Debug)]
-struct PathBucket {
+struct GlobBucket {
     set: GlobSet,
     /// The entry each glob of `set` belongs to, by glob index.
     owners: Vec<Entry>,
@@ -156,22 +171,114 @@ struct PathBucket {
 
 impl PathIndex {
     fn build(patterns: Vec<(Entry, path::PathPattern)>) -> Result<PathIndex, String> {
-        let mut grouped: FxHashMap<String, (GlobSetBuilder, Vec<Entry>)> = FxHashMap::default();
+        let mut index = PathIndex::default();
+        let mut glob_builders: FxHashMap<String, (GlobSetBuilder, Vec<Entry>)> =
+            FxHashMap::default();
         for (entry, pattern) in patterns {
-            let (builder, owners) = grouped
-                .entry(pattern.literal_prefix)
-                .or_insert_with(|| (GlobSetBuilder::new(), Vec::new()));
-            for glob in pattern.globs {
-                builder.add(glob);
-                owners.push(entry);
+            match pattern.kind {
+                PathMatch::NamedAnywhere(name) => {
+                    index.by_name.entry(name).or_default().push(entry)
+                }
+                PathMatch::AtOrBelow => {
+                    index.bucket(pattern.literal_prefix).at_or_below.push(entry)
+                }
+                PathMatch::Below => index.bucket(pattern.literal_prefix).below.push(entry),
+                PathMatch::Globs(globs) => {
+                    let (builder, owners) = glob_builders
+                        .entry(pattern.literal_prefix)
+                        .or_insert_with(|| (GlobSetBuilder::new(), Vec::new()));
+                    for glob in globs {
+                        builder.add(glob);
+                        owners.push(entry);
+                    }
+                }
             }
         }
-        let mut buckets = FxHashMap::default();
-        for (prefix, (builder, owners)) in grouped {
+        for (prefix, (builder, owners)) in glob_builders {
             let set = builder.build().map_err(|error| error.to_string())?;
-            buckets.insert(prefix, PathBucket { set, owners });
+            index.bucket(prefix).globs = Some(GlobBucket { set, owners });
         }
-        Ok(PathIndex { buckets })
+        Ok(index)
+    }
+
+    fn bucket(&mut self, prefix: String) -> &mut PathBucket {
+        self.buckets.entry(prefix).or_default()
+    }
+
+    /// Calls `found` with every entry whose pattern matches `path`.
+    fn for_each_match(&self, path: &str, mut found: impl FnMut(Entry)) {
+        let candidate = Candidate::new(path);
+        let mut glob_indices = Vec::new();
+        let mut visit = |bucket: &PathBucket, strictly_below: bool| {
+            bucket.at_or_below.iter().copied().for_each(&mut found);
+            if strictly_below {
+                bucket.below.iter().copied().for_each(&mut found);
+            }
+            if let Some(globs) = &bucket.globs {
+                globs
+                    .set
+                    .matches_candidate_into(&candidate, &mut glob_indices);
+                for glob_idx in &glob_indices {
+                    if let Some(entry) = globs.owners.get(*glob_idx) {
+                        found(*entry);
+                    }
+                }
+            }
+        };
+        if path.is_empty() {
+            // The root itself: only `**` (below the empty prefix) and globs can match it.
+            if let Some(bucket) = self.buckets.get("") {
+                bucket.below.iter().copied().for_each(&mut found);
+                if let Some(globs) = &bucket.globs {
+                    globs
+                        .set
+                        .matches_candidate_into(&candidate, &mut glob_indices);
+                    glob_indices
+                        .iter()
+                        .filter_map(|glob_idx| globs.owners.get(*glob_idx))
+                        .copied()
+                        .for_each(&mut found);
+                }
+            }
+            return;
+        }
+        for ancestor in path::ancestors(path) {
+            if let Some(bucket) = self.buckets.get(ancestor) {
+                visit(bucket, true);
+            }
+        }
+        if let Some(bucket) = self.buckets.get(path) {
+            visit(bucket, false);
+        }
+        if !self.by_name.is_empty() {
+            for component in path.split('/') {
+                if let Some(entries) = self.by_name.get(component) {
+                    entries.iter().copied().for_each(&mut found);
+                }
+            }
+        }
+    }
+
+    /// Calls `found` with every entry whose pattern may match something strictly below `dir`.
+    fn for_each_below(&self, dir: &str, mut found: impl FnMut(Entry)) {
+        // A name that matches anywhere may match below any directory.
+        self.by_name
+            .values()
+            .flatten()
+            .copied()
+            .for_each(&mut found);
+        for (prefix, bucket) in &self.buckets {
+            if may_match_below(prefix, dir) {
+                let glob_owners = bucket.globs.iter().flat_map(|globs| &globs.owners);
+                bucket
+                    .at_or_below
+                    .iter()
+                    .chain(&bucket.below)
+                    .chain(glob_owners)
+                    .copied()
+                    .for_each(&mut found);
+            }
+        }
     }
 }
 
@@ -221,12 +328,20 @@ impl RoleTable {
                     .extend(roles.iter().cloned());
             }
         }
+        for roles in table.exact.values_mut() {
+            roles.sort();
+            roles.dedup();
+        }
         Ok(table)
     }
 
     /// The roles of `agent`, sorted and without repeats.
-    pub(crate) fn roles_of(&self, agent: &str) -> Vec<String> {
-        let mut roles: Vec<String> = self.exact.get(agent).cloned().unwrap_or_default();
+    pub(crate) fn roles_of(&self, agent: &str) -> std::borrow::Cow<'_, [String]> {
+        let exact = self.exact.get(agent).map(Vec::as_slice).unwrap_or_default();
+        if self.globbed.is_empty() {
+            return std::borrow::Cow::Borrowed(exact);
+        }
+        let mut roles: Vec<String> = exact.to_vec();
         for (matcher, globbed_roles) in &self.globbed {
             if matcher.is_match(agent) {
                 roles.extend(globbed_roles.iter().cloned());
@@ -234,7 +349,7 @@ impl RoleTable {
         }
         roles.sort();
         roles.dedup();
-        roles
+        std::borrow::Cow::Owned(roles)
     }
 
     pub(crate) fn defines_role(&self, role: &str) -> bool {
@@ -406,15 +521,20 @@ impl CompiledRules {
                     .map_err(|reason| in_rule(located_error(reason, tool.line)))?;
                 push_for_subjects(&mut tool_items, &entries, &compiled);
             }
+            let origin = RuleOrigin {
+                id: rule.id.clone(),
+                file: context.file.map(str::to_string),
+                line: rule.line,
+            };
+            let display = match &rule.reason {
+                Some(why) => format!("{origin} ({why})"),
+                None => origin.to_string(),
+            };
             metas.push(RuleMeta {
-                origin: RuleOrigin {
-                    id: rule.id.clone(),
-                    file: context.file.map(str::to_string),
-                    line: rule.line,
-                },
+                origin,
+                display,
                 effect: rule.effect,
                 gates: rule.gates.clone(),
-                reason: rule.reason.clone(),
                 tasks: rule.tasks.clone(),
                 agent_globs,
             });
@@ -488,21 +608,10 @@ impl CompiledRules {
         subject: Subject<'_>,
         fold: &mut Fold,
     ) {
-        let candidate = Candidate::new(path);
-        let mut glob_indices = Vec::new();
         self.paths[access_slot(access)].for_each(subject, |index| {
-            for prefix in path::index_prefixes(path) {
-                if let Some(bucket) = index.buckets.get(prefix) {
-                    bucket
-                        .set
-                        .matches_candidate_into(&candidate, &mut glob_indices);
-                    for glob_idx in &glob_indices {
-                        if let Some(entry) = bucket.owners.get(*glob_idx) {
-                            self.consider(set_idx, *entry, subject, false, fold);
-                        }
-                    }
-                }
-            }
+            index.for_each_match(path, |entry| {
+                self.consider(set_idx, entry, subject, false, fold)
+            });
         });
     }
 
@@ -516,13 +625,9 @@ impl CompiledRules {
         fold: &mut Fold,
     ) {
         self.paths[access_slot(access)].for_each(subject, |index| {
-            for (prefix, bucket) in &index.buckets {
-                if may_match_below(prefix, dir) {
-                    for entry in &bucket.owners {
-                        self.consider(set_idx, *entry, subject, true, fold);
-                    }
-                }
-            }
+            index.for_each_below(dir, |entry| {
+                self.consider(set_idx, entry, subject, true, fold)
+            });
         });
     }
 

@@ -61,8 +61,11 @@ enum Resolved<'a> {
 }
 
 impl Resolved<'_> {
-    fn describe(&self) -> String {
-        match self {
+    /// Writes what the atom asks, such as ``read `src/lib.rs` ``, to `out`.
+    fn describe_into(&self, out: &mut String) {
+        use std::fmt::Write;
+        // INVARIANT: writing to a `String` cannot fail.
+        let _ = match self {
             Resolved::Path {
                 access,
                 path,
@@ -74,18 +77,43 @@ impl Resolved<'_> {
                 } else {
                     ""
                 };
-                format!("{} `{shown}`{below}", access.name())
+                write!(out, "{} `{shown}`{below}", access.name())
             }
             Resolved::Exec { argv, .. } => {
-                let words: Vec<&str> = argv.iter().map(Word::display).collect();
-                format!("run `{}`", words.join(" "))
+                out.push_str("run `");
+                for (word_idx, word) in argv.iter().enumerate() {
+                    if word_idx > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(word.display());
+                }
+                write!(out, "`")
             }
-            Resolved::Net(target) => {
-                let port = target.port.map_or(String::new(), |port| format!(":{port}"));
-                format!("connect to `{}://{}{port}`", target.scheme, target.host)
-            }
-            Resolved::Tool { name, .. } => format!("call tool `{name}`"),
-        }
+            Resolved::Net(target) => match target.port {
+                Some(port) => write!(
+                    out,
+                    "connect to `{}://{}:{port}`",
+                    target.scheme, target.host
+                ),
+                None => write!(out, "connect to `{}://{}`", target.scheme, target.host),
+            },
+            Resolved::Tool { name, .. } => write!(out, "call tool `{name}`"),
+        };
+    }
+
+    fn describe(&self) -> String {
+        let mut out = String::with_capacity(64);
+        self.describe_into(&mut out);
+        out
+    }
+
+    /// ``<what the atom asks><verb><rule>``, built in one buffer.
+    fn sentence(&self, verb: &str, rule: &str) -> String {
+        let mut out = String::with_capacity(64 + verb.len() + rule.len());
+        self.describe_into(&mut out);
+        out.push_str(verb);
+        out.push_str(rule);
+        out
     }
 }
 
@@ -282,14 +310,9 @@ impl Judge<'_> {
         fold
     }
 
-    fn by_rule(&self, rule: RuleRef) -> String {
-        match self.rule_meta(rule) {
-            Some(meta) => match &meta.reason {
-                Some(why) => format!("{} ({why})", meta.origin),
-                None => meta.origin.to_string(),
-            },
-            None => "an unknown rule".to_string(),
-        }
+    fn by_rule(&self, rule: RuleRef) -> &str {
+        self.rule_meta(rule)
+            .map_or("an unknown rule", |meta| meta.display.as_str())
     }
 
     fn combine(
@@ -312,7 +335,7 @@ impl Judge<'_> {
             if let Some(rule) = fold.deny {
                 return Judgement::Deny {
                     rule: Some(rule),
-                    reason: format!("{} is denied by {}", atom.describe(), self.by_rule(rule)),
+                    reason: atom.sentence(" is denied by ", self.by_rule(rule)),
                 };
             }
             if let Some(&rule) = fold.gates.first() {
@@ -364,9 +387,7 @@ impl Judge<'_> {
         }
         // INVARIANT: `atoms` is not empty and none was denied or gated, so every atom set `first_allow`.
         let reason = match (first_allow, atoms) {
-            (Some(rule), [only]) => {
-                format!("{} is allowed by {}", only.describe(), self.by_rule(rule))
-            }
+            (Some(rule), [only]) => only.sentence(" is allowed by ", self.by_rule(rule)),
             (Some(rule), _) => format!(
                 "all {} parts are allowed, the first by {}",
                 atoms.len(),

@@ -10,14 +10,29 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobBuilder};
 
+/// How a compiled path pattern matches, relative to its literal prefix.
+#[derive(Clone, Debug)]
+pub(crate) enum PathMatch {
+    /// The path is the literal prefix or below it: a pattern without wildcards (`src/lib.rs`).
+    AtOrBelow,
+    /// The path is strictly below the literal prefix (`src/auth/**`); with an empty prefix (`**`),
+    /// every path, the root included.
+    Below,
+    /// Some component of the path is this name: a pattern without `/` or wildcards (`.env`).
+    NamedAnywhere(String),
+    /// Anything else, matched by these globs.
+    Globs(Vec<Glob>),
+}
+
 /// A path pattern compiled for matching.
 #[derive(Clone, Debug)]
 pub(crate) struct PathPattern {
     /// The directory part of the pattern before its first wildcard, relative to the root, without a
     /// trailing `/` (empty for patterns that start with a wildcard). Rules are indexed by it.
     pub(crate) literal_prefix: String,
-    /// The globs that together make up the pattern.
-    pub(crate) globs: Vec<Glob>,
+    /// How the rest matches. The common shapes need no glob engine: the index lookup by prefix is
+    /// the whole match.
+    pub(crate) kind: PathMatch,
 }
 
 const GLOB_META: &[char] = &['*', '?', '[', ']', '{', '}', '\\'];
@@ -69,6 +84,27 @@ pub(crate) fn compile_pattern(root: &str, pattern: &str) -> Result<PathPattern, 
         || components[0] == "**"
         || pattern.starts_with('/')
         || pattern.starts_with("./");
+    let is_literal = |component: &&str| !component.contains(GLOB_META);
+    if !anchored && is_literal(&components[0]) {
+        return Ok(PathPattern {
+            literal_prefix: String::new(),
+            kind: PathMatch::NamedAnywhere(components[0].to_string()),
+        });
+    }
+    if anchored && components.iter().all(is_literal) {
+        return Ok(PathPattern {
+            literal_prefix: components.join("/"),
+            kind: PathMatch::AtOrBelow,
+        });
+    }
+    if let Some((&"**", parents)) = components.split_last() {
+        if parents.iter().all(is_literal) {
+            return Ok(PathPattern {
+                literal_prefix: parents.join("/"),
+                kind: PathMatch::Below,
+            });
+        }
+    }
     let body = components.join("/");
     let base = if anchored { body } else { format!("**/{body}") };
     let mut glob_texts = vec![base.clone()];
@@ -78,7 +114,7 @@ pub(crate) fn compile_pattern(root: &str, pattern: &str) -> Result<PathPattern, 
     let literal_prefix = if anchored {
         components
             .iter()
-            .take_while(|component| !component.contains(GLOB_META))
+            .take_while(|component| is_literal(component))
             .copied()
             .collect::<Vec<_>>()
             .join("/")
@@ -91,7 +127,7 @@ pub(crate) fn compile_pattern(root: &str, pattern: &str) -> Result<PathPattern, 
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PathPattern {
         literal_prefix,
-        globs,
+        kind: PathMatch::Globs(globs),
     })
 }
 
@@ -107,18 +143,21 @@ pub(crate) fn suspicious_spelling(path: &str) -> Option<&'static str> {
     if path.is_empty() {
         return Some("the path is empty");
     }
-    if path.contains('\0') {
-        return Some("the path has a NUL byte");
-    }
-    if path.contains('\\') {
-        return Some("the path has a backslash, which some tools read as a separator");
-    }
-    let lowercase = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"]
-        .iter()
-        .any(|encoded| lowercase.contains(encoded))
-    {
-        return Some("the path has a percent-encoded `.`, `/`, `\\` or NUL");
+    let bytes = path.as_bytes();
+    for (byte_idx, byte) in bytes.iter().enumerate() {
+        match byte {
+            b'\0' => return Some("the path has a NUL byte"),
+            b'\\' => return Some("the path has a backslash, which some tools read as a separator"),
+            b'%' => {
+                let encoded = bytes
+                    .get(byte_idx + 1..byte_idx + 3)
+                    .map(<[u8]>::to_ascii_lowercase);
+                if matches!(encoded.as_deref(), Some(b"2e" | b"2f" | b"5c" | b"00")) {
+                    return Some("the path has a percent-encoded `.`, `/`, `\\` or NUL");
+                }
+            }
+            _ => {}
+        }
     }
     None
 }
@@ -209,15 +248,13 @@ pub(crate) fn resolve_symlinks(root: &str, relative: &str) -> Result<String, Str
     Ok(parts.join("/"))
 }
 
-/// The prefixes of a normalised relative path under which rules are indexed: the empty prefix, each
-/// directory, and the path itself.
-pub(crate) fn index_prefixes(path: &str) -> impl Iterator<Item = &str> {
-    std::iter::once("")
-        .chain(
-            path.match_indices('/')
-                .map(move |(slash_idx, _)| &path[..slash_idx]),
-        )
-        .chain((!path.is_empty()).then_some(path))
+/// The directories strictly above a normalised relative path, root (empty) first: `a/b/c` gives
+/// ``, `a`, `a/b`. Rules are indexed under these and the path itself.
+pub(crate) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::once("").filter(move |_| !path.is_empty()).chain(
+        path.match_indices('/')
+            .map(move |(slash_idx, _)| &path[..slash_idx]),
+    )
 }
 
 /// Whether a pattern with this literal prefix may match something strictly below `dir`.
@@ -276,13 +313,22 @@ mod tests {
         check_normalize("", "", Err("empty"));
     }
 
+    /// The reference meaning of a compiled pattern, written plainly.
     fn matches(pattern: &str, path: &str) -> bool {
         let compiled = compile_pattern(ROOT, pattern).unwrap();
-        let mut builder = GlobSetBuilder::new();
-        for glob in compiled.globs {
-            builder.add(glob);
+        let prefix = compiled.literal_prefix.as_str();
+        match compiled.kind {
+            PathMatch::AtOrBelow => path == prefix || is_below(path, prefix),
+            PathMatch::Below => prefix.is_empty() || is_below(path, prefix),
+            PathMatch::NamedAnywhere(name) => path.split('/').any(|component| component == name),
+            PathMatch::Globs(globs) => {
+                let mut builder = GlobSetBuilder::new();
+                for glob in globs {
+                    builder.add(glob);
+                }
+                builder.build().unwrap().is_match(path)
+            }
         }
-        builder.build().unwrap().is_match(path)
     }
 
     #[test]
@@ -306,6 +352,13 @@ mod tests {
             ("./.env", "config/.env", false),
             ("/work/repo/secrets", "a/secrets", false),
             ("**", "anything/at/all", true),
+            ("**", "", true),
+            ("src/auth/**", "src/auth", false),
+            ("src/lib.rs", "src/lib.rs/x", true),
+            ("src/lib.rs", "src/lib.rsx", false),
+            (".env", "a/.env/b", true),
+            (".env", "a/x.env", false),
+            ("*.pem", "a/b.pem", true),
             ("src/?.rs", "src/a.rs", true),
             ("src/[ab].rs", "src/c.rs", false),
             ("src/{a,b}.rs", "src/b.rs", true),
@@ -341,10 +394,23 @@ mod tests {
     }
 
     #[test]
-    fn index_prefixes_cover_every_directory() {
-        let prefixes: Vec<&str> = index_prefixes("a/b/c").collect();
-        assert_eq!(prefixes, vec!["", "a", "a/b", "a/b/c"]);
-        assert_eq!(index_prefixes("").collect::<Vec<_>>(), vec![""]);
+    fn ancestors_cover_every_directory_above() {
+        let ancestors_of = |path| ancestors(path).collect::<Vec<_>>();
+        assert_eq!(ancestors_of("a/b/c"), vec!["", "a", "a/b"]);
+        assert_eq!(ancestors_of("a"), vec![""]);
+        assert!(ancestors_of("").is_empty());
+    }
+
+    #[test]
+    fn common_shapes_need_no_glob_engine() {
+        let kind = |pattern: &str| compile_pattern(ROOT, pattern).unwrap().kind;
+        assert!(matches!(kind("src/lib.rs"), PathMatch::AtOrBelow));
+        assert!(matches!(kind("src/auth/**"), PathMatch::Below));
+        assert!(matches!(kind("src/auth/"), PathMatch::Below));
+        assert!(matches!(kind("**"), PathMatch::Below));
+        assert!(matches!(kind(".env"), PathMatch::NamedAnywhere(_)));
+        assert!(matches!(kind("*.pem"), PathMatch::Globs(_)));
+        assert!(matches!(kind("src/*.rs"), PathMatch::Globs(_)));
     }
 
     #[test]
