@@ -21,6 +21,7 @@ mod net;
 mod network;
 mod operands;
 mod path;
+mod plain;
 mod program;
 mod rule;
 mod shell;

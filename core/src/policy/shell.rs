@@ -68,11 +68,29 @@ pub(crate) struct SimpleCommand {
     pub(crate) stdin_is_pipe: bool,
 }
 
+/// Why a simple command with this argv is refused at parse time, if it is (`alias` rebinds what
+/// later words mean, which no single pass can follow).
+pub(crate) fn refused_program(argv: &[Word]) -> Option<String> {
+    (argv.first().and_then(Word::literal) == Some("alias"))
+        .then(|| "`alias` is not analysed".to_string())
+}
+
 /// Parses a command line into its simple commands, in source order.
 ///
 /// The error is a one-line lowercase reason: the command line does not parse, or uses a
 /// construct that is not analysed.
 pub(crate) fn parse(script: &str) -> Result<Vec<SimpleCommand>, String> {
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Err(format!("command line longer than {MAX_SCRIPT_BYTES} bytes"));
+    }
+    match super::plain::split(script) {
+        Some(commands) => Ok(commands),
+        None => parse_full(script),
+    }
+}
+
+/// Parses a command line with tree-sitter-bash, whatever it holds (see [`parse`]).
+pub(crate) fn parse_full(script: &str) -> Result<Vec<SimpleCommand>, String> {
     if script.len() > MAX_SCRIPT_BYTES {
         return Err(format!("command line longer than {MAX_SCRIPT_BYTES} bytes"));
     }
@@ -482,8 +500,8 @@ impl<'source> Walker<'source> {
             }
         }
         command.argv = words.into_iter().map(|(_, _, word)| word).collect();
-        if command.argv.first().and_then(Word::literal) == Some("alias") {
-            return Err("`alias` is not analysed".to_string());
+        if let Some(reason) = refused_program(&command.argv) {
+            return Err(reason);
         }
         command.redirects = effects.redirects;
         command.stdin_is_script_data |= effects.script_data;
