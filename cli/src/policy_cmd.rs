@@ -31,33 +31,25 @@ enum PolicyCommand {
         policy: PathBuf,
     },
     /// Approve a pending approval.
-    Approve {
-        /// The policy file (its approval store is used).
-        #[arg(long)]
-        policy: PathBuf,
-        /// The approval id.
-        id: String,
-        /// Who approves.
-        #[arg(long)]
-        by: String,
-        /// Why.
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
+    Approve(Resolution),
     /// Reject a pending approval.
-    Reject {
-        /// The policy file (its approval store is used).
-        #[arg(long)]
-        policy: PathBuf,
-        /// The approval id.
-        id: String,
-        /// Who rejects.
-        #[arg(long)]
-        by: String,
-        /// Why.
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
+    Reject(Resolution),
+}
+
+/// Who resolves which approval, and why.
+#[derive(Args)]
+struct Resolution {
+    /// The policy file (its approval store is used).
+    #[arg(long)]
+    policy: PathBuf,
+    /// The approval id.
+    id: String,
+    /// Who resolves it.
+    #[arg(long)]
+    by: String,
+    /// Why.
+    #[arg(long, default_value = "")]
+    reason: String,
 }
 
 type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
@@ -72,27 +64,19 @@ pub(crate) fn run(args: PolicyArgs) -> CliResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Approve {
-            policy,
-            id,
-            by,
-            reason,
-        } => {
-            let approval = Policy::from_file(policy)?.approve(&id, &by, &reason)?;
-            println!("{}", serde_json::to_string(&approval)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        PolicyCommand::Reject {
-            policy,
-            id,
-            by,
-            reason,
-        } => {
-            let approval = Policy::from_file(policy)?.reject(&id, &by, &reason)?;
-            println!("{}", serde_json::to_string(&approval)?);
-            Ok(ExitCode::SUCCESS)
-        }
+        PolicyCommand::Approve(resolution) => resolve(resolution, Policy::approve),
+        PolicyCommand::Reject(resolution) => resolve(resolution, Policy::reject),
     }
+}
+
+type Resolve = fn(&Policy, &str, &str, &str) -> Result<fourfold::Approval, fourfold::PolicyError>;
+
+/// Approves or rejects an approval and prints it as JSON.
+fn resolve(resolution: Resolution, resolve_with: Resolve) -> CliResult {
+    let policy = Policy::from_file(&resolution.policy)?;
+    let approval = resolve_with(&policy, &resolution.id, &resolution.by, &resolution.reason)?;
+    println!("{}", serde_json::to_string(&approval)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Decides one request line; a line that is not a valid request prints an error object.

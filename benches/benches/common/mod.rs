@@ -320,6 +320,12 @@ pub fn cases(n_rules: usize) -> Vec<Case> {
             request: Request::run(&runner, "cargo test && cargo fmt --check"),
             expected: Verdict::Allow,
         },
+        Case {
+            // Quotes and a redirection: this line takes the full tree-sitter-bash parse.
+            name: "shell_command",
+            request: Request::run(&runner, "cargo test -p \"core\" 2>&1 && cargo fmt --check"),
+            expected: Verdict::Allow,
+        },
     ]
 }
 

@@ -526,15 +526,8 @@ pub(crate) mod tests {
     //! Tests of the shell analysis: one command line, its atoms in a compact notation
     //! (`exec cargo test`, `read .env`, `net evil.com (https)`, `uncertain: ...`).
 
+    use super::super::shell::tests::format_word;
     use super::*;
-
-    /// Formats a word: literals as they are, dynamic words in `«»`.
-    fn format_word(word: &Word) -> String {
-        match word {
-            Word::Literal(text) => text.clone(),
-            Word::Dynamic(text) => format!("«{text}»"),
-        }
-    }
 
     /// Formats one atom compactly.
     fn format_atom(atom: &ShellAtom) -> String {

@@ -245,14 +245,11 @@ impl Judge<'_> {
                 recursive,
             } => {
                 // A relative path is judged from the request's directory and from every directory a
-                // `cd` on the line may have moved to (each alone, and all of them in sequence).
+                // `cd` on the line may have moved to (the analysis already lists joined `cd`s).
                 let mut bases = vec![cwd.to_string()];
                 if !path.starts_with('/') {
-                    let mut chained = cwd.to_string();
                     for cd_dir in cd_dirs {
                         bases.push(path::normalize(&self.state.root, cwd, cd_dir)?);
-                        chained = path::normalize(&self.state.root, &chained, cd_dir)?;
-                        bases.push(chained.clone());
                     }
                     bases.sort();
                     bases.dedup();

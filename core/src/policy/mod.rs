@@ -470,21 +470,11 @@ impl Policy {
         }
         match &stored.approval.state {
             ApprovalState::Approved { approver, note, .. } => {
-                let (by, why) = (approver.clone(), note.clone());
-                transition(
-                    book,
-                    &stored,
-                    ApprovalState::Used {
-                        approver: by.clone(),
-                        at_ns: now_ns,
-                    },
-                )?;
-                let decision = with(
-                    Verdict::Allow,
-                    format!("approved by `{by}` ({why}); approval `{id}` is now used"),
-                );
-                self.emit(request, GateEventOutcome::Consumed, &decision, Some(by));
-                Ok(Some(decision))
+                let reason =
+                    format!("approved by `{approver}` ({note}); approval `{id}` is now used");
+                let decision = with(Verdict::Allow, reason);
+                self.use_approval(book, &stored, approver.clone(), request, decision, now_ns)
+                    .map(Some)
             }
             ApprovalState::Rejected { approver, note, .. } => {
                 let decision = with(
@@ -534,23 +524,40 @@ impl Policy {
                     )));
                 }
                 let by = stored.approval.gates.join("+");
-                transition(
-                    book,
-                    &stored,
-                    ApprovalState::Used {
-                        approver: by.clone(),
-                        at_ns: now_ns,
-                    },
-                )?;
                 let decision = with(
                     Verdict::Allow,
                     format!("gates {by} passed; approval `{id}` is now used"),
                 );
-                self.emit(request, GateEventOutcome::Consumed, &decision, Some(by));
-                Ok(Some(decision))
+                self.use_approval(book, &stored, by, request, decision, now_ns)
+                    .map(Some)
             }
             ApprovalState::Used { .. } | ApprovalState::Expired { .. } => Ok(None),
         }
+    }
+
+    /// Marks an approval used by `request` (once: the compare-and-swap fails for a second user) and
+    /// records it.
+    fn use_approval(
+        &self,
+        book: &ApprovalBook<'_>,
+        stored: &StoredApproval,
+        approver: String,
+        request: &Request,
+        decision: Decision,
+        now_ns: u64,
+    ) -> Result<Decision, PolicyError> {
+        let used = ApprovalState::Used {
+            approver: approver.clone(),
+            at_ns: now_ns,
+        };
+        transition(book, stored, used)?;
+        self.emit(
+            request,
+            GateEventOutcome::Consumed,
+            &decision,
+            Some(approver),
+        );
+        Ok(decision)
     }
 
     /// The outcome of a plugin gate, or `None` for a gate a person resolves.

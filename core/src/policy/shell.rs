@@ -749,7 +749,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Formats a word: literals as they are, dynamic words in `«»`.
-    fn format_word(word: &Word) -> String {
+    pub(crate) fn format_word(word: &Word) -> String {
         match word {
             Word::Literal(text) => text.clone(),
             Word::Dynamic(text) => format!("«{text}»"),
