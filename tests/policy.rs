@@ -400,3 +400,34 @@ fn many_threads_check_while_the_policy_changes() {
     });
     assert_eq!(n_allowed.load(Ordering::Relaxed), 8 * 500);
 }
+
+#[test]
+fn a_recursive_read_names_the_rule_it_may_run_into() {
+    let policy = util::policy(
+        "[[rule]]\nid = \"all\"\neffect = \"allow\"\nread = [\"**\"]\nrun = [\"grep*\"]\n\
+         [[rule]]\nid = \"no-secrets\"\neffect = \"deny\"\nread = [\"./secrets/\"]\n",
+    );
+    let decision = policy.check(&Request::run("a", "grep -r KEY .")).unwrap();
+    assert_eq!(decision.verdict, Verdict::Deny);
+    assert_eq!(decision.rule.unwrap().id, "no-secrets");
+    assert!(
+        decision
+            .reason
+            .contains("may reach paths denied by rule `no-secrets`"),
+        "{}",
+        decision.reason
+    );
+    check(
+        &policy,
+        Request::run("a", "grep -r KEY src"),
+        Verdict::Allow,
+    );
+    let direct = policy
+        .check(&Request::run("a", "grep -r KEY secrets"))
+        .unwrap();
+    assert!(
+        direct.reason.contains("is denied by rule `no-secrets`"),
+        "{}",
+        direct.reason
+    );
+}

@@ -279,8 +279,11 @@ impl Judge<'_> {
         }
     }
 
-    fn fold(&self, request: &Request, subject: Subject<'_>, atom: &Resolved<'_>) -> Fold {
+    /// The matching rules of `atom`, and whether its deny comes only from what lies below a
+    /// recursive operation's directory.
+    fn fold(&self, request: &Request, subject: Subject<'_>, atom: &Resolved<'_>) -> (Fold, bool) {
         let mut fold = Fold::default();
+        let mut below = Fold::default();
         for (set_idx, rules) in self.rule_sets(request) {
             match atom {
                 Resolved::Path {
@@ -290,9 +293,7 @@ impl Judge<'_> {
                 } => {
                     rules.match_path(set_idx, *access, path, subject, &mut fold);
                     if *recursive {
-                        let mut below = Fold::default();
                         rules.match_below(set_idx, *access, path, subject, &mut below);
-                        fold.add_restrictive(&below);
                     }
                 }
                 Resolved::Exec { argv, open_tail } => {
@@ -304,7 +305,9 @@ impl Judge<'_> {
                 }
             }
         }
-        fold
+        let deny_only_below = fold.deny.is_none() && below.deny.is_some();
+        fold.add_restrictive(&below);
+        (fold, deny_only_below)
     }
 
     fn by_rule(&self, rule: RuleRef) -> &str {
@@ -328,11 +331,16 @@ impl Judge<'_> {
         let mut all_gates: Vec<String> = Vec::new();
         let mut first_allow: Option<RuleRef> = None;
         for atom in atoms {
-            let fold = self.fold(request, subject, atom);
+            let (fold, deny_only_below) = self.fold(request, subject, atom);
             if let Some(rule) = fold.deny {
+                let verb = if deny_only_below {
+                    " may reach paths denied by "
+                } else {
+                    " is denied by "
+                };
                 return Judgement::Deny {
                     rule: Some(rule),
-                    reason: atom.sentence(" is denied by ", self.by_rule(rule)),
+                    reason: atom.sentence(verb, self.by_rule(rule)),
                 };
             }
             if let Some(&rule) = fold.gates.first() {

@@ -74,9 +74,8 @@ pub(crate) fn compile_pattern(root: &str, pattern: &str) -> Result<PathPattern, 
             _ => components.push(component),
         }
     }
-    if relative.ends_with('/') && components.last() != Some(&"**") {
-        components.push("**");
-    }
+    // As in gitignore, a trailing `/` neither anchors the pattern nor narrows what it matches (the
+    // policy cannot tell files from directories that do not exist yet): `secrets/` is `secrets`.
     if components.is_empty() {
         components.push("**");
     }
@@ -339,6 +338,9 @@ mod tests {
             ("src/auth/**", "src/authx/login.rs", false),
             ("src/auth/**", "src/lib.rs", false),
             ("src/auth/", "src/auth/login.rs", true),
+            ("src/auth/", "src/auth", true),
+            ("secrets/", "secrets", true),
+            ("secrets/", "config/secrets/key", true),
             ("src/auth", "src/auth/login.rs", true),
             ("src/auth", "src/auth", true),
             ("src/*.rs", "src/lib.rs", true),
@@ -406,7 +408,8 @@ mod tests {
         let kind = |pattern: &str| compile_pattern(ROOT, pattern).unwrap().kind;
         assert!(matches!(kind("src/lib.rs"), PathMatch::AtOrBelow));
         assert!(matches!(kind("src/auth/**"), PathMatch::Below));
-        assert!(matches!(kind("src/auth/"), PathMatch::Below));
+        assert!(matches!(kind("src/auth/"), PathMatch::AtOrBelow));
+        assert!(matches!(kind("secrets/"), PathMatch::NamedAnywhere(_)));
         assert!(matches!(kind("**"), PathMatch::Below));
         assert!(matches!(kind(".env"), PathMatch::NamedAnywhere(_)));
         assert!(matches!(kind("*.pem"), PathMatch::Globs(_)));
