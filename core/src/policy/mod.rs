@@ -386,7 +386,7 @@ impl Policy {
         };
         let now_ns = self.clock.now_ns();
         if let Some(stored) = book.find_for(request)? {
-            if let Some(decision) = self.resume(&book, stored, request, &held, now_ns)? {
+            if let Some(decision) = self.resume(state, &book, stored, request, &held, now_ns)? {
                 return Ok(decision);
             }
         }
@@ -447,6 +447,7 @@ impl Policy {
     /// Continues with the live approval of an identical request; `None` to open a new one.
     fn resume(
         &self,
+        state: &PolicyState,
         book: &ApprovalBook<'_>,
         stored: StoredApproval,
         request: &Request,
@@ -490,10 +491,9 @@ impl Policy {
                 Ok(Some(decision))
             }
             ApprovalState::Pending => {
-                let state = Arc::clone(&self.state.read());
                 let mut still_outstanding = false;
                 for gate in &stored.approval.gates {
-                    match self.run_gate(&state, gate, request) {
+                    match self.run_gate(state, gate, request) {
                         Some(GateOutcome::Fail { reason }) => {
                             let rejected = ApprovalState::Rejected {
                                 approver: gate.clone(),
