@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::command::ShellOptions;
 use super::compiled::{CompileContext, CompiledRules, RoleTable};
 use super::err::{InvalidPolicyError, PolicyLoadError};
 use super::rule::{GateDef, GateKind, Rule, HUMAN_REVIEW};
@@ -179,7 +180,7 @@ impl PolicyBuilder {
 pub(crate) struct PolicyState {
     pub(crate) root: String,
     pub(crate) resolve_symlinks: bool,
-    pub(crate) allowed_env: Vec<String>,
+    pub(crate) shell: ShellOptions,
     pub(crate) roles: RoleTable,
     pub(crate) gates: FxHashMap<String, GateDef>,
     pub(crate) rules: CompiledRules,
@@ -251,7 +252,9 @@ impl PolicyState {
         Ok(PolicyState {
             root,
             resolve_symlinks: builder.resolve_symlinks,
-            allowed_env: builder.allowed_env.clone(),
+            shell: ShellOptions {
+                allowed_env: builder.allowed_env.clone(),
+            },
             roles,
             gates,
             rules: compiled,

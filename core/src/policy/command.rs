@@ -39,6 +39,7 @@ const DECLARATION_BUILTINS: &[&str] =
 const VARIABLE_NAME_BUILTINS: &[&str] = &["read", "mapfile", "readarray", "getopts", "wait"];
 
 /// The settings of the shell analysis.
+#[derive(Debug)]
 pub(crate) struct ShellOptions {
     /// The environment variables a command line may set (`RUST_LOG=debug cargo test`).
     pub allowed_env: Vec<String>,

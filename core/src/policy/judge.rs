@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::atom::{Access, ShellAtom, Word};
 use super::builder::PolicyState;
-use super::command::{self, ShellOptions};
+use super::command;
 use super::compiled::{CompiledRules, Fold, RuleMeta, RuleRef, Subject};
 use super::net::{self, NetTarget};
 use super::path;
@@ -174,10 +174,7 @@ impl Judge<'_> {
                 }
             }
             Action::Run { command } => {
-                let options = ShellOptions {
-                    allowed_env: self.state.allowed_env.clone(),
-                };
-                shell_atoms = command::analyse(command, &options);
+                shell_atoms = command::analyse(command, &self.state.shell);
                 if shell_atoms.is_empty() {
                     return deny("the command line runs nothing".to_string());
                 }
