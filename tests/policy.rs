@@ -431,3 +431,47 @@ fn a_recursive_read_names_the_rule_it_may_run_into() {
         direct.reason
     );
 }
+
+#[test]
+fn symlinks_are_resolved_when_the_policy_or_the_request_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(dir.path().join("secret"), "key").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret"), root.join("src/innocent.txt")).unwrap();
+    let text =
+        "[[rule]]\nid = \"src\"\neffect = \"allow\"\nread = [\"src/**\"]\nrun = [\"cat*\"]\n";
+    let lexical = Policy::builder_from_toml(text)
+        .unwrap()
+        .root(&root)
+        .build()
+        .unwrap();
+    check(
+        &lexical,
+        Request::read("a", "src/innocent.txt"),
+        Verdict::Allow,
+    );
+    for request in [
+        Request::read("a", "src/innocent.txt").resolve_symlinks(),
+        Request::run("a", "cat src/innocent.txt").resolve_symlinks(),
+    ] {
+        let decision = lexical.check(&request).unwrap();
+        assert_eq!(decision.verdict, Verdict::Deny, "{request:?}");
+        assert!(
+            decision.reason.contains("outside the workspace root"),
+            "{}",
+            decision.reason
+        );
+    }
+    let resolving = Policy::builder_from_toml(text)
+        .unwrap()
+        .root(&root)
+        .resolve_symlinks(true)
+        .build()
+        .unwrap();
+    check(
+        &resolving,
+        Request::read("a", "src/innocent.txt"),
+        Verdict::Deny,
+    );
+}

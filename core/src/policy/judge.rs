@@ -164,7 +164,7 @@ impl Judge<'_> {
         match &request.action {
             Action::Read { path } | Action::Write { path } | Action::Delete { path } => {
                 let access = request.action.access().unwrap_or(Access::Read);
-                match self.resolve_path(&cwd, path) {
+                match self.resolve_path(request, &cwd, path) {
                     Ok(path) => resolved.push(Resolved::Path {
                         access,
                         path,
@@ -179,7 +179,7 @@ impl Judge<'_> {
                     return deny("the command line runs nothing".to_string());
                 }
                 for atom in &shell_atoms {
-                    match self.resolve_shell_atom(&cwd, atom, &mut resolved) {
+                    match self.resolve_shell_atom(request, &cwd, atom, &mut resolved) {
                         Ok(()) => {}
                         Err(reason) => return deny(reason),
                     }
@@ -204,9 +204,9 @@ impl Judge<'_> {
         self.combine(request, subject, &resolved)
     }
 
-    fn resolve_path(&self, cwd: &str, raw: &str) -> Result<String, String> {
+    fn resolve_path(&self, request: &Request, cwd: &str, raw: &str) -> Result<String, String> {
         let normalized = path::normalize(&self.state.root, cwd, raw)?;
-        if self.state.resolve_symlinks {
+        if self.state.resolve_symlinks || request.resolve_symlinks {
             return path::resolve_symlinks(&self.state.root, &normalized);
         }
         Ok(normalized)
@@ -214,6 +214,7 @@ impl Judge<'_> {
 
     fn resolve_shell_atom<'a>(
         &self,
+        request: &Request,
         cwd: &str,
         atom: &'a ShellAtom,
         resolved: &mut Vec<Resolved<'a>>,
@@ -252,7 +253,7 @@ impl Judge<'_> {
                     bases.dedup();
                 }
                 for base in bases {
-                    let normalized = self.resolve_path(&base, path)?;
+                    let normalized = self.resolve_path(request, &base, path)?;
                     resolved.push(Resolved::Path {
                         access: *access,
                         path: normalized,

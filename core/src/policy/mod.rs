@@ -65,6 +65,10 @@ pub struct Request {
     /// The working directory of the request, absolute or relative to the workspace root.
     #[serde(default)]
     pub cwd: Option<String>,
+    /// Resolve symbolic links in this request's paths before matching, even when the policy does
+    /// not (`[workspace] resolve_symlinks`).
+    #[serde(default)]
+    pub resolve_symlinks: bool,
     /// What it asks to do.
     #[serde(flatten)]
     pub action: Action,
@@ -129,6 +133,7 @@ impl Request {
             task: None,
             run_id: None,
             cwd: None,
+            resolve_symlinks: false,
             action,
         }
     }
@@ -193,6 +198,12 @@ impl Request {
     /// Sets the working directory.
     pub fn cwd(mut self, cwd: impl Into<String>) -> Request {
         self.cwd = Some(cwd.into());
+        self
+    }
+
+    /// Asks that symbolic links in the request's paths be resolved before matching.
+    pub fn resolve_symlinks(mut self) -> Request {
+        self.resolve_symlinks = true;
         self
     }
 }
