@@ -9,6 +9,7 @@ mod event;
 mod plugin;
 pub mod policy;
 pub mod store;
+pub mod trace;
 
 pub use error::{
     EventDecodeError, InvalidKeyError, PluginError, StoreCorruptError, StoreError, StoreIoError,
@@ -23,6 +24,7 @@ pub use policy::{
     Policy, PolicyBuilder, PolicyError, PolicyLoadError, Request, Rule, ToolRule, Verdict,
 };
 pub use store::{FileStore, MemoryStore, Store};
+pub use trace::{TraceError, TraceRecord, TraceWriter};
 
 /// The version of this crate.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
