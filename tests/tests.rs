@@ -3,10 +3,11 @@
 //! `bypass` runs the table of bypass attempts in `bypass.toml`; `policy` tells the policy's stories
 //! end to end (gates, approvals across restarts, grants, reload, plugins, threads); `props` checks
 //! the policy's properties against simple models with proptest; `trace` kills a process
-//! mid-write and reads its trace.
+//! mid-write and reads its trace; `tracer` records runs, spans and policy decisions.
 
 mod bypass;
 mod policy;
 mod props;
 mod trace;
+mod tracer;
 mod util;

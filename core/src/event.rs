@@ -242,6 +242,19 @@ fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// A new id: `prefix`, a dash and 16 hex digits, unique in a process and unlikely to repeat across
+/// processes (it mixes the time, the process id, a counter and a per-process random key). Not a
+/// secret: ids name records, they do not grant anything.
+pub(crate) fn random_id(prefix: &str, now_ns: u64) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static N_IDS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_ns);
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(N_IDS.fetch_add(1, Ordering::Relaxed));
+    format!("{prefix}-{:016x}", hasher.finish())
+}
+
 /// A source of wall-clock time, so that tests never depend on the real clock.
 pub trait Clock: Send + Sync {
     /// Nanoseconds since the Unix epoch.

@@ -6,10 +6,6 @@
 //! the one it was opened for. Every state change is a compare-and-swap on the stored record, so two
 //! processes sharing a store can never both use one approval.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde::{Deserialize, Serialize};
 
 use super::err::ApprovalError;
@@ -197,13 +193,7 @@ fn encode(approval: &Approval) -> Vec<u8> {
     serde_json::to_vec_pretty(approval).unwrap_or_default()
 }
 
-/// A new approval id: `ap-` and 16 hex digits, unique per process and unlikely to repeat across
-/// processes.
+/// A new approval id: `ap-` and 16 hex digits.
 pub(crate) fn new_id(now_ns: u64) -> String {
-    static N_IDS: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(now_ns);
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(N_IDS.fetch_add(1, Ordering::Relaxed));
-    format!("ap-{:016x}", hasher.finish())
+    crate::event::random_id("ap", now_ns)
 }

@@ -35,6 +35,16 @@ pub enum TraceError {
     /// A frame is damaged or out of place.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// A sink of the Tracer's writer thread failed; the records after the failure may be missing
+    /// from that sink.
+    #[error("trace sink failed: {reason}")]
+    Sink {
+        /// What the sink reported.
+        reason: String,
+    },
+    /// The Tracer was closed, or its writer thread stopped.
+    #[error("the tracer is closed")]
+    Closed,
 }
 
 /// What is wrong with one frame of a trace file.

@@ -1,0 +1,347 @@
+//! The Tracer end to end: nested spans and events of every kind, many threads into one tracer,
+//! what happens when the queue is full, policy decisions recorded through the plugin, redaction,
+//! the trace file sink, and a failing sink.
+
+use std::sync::{Arc, Barrier};
+
+use fourfold::trace::{
+    self, Durability, MemorySink, Overflow, Sink, SpanKind, TraceError, TraceFileSink, TraceRecord,
+    Tracer,
+};
+use fourfold::{
+    ActionEvent, CostEvent, DecisionEvent, EventKind, GateEvent, GateEventOutcome, PluginRegistry,
+    Policy, Request, Verdict,
+};
+
+fn decision(choice: &str) -> EventKind {
+    EventKind::Decision(DecisionEvent {
+        choice: choice.to_string(),
+        rationale: String::new(),
+        alternatives: vec![],
+    })
+}
+
+fn gate(reason: &str) -> EventKind {
+    EventKind::Gate(GateEvent {
+        request_json: "{}".into(),
+        outcome: GateEventOutcome::Allowed,
+        rule: None,
+        gates: vec![],
+        approval_id: None,
+        approver: None,
+        reason: reason.to_string(),
+    })
+}
+
+fn memory_tracer(overflow: Overflow, capacity: usize) -> (Tracer, MemorySink) {
+    let sink = MemorySink::new();
+    let tracer = Tracer::builder()
+        .sink(sink.clone())
+        .overflow(overflow)
+        .capacity(capacity)
+        .build()
+        .unwrap();
+    (tracer, sink)
+}
+
+fn events(records: &[TraceRecord]) -> Vec<&fourfold::Event> {
+    records
+        .iter()
+        .filter_map(|record| match record {
+            TraceRecord::Event(event) => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn spans_nest_and_events_name_their_span() {
+    let (tracer, sink) = memory_tracer(Overflow::Block, 1024);
+    let run = tracer.start_run("coder", Some("T-12"));
+    let run_id = run.id().to_string();
+    run.record(decision("plan"));
+    {
+        let step = run.span("fix the login bug", SpanKind::Step);
+        let llm = step.child("gpt-4o", SpanKind::LlmCall);
+        llm.record(EventKind::Cost(CostEvent {
+            model: "gpt-4o".into(),
+            input_tokens: 10,
+            output_tokens: 5,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            cost_micros: 75,
+            currency: "USD".into(),
+            estimated: false,
+        }));
+        llm.end(None);
+        let tool = step.child("bash", SpanKind::ToolCall);
+        tool.record(EventKind::Action(ActionEvent {
+            tool: "bash".into(),
+            arguments_json: "{\"command\":\"cargo test\"}".into(),
+            result_digest: None,
+            duration_ns: Some(10),
+            error: Some("exit 101".into()),
+        }));
+        tool.end(Some("exit 101"));
+    }
+    run.end(None);
+    tracer.flush().unwrap();
+
+    let records = sink.records();
+    let starts: Vec<(u64, Option<u64>, SpanKind)> = records
+        .iter()
+        .filter_map(|record| match record {
+            TraceRecord::SpanStart {
+                span_id,
+                parent_span_id,
+                kind,
+                run_id: span_run,
+                ..
+            } => {
+                assert_eq!(span_run, &run_id);
+                Some((*span_id, *parent_span_id, *kind))
+            }
+            _ => None,
+        })
+        .collect();
+    let [(root, None, SpanKind::Run), (step, Some(step_parent), SpanKind::Step), (llm, Some(llm_parent), SpanKind::LlmCall), (tool, Some(tool_parent), SpanKind::ToolCall)] =
+        starts[..]
+    else {
+        panic!("unexpected spans: {starts:?}");
+    };
+    assert_eq!((step_parent, llm_parent, tool_parent), (root, step, step));
+    let n_ends = records
+        .iter()
+        .filter(|record| matches!(record, TraceRecord::SpanEnd { .. }))
+        .count();
+    assert_eq!(n_ends, 4, "every span ends, the dropped step too");
+    let tool_error = records.iter().find_map(|record| match record {
+        TraceRecord::SpanEnd { span_id, error, .. } if *span_id == tool => error.clone(),
+        _ => None,
+    });
+    assert_eq!(tool_error.as_deref(), Some("exit 101"));
+    let events = events(&records);
+    let spans: Vec<Option<u64>> = events.iter().map(|event| event.span_id).collect();
+    assert_eq!(spans, vec![Some(root), Some(llm), Some(tool)]);
+    let seqs: Vec<u64> = events.iter().map(|event| event.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert!(events
+        .iter()
+        .all(|event| event.task_id.as_deref() == Some("T-12") && event.timestamp_ns > 0));
+}
+
+#[test]
+fn many_threads_lose_nothing_and_keep_each_runs_order() {
+    let (tracer, sink) = memory_tracer(Overflow::Block, 64);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let tracer = tracer.clone();
+            scope.spawn(move || {
+                let run = tracer.start_run("worker", None);
+                for step_idx in 0..1_000 {
+                    run.record(decision(&step_idx.to_string()));
+                }
+            });
+        }
+    });
+    tracer.flush().unwrap();
+    let records = sink.records();
+    let events = events(&records);
+    assert_eq!(events.len(), 8_000);
+    let mut by_run: std::collections::BTreeMap<&str, Vec<&fourfold::Event>> = Default::default();
+    for event in events {
+        by_run.entry(event.run_id.as_str()).or_default().push(event);
+    }
+    assert_eq!(by_run.len(), 8);
+    for run_events in by_run.values() {
+        for (step_idx, event) in run_events.iter().enumerate() {
+            assert_eq!(event.seq, step_idx as u64 + 1);
+            assert!(
+                matches!(&event.kind, EventKind::Decision(d) if d.choice == step_idx.to_string())
+            );
+        }
+    }
+    assert_eq!(tracer.n_dropped(), 0);
+}
+
+/// A sink that waits at a barrier before its first write, so the queue fills up.
+struct StalledSink {
+    barrier: Arc<Barrier>,
+    inner: MemorySink,
+    stalled: bool,
+}
+
+impl Sink for StalledSink {
+    fn write(&mut self, record: &TraceRecord) -> Result<(), TraceError> {
+        if !self.stalled {
+            self.stalled = true;
+            self.barrier.wait();
+        }
+        self.inner.write(record)
+    }
+    fn flush(&mut self) -> Result<(), TraceError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_full_queue_drops_events_and_the_trace_says_how_many() {
+    let barrier = Arc::new(Barrier::new(2));
+    let inner = MemorySink::new();
+    let tracer = Tracer::builder()
+        .sink(StalledSink {
+            barrier: Arc::clone(&barrier),
+            inner: inner.clone(),
+            stalled: false,
+        })
+        .capacity(8)
+        .build()
+        .unwrap();
+    let run = tracer.start_run("coder", None);
+    for step_idx in 0..100 {
+        run.record(decision(&step_idx.to_string()));
+    }
+    assert!(tracer.n_dropped() > 0, "a queue of 8 must overflow");
+    // Gate events wait for room instead of being dropped.
+    let releaser = std::thread::spawn(move || barrier.wait());
+    for gate_idx in 0..50 {
+        run.record(gate(&gate_idx.to_string()));
+    }
+    releaser.join().unwrap();
+    tracer.flush().unwrap();
+
+    let records = inner.records();
+    let n_decisions = events(&records)
+        .iter()
+        .filter(|event| matches!(event.kind, EventKind::Decision(_)))
+        .count() as u64;
+    let n_gates = events(&records)
+        .iter()
+        .filter(|event| matches!(event.kind, EventKind::Gate(_)))
+        .count();
+    let n_recorded_drops: u64 = records
+        .iter()
+        .map(|record| match record {
+            TraceRecord::Dropped { n_events, .. } => *n_events,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(n_gates, 50);
+    assert_eq!(n_recorded_drops, tracer.n_dropped());
+    assert_eq!(n_decisions + n_recorded_drops, 100);
+    drop(run);
+}
+
+#[test]
+fn policy_decisions_are_recorded_through_the_plugin() {
+    let (tracer, sink) = memory_tracer(Overflow::Block, 1024);
+    let plugins = Arc::new(PluginRegistry::new());
+    plugins.install(Arc::new(tracer.clone())).unwrap();
+    let policy = Policy::builder_from_toml(
+        "[[rule]]\nid = \"no-env\"\neffect = \"deny\"\nread = [\".env\"]\n",
+    )
+    .unwrap()
+    .root("/work/repo")
+    .plugins(plugins)
+    .build()
+    .unwrap();
+    let decision = policy
+        .check(&Request::read("coder", ".env").run_id("run-9"))
+        .unwrap();
+    assert_eq!(decision.verdict, Verdict::Deny);
+    tracer.flush().unwrap();
+    let records = sink.records();
+    let events = events(&records);
+    let [event] = events[..] else {
+        panic!("expected one event, got {events:?}")
+    };
+    assert_eq!(event.run_id, "run-9");
+    match &event.kind {
+        EventKind::Gate(gate) => {
+            assert_eq!(gate.outcome, GateEventOutcome::Denied);
+            assert_eq!(gate.rule.as_ref().unwrap().id, "no-env");
+        }
+        other => panic!("expected a gate event, got {other:?}"),
+    }
+}
+
+#[test]
+fn secrets_are_masked_before_they_are_recorded() {
+    let (tracer, sink) = memory_tracer(Overflow::Block, 1024);
+    let run = tracer.start_run("coder", None);
+    let tool = run.span("curl", SpanKind::ToolCall);
+    tool.record(EventKind::Action(ActionEvent {
+        tool: "curl".into(),
+        arguments_json: "{\"header\":\"Authorization: Bearer abcdef0123456789abcdef\",\"to\":\"alice@example.com\"}".into(),
+        result_digest: None,
+        duration_ns: None,
+        error: None,
+    }));
+    tool.end(Some("401 for key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"));
+    tracer.flush().unwrap();
+    let text = format!("{:?}", sink.records());
+    for secret in [
+        "abcdef0123456789abcdef",
+        "alice@example.com",
+        "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert!(text.contains("[REDACTED:"), "{text}");
+}
+
+#[test]
+fn the_trace_file_sink_writes_a_verifiable_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.trace");
+    let tracer = Tracer::builder()
+        .sink(TraceFileSink::open(&path, Durability::default()).unwrap())
+        .build()
+        .unwrap();
+    let run = tracer.start_run("coder", Some("T-1"));
+    for step_idx in 0..10 {
+        run.record(decision(&step_idx.to_string()));
+    }
+    run.record(gate("synced at once"));
+    run.end(None);
+    tracer.close().unwrap();
+    let verified = trace::verify(&path).unwrap();
+    assert!(verified.head_file_checked);
+    let contents = trace::read(&path).unwrap();
+    assert_eq!(
+        contents.records.len(),
+        13,
+        "a span start, 11 events, a span end"
+    );
+    assert_eq!(verified.head.n_frames, 13);
+}
+
+struct FailingSink;
+
+impl Sink for FailingSink {
+    fn write(&mut self, _record: &TraceRecord) -> Result<(), TraceError> {
+        Err(TraceError::Sink {
+            reason: "disk full".into(),
+        })
+    }
+    fn flush(&mut self) -> Result<(), TraceError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_sink_is_reported_by_flush_and_the_others_still_write() {
+    let memory = MemorySink::new();
+    let tracer = Tracer::builder()
+        .sink(FailingSink)
+        .sink(memory.clone())
+        .build()
+        .unwrap();
+    tracer.start_run("coder", None).record(decision("x"));
+    let error = tracer.flush().unwrap_err();
+    assert!(error.to_string().contains("disk full"), "{error}");
+    assert_eq!(events(&memory.records()).len(), 1);
+    tracer.flush().unwrap();
+    tracer.close().unwrap();
+    assert!(matches!(tracer.flush(), Err(TraceError::Closed)));
+}
