@@ -5,6 +5,7 @@
 
 mod demo;
 mod policy_cmd;
+mod trace_cmd;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ enum Command {
     Demo,
     /// Check requests against a policy and manage pending approvals.
     Policy(policy_cmd::PolicyArgs),
+    /// Show and verify trace files.
+    Trace(trace_cmd::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo::run(),
         Command::Policy(args) => policy_cmd::run(args),
+        Command::Trace(args) => trace_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -207,3 +207,75 @@ fn the_demo_runs_and_shows_every_kind_of_decision() {
         );
     }
 }
+
+/// Writes a small trace with one run: a tool call that failed.
+fn write_trace(path: &Path) -> String {
+    use fourfold::trace::{Durability, SpanKind, TraceFileSink, Tracer};
+    let tracer = Tracer::builder()
+        .sink(TraceFileSink::open(path, Durability::default()).unwrap())
+        .build()
+        .unwrap();
+    let run = tracer.start_run("coder", Some("T-12"));
+    let run_id = run.id().to_string();
+    let tool = run.span("bash", SpanKind::ToolCall);
+    tool.record(fourfold::EventKind::Decision(fourfold::DecisionEvent {
+        choice: "run the tests".into(),
+        rationale: "a red test".into(),
+        alternatives: vec![],
+    }));
+    tool.end(Some("exit 101"));
+    run.end(None);
+    tracer.close().unwrap();
+    run_id
+}
+
+#[test]
+fn trace_show_prints_each_run_as_a_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.trace");
+    let run_id = write_trace(&path);
+    let output = fourfold(
+        &["trace", "show", path.to_str().unwrap(), "--run", &run_id],
+        "",
+    );
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let expected = format!(
+        "run {run_id}\n  ▸ invoke_agent coder (agent coder, task T-12)\n    ▸ execute_tool bash\n      #1 decision: run the tests (a red test)\n    ◂ failed: exit 101\n  ◂ ok\n"
+    );
+    assert_eq!(stdout, expected);
+    let missing = fourfold(
+        &["trace", "show", path.to_str().unwrap(), "--run", "nope"],
+        "",
+    );
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn trace_verify_passes_an_intact_trace_and_names_a_damaged_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.trace");
+    write_trace(&path);
+    let intact = fourfold(&["trace", "verify", path.to_str().unwrap()], "");
+    assert!(intact.status.success());
+    assert!(String::from_utf8(intact.stdout)
+        .unwrap()
+        .starts_with("ok: 5 frames, last hash "));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    let damaged = fourfold(&["trace", "verify", path.to_str().unwrap()], "");
+    assert_eq!(damaged.status.code(), Some(1));
+    let stdout = String::from_utf8(damaged.stdout).unwrap();
+    assert!(
+        stdout.contains("frame 4 at byte") && stdout.contains("checksum mismatch"),
+        "{stdout}"
+    );
+    let foreign = dir.path().join("notes.txt");
+    std::fs::write(&foreign, "hello").unwrap();
+    let foreign_output = fourfold(&["trace", "verify", foreign.to_str().unwrap()], "");
+    assert!(String::from_utf8(foreign_output.stdout)
+        .unwrap()
+        .contains("not a fourfold trace file"));
+}

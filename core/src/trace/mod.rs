@@ -13,6 +13,7 @@ mod err;
 mod file;
 mod redact;
 mod sink;
+mod timeline;
 mod tracer;
 
 pub use err::{FrameError, FrameProblem, TraceError};
@@ -22,6 +23,7 @@ pub use file::{
 };
 pub use redact::{RedactError, Redactor};
 pub use sink::{Durability, JsonLinesSink, MemorySink, Sink, TraceFileSink};
+pub use timeline::{run_ids, timeline, TimelineLine};
 pub use tracer::{Overflow, Run, Span, Tracer, TracerBuilder};
 
 use serde::{Deserialize, Serialize};
