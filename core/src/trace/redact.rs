@@ -271,8 +271,9 @@ impl Redactor {
     ///
     /// Identifiers are left alone: the run, agent and task ids, document keys and section ids,
     /// section freshness, model names, the currency, the rule's id and file, the approval id, gate
-    /// names and the result digest. Everything else that is text is redacted: choices, rationales,
-    /// alternatives, tool names, arguments, errors, requests, approvers, reasons and queries.
+    /// names, the approver (who approved is what an audit must keep, even when it is an e-mail
+    /// address) and the result digest. Everything else that is text is redacted: choices,
+    /// rationales, alternatives, tool names, arguments, errors, requests, reasons and queries.
     pub fn redact_event(&self, event: &mut Event) {
         if matches!(self.matcher, Matcher::Nothing) {
             return;
@@ -320,13 +321,10 @@ impl Redactor {
                 rule: _,
                 gates: _,
                 approval_id: _,
-                approver,
+                approver: _,
                 reason,
             }) => {
                 self.redact_in_place(request_json);
-                if let Some(approver) = approver {
-                    self.redact_in_place(approver);
-                }
                 self.redact_in_place(reason);
             }
             EventKind::Cost(CostEvent {
@@ -800,7 +798,7 @@ mod tests {
                 }),
                 gates: vec!["token=gate".into()],
                 approval_id: Some("token=approval".into()),
-                approver: masked.clone(),
+                approver: Some(SECRET_TEXT.into()),
                 reason: MASKED_TEXT.into(),
             }),
             every_kind_with_secrets().remove(3).kind,
