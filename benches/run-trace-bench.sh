@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Runs the trace recording bench (fourfold against tracing and opentelemetry_sdk) and writes its
+# medians, with the machine named, to docs/bench/<date>-<host>/trace-raw.csv and
+# docs/bench/<date>-<host>/trace-summary.
+#
+# Usage: benches/run-trace-bench.sh [extra criterion arguments]
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
+run_dir="docs/bench/$(date +%F)-$(hostname -s)"
+mkdir -p "$run_dir"
+
+# Criterion keeps results of earlier runs beside the new ones; only files newer than this marker count.
+marker="$(mktemp)"
+log="$(mktemp)"
+trap 'rm -f "$marker" "$log"' EXIT
+
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+command=(cargo bench -p fourfold-benches --bench trace_record -- "$@")
+echo "running: ${command[*]}" >&2
+"${command[@]}" 2>&1 | tee "$log" >&2
+
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+# The bench writes its trace files under the temporary directory.
+temp_fs="$(df --output=fstype "${TMPDIR:-/tmp}" | tail -n1)"
+python3 - "$target_dir/criterion" "$marker" "$run_dir" "$log" "${command[*]}" \
+    "$(nproc)" "${cpu_model:-unknown}" "$(rustc --version)" "$load_before" "$load_after" \
+    "${TMPDIR:-/tmp} ($temp_fs)" <<'PYTHON'
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+(criterion_dir, marker, run_dir, log, command, n_cpus, cpu_model, rustc, load_before, load_after,
+ temp_dir) = sys.argv[1:]
+started = os.path.getmtime(marker)
+groups = ["trace_record_caller", "trace_sustained"]
+rows = []
+for estimates in Path(criterion_dir).glob("**/new/estimates.json"):
+    if os.path.getmtime(estimates) < started:
+        continue
+    benchmark = json.loads((estimates.parent / "benchmark.json").read_text())
+    group = benchmark["group_id"]
+    if group not in groups:
+        continue
+    median_ns = json.loads(estimates.read_text())["median"]["point_estimate"]
+    n_elements = (benchmark.get("throughput") or {}).get("Elements")
+    elements_per_s = n_elements / median_ns * 1e9 if n_elements else None
+    rows.append((group, benchmark["function_id"], benchmark["value_str"], median_ns, elements_per_s))
+if not rows:
+    sys.exit("no fresh results under " + criterion_dir)
+
+engine_order = ["fourfold", "tracing", "opentelemetry"]
+case_order = ["event", "event_no_redaction", "span", "default_durability", "no_periodic_sync"]
+
+def order(values, value):
+    return values.index(value) if value in values else 99
+
+rows.sort(key=lambda row: (order(groups, row[0]), order(engine_order, row[1]), order(case_order, row[2])))
+with open(Path(run_dir) / "trace-raw.csv", "w", newline="") as raw:
+    writer = csv.writer(raw)
+    writer.writerow(["group", "engine", "case", "median_ns", "elements_per_s"])
+    for group, engine, case, median_ns, elements_per_s in rows:
+        writer.writerow([group, engine, case, f"{median_ns:.1f}",
+                         "" if elements_per_s is None else f"{elements_per_s:.0f}"])
+
+def human(ns):
+    if ns is None:
+        return "-"
+    if ns < 1_000:
+        return f"{ns:.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.2f} µs"
+    return f"{ns / 1_000_000:.2f} ms"
+
+def ratio(peer, fourfold):
+    return f"{peer / fourfold:.2f}x" if peer and fourfold else "-"
+
+def table(header, body, n_left):
+    out = [header] + body
+    widths = [max(len(row[col]) for row in out) for col in range(len(header))]
+    lines = []
+    for row_idx, row in enumerate(out):
+        cells = [cell.ljust(width) if col < n_left else cell.rjust(width)
+                 for col, (cell, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if row_idx == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+medians = {(group, engine, case): ns for group, engine, case, ns, _ in rows}
+per_second = {(group, engine, case): eps for group, engine, case, _, eps in rows}
+lines = [
+    "Trace recording: fourfold's Tracer against tracing (+ tracing-subscriber JSON, tracing-appender",
+    "non-blocking) and opentelemetry_sdk (BatchSpanProcessor), on the same small tool-call record.",
+    "Medians of criterion's sample means.",
+    "",
+    f"command: {command}",
+    f"cpus:    {n_cpus}",
+    f"cpu:     {cpu_model}",
+    f"rustc:   {rustc}",
+    f"load:    {load_before} before, {load_after} after (1, 5, 15 min averages)",
+    f"files:   {temp_dir}",
+    "",
+    "Caller's thread, per record (the writer threads drain outside the timed part):",
+    "",
+]
+caller = "trace_record_caller"
+body = []
+for case in ["event", "event_no_redaction", "span"]:
+    fourfold = medians.get((caller, "fourfold", case))
+    tracing = medians.get((caller, "tracing", case))
+    opentelemetry = medians.get((caller, "opentelemetry", case))
+    if fourfold is None and tracing is None and opentelemetry is None:
+        continue
+    body.append((case, human(fourfold), human(tracing), human(opentelemetry),
+                 ratio(tracing, fourfold), ratio(opentelemetry, fourfold)))
+lines += table(("case", "fourfold", "tracing", "opentelemetry", "tracing/fourfold",
+                "opentelemetry/fourfold"), body, 1)
+
+sustained = "trace_sustained"
+lines += ["", "Sustained: one thread hands over 200,000 records, until all are written to the file:", ""]
+baseline = medians.get((sustained, "fourfold", "no_periodic_sync"))
+body = []
+for group, engine, case, median_ns, elements_per_s in rows:
+    if group != sustained:
+        continue
+    body.append((engine, case, human(median_ns),
+                 "-" if elements_per_s is None else f"{elements_per_s:,.0f}",
+                 ratio(median_ns, baseline)))
+lines += table(("engine", "case", "200,000 records", "records/s", "time / fourfold no_periodic_sync"),
+               body, 2)
+
+dropped = [line.strip() for line in Path(log).read_text().splitlines() if " dropped" in line]
+if dropped:
+    lines += ["", "Dropped records (warm-up included):", ""] + dropped
+(Path(run_dir) / "trace-summary").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+PYTHON
+echo "wrote $run_dir/trace-raw.csv and $run_dir/trace-summary" >&2
