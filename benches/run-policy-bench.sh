@@ -5,25 +5,10 @@
 # Usage: benches/run-policy-bench.sh [extra criterion arguments]
 set -euo pipefail
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo_root"
-target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
-run_dir="docs/bench/$(date +%F)-$(hostname -s)"
-mkdir -p "$run_dir"
-
-# Criterion keeps results of earlier runs beside the new ones; only files newer than this marker count.
-marker="$(mktemp)"
-log="$(mktemp)"
-trap 'rm -f "$marker" "$log"' EXIT
-
-load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
-command=(cargo bench -p fourfold-benches --bench policy_check -- "$@")
-echo "running: ${command[*]}" >&2
-"${command[@]}" 2>&1 | tee "$log" >&2
-
-load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
-cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-python3 - "$target_dir/criterion" "$marker" "$run_dir" "$log" "${command[*]}" \
+# shellcheck source=benches/run-bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/run-bench-common.sh"
+run_criterion_bench policy_check "$@"
+python3 - "$target_dir/criterion" "$marker" "$run_dir" "$log" "$bench_command" \
     "$(nproc)" "${cpu_model:-unknown}" "$(rustc --version)" "$load_before" "$load_after" <<'PYTHON'
 import csv
 import json
