@@ -14,30 +14,16 @@ temp_fs="$(df --output=fstype "${TMPDIR:-/tmp}" | tail -n1)"
 python3 - "$target_dir/criterion" "$marker" "$run_dir" "$log" "$bench_command" \
     "$(nproc)" "${cpu_model:-unknown}" "$(rustc --version)" "$load_before" "$load_after" \
     "${TMPDIR:-/tmp} ($temp_fs)" <<'PYTHON'
-import csv
-import json
-import os
 import sys
 from pathlib import Path
 
+sys.path.insert(0, "benches")
+from criterion_report import fresh_results, human, machine_lines, table, write_raw_csv
+
 (criterion_dir, marker, run_dir, log, command, n_cpus, cpu_model, rustc, load_before, load_after,
  temp_dir) = sys.argv[1:]
-started = os.path.getmtime(marker)
 groups = ["trace_record_caller", "trace_sustained"]
-rows = []
-for estimates in Path(criterion_dir).glob("**/new/estimates.json"):
-    if os.path.getmtime(estimates) < started:
-        continue
-    benchmark = json.loads((estimates.parent / "benchmark.json").read_text())
-    group = benchmark["group_id"]
-    if group not in groups:
-        continue
-    median_ns = json.loads(estimates.read_text())["median"]["point_estimate"]
-    n_elements = (benchmark.get("throughput") or {}).get("Elements")
-    elements_per_s = n_elements / median_ns * 1e9 if n_elements else None
-    rows.append((group, benchmark["function_id"], benchmark["value_str"], median_ns, elements_per_s))
-if not rows:
-    sys.exit("no fresh results under " + criterion_dir)
+rows = fresh_results(criterion_dir, marker, lambda group: group in groups)
 
 engine_order = ["fourfold", "tracing", "opentelemetry"]
 case_order = ["event", "event_no_redaction", "span", "default_durability", "no_periodic_sync"]
@@ -46,49 +32,18 @@ def order(values, value):
     return values.index(value) if value in values else 99
 
 rows.sort(key=lambda row: (order(groups, row[0]), order(engine_order, row[1]), order(case_order, row[2])))
-with open(Path(run_dir) / "trace-raw.csv", "w", newline="") as raw:
-    writer = csv.writer(raw)
-    writer.writerow(["group", "engine", "case", "median_ns", "elements_per_s"])
-    for group, engine, case, median_ns, elements_per_s in rows:
-        writer.writerow([group, engine, case, f"{median_ns:.1f}",
-                         "" if elements_per_s is None else f"{elements_per_s:.0f}"])
-
-def human(ns):
-    if ns is None:
-        return "-"
-    if ns < 1_000:
-        return f"{ns:.0f} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1_000:.2f} µs"
-    return f"{ns / 1_000_000:.2f} ms"
+write_raw_csv(Path(run_dir) / "trace-raw.csv", rows, with_elements=True)
 
 def ratio(peer, fourfold):
     return f"{peer / fourfold:.2f}x" if peer and fourfold else "-"
 
-def table(header, body, n_left):
-    out = [header] + body
-    widths = [max(len(row[col]) for row in out) for col in range(len(header))]
-    lines = []
-    for row_idx, row in enumerate(out):
-        cells = [cell.ljust(width) if col < n_left else cell.rjust(width)
-                 for col, (cell, width) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-        if row_idx == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return lines
-
 medians = {(group, engine, case): ns for group, engine, case, ns, _ in rows}
-per_second = {(group, engine, case): eps for group, engine, case, _, eps in rows}
 lines = [
     "Trace recording: fourfold's Tracer against tracing (+ tracing-subscriber JSON, tracing-appender",
     "non-blocking) and opentelemetry_sdk (BatchSpanProcessor), on the same small tool-call record.",
     "Medians of criterion's sample means.",
     "",
-    f"command: {command}",
-    f"cpus:    {n_cpus}",
-    f"cpu:     {cpu_model}",
-    f"rustc:   {rustc}",
-    f"load:    {load_before} before, {load_after} after (1, 5, 15 min averages)",
+] + machine_lines(command, n_cpus, cpu_model, rustc, load_before, load_after) + [
     f"files:   {temp_dir}",
     "",
     "Caller's thread, per record (the writer threads drain outside the timed part):",
