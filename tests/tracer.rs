@@ -65,6 +65,7 @@ fn spans_nest_and_events_name_their_span() {
         let llm = step.child("gpt-4o", SpanKind::LlmCall);
         llm.record(EventKind::Cost(CostEvent {
             model: "gpt-4o".into(),
+            provider: Some("openai".into()),
             input_tokens: 10,
             output_tokens: 5,
             cached_tokens: 0,

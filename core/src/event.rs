@@ -174,6 +174,9 @@ impl fmt::Display for RuleOrigin {
 pub struct CostEvent {
     /// The model called.
     pub model: String,
+    /// Who serves the model, as OpenTelemetry's `gen_ai.provider.name` names it (`openai`,
+    /// `anthropic`, `gcp.gemini`, ...), if known.
+    pub provider: Option<String>,
     /// Prompt tokens, including cached ones.
     pub input_tokens: u64,
     /// Completion tokens.
@@ -375,6 +378,7 @@ mod tests {
             gate_event(1).kind,
             EventKind::Cost(CostEvent {
                 model: "gpt-4o".into(),
+                provider: Some("openai".into()),
                 input_tokens: 10,
                 output_tokens: 2,
                 cached_tokens: 0,

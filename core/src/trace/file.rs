@@ -501,6 +501,7 @@ mod tests {
                 4,
                 EventKind::Cost(CostEvent {
                     model: "gpt-4o".into(),
+                    provider: Some("openai".into()),
                     input_tokens: 1200,
                     output_tokens: 80,
                     cached_tokens: 1000,

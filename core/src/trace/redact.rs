@@ -386,6 +386,7 @@ impl Redactor {
             }
             EventKind::Cost(CostEvent {
                 model: _,
+                provider: _,
                 input_tokens: _,
                 output_tokens: _,
                 cached_tokens: _,
@@ -802,6 +803,7 @@ mod tests {
             })),
             event(EventKind::Cost(CostEvent {
                 model: "token=model".into(),
+                provider: None,
                 input_tokens: 1,
                 output_tokens: 2,
                 cached_tokens: 0,
