@@ -10,7 +10,10 @@
 //! altered, removed, reordered or truncated frame. The format is in `docs/trace-format.md`.
 
 mod err;
+mod explain;
 mod file;
+mod otlp;
+mod reader;
 mod redact;
 mod sink;
 mod timeline;

@@ -1,0 +1,1 @@
+//! OpenTelemetry export: trace records as OTLP/JSON Lines with the GenAI semantic conventions.
