@@ -21,7 +21,7 @@ use super::TraceRecord;
 /// The first bytes of every trace file: `FFTRACE` and the format version.
 pub const HEADER: [u8; 8] = *b"FFTRACE\x01";
 
-const FRAME_HEADER_LEN: usize = 4 + 4 + 32;
+pub(super) const FRAME_HEADER_LEN: usize = 4 + 4 + 32;
 
 /// The largest payload a frame may carry (16 MiB); a larger length field is damage.
 pub const MAX_PAYLOAD_LEN: u32 = 16 << 20;
@@ -81,7 +81,7 @@ fn encode_record(record: &TraceRecord) -> Vec<u8> {
     bincode::serde::encode_to_vec(record, bincode::config::standard()).unwrap_or_default()
 }
 
-fn decode_record(payload: &[u8]) -> Result<TraceRecord, String> {
+pub(super) fn decode_record(payload: &[u8]) -> Result<TraceRecord, String> {
     let (record, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
         .map_err(|error| error.to_string())?;
     if used != payload.len() {
@@ -90,7 +90,7 @@ fn decode_record(payload: &[u8]) -> Result<TraceRecord, String> {
     Ok(record)
 }
 
-fn checksum(prev_hash: &FrameHash, payload: &[u8]) -> u32 {
+pub(super) fn checksum(prev_hash: &FrameHash, payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(prev_hash);
     hasher.update(payload);

@@ -24,6 +24,9 @@ pub use file::{
     decode, head_path, read, read_head, verify, FrameHash, TornTail, TraceContents, TraceHead,
     TraceWriter, Verified, HEADER, MAX_PAYLOAD_LEN,
 };
+pub use reader::{
+    EventKindName, Query, RunTree, Runs, RunsBuilder, SpanNode, TraceReader, UnknownName,
+};
 pub use redact::{RedactError, Redactor};
 pub use sink::{Durability, JsonLinesSink, MemorySink, Sink, TraceFileSink};
 pub use timeline::{run_ids, timeline, TimelineLine};
