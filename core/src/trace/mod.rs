@@ -20,6 +20,7 @@ mod timeline;
 mod tracer;
 
 pub use err::{FrameError, FrameProblem, TraceError};
+pub use explain::{explain, CostTotals, ExplainedAction, ExplainedGate, Explanation, RunTotals};
 pub use file::{
     decode, head_path, read, read_head, verify, FrameHash, TornTail, TraceContents, TraceHead,
     TraceWriter, Verified, HEADER, MAX_PAYLOAD_LEN,
