@@ -3,11 +3,13 @@
 //! `bypass` runs the table of bypass attempts in `bypass.toml`; `policy` tells the policy's stories
 //! end to end (gates, approvals across restarts, grants, reload, plugins, threads); `props` checks
 //! the policy's properties against simple models with proptest; `trace` kills a process
-//! mid-write and reads its trace; `tracer` records runs, spans and policy decisions.
+//! mid-write and reads its trace; `tracer` records runs, spans and policy decisions; `reader`
+//! reads a governed agent's trace file back, queries it and explains its runs.
 
 mod bypass;
 mod policy;
 mod props;
+mod reader;
 mod trace;
 mod tracer;
 mod util;
