@@ -6,6 +6,7 @@
 mod demo;
 mod policy_cmd;
 mod trace_cmd;
+mod trace_query;
 
 use std::process::ExitCode;
 
@@ -25,7 +26,7 @@ enum Command {
     Demo,
     /// Check requests against a policy and manage pending approvals.
     Policy(policy_cmd::PolicyArgs),
-    /// Show and verify trace files.
+    /// Show, verify, explain, query and export trace files.
     Trace(trace_cmd::TraceArgs),
 }
 

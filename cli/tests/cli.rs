@@ -1,5 +1,5 @@
 //! The `fourfold` binary: `policy check` as scripts use it (JSON in, JSON out), approvals across
-//! invocations, bad input, and the demo.
+//! invocations, bad input, the demo, and `trace show`, `verify` and `export`.
 
 use std::io::Write;
 use std::path::Path;
@@ -278,4 +278,223 @@ fn trace_verify_passes_an_intact_trace_and_names_a_damaged_frame() {
     assert!(String::from_utf8(foreign_output.stdout)
         .unwrap()
         .contains("not a fourfold trace file"));
+}
+
+/// The spans of every line of an OTLP/JSON Lines file.
+fn otlp_spans(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .flat_map(|line| {
+            let request: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+            request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+fn attribute<'a>(span: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    span["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|attribute| attribute["key"] == key)
+        .map(|attribute| &attribute["value"])
+}
+
+#[test]
+fn trace_export_writes_otlp_json_lines_and_recovers_a_torn_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.trace");
+    let out = dir.path().join("otlp.jsonl");
+    let run_id = write_trace(&path);
+    let export = |expected_stdout: &str| {
+        let output = fourfold(
+            &[
+                "trace",
+                "export",
+                path.to_str().unwrap(),
+                "--otlp",
+                out.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.starts_with(expected_stdout), "{stdout}");
+        stdout
+    };
+    export(&format!("exported 2 spans of 1 run to {}\n", out.display()));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 1);
+    let spans = otlp_spans(&out);
+    let names: Vec<&str> = spans
+        .iter()
+        .map(|span| span["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["execute_tool bash", "invoke_agent coder"]);
+    let (tool, run) = (&spans[0], &spans[1]);
+    assert_eq!(tool["traceId"], run["traceId"]);
+    assert_eq!(tool["traceId"].as_str().unwrap().len(), 32);
+    assert_eq!(tool["parentSpanId"], run["spanId"]);
+    assert_eq!(tool["status"]["code"], 2);
+    assert_eq!(tool["status"]["message"], "exit 101");
+    assert_eq!(tool["events"][0]["name"], "fourfold.decision");
+    assert_eq!(
+        attribute(run, "fourfold.run.id").unwrap()["stringValue"],
+        run_id.as_str()
+    );
+    assert_eq!(
+        attribute(run, "gen_ai.operation.name").unwrap()["stringValue"],
+        "invoke_agent"
+    );
+    // A crash cut the run's end short: the run is still exported, unfinished.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    let stdout = export(&format!(
+        "exported 2 spans of 1 run to {} (1 unfinished)\n",
+        out.display()
+    ));
+    assert!(stdout.contains("partial frame"), "{stdout}");
+    let spans = otlp_spans(&out);
+    assert_eq!(spans.len(), 2, "the output is replaced, not appended to");
+    assert_eq!(
+        attribute(&spans[1], "fourfold.span.unfinished").unwrap()["boolValue"],
+        true
+    );
+    assert_eq!(spans[1]["endTimeUnixNano"], spans[0]["endTimeUnixNano"]);
+}
+
+/// Writes a run that decides, is allowed, acts and pays for a model call.
+fn write_explained_trace(path: &Path) -> String {
+    use fourfold::trace::{Durability, SpanKind, TraceFileSink, Tracer};
+    use fourfold::{ActionEvent, CostEvent, DecisionEvent, EventKind, GateEvent, GateEventOutcome};
+    let tracer = Tracer::builder()
+        .sink(TraceFileSink::open(path, Durability::default()).unwrap())
+        .build()
+        .unwrap();
+    let run = tracer.start_run("coder", Some("T-12"));
+    let run_id = run.id().to_string();
+    let step = run.span("fix", SpanKind::Step);
+    let llm = step.child("gpt-4o", SpanKind::LlmCall);
+    llm.record(EventKind::Cost(CostEvent {
+        model: "gpt-4o".into(),
+        provider: Some("openai".into()),
+        input_tokens: 1_000,
+        output_tokens: 20,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
+        cost_micros: 2_700,
+        currency: "USD".into(),
+        estimated: false,
+    }));
+    llm.end(None);
+    step.record(EventKind::Decision(DecisionEvent {
+        choice: "run the tests".into(),
+        rationale: "a red test".into(),
+        alternatives: vec![],
+    }));
+    step.record(EventKind::Gate(GateEvent {
+        request_json: r#"{"run":"cargo test"}"#.into(),
+        outcome: GateEventOutcome::Allowed,
+        rule: None,
+        gates: vec![],
+        approval_id: None,
+        approver: None,
+        reason: "allowed by rule `tests`".into(),
+    }));
+    let tool = step.child("bash", SpanKind::ToolCall);
+    tool.record(EventKind::Action(ActionEvent {
+        tool: "bash".into(),
+        arguments_json: r#"{"command":"cargo test"}"#.into(),
+        result_digest: None,
+        duration_ns: Some(3_000_000),
+        error: Some("exit 101".into()),
+    }));
+    tool.end(Some("exit 101"));
+    step.end(None);
+    run.end(None);
+    tracer.close().unwrap();
+    run_id
+}
+
+#[test]
+fn trace_explain_prints_each_action_with_its_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.trace");
+    let run_id = write_explained_trace(&path);
+    let file = path.to_str().unwrap();
+    let output = fourfold(&["trace", "explain", file, "--run", &run_id], "");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        format!("run {run_id} (agent coder, task T-12)"),
+        "1. #4 bash {\"command\":\"cargo test\"}: failed: exit 101".to_string(),
+        "   in:       invoke_agent coder > step fix > execute_tool bash".to_string(),
+        "   decision: #2 run the tests (a red test)".to_string(),
+        "   gate:     #3 allowed: allowed by rule `tests`".to_string(),
+        "   cost:     1 model calls, 1000 in / 20 out tokens, 0.002700 USD".to_string(),
+        "totals: 1 actions (1 failed, 0 unchecked), 1 decisions, gates allowed=1".to_string(),
+    ] {
+        assert!(
+            stdout.contains(&expected),
+            "missing {expected:?} in\n{stdout}"
+        );
+    }
+
+    let json = fourfold(&["trace", "explain", file, "--json"], "");
+    assert!(json.status.success(), "{json:?}");
+    let explanations = lines(&json);
+    assert_eq!(explanations.len(), 1);
+    assert_eq!(explanations[0]["run_id"], run_id.as_str());
+    assert_eq!(explanations[0]["actions"][0]["action"]["tool"], "bash");
+    assert_eq!(
+        explanations[0]["totals"]["cost"]["cost_micros"]["USD"],
+        2_700
+    );
+
+    let missing = fourfold(&["trace", "explain", file, "--run", "nope"], "");
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn trace_query_prints_the_selected_events_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.trace");
+    let run_id = write_explained_trace(&path);
+    let file = path.to_str().unwrap();
+    let kinds = |args: &[&str]| -> Vec<String> {
+        let mut argv = vec!["trace", "query", file];
+        argv.extend_from_slice(args);
+        let output = fourfold(&argv, "");
+        assert!(output.status.success(), "{output:?}");
+        lines(&output)
+            .iter()
+            .map(|event| {
+                let kind = event["kind"].as_object().unwrap();
+                kind.keys().next().unwrap().clone()
+            })
+            .collect()
+    };
+    assert_eq!(kinds(&[]), vec!["Cost", "Decision", "Gate", "Action"]);
+    assert_eq!(
+        kinds(&["--kind", "action", "--kind", "cost"]),
+        vec!["Cost", "Action"]
+    );
+    assert_eq!(kinds(&["--outcome", "allowed"]), vec!["Gate"]);
+    assert_eq!(kinds(&["--outcome", "denied"]), Vec::<String>::new());
+    assert_eq!(kinds(&["--run", &run_id, "--agent", "coder"]).len(), 4);
+    assert_eq!(kinds(&["--task", "T-13"]), Vec::<String>::new());
+    assert_eq!(kinds(&["--until", "1"]), Vec::<String>::new());
+
+    let unknown = fourfold(&["trace", "query", file, "--kind", "gates"], "");
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = String::from_utf8(unknown.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "unknown event kind `gates`; expected one of: decision, action, gate, cost, context"
+        ),
+        "{stderr}"
+    );
 }

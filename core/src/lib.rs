@@ -28,3 +28,8 @@ pub use trace::{TraceError, TraceRecord, TraceWriter};
 
 /// The version of this crate.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The tracing guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/tracing.md")]
+pub struct TracingGuide;
