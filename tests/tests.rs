@@ -1,5 +1,6 @@
 //! Cross-crate integration tests of fourfold, one module per area.
 //!
+//! `context` covers the ContextStore (versions, copies, sessions, ingest, snapshots);
 //! `bypass` runs the table of bypass attempts in `bypass.toml`; `policy` tells the policy's stories
 //! end to end (gates, approvals across restarts, grants, reload, plugins, threads); `props` checks
 //! the policy's properties against simple models with proptest; `trace` kills a process
@@ -7,6 +8,7 @@
 //! reads a governed agent's trace file back, queries it and explains its runs.
 
 mod bypass;
+mod context;
 mod policy;
 mod props;
 mod reader;

@@ -4,11 +4,13 @@
 #![deny(rustdoc::private_intra_doc_links)]
 #![forbid(unsafe_code)]
 
+pub mod context;
 mod error;
 mod event;
 mod plugin;
 pub mod policy;
 pub mod store;
+pub mod tokens;
 pub mod trace;
 
 pub use error::{
@@ -33,3 +35,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/tracing.md")]
 pub struct TracingGuide;
+
+/// The context guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/context.md")]
+pub struct ContextGuide;

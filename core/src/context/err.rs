@@ -1,0 +1,52 @@
+//! Errors of the ContextStore.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::error::StoreError;
+
+/// What went wrong in the ContextStore. Nothing already stored is lost on any of these.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// A key that cannot name a document.
+    #[error("invalid document key `{key}`: {reason}")]
+    InvalidKey {
+        /// The key given (lossy, if it was not text).
+        key: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Reading a file or directory failed.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An ingest pattern is not a valid glob.
+    #[error("invalid glob `{pattern}`: {reason}")]
+    InvalidGlob {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
+    /// The snapshot is damaged, truncated or of another format; the store was not changed.
+    #[error("the context snapshot `{key}` is unusable: {reason}")]
+    CorruptSnapshot {
+        /// The snapshot's key in the store.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `save` on a store that was not opened from a backing store.
+    #[error("this context store was not opened from a backing store, so it has nowhere to save")]
+    NoBackingStore,
+    /// The backing store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,1574 @@
+//! BM25 search over sections, with an `fst` term dictionary.
+//!
+//! The index holds documents under `u32` slots, each made of weighted fields (heading, key,
+//! body). It keeps a main segment, whose term dictionary is an [`fst::Map`] from term to term
+//! id and whose postings sit in flat vectors, and a small delta segment (a hash map from term to
+//! postings) for documents inserted since the last [`Index::merge`]. A removed document is only
+//! marked dead until the next merge. Global statistics (the number of documents, their average
+//! length and each term's document frequency) count live documents only, so results do not
+//! depend on when merges happen.
+//!
+//! Scores are BM25F-style: a term's frequency in a document is the sum over fields of
+//! `weight × occurrences`, the document's length is the sum over fields of
+//! `weight × terms in the field`, and
+//! `score = Σ idf × tf × (k1 + 1) / (tf + k1 × (1 − b + b × length / average length))`
+//! with `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, `k1 = 1.2` and `b = 0.75`.
+//! Search walks the postings document at a time with MaxScore pruning: once the best `limit`
+//! results are known well enough, postings of common terms are only probed for documents that
+//! the rarer terms already make competitive.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use fst::Streamer;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::analyze::Analyzer;
+
+/// BM25's term frequency saturation.
+const K1: f32 = 1.2;
+
+/// BM25's length normalisation.
+const B: f32 = 0.75;
+
+/// `insert` merges automatically once the delta segment holds more documents than this, or
+/// than a tenth of the main segment, whichever is more.
+const AUTO_MERGE_DOCS: usize = 4_096;
+
+/// Upper bounds are widened by this factor so that rounding never makes them too tight.
+const BOUND_SLACK: f32 = 1.000_1;
+
+/// The first bytes of a snapshot made by [`Index::to_bytes`].
+const MAGIC: &[u8; 8] = b"FFINDEX\0";
+
+/// The snapshot format's version.
+const FORMAT_VERSION: u32 = 1;
+
+/// An error from loading an index snapshot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// The bytes are not a snapshot this version can read.
+    #[error(transparent)]
+    Corrupt(#[from] IndexCorruptError),
+}
+
+/// An index snapshot that failed validation.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt search index snapshot: {reason}")]
+pub struct IndexCorruptError {
+    reason: &'static str,
+}
+
+impl IndexCorruptError {
+    /// What was wrong with the snapshot.
+    pub fn reason(&self) -> &str {
+        self.reason
+    }
+}
+
+fn corrupt<T>(reason: &'static str) -> Result<T, IndexError> {
+    Err(IndexError::Corrupt(IndexCorruptError { reason }))
+}
+
+/// A BM25 index over documents identified by `u32` slots.
+///
+/// ```
+/// use fourfold::context::Index;
+/// let mut index = Index::new();
+/// index.insert(0, &[("Serialization", 3.0), ("Use model_dump to get a dict.", 1.0)]);
+/// index.insert(1, &[("Validators", 3.0), ("Field validators run after parsing.", 1.0)]);
+/// let hits = index.search("how do I serialize a model", 10, |_| true);
+/// assert_eq!(hits[0].0, 0);
+/// ```
+#[derive(Clone)]
+pub struct Index {
+    main: MainSegment,
+    delta: DeltaSegment,
+    n_live: usize,
+    total_len: f64,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Index")
+            .field("live_documents", &self.n_live)
+            .field("main_documents", &self.main.docs.slots.len())
+            .field("main_terms", &self.main.terms.len())
+            .field("delta_documents", &self.delta.docs.slots.len())
+            .field("delta_terms", &self.delta.terms.len())
+            .finish()
+    }
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index::new()
+    }
+}
+
+/// Slots, lengths and tombstones of a segment's documents, by ordinal.
+#[derive(Clone, Debug, Default)]
+struct Docs {
+    slots: Vec<u32>,
+    lens: Vec<f32>,
+    dead: Vec<bool>,
+    n_dead: usize,
+    /// Live slot to ordinal; derived, never serialised.
+    ordinals: FxHashMap<u32, u32>,
+}
+
+impl Docs {
+    fn push(&mut self, slot: u32, len: f32) -> u32 {
+        // INVARIANT: a segment never holds more than `u32::MAX` documents, since each live
+        // slot is in one segment and dead ones are dropped by every merge.
+        let ordinal = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        self.slots.push(slot);
+        self.lens.push(len);
+        self.dead.push(false);
+        self.ordinals.insert(slot, ordinal);
+        ordinal
+    }
+
+    /// Marks `slot` dead; returns its length if it was live here.
+    fn kill(&mut self, slot: u32) -> Option<f32> {
+        let ordinal = self.ordinals.remove(&slot)? as usize;
+        self.dead[ordinal] = true;
+        self.n_dead += 1;
+        Some(self.lens[ordinal])
+    }
+
+    fn n_live(&self) -> usize {
+        self.slots.len() - self.n_dead
+    }
+
+    /// The number of live documents in a posting list.
+    fn live_count(&self, ordinals: &[u32]) -> usize {
+        if self.n_dead == 0 {
+            return ordinals.len();
+        }
+        ordinals
+            .iter()
+            .filter(|ordinal| !self.dead[**ordinal as usize])
+            .count()
+    }
+}
+
+/// A posting list's upper-bound ingredients: the largest term frequency and the shortest
+/// document in it.
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    max_tf: f32,
+    min_len: f32,
+}
+
+impl Default for Bound {
+    fn default() -> Bound {
+        Bound {
+            max_tf: 0.0,
+            min_len: f32::INFINITY,
+        }
+    }
+}
+
+impl Bound {
+    fn widen(&mut self, tf: f32, len: f32) {
+        self.max_tf = self.max_tf.max(tf);
+        self.min_len = self.min_len.min(len);
+    }
+}
+
+#[derive(Clone)]
+struct MainSegment {
+    terms: fst::Map<Vec<u8>>,
+    /// Term id to the start of its postings; one more entry than there are terms.
+    offsets: Vec<u64>,
+    ordinals: Vec<u32>,
+    tfs: Vec<f32>,
+    bounds: Vec<Bound>,
+    /// Per term, the largest `tf / (tf + k1 × (1 − b + b × length / bound_average))` over its
+    /// postings: a tighter bound than `bounds` while the average length stays near
+    /// `bound_average`. Derived, never serialised.
+    max_weights: Vec<f32>,
+    bound_average: f32,
+    docs: Docs,
+}
+
+impl MainSegment {
+    fn empty() -> MainSegment {
+        MainSegment {
+            terms: fst::Map::default(),
+            offsets: vec![0],
+            ordinals: Vec::new(),
+            tfs: Vec::new(),
+            bounds: Vec::new(),
+            max_weights: Vec::new(),
+            bound_average: 1.0,
+            docs: Docs::default(),
+        }
+    }
+
+    fn postings(&self, term: &str) -> Option<(&[u32], &[f32], Bound, f32)> {
+        let term_id = self.terms.get(term)? as usize;
+        let start = *self.offsets.get(term_id)? as usize;
+        let end = *self.offsets.get(term_id + 1)? as usize;
+        Some((
+            self.ordinals.get(start..end)?,
+            self.tfs.get(start..end)?,
+            *self.bounds.get(term_id)?,
+            *self.max_weights.get(term_id)?,
+        ))
+    }
+
+    /// Recomputes `max_weights` for the average document length `average`.
+    fn compute_max_weights(&mut self, average: f32) {
+        let norm = Norm::for_average(average);
+        self.bound_average = norm.average;
+        self.max_weights = self
+            .offsets
+            .windows(2)
+            .map(|pair| {
+                let (start, end) = (pair[0] as usize, pair[1] as usize);
+                let ordinals = self.ordinals.get(start..end).unwrap_or(&[]);
+                let tfs = self.tfs.get(start..end).unwrap_or(&[]);
+                ordinals
+                    .iter()
+                    .zip(tfs)
+                    .map(|(ordinal, tf)| {
+                        let len = self
+                            .docs
+                            .lens
+                            .get(*ordinal as usize)
+                            .copied()
+                            .unwrap_or(0.0);
+                        norm.weight(*tf, len) / (K1 + 1.0)
+                    })
+                    .fold(0.0f32, f32::max)
+            })
+            .collect();
+    }
+
+    /// An upper bound on `tf × (k1 + 1) / (tf + norm's denominator)` over a term's postings,
+    /// from its `max_weights` entry.
+    fn weight_bound(&self, max_weight: f32, norm: Norm) -> f32 {
+        // With a longer average than at bound time, the per-length factor shrinks, and every
+        // weight grows by at most the ratio of the two averages.
+        max_weight * (K1 + 1.0) * (norm.average / self.bound_average).max(1.0)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct DeltaPostings {
+    ordinals: Vec<u32>,
+    tfs: Vec<f32>,
+    bound: Bound,
+}
+
+#[derive(Clone, Debug, Default)]
+struct DeltaSegment {
+    terms: FxHashMap<Box<str>, DeltaPostings>,
+    docs: Docs,
+}
+
+/// One query term's walk over one segment's postings.
+struct Cursor<'a> {
+    ordinals: &'a [u32],
+    tfs: &'a [f32],
+    position: usize,
+    idf: f32,
+    upper: f32,
+}
+
+impl Cursor<'_> {
+    fn current(&self) -> u32 {
+        self.ordinals
+            .get(self.position)
+            .copied()
+            .unwrap_or(u32::MAX)
+    }
+
+    /// Moves to the first posting at or after `target`, galloping.
+    fn advance_to(&mut self, target: u32) {
+        let rest = &self.ordinals[self.position.min(self.ordinals.len())..];
+        if rest.first().is_none_or(|first| *first >= target) {
+            return;
+        }
+        let mut step = 1;
+        while step < rest.len() && rest[step] < target {
+            step *= 2;
+        }
+        let low = step / 2;
+        let high = step.min(rest.len());
+        let found = rest[low..high].partition_point(|ordinal| *ordinal < target);
+        self.position += low + found;
+    }
+}
+
+/// A scored slot, ordered so that the better one is greater: higher score, then lower slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Scored {
+    score: f32,
+    slot: u32,
+}
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Scored) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Scored) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.slot.cmp(&self.slot))
+    }
+}
+
+/// The best `limit` results so far.
+struct TopK {
+    limit: usize,
+    heap: BinaryHeap<Reverse<Scored>>,
+}
+
+impl TopK {
+    fn accepts(&self, candidate: Scored) -> bool {
+        self.heap.len() < self.limit || self.heap.peek().is_some_and(|worst| candidate > worst.0)
+    }
+
+    fn push(&mut self, candidate: Scored) {
+        if self.heap.len() == self.limit {
+            self.heap.pop();
+        }
+        self.heap.push(Reverse(candidate));
+    }
+
+    /// The score a document must reach to have a chance, once the heap is full.
+    fn threshold(&self) -> f32 {
+        match self.heap.peek() {
+            Some(worst) if self.heap.len() == self.limit => worst.0.score,
+            _ => f32::NEG_INFINITY,
+        }
+    }
+}
+
+/// The per-query parts of the BM25 length normalisation.
+#[derive(Clone, Copy)]
+struct Norm {
+    average: f32,
+    constant: f32,
+    per_len: f32,
+}
+
+impl Norm {
+    fn for_average(average: f32) -> Norm {
+        let average = if average.is_finite() && average > 0.0 {
+            average
+        } else {
+            1.0
+        };
+        Norm {
+            average,
+            constant: K1 * (1.0 - B),
+            per_len: K1 * B / average,
+        }
+    }
+
+    fn weight(self, tf: f32, len: f32) -> f32 {
+        tf * (K1 + 1.0) / (tf + self.constant + self.per_len * len)
+    }
+}
+
+impl Index {
+    /// The average length of the live documents, or 1 when there are none.
+    fn average_len(&self) -> f32 {
+        if self.n_live == 0 {
+            return 1.0;
+        }
+        (self.total_len / self.n_live as f64) as f32
+    }
+
+    /// Returns an empty index.
+    pub fn new() -> Index {
+        Index {
+            main: MainSegment::empty(),
+            delta: DeltaSegment::default(),
+            n_live: 0,
+            total_len: 0.0,
+        }
+    }
+
+    /// The number of live documents.
+    pub fn len(&self) -> usize {
+        self.n_live
+    }
+
+    /// Whether the index has no live documents.
+    pub fn is_empty(&self) -> bool {
+        self.n_live == 0
+    }
+
+    /// Whether `slot` holds a live document.
+    pub fn contains(&self, slot: u32) -> bool {
+        self.main.docs.ordinals.contains_key(&slot) || self.delta.docs.ordinals.contains_key(&slot)
+    }
+
+    /// Indexes the document made of `fields` (`(text, weight)` pairs) under `slot`, replacing
+    /// any document already there.
+    ///
+    /// A weight that is negative or not finite counts as 0. This may merge the delta segment
+    /// into the main one (see [`Index::merge`]) when the delta has grown large.
+    pub fn insert(&mut self, slot: u32, fields: &[(&str, f32)]) {
+        self.remove(slot);
+        let mut analyzer = Analyzer::new();
+        let mut tfs: FxHashMap<String, f32> = FxHashMap::default();
+        let mut len = 0.0f32;
+        for (text, weight) in fields {
+            let weight = if weight.is_finite() && *weight > 0.0 {
+                *weight
+            } else {
+                0.0
+            };
+            if weight == 0.0 {
+                continue;
+            }
+            analyzer.each_term(text, |term| {
+                len += weight;
+                match tfs.get_mut(term) {
+                    Some(tf) => *tf += weight,
+                    None => {
+                        tfs.insert(term.to_string(), weight);
+                    }
+                }
+            });
+        }
+        let len = if len.is_finite() { len } else { f32::MAX };
+        let ordinal = self.delta.docs.push(slot, len);
+        for (term, tf) in tfs {
+            let tf = if tf.is_finite() { tf } else { f32::MAX };
+            let postings = self.delta.terms.entry(term.into_boxed_str()).or_default();
+            postings.ordinals.push(ordinal);
+            postings.tfs.push(tf);
+            postings.bound.widen(tf, len);
+        }
+        self.n_live += 1;
+        self.total_len += f64::from(len);
+        let delta_docs = self.delta.docs.slots.len();
+        if delta_docs > AUTO_MERGE_DOCS.max(self.main.docs.n_live() / 10) {
+            self.merge();
+        }
+    }
+
+    /// Removes the document under `slot`; returns whether there was one.
+    pub fn remove(&mut self, slot: u32) -> bool {
+        let len = self
+            .main
+            .docs
+            .kill(slot)
+            .or_else(|| self.delta.docs.kill(slot));
+        match len {
+            Some(len) => {
+                self.n_live -= 1;
+                self.total_len -= f64::from(len);
+                if self.n_live == 0 {
+                    self.total_len = 0.0;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Rebuilds the main segment from its live documents and the delta segment's, leaving the
+    /// delta empty and no dead documents. Does nothing when there is nothing to merge.
+    pub fn merge(&mut self) {
+        if self.delta.docs.slots.is_empty() && self.main.docs.n_dead == 0 {
+            return;
+        }
+        let main = &self.main;
+        let delta = &self.delta;
+        // Live documents of both segments, in slot order, become the new ordinals.
+        let mut live: Vec<(u32, f32, bool, u32)> = Vec::with_capacity(self.n_live);
+        for (is_delta, docs) in [(false, &main.docs), (true, &delta.docs)] {
+            for (ordinal, slot) in docs.slots.iter().enumerate() {
+                if !docs.dead[ordinal] {
+                    live.push((*slot, docs.lens[ordinal], is_delta, ordinal as u32));
+                }
+            }
+        }
+        live.sort_unstable_by_key(|(slot, ..)| *slot);
+        let mut main_map = vec![u32::MAX; main.docs.slots.len()];
+        let mut delta_map = vec![u32::MAX; delta.docs.slots.len()];
+        let mut docs = Docs::default();
+        for (slot, len, is_delta, old) in &live {
+            let new = docs.push(*slot, *len);
+            let map = if *is_delta {
+                &mut delta_map
+            } else {
+                &mut main_map
+            };
+            map[*old as usize] = new;
+        }
+        let mut delta_terms: Vec<(&str, &DeltaPostings)> = delta
+            .terms
+            .iter()
+            .map(|(term, postings)| (&**term, postings))
+            .collect();
+        delta_terms.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut builder = fst::MapBuilder::memory();
+        let mut offsets = vec![0u64];
+        let mut ordinals = Vec::with_capacity(main.ordinals.len());
+        let mut tfs = Vec::with_capacity(main.tfs.len());
+        let mut bounds = Vec::new();
+        let mut postings: Vec<(u32, f32)> = Vec::new();
+        let mut main_stream = main.terms.stream();
+        let mut main_next = main_stream
+            .next()
+            .map(|(term, id)| (term.to_vec(), id as usize));
+        let mut delta_iter = delta_terms.into_iter().peekable();
+        loop {
+            let order = match (&main_next, delta_iter.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((main_term, _)), Some((delta_term, _))) => {
+                    main_term.as_slice().cmp(delta_term.as_bytes())
+                }
+            };
+            postings.clear();
+            let mut term = Vec::new();
+            if order != Ordering::Greater {
+                if let Some((main_term, term_id)) = main_next.take() {
+                    let start = main.offsets[term_id] as usize;
+                    let end = main.offsets[term_id + 1] as usize;
+                    for (ordinal, tf) in main.ordinals[start..end].iter().zip(&main.tfs[start..end])
+                    {
+                        let new = main_map[*ordinal as usize];
+                        if new != u32::MAX {
+                            postings.push((new, *tf));
+                        }
+                    }
+                    term = main_term;
+                }
+                main_next = main_stream
+                    .next()
+                    .map(|(term, id)| (term.to_vec(), id as usize));
+            }
+            if order != Ordering::Less {
+                if let Some((delta_term, delta_postings)) = delta_iter.next() {
+                    for (ordinal, tf) in delta_postings.ordinals.iter().zip(&delta_postings.tfs) {
+                        let new = delta_map[*ordinal as usize];
+                        if new != u32::MAX {
+                            postings.push((new, *tf));
+                        }
+                    }
+                    term = delta_term.as_bytes().to_vec();
+                }
+            }
+            if postings.is_empty() {
+                continue;
+            }
+            postings.sort_unstable_by_key(|(ordinal, _)| *ordinal);
+            let mut bound = Bound::default();
+            for (ordinal, tf) in &postings {
+                bound.widen(*tf, docs.lens[*ordinal as usize]);
+                ordinals.push(*ordinal);
+                tfs.push(*tf);
+            }
+            // INVARIANT: terms come out of a merge of two byte-sorted lists without repeats,
+            // so they are strictly increasing, and the builder writes to memory.
+            builder
+                .insert(&term, bounds.len() as u64)
+                .expect("merged terms are strictly increasing");
+            bounds.push(bound);
+            offsets.push(ordinals.len() as u64);
+        }
+        // INVARIANT: a finished in-memory builder yields a valid fst.
+        let terms = builder.into_map().into_fst().into_inner();
+        let terms = fst::Map::new(terms).expect("a freshly built fst is valid");
+        self.total_len = docs.lens.iter().map(|len| f64::from(*len)).sum();
+        self.n_live = docs.slots.len();
+        self.main = MainSegment {
+            terms,
+            offsets,
+            ordinals,
+            tfs,
+            bounds,
+            max_weights: Vec::new(),
+            bound_average: 1.0,
+            docs,
+        };
+        self.main.compute_max_weights(self.average_len());
+        self.delta = DeltaSegment::default();
+    }
+
+    /// Returns up to `limit` `(slot, score)` pairs for the documents that best match `query`
+    /// and pass `filter`, best first; equal scores come in slot order.
+    ///
+    /// An empty query, or one made only of stop words, matches nothing. `filter` is called only
+    /// for documents that would otherwise make the results.
+    pub fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        filter: impl Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        if limit == 0 || self.n_live == 0 {
+            return Vec::new();
+        }
+        let mut terms: Vec<String> = Vec::new();
+        Analyzer::new().each_term(query, |term| terms.push(term.to_string()));
+        terms.sort_unstable();
+        terms.dedup();
+        let n_docs = self.n_live as f32;
+        let norm = Norm::for_average(self.average_len());
+        let mut main_cursors = Vec::with_capacity(terms.len());
+        let mut delta_cursors = Vec::with_capacity(terms.len());
+        for term in &terms {
+            let main = self.main.postings(term);
+            let delta = self.delta.terms.get(term.as_str());
+            let main_df = main.map_or(0, |(ordinals, ..)| self.main.docs.live_count(ordinals));
+            let delta_df =
+                delta.map_or(0, |postings| self.delta.docs.live_count(&postings.ordinals));
+            let df = (main_df + delta_df) as f32;
+            if df == 0.0 {
+                continue;
+            }
+            let idf = (1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln();
+            let upper = |bound: Bound| idf * norm.weight(bound.max_tf, bound.min_len) * BOUND_SLACK;
+            if let Some((ordinals, tfs, bound, max_weight)) = main {
+                let tight = idf * self.main.weight_bound(max_weight, norm) * BOUND_SLACK;
+                main_cursors.push(Cursor {
+                    ordinals,
+                    tfs,
+                    position: 0,
+                    idf,
+                    upper: upper(bound).min(tight),
+                });
+            }
+            if let Some(postings) = delta {
+                delta_cursors.push(Cursor {
+                    ordinals: &postings.ordinals,
+                    tfs: &postings.tfs,
+                    position: 0,
+                    idf,
+                    upper: upper(postings.bound),
+                });
+            }
+        }
+        let mut top = TopK {
+            limit: limit.min(self.n_live),
+            heap: BinaryHeap::new(),
+        };
+        search_segment(&mut main_cursors, &self.main.docs, norm, &mut top, &filter);
+        search_segment(
+            &mut delta_cursors,
+            &self.delta.docs,
+            norm,
+            &mut top,
+            &filter,
+        );
+        let mut results: Vec<Scored> = top.heap.into_iter().map(|entry| entry.0).collect();
+        results.sort_unstable_by(|a, b| b.cmp(a));
+        results
+            .into_iter()
+            .map(|scored| (scored.slot, scored.score))
+            .collect()
+    }
+}
+
+/// Scores one segment's documents document at a time, with MaxScore pruning.
+fn search_segment(
+    cursors: &mut [Cursor<'_>],
+    docs: &Docs,
+    norm: Norm,
+    top: &mut TopK,
+    filter: &impl Fn(u32) -> bool,
+) {
+    if cursors.is_empty() {
+        return;
+    }
+    cursors.sort_unstable_by(|a, b| a.upper.total_cmp(&b.upper));
+    // `cumulative[i]` bounds the score of a document found only in cursors `0..=i`.
+    let mut cumulative = Vec::with_capacity(cursors.len());
+    let mut sum = 0.0f32;
+    for cursor in cursors.iter() {
+        sum += cursor.upper;
+        cumulative.push(sum * BOUND_SLACK);
+    }
+    let n_cursors = cursors.len();
+    let mut search = SegmentSearch {
+        docs,
+        norm,
+        cumulative,
+        first_essential: 0,
+        threshold: f32::NEG_INFINITY,
+    };
+    search.raise(top.threshold());
+    while search.first_essential < n_cursors {
+        if search.first_essential + 1 == n_cursors {
+            search.walk_one(cursors, top, filter);
+            continue;
+        }
+        let (non_essential, essential) = cursors.split_at_mut(search.first_essential);
+        let ordinal = essential
+            .iter()
+            .map(Cursor::current)
+            .min()
+            .unwrap_or(u32::MAX);
+        if ordinal == u32::MAX {
+            break;
+        }
+        let len = docs.lens.get(ordinal as usize).copied().unwrap_or(0.0);
+        let mut score = 0.0f32;
+        for cursor in essential.iter_mut() {
+            if cursor.current() == ordinal {
+                let tf = cursor.tfs.get(cursor.position).copied().unwrap_or(0.0);
+                score += cursor.idf * norm.weight(tf, len);
+                cursor.position += 1;
+            }
+        }
+        let score = search.complete(non_essential, ordinal, score, len);
+        search.offer(ordinal, score, top, filter);
+    }
+}
+
+/// The state of one segment's search.
+struct SegmentSearch<'a> {
+    docs: &'a Docs,
+    norm: Norm,
+    cumulative: Vec<f32>,
+    /// Cursors before this one cannot, on their own, lift a document into the results.
+    first_essential: usize,
+    threshold: f32,
+}
+
+impl SegmentSearch<'_> {
+    fn raise(&mut self, threshold: f32) {
+        self.threshold = threshold;
+        while self.first_essential < self.cumulative.len()
+            && self.cumulative[self.first_essential] < threshold
+        {
+            self.first_essential += 1;
+        }
+    }
+
+    /// Adds the non-essential cursors' parts to `score`, from the one with the highest bound
+    /// down, stopping as soon as the document cannot make the results.
+    fn complete(
+        &self,
+        non_essential: &mut [Cursor<'_>],
+        ordinal: u32,
+        mut score: f32,
+        len: f32,
+    ) -> f32 {
+        for cursor_idx in (0..non_essential.len()).rev() {
+            if score + self.cumulative[cursor_idx] < self.threshold {
+                break;
+            }
+            let cursor = &mut non_essential[cursor_idx];
+            cursor.advance_to(ordinal);
+            if cursor.current() == ordinal {
+                let tf = cursor.tfs.get(cursor.position).copied().unwrap_or(0.0);
+                score += cursor.idf * self.norm.weight(tf, len);
+                cursor.position += 1;
+            }
+        }
+        score
+    }
+
+    /// Offers a fully scored document to the results.
+    fn offer(&mut self, ordinal: u32, score: f32, top: &mut TopK, filter: &impl Fn(u32) -> bool) {
+        let doc_idx = ordinal as usize;
+        let Some(slot) = self.docs.slots.get(doc_idx).copied() else {
+            return;
+        };
+        let candidate = Scored { score, slot };
+        if !top.accepts(candidate)
+            || self.docs.dead.get(doc_idx).copied().unwrap_or(true)
+            || !filter(slot)
+        {
+            return;
+        }
+        top.push(candidate);
+        self.raise(top.threshold());
+    }
+
+    /// Walks the last cursor while it is the only essential one, skipping every posting that
+    /// cannot lift its document into the results without dividing.
+    fn walk_one(
+        &mut self,
+        cursors: &mut [Cursor<'_>],
+        top: &mut TopK,
+        filter: &impl Fn(u32) -> bool,
+    ) {
+        let first_essential = self.first_essential;
+        let (non_essential, essential) = cursors.split_at_mut(first_essential);
+        let Some(cursor) = essential.first_mut() else {
+            return;
+        };
+        let rest = first_essential
+            .checked_sub(1)
+            .map_or(0.0, |idx| self.cumulative[idx]);
+        let scale = cursor.idf * (K1 + 1.0);
+        while cursor.position < cursor.ordinals.len() {
+            let ordinal = cursor.ordinals[cursor.position];
+            let tf = cursor.tfs.get(cursor.position).copied().unwrap_or(0.0);
+            cursor.position += 1;
+            let len = self.docs.lens.get(ordinal as usize).copied().unwrap_or(0.0);
+            let denominator = tf + self.norm.constant + self.norm.per_len * len;
+            // The same test as `scale * tf / denominator + rest < threshold`, with room for
+            // rounding left to the slack in `rest`.
+            if scale * tf < (self.threshold - rest) * denominator {
+                continue;
+            }
+            let score = cursor.idf * self.norm.weight(tf, len);
+            let score = self.complete(non_essential, ordinal, score, len);
+            self.offer(ordinal, score, top, filter);
+            if self.first_essential != first_essential {
+                return;
+            }
+        }
+        self.first_essential = self.cumulative.len();
+    }
+}
+
+impl Index {
+    /// Returns a snapshot of the index, which [`Index::from_bytes`] reads back without
+    /// analysing any text again.
+    ///
+    /// The snapshot holds the main segment's `fst` bytes, the flat postings, the delta segment
+    /// and the tombstones, all little-endian, followed by a CRC-32 of everything before it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        put_u32(&mut out, FORMAT_VERSION);
+        put_bytes(&mut out, self.main.terms.as_fst().as_bytes());
+        put_u64s(&mut out, &self.main.offsets);
+        put_u32s(&mut out, &self.main.ordinals);
+        put_f32s(&mut out, &self.main.tfs);
+        put_docs(&mut out, &self.main.docs);
+        put_docs(&mut out, &self.delta.docs);
+        let mut delta_terms: Vec<(&str, &DeltaPostings)> = self
+            .delta
+            .terms
+            .iter()
+            .map(|(term, postings)| (&**term, postings))
+            .collect();
+        delta_terms.sort_unstable_by_key(|(term, _)| *term);
+        put_u64(&mut out, delta_terms.len() as u64);
+        for (term, postings) in delta_terms {
+            put_bytes(&mut out, term.as_bytes());
+            put_u32s(&mut out, &postings.ordinals);
+            put_f32s(&mut out, &postings.tfs);
+        }
+        let checksum = crc32fast::hash(&out);
+        put_u32(&mut out, checksum);
+        out
+    }
+
+    /// Reads a snapshot made by [`Index::to_bytes`], checking it thoroughly: any damage gives an
+    /// error, never a panic or a wrong index.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Index, IndexError> {
+        if bytes.len() < MAGIC.len() + 8 {
+            return corrupt("too short");
+        }
+        let (body, checksum) = bytes.split_at(bytes.len() - 4);
+        if !body.starts_with(MAGIC) {
+            return corrupt("not an index snapshot");
+        }
+        if crc32fast::hash(body).to_le_bytes() != checksum {
+            return corrupt("checksum mismatch");
+        }
+        let mut reader = Reader {
+            bytes: &body[MAGIC.len()..],
+        };
+        if reader.u32()? != FORMAT_VERSION {
+            return corrupt("unsupported format version");
+        }
+        let fst_bytes = reader.bytes()?.to_vec();
+        let offsets = reader.u64s()?;
+        let ordinals = reader.u32s()?;
+        let tfs = reader.f32s()?;
+        let main_docs = reader.docs()?;
+        let delta_docs = reader.docs()?;
+        let n_delta_terms = reader.u64()?;
+        let mut delta_terms = FxHashMap::default();
+        let mut previous: Option<Box<str>> = None;
+        for _ in 0..n_delta_terms {
+            let Ok(term) = std::str::from_utf8(reader.bytes()?) else {
+                return corrupt("a delta term is not utf-8");
+            };
+            let term: Box<str> = term.into();
+            if previous.as_ref().is_some_and(|previous| *previous >= term) {
+                return corrupt("delta terms out of order");
+            }
+            let postings_ordinals = reader.u32s()?;
+            let postings_tfs = reader.f32s()?;
+            let bound = check_postings(&postings_ordinals, &postings_tfs, &delta_docs)?;
+            delta_terms.insert(
+                term.clone(),
+                DeltaPostings {
+                    ordinals: postings_ordinals,
+                    tfs: postings_tfs,
+                    bound,
+                },
+            );
+            previous = Some(term);
+        }
+        if !reader.bytes.is_empty() {
+            return corrupt("trailing bytes");
+        }
+        let Ok(terms) = fst::Map::new(fst_bytes) else {
+            return corrupt("invalid term dictionary");
+        };
+        if terms.as_fst().verify().is_err() {
+            return corrupt("term dictionary checksum mismatch");
+        }
+        let n_terms = terms.len();
+        if offsets.len() != n_terms + 1
+            || offsets.first() != Some(&0)
+            || offsets.last() != Some(&(ordinals.len() as u64))
+            || offsets.windows(2).any(|pair| pair[0] > pair[1])
+            || ordinals.len() != tfs.len()
+        {
+            return corrupt("inconsistent postings offsets");
+        }
+        let mut seen = vec![false; n_terms];
+        let mut stream = terms.stream();
+        while let Some((_, term_id)) = stream.next() {
+            match seen.get_mut(term_id as usize) {
+                Some(seen) if !*seen => *seen = true,
+                _ => return corrupt("invalid term id"),
+            }
+        }
+        let mut bounds = Vec::with_capacity(n_terms);
+        for pair in offsets.windows(2) {
+            let (start, end) = (pair[0] as usize, pair[1] as usize);
+            bounds.push(check_postings(
+                &ordinals[start..end],
+                &tfs[start..end],
+                &main_docs,
+            )?);
+        }
+        if main_docs.slots.windows(2).any(|pair| pair[0] >= pair[1]) {
+            return corrupt("main segment slots out of order");
+        }
+        if delta_docs
+            .ordinals
+            .keys()
+            .any(|slot| main_docs.ordinals.contains_key(slot))
+        {
+            return corrupt("a slot is live in both segments");
+        }
+        let n_live = main_docs.n_live() + delta_docs.n_live();
+        let total_len = [&main_docs, &delta_docs]
+            .iter()
+            .flat_map(|docs| {
+                docs.lens
+                    .iter()
+                    .zip(&docs.dead)
+                    .filter(|(_, dead)| !**dead)
+                    .map(|(len, _)| f64::from(*len))
+            })
+            .sum();
+        let mut index = Index {
+            main: MainSegment {
+                terms,
+                offsets,
+                ordinals,
+                tfs,
+                bounds,
+                max_weights: Vec::new(),
+                bound_average: 1.0,
+                docs: main_docs,
+            },
+            delta: DeltaSegment {
+                terms: delta_terms,
+                docs: delta_docs,
+            },
+            n_live,
+            total_len,
+        };
+        index.main.compute_max_weights(index.average_len());
+        Ok(index)
+    }
+}
+
+/// Checks that a posting list is strictly increasing, points at documents that exist and has
+/// positive finite frequencies; returns its bound.
+fn check_postings(ordinals: &[u32], tfs: &[f32], docs: &Docs) -> Result<Bound, IndexError> {
+    if ordinals.len() != tfs.len() || ordinals.is_empty() {
+        return corrupt("inconsistent posting list");
+    }
+    if ordinals.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return corrupt("posting list out of order");
+    }
+    let mut bound = Bound::default();
+    for (ordinal, tf) in ordinals.iter().zip(tfs) {
+        let Some(len) = docs.lens.get(*ordinal as usize) else {
+            return corrupt("posting for a missing document");
+        };
+        if !(tf.is_finite() && *tf > 0.0) {
+            return corrupt("invalid term frequency");
+        }
+        bound.widen(*tf, *len);
+    }
+    Ok(bound)
+}
+
+fn put_u32(out: &mut Vec<u8>, value: u32) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u64(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_u32s(out: &mut Vec<u8>, values: &[u32]) {
+    put_u64(out, values.len() as u64);
+    for value in values {
+        put_u32(out, *value);
+    }
+}
+
+fn put_u64s(out: &mut Vec<u8>, values: &[u64]) {
+    put_u64(out, values.len() as u64);
+    for value in values {
+        put_u64(out, *value);
+    }
+}
+
+fn put_f32s(out: &mut Vec<u8>, values: &[f32]) {
+    put_u64(out, values.len() as u64);
+    for value in values {
+        put_u32(out, value.to_bits());
+    }
+}
+
+fn put_docs(out: &mut Vec<u8>, docs: &Docs) {
+    put_u32s(out, &docs.slots);
+    put_f32s(out, &docs.lens);
+    put_u64(out, docs.dead.len() as u64);
+    out.extend(docs.dead.iter().map(|dead| u8::from(*dead)));
+}
+
+/// Reads a snapshot front to back; every read checks that the bytes are there before it
+/// allocates anything.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n_bytes: usize) -> Result<&'a [u8], IndexError> {
+        if n_bytes > self.bytes.len() {
+            return corrupt("truncated");
+        }
+        let (head, tail) = self.bytes.split_at(n_bytes);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn u32(&mut self) -> Result<u32, IndexError> {
+        let mut word = [0; 4];
+        word.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(word))
+    }
+
+    fn u64(&mut self) -> Result<u64, IndexError> {
+        let mut word = [0; 8];
+        word.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(word))
+    }
+
+    /// Reads a length, checking that `elem_bytes` bytes per element remain.
+    fn count(&mut self, elem_bytes: usize) -> Result<usize, IndexError> {
+        let count = self.u64()?;
+        match usize::try_from(count).ok().and_then(|count| {
+            count
+                .checked_mul(elem_bytes)
+                .map(|n_bytes| (count, n_bytes))
+        }) {
+            Some((count, n_bytes)) if n_bytes <= self.bytes.len() => Ok(count),
+            _ => corrupt("truncated"),
+        }
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], IndexError> {
+        let count = self.count(1)?;
+        self.take(count)
+    }
+
+    fn u32s(&mut self) -> Result<Vec<u32>, IndexError> {
+        let count = self.count(4)?;
+        let raw = self.take(count * 4)?;
+        Ok(raw
+            .chunks_exact(4)
+            .map(|word| u32::from_le_bytes([word[0], word[1], word[2], word[3]]))
+            .collect())
+    }
+
+    fn u64s(&mut self) -> Result<Vec<u64>, IndexError> {
+        let count = self.count(8)?;
+        let raw = self.take(count * 8)?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|word| {
+                let mut bytes = [0; 8];
+                bytes.copy_from_slice(word);
+                u64::from_le_bytes(bytes)
+            })
+            .collect())
+    }
+
+    fn f32s(&mut self) -> Result<Vec<f32>, IndexError> {
+        Ok(self.u32s()?.into_iter().map(f32::from_bits).collect())
+    }
+
+    fn docs(&mut self) -> Result<Docs, IndexError> {
+        let slots = self.u32s()?;
+        let lens = self.f32s()?;
+        let n_dead_flags = self.count(1)?;
+        let dead_flags = self.take(n_dead_flags)?;
+        if lens.len() != slots.len() || dead_flags.len() != slots.len() {
+            return corrupt("inconsistent document table");
+        }
+        if lens.iter().any(|len| !(len.is_finite() && *len >= 0.0)) {
+            return corrupt("invalid document length");
+        }
+        let mut docs = Docs {
+            slots,
+            lens,
+            dead: Vec::with_capacity(dead_flags.len()),
+            n_dead: 0,
+            ordinals: FxHashMap::default(),
+        };
+        for (ordinal, flag) in dead_flags.iter().enumerate() {
+            match flag {
+                0 => {
+                    if docs
+                        .ordinals
+                        .insert(docs.slots[ordinal], ordinal as u32)
+                        .is_some()
+                    {
+                        return corrupt("a slot is live twice");
+                    }
+                    docs.dead.push(false);
+                }
+                1 => {
+                    docs.dead.push(true);
+                    docs.n_dead += 1;
+                }
+                _ => return corrupt("invalid tombstone flag"),
+            }
+        }
+        if u32::try_from(docs.slots.len()).is_err() {
+            return corrupt("too many documents");
+        }
+        Ok(docs)
+    }
+}
+
+impl Serialize for Index {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.to_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for Index {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Index, D::Error> {
+        struct SnapshotVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for SnapshotVisitor {
+            type Value = Index;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("the bytes of a search index snapshot")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Index, E> {
+                Index::from_bytes(bytes).map_err(E::custom)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Index, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(byte) = seq.next_element::<u8>()? {
+                    bytes.push(byte);
+                }
+                Index::from_bytes(&bytes).map_err(serde::de::Error::custom)
+            }
+        }
+
+        deserializer.deserialize_bytes(SnapshotVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Covers ranking, analysis through the index, updates against a naive reference model,
+    // filters and snapshots.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    type Doc<'a> = (u32, &'a [(&'a str, f32)]);
+
+    fn build(docs: &[Doc<'_>]) -> Index {
+        let mut index = Index::new();
+        for (slot, fields) in docs {
+            index.insert(*slot, fields);
+        }
+        index
+    }
+
+    fn slots(index: &Index, query: &str) -> Vec<u32> {
+        index
+            .search(query, 10, |_| true)
+            .into_iter()
+            .map(|(slot, _)| slot)
+            .collect()
+    }
+
+    /// Checks the slots a query returns, best first, both before and after a merge.
+    fn check(docs: &[Doc<'_>], query: &str, expected: &[u32]) {
+        let mut index = build(docs);
+        assert_eq!(
+            slots(&index, query),
+            expected,
+            "query {query:?} before merge"
+        );
+        index.merge();
+        assert_eq!(
+            slots(&index, query),
+            expected,
+            "query {query:?} after merge"
+        );
+    }
+
+    #[test]
+    fn ranking() {
+        let body = |text| -> [(&str, f32); 1] { [(text, 1.0)] };
+        let exact = body("model_dump returns a dict");
+        let partial = body("the model can dump things");
+        let heading: [(&str, f32); 2] = [("Validators", 3.0), ("how to check values", 1.0)];
+        let mention: [(&str, f32); 2] =
+            [("Other topic", 3.0), ("validators are mentioned here", 1.0)];
+        let rare = body("common common rareword");
+        let common = body("common common common");
+        let serialize = body("serializing models to JSON");
+        let unrelated = body("nothing to see here");
+        let cases: &[(&[Doc<'_>], &str, &[u32])] = &[
+            (&[(0, &partial), (1, &exact)], "model_dump", &[1, 0]),
+            (&[(0, &mention), (1, &heading)], "validators", &[1, 0]),
+            (&[(0, &common), (1, &rare)], "common rareword", &[1, 0]),
+            (&[(0, &unrelated), (1, &serialize)], "serialization", &[1]),
+            (&[(0, &unrelated), (1, &serialize)], "serialize", &[1]),
+            (&[(0, &heading)], "validator", &[0]),
+            (&[(0, &exact)], "dump model", &[0]),
+            (&[(0, &exact)], ".model_dump()", &[0]),
+            (&[(0, &exact)], "", &[]),
+            (&[(0, &exact)], "the of and", &[]),
+            (&[(0, &exact)], "absent", &[]),
+            (&[(3, &exact), (1, &exact), (2, &exact)], "dict", &[1, 2, 3]),
+        ];
+        for (docs, query, expected) in cases {
+            check(docs, query, expected);
+        }
+    }
+
+    #[test]
+    fn filter_and_limit() {
+        let text: [(&str, f32); 1] = [("shared words", 1.0)];
+        let docs: Vec<Doc<'_>> = (0..10).map(|slot| (slot, &text[..])).collect();
+        let index = build(&docs);
+        let hits = index.search("shared", 3, |slot| slot % 2 == 1);
+        assert_eq!(hits.iter().map(|hit| hit.0).collect::<Vec<_>>(), [1, 3, 5]);
+        assert!(index.search("shared", 0, |_| true).is_empty());
+        assert_eq!(index.search("shared", 100, |_| true).len(), 10);
+    }
+
+    #[test]
+    fn remove_and_replace() {
+        let mut index = build(&[(0, &[("alpha beta", 1.0)]), (1, &[("alpha", 1.0)])]);
+        index.merge();
+        assert!(index.remove(0));
+        assert!(!index.remove(0));
+        assert_eq!(slots(&index, "beta"), Vec::<u32>::new());
+        index.insert(1, &[("gamma", 1.0)]);
+        assert_eq!(slots(&index, "alpha"), Vec::<u32>::new());
+        assert_eq!(slots(&index, "gamma"), [1]);
+        assert_eq!(index.len(), 1);
+        assert!(index.contains(1) && !index.contains(0));
+        index.merge();
+        assert_eq!(slots(&index, "gamma"), [1]);
+        index.remove(1);
+        index.merge();
+        assert!(index.is_empty());
+        assert!(slots(&index, "gamma").is_empty());
+    }
+
+    #[test]
+    fn automatic_merge_keeps_results() {
+        let mut index = Index::new();
+        let texts = ["alpha beta", "beta gamma", "gamma delta alpha", "epsilon"];
+        for slot in 0..(AUTO_MERGE_DOCS as u32 + 100) {
+            index.insert(slot, &[(texts[slot as usize % texts.len()], 1.0)]);
+        }
+        assert!(index.delta.docs.slots.len() < 200);
+        let before = index.search("alpha gamma", 5, |_| true);
+        index.merge();
+        assert_eq!(index.search("alpha gamma", 5, |_| true), before);
+        assert_eq!(
+            before.iter().map(|hit| hit.0).collect::<Vec<_>>(),
+            [2, 6, 10, 14, 18]
+        );
+    }
+
+    #[test]
+    fn snapshot_round_trip() {
+        let mut index = build(&[
+            (
+                5,
+                &[
+                    ("Serialization", 3.0),
+                    ("model_dump and model_dump_json", 1.0),
+                ],
+            ),
+            (2, &[("Validators", 3.0), ("field validators", 1.0)]),
+        ]);
+        index.merge();
+        index.insert(
+            9,
+            &[("Config", 3.0), ("model_config replaces class Config", 1.0)],
+        );
+        index.remove(2);
+        let bytes = index.to_bytes();
+        let loaded = Index::from_bytes(&bytes).expect("snapshot loads");
+        for query in ["model", "config", "validators", "serialize dump"] {
+            assert_eq!(
+                loaded.search(query, 10, |_| true),
+                index.search(query, 10, |_| true)
+            );
+        }
+        assert_eq!(loaded.to_bytes(), bytes);
+        let encoded =
+            bincode::serde::encode_to_vec(&index, bincode::config::standard()).expect("encodes");
+        let (decoded, _): (Index, usize) =
+            bincode::serde::decode_from_slice(&encoded, bincode::config::standard())
+                .expect("decodes");
+        assert_eq!(
+            decoded.search("model", 10, |_| true),
+            index.search("model", 10, |_| true)
+        );
+        let json = serde_json::to_string(&index).expect("json");
+        let from_json: Index = serde_json::from_str(&json).expect("json loads");
+        assert_eq!(from_json.len(), index.len());
+        let empty = Index::from_bytes(&Index::new().to_bytes()).expect("empty loads");
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn corrupt_snapshots_are_errors() {
+        let mut index = build(&[(1, &[("alpha beta", 1.0)]), (2, &[("beta", 1.0)])]);
+        index.merge();
+        index.insert(3, &[("gamma", 1.0)]);
+        let bytes = index.to_bytes();
+        assert!(Index::from_bytes(&[]).is_err());
+        assert!(Index::from_bytes(b"FFINDEX\0garbage").is_err());
+        for cut in 0..bytes.len() {
+            assert!(Index::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for position in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[position] ^= 0x5a;
+            assert!(Index::from_bytes(&damaged).is_err(), "flip at {position}");
+        }
+        let error = Index::from_bytes(&bytes[..10]).expect_err("too short");
+        assert!(error
+            .to_string()
+            .starts_with("corrupt search index snapshot"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_snapshot_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Index::from_bytes(&bytes);
+            let mut prefixed = MAGIC.to_vec();
+            prefixed.extend_from_slice(&bytes);
+            let checksum = crc32fast::hash(&prefixed);
+            prefixed.extend_from_slice(&checksum.to_le_bytes());
+            let _ = Index::from_bytes(&prefixed);
+        }
+    }
+
+    /// A naive BM25F over all live documents: the model the index is checked against.
+    #[derive(Default)]
+    struct Reference {
+        docs: BTreeMap<u32, (BTreeMap<String, f64>, f64)>,
+    }
+
+    impl Reference {
+        fn insert(&mut self, slot: u32, fields: &[(&str, f32)]) {
+            let mut tfs = BTreeMap::new();
+            let mut len = 0.0;
+            for (text, weight) in fields {
+                for term in crate::context::analyze(text) {
+                    *tfs.entry(term).or_insert(0.0) += f64::from(*weight);
+                    len += f64::from(*weight);
+                }
+            }
+            self.docs.insert(slot, (tfs, len));
+        }
+
+        fn scores(&self, query: &str) -> BTreeMap<u32, f64> {
+            let mut terms = crate::context::analyze(query);
+            terms.sort();
+            terms.dedup();
+            let n_docs = self.docs.len() as f64;
+            let average = self.docs.values().map(|doc| doc.1).sum::<f64>() / n_docs;
+            let average = if average > 0.0 { average } else { 1.0 };
+            let mut scores = BTreeMap::new();
+            for term in &terms {
+                let df = self
+                    .docs
+                    .values()
+                    .filter(|doc| doc.0.contains_key(term))
+                    .count() as f64;
+                if df == 0.0 {
+                    continue;
+                }
+                let idf = (1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln();
+                for (slot, (tfs, len)) in &self.docs {
+                    if let Some(tf) = tfs.get(term) {
+                        let k1 = f64::from(K1);
+                        let b = f64::from(B);
+                        let weight = tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / average));
+                        *scores.entry(*slot).or_insert(0.0) += idf * weight;
+                    }
+                }
+            }
+            scores
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u32, Vec<(String, f32)>),
+        Remove(u32),
+        Merge,
+    }
+
+    const WORDS: &[&str] = &[
+        "model",
+        "dump",
+        "model_dump",
+        "validator",
+        "validators",
+        "field",
+        "config",
+        "json",
+        "serialize",
+        "schema",
+        "the",
+        "BaseModel",
+        "alias",
+        "strict",
+    ];
+
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(proptest::sample::select(WORDS), 0..12)
+            .prop_map(|words| words.join(" "))
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let fields = proptest::collection::vec(
+            (
+                text(),
+                prop_oneof![Just(1.0f32), Just(1.5f32), Just(3.0f32)],
+            ),
+            0..3,
+        );
+        prop_oneof![
+            6 => (0..24u32, fields).prop_map(|(slot, fields)| Op::Insert(slot, fields)),
+            2 => (0..24u32).prop_map(Op::Remove),
+            1 => Just(Op::Merge),
+        ]
+    }
+
+    fn compare(index: &Index, reference: &Reference, query: &str, limit: usize, modulo: u32) {
+        let filter = |slot: u32| slot % modulo != 1;
+        let hits = index.search(query, limit, filter);
+        let scores = reference.scores(query);
+        let mut expected: Vec<(u32, f64)> = scores
+            .iter()
+            .filter(|(slot, _)| filter(**slot))
+            .map(|(slot, score)| (*slot, *score))
+            .collect();
+        expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        expected.truncate(limit);
+        assert_eq!(
+            hits.len(),
+            expected.len(),
+            "query {query:?}: {hits:?} vs {expected:?}"
+        );
+        for ((slot, score), (_, expected_score)) in hits.iter().zip(&expected) {
+            assert!(
+                (f64::from(*score) - expected_score).abs() < 1e-4,
+                "{hits:?} vs {expected:?}"
+            );
+            let own = scores.get(slot).copied().unwrap_or(f64::NAN);
+            assert!(
+                (f64::from(*score) - own).abs() < 1e-4,
+                "slot {slot}: {score} vs {own}"
+            );
+            assert!(filter(*slot));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn updates_match_reference(ops in proptest::collection::vec(op(), 0..40), queries in proptest::collection::vec(text(), 1..4), limit in 1..8usize, modulo in 2..4u32) {
+            let mut index = Index::new();
+            let mut reference = Reference::default();
+            for op in &ops {
+                match op {
+                    Op::Insert(slot, fields) => {
+                        let fields: Vec<(&str, f32)> = fields.iter().map(|(text, weight)| (text.as_str(), *weight)).collect();
+                        index.insert(*slot, &fields);
+                        reference.insert(*slot, &fields);
+                    }
+                    Op::Remove(slot) => {
+                        prop_assert_eq!(index.remove(*slot), reference.docs.remove(slot).is_some());
+                    }
+                    Op::Merge => index.merge(),
+                }
+                prop_assert_eq!(index.len(), reference.docs.len());
+            }
+            for query in &queries {
+                compare(&index, &reference, query, limit, modulo);
+                let reloaded = Index::from_bytes(&index.to_bytes()).expect("snapshot loads");
+                compare(&reloaded, &reference, query, limit, modulo);
+            }
+            index.merge();
+            for query in &queries {
+                compare(&index, &reference, query, limit, modulo);
+            }
+        }
+    }
+}

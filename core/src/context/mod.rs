@@ -1,0 +1,31 @@
+//! ContextStore: the current canonical answer on demand, with a freshness marker.
+//!
+//! Documents are versioned and split into sections ([`split`]); each section of a live document
+//! is marked canonical, stale or duplicate with its reason; [`ContextStore::ask`] serves the best
+//! canonical sections that fit a token budget, ranked by BM25 ([`Index`]). The model and a guide
+//! are in `docs/context.md`.
+
+mod analyze;
+mod err;
+mod index;
+mod ingest;
+mod model;
+mod section;
+mod session;
+mod similar;
+mod snapshot;
+mod store;
+
+pub use analyze::analyze;
+pub use err::ContextError;
+pub use index::{Index, IndexCorruptError, IndexError};
+pub use model::{
+    Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, IngestReport,
+    Marker, Section, SectionRead,
+};
+pub use section::{
+    is_probably_binary, split, ParsedDocument, SectionDraft, MAX_SECTION_TOKENS, WINDOW_TOKENS,
+};
+pub use session::Session;
+pub use snapshot::SnapshotInfo;
+pub use store::{ContextStore, ContextStoreBuilder};

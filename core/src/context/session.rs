@@ -1,0 +1,85 @@
+//! Sessions: what one agent has been served, so it is not served the same text twice.
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+
+use super::model::{Answer, AskOptions, Change, SectionRead};
+use super::store::ContextStore;
+
+/// An agent's conversation with the store. It remembers which section versions it served; asking
+/// again for a section the agent already holds, unchanged, serves a pointer instead of the text.
+#[derive(Debug)]
+pub struct Session {
+    store: ContextStore,
+    agent: String,
+    run_id: Option<String>,
+    task: Option<String>,
+    /// Section id → (key, document version served, version the text last changed in).
+    served: Mutex<FxHashMap<String, (String, u64, u64)>>,
+}
+
+impl ContextStore {
+    /// A session for `agent`; its asks are recorded as `Context` events of `run_id` and `task`.
+    pub fn session(&self, agent: &str, run_id: Option<&str>, task: Option<&str>) -> Session {
+        Session {
+            store: self.clone(),
+            agent: agent.to_string(),
+            run_id: run_id.map(str::to_string),
+            task: task.map(str::to_string),
+            served: Mutex::new(FxHashMap::default()),
+        }
+    }
+}
+
+impl Session {
+    /// Asks the store; sections this session already holds, unchanged, come back as pointers
+    /// (`already_served`, no text) and cost only their header's tokens.
+    pub fn ask(&self, query: &str, budget_tokens: u64) -> Answer {
+        self.ask_with(query, &AskOptions::budget(budget_tokens))
+    }
+
+    /// [`Session::ask`] with options; the session's agent, run and task replace the options'.
+    pub fn ask_with(&self, query: &str, options: &AskOptions) -> Answer {
+        let mut options = options.clone();
+        options.agent = Some(self.agent.clone());
+        options.run_id = self.run_id.clone();
+        options.task = self.task.clone();
+        let answer = {
+            let served = self.served.lock();
+            self.store.ask_in(query, &options, |hit| {
+                served
+                    .get(&hit.section_id)
+                    .is_some_and(|(_, _, changed_in)| *changed_in == hit.changed_in)
+            })
+        };
+        let mut served = self.served.lock();
+        for hit in answer.hits.iter().filter(|hit| hit.text.is_some()) {
+            served.insert(
+                hit.section_id.clone(),
+                (hit.key.clone(), hit.version, hit.changed_in),
+            );
+        }
+        answer
+    }
+
+    /// The section versions this session was served.
+    pub fn reads(&self) -> Vec<SectionRead> {
+        let mut reads: Vec<SectionRead> = self
+            .served
+            .lock()
+            .iter()
+            .map(|(section_id, (key, version, _))| SectionRead {
+                key: key.clone(),
+                section_id: section_id.clone(),
+                version: *version,
+            })
+            .collect();
+        reads.sort_by(|a, b| (&a.key, &a.section_id).cmp(&(&b.key, &b.section_id)));
+        reads
+    }
+
+    /// The sections this session was served that have changed or gone since.
+    pub fn changed(&self) -> Vec<Change> {
+        self.store.changed_since(&self.reads())
+    }
+}

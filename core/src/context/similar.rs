@@ -1,0 +1,221 @@
+//! Near-identical text: word shingles, MinHash signatures and locality-sensitive hashing.
+//!
+//! Two sections are near-identical when the Jaccard similarity of their sets of 5-word shingles is
+//! at least [`NEAR_IDENTICAL`]. A [`Signature`] estimates it from 64 MinHash values; an [`Lsh`]
+//! table finds candidates (16 bands of 4 values: a pair at similarity 0.8 shares a band with
+//! probability 0.9997, a pair at 0.3 with 0.12), which are then checked on their signatures.
+//! Sections too short to judge ([`MIN_SHINGLES`]) get no signature: a one-line section such as
+//! "See the API reference." is the same everywhere without being a copy of anything.
+
+use std::hash::{BuildHasher, Hasher};
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use serde::{Deserialize, Serialize};
+
+/// Words per shingle.
+const SHINGLE_WORDS: usize = 5;
+/// MinHash values per signature.
+const N_HASHES: usize = 64;
+/// LSH bands; each covers `N_HASHES / N_BANDS` values.
+const N_BANDS: usize = 16;
+const ROWS: usize = N_HASHES / N_BANDS;
+
+/// The estimated Jaccard similarity from which two sections count as copies of each other.
+pub const NEAR_IDENTICAL: f32 = 0.8;
+
+/// The fewest shingles (a section of about 14 words) for a section to be judged at all.
+pub const MIN_SHINGLES: usize = 10;
+
+/// A MinHash signature of a text's 5-word shingles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature(Vec<u64>);
+
+/// Multipliers and offsets of the 64 hash functions, fixed so that signatures are comparable across
+/// processes and snapshots (a splitmix64 sequence from a constant seed).
+fn hash_params() -> &'static [(u64, u64); N_HASHES] {
+    static PARAMS: std::sync::OnceLock<[(u64, u64); N_HASHES]> = std::sync::OnceLock::new();
+    PARAMS.get_or_init(|| {
+        let mut state: u64 = 0x5eed_f00d_cafe_d00d;
+        let mut next = || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let mut params = [(0, 0); N_HASHES];
+        for param in &mut params {
+            *param = (next() | 1, next());
+        }
+        params
+    })
+}
+
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+}
+
+impl Signature {
+    /// The signature of `text`, or `None` if it has fewer than [`MIN_SHINGLES`] shingles.
+    pub fn of(text: &str) -> Option<Signature> {
+        let words: Vec<String> = words(text).collect();
+        if words.len() < SHINGLE_WORDS + MIN_SHINGLES - 1 {
+            return None;
+        }
+        let mut mins = vec![u64::MAX; N_HASHES];
+        let params = hash_params();
+        for window in words.windows(SHINGLE_WORDS) {
+            let mut hasher = FxBuildHasher.build_hasher();
+            for word in window {
+                hasher.write(word.as_bytes());
+                hasher.write_u8(0xff);
+            }
+            let shingle = hasher.finish();
+            for (min, (mul, add)) in mins.iter_mut().zip(params) {
+                let value = shingle.wrapping_mul(*mul).wrapping_add(*add);
+                // Mix the high bits down: a multiply alone leaves the low bits weak.
+                let value = value ^ (value >> 29);
+                if value < *min {
+                    *min = value;
+                }
+            }
+        }
+        Some(Signature(mins))
+    }
+
+    /// The estimated Jaccard similarity of the two texts' shingle sets, from 0 to 1.
+    pub fn similarity(&self, other: &Signature) -> f32 {
+        let n_equal = self
+            .0
+            .iter()
+            .zip(&other.0)
+            .filter(|(mine, theirs)| mine == theirs)
+            .count();
+        n_equal as f32 / self.0.len().max(1) as f32
+    }
+
+    fn band_keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.chunks(ROWS).enumerate().map(|(band, rows)| {
+            let mut hasher = FxBuildHasher.build_hasher();
+            hasher.write_usize(band);
+            for row in rows {
+                hasher.write_u64(*row);
+            }
+            hasher.finish()
+        })
+    }
+}
+
+/// Finds the signatures that may be near-identical to a given one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Lsh<T: Copy + Eq> {
+    buckets: FxHashMap<u64, Vec<T>>,
+}
+
+impl<T: Copy + Eq> Default for Lsh<T> {
+    fn default() -> Lsh<T> {
+        Lsh::new()
+    }
+}
+
+impl<T: Copy + Eq> Lsh<T> {
+    /// An empty table.
+    pub fn new() -> Lsh<T> {
+        Lsh {
+            buckets: FxHashMap::default(),
+        }
+    }
+
+    /// Adds `item` under its signature.
+    pub fn insert(&mut self, signature: &Signature, item: T) {
+        for key in signature.band_keys() {
+            let bucket = self.buckets.entry(key).or_default();
+            if !bucket.contains(&item) {
+                bucket.push(item);
+            }
+        }
+    }
+
+    /// Every item, once per band it is in.
+    pub fn items(&self) -> impl Iterator<Item = T> + '_ {
+        self.buckets.values().flatten().copied()
+    }
+
+    /// The items sharing at least one band with `signature`, each once, in no particular order.
+    pub fn candidates(&self, signature: &Signature) -> Vec<T> {
+        let mut found: Vec<T> = Vec::new();
+        for key in signature.band_keys() {
+            for item in self.buckets.get(&key).into_iter().flatten() {
+                if !found.contains(item) {
+                    found.push(*item);
+                }
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAGRAPH: &str = "Pydantic models can be converted to dictionaries with model_dump, \
+        which accepts include and exclude arguments to choose the fields that are exported, and \
+        by_alias to use the fields' aliases as keys of the resulting dictionary instead of names.";
+
+    #[test]
+    fn identical_texts_are_similar_and_unrelated_ones_are_not() {
+        let this = Signature::of(PARAGRAPH).unwrap();
+        assert_eq!(this.similarity(&this), 1.0);
+        let reformatted = PARAGRAPH.replace(", ", ",\n  ").to_uppercase();
+        assert_eq!(Signature::of(&reformatted).unwrap().similarity(&this), 1.0);
+        let unrelated = Signature::of(
+            "The policy file lists rules; each rule names the agents it applies to, the actions \
+             it allows or denies, and the paths, hosts or commands those actions concern.",
+        )
+        .unwrap();
+        assert!(this.similarity(&unrelated) < 0.1);
+    }
+
+    #[test]
+    fn a_small_edit_keeps_a_copy_near_identical_and_a_rewrite_does_not() {
+        let original = format!("{PARAGRAPH} {PARAGRAPH}");
+        let edited = original.replacen("dictionaries", "dicts", 1);
+        let rewritten = original
+            .replace("model_dump", "dict")
+            .replace("include", "only");
+        let signature = Signature::of(&original).unwrap();
+        let edited_similarity = Signature::of(&edited).unwrap().similarity(&signature);
+        let rewritten_similarity = Signature::of(&rewritten).unwrap().similarity(&signature);
+        assert!(edited_similarity >= NEAR_IDENTICAL, "{edited_similarity}");
+        assert!(
+            rewritten_similarity < NEAR_IDENTICAL,
+            "{rewritten_similarity}"
+        );
+    }
+
+    #[test]
+    fn short_texts_are_not_judged() {
+        assert!(Signature::of("See the API reference for details.").is_none());
+        assert!(Signature::of("").is_none());
+    }
+
+    #[test]
+    fn lsh_finds_near_identical_items_only() {
+        let mut lsh: Lsh<u32> = Lsh::new();
+        let original = Signature::of(PARAGRAPH).unwrap();
+        let copy = Signature::of(&PARAGRAPH.replacen("names", "field names", 1)).unwrap();
+        let other = Signature::of(
+            "Agents record decisions, actions, costs and gate outcomes into a trace file whose \
+             frames are chained by hashes, so that an altered frame is found by verify.",
+        )
+        .unwrap();
+        lsh.insert(&original, 1);
+        lsh.insert(&other, 2);
+        assert_eq!(lsh.candidates(&copy), vec![1]);
+        assert_eq!(lsh.candidates(&other), vec![2]);
+        assert_eq!(lsh.items().filter(|item| *item == 1).count(), N_BANDS);
+    }
+}

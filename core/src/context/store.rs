@@ -1,0 +1,1121 @@
+//! The ContextStore: versioned documents, their sections, freshness markers and the search index.
+//!
+//! One `RwLock` guards the state: `ask`, `get` and `get_section` share it, so any number of agents
+//! read at once; a `put` splits, tokenises and signs the document before it takes the lock, and
+//! holds it only to swap the version in, update the index and re-mark the documents it touches.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use super::err::ContextError;
+use super::index::Index;
+use super::model::{
+    Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, Marker,
+    Section, SectionRead,
+};
+use super::section::{split, SectionDraft};
+use super::similar::{Lsh, Signature, NEAR_IDENTICAL};
+use crate::event::{Clock, ContextEvent, Event, EventKind, Sequencer, ServedSection, SystemClock};
+use crate::plugin::PluginRegistry;
+use crate::tokens::count_tokens;
+
+/// Weights of a section's fields in the index: headings count three times the body, the key's
+/// words one and a half.
+const HEADING_WEIGHT: f32 = 3.0;
+const KEY_WEIGHT: f32 = 1.5;
+const BODY_WEIGHT: f32 = 1.0;
+
+/// A section scoring below this fraction of the best one is not served: it would cost tokens
+/// for little.
+const MIN_RELATIVE_SCORE: f32 = 0.45;
+
+/// A document is stale as a whole when at least this share of its judged tokens copies replaced
+/// text.
+const STALE_DOCUMENT_SHARE: f64 = 0.5;
+
+/// Where a section of some version lives: document, version and section indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(super) struct SectionRef {
+    doc: u32,
+    version: u32,
+    section: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct SectionEntry {
+    id: String,
+    heading_path: Vec<String>,
+    line_start: u32,
+    line_end: u32,
+    text: String,
+    tokens: u32,
+    header_tokens: u32,
+    changed_in: u64,
+    content_hash: [u8; 16],
+    signature: Option<Signature>,
+    marker: Marker,
+    slot: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct VersionEntry {
+    meta: DocVersion,
+    text: String,
+    front_matter: BTreeMap<String, String>,
+    sections: Vec<SectionEntry>,
+    /// The store operation that created this version.
+    created_op: u64,
+    /// The store operation that replaced or deleted it.
+    retired_op: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct DocEntry {
+    key: String,
+    /// The operation that first created the key: the older document of two copies is canonical.
+    created_op: u64,
+    versions: Vec<VersionEntry>,
+    /// The index in `versions` of the current version, `None` once deleted.
+    current: Option<u32>,
+    /// The directory it was ingested from, so a re-ingest deletes it when its file is gone.
+    source: Option<String>,
+}
+
+impl DocEntry {
+    fn current(&self) -> Option<&VersionEntry> {
+        self.current.map(|idx| &self.versions[idx as usize])
+    }
+}
+
+/// Everything the store holds; what a snapshot saves.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct State {
+    docs: Vec<DocEntry>,
+    doc_idx: FxHashMap<String, u32>,
+    /// The section in each index slot (slots of replaced versions are `None`).
+    slots: Vec<Option<SectionRef>>,
+    /// Current sections by id.
+    by_id: FxHashMap<String, SectionRef>,
+    index: Index,
+    lsh: Lsh<SectionRef>,
+    n_ops: u64,
+    pins: BTreeSet<String>,
+    archive: Vec<String>,
+}
+
+/// A document split, tokenised and signed, ready to be swapped in.
+struct Prepared {
+    key: String,
+    text: String,
+    hash: String,
+    front_matter: BTreeMap<String, String>,
+    sections: Vec<SectionEntry>,
+    tokens: u64,
+}
+
+/// The current canonical answer on demand: versioned documents split into sections, each marked
+/// canonical, stale or duplicate, searched with BM25. Cheap to clone; clones share the store.
+#[derive(Clone)]
+pub struct ContextStore {
+    pub(super) shared: Arc<Shared>,
+}
+
+pub(super) struct Shared {
+    pub(super) state: RwLock<State>,
+    subscribers: Mutex<Vec<Sender<ContextChange>>>,
+    plugins: Option<Arc<PluginRegistry>>,
+    clock: Arc<dyn Clock>,
+    sequencer: Sequencer,
+    pub(super) persist: Option<super::snapshot::Persist>,
+}
+
+impl std::fmt::Debug for ContextStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.state.read();
+        f.debug_struct("ContextStore")
+            .field("n_documents", &state.docs.len())
+            .field("n_sections", &state.by_id.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ContextStore {
+    fn default() -> ContextStore {
+        ContextStore::new()
+    }
+}
+
+/// Configures a [`ContextStore`].
+#[derive(Default)]
+pub struct ContextStoreBuilder {
+    plugins: Option<Arc<PluginRegistry>>,
+    clock: Option<Arc<dyn Clock>>,
+    archive: Vec<String>,
+    pins: Vec<String>,
+    persist: Option<super::snapshot::Persist>,
+}
+
+impl ContextStoreBuilder {
+    /// Emits a `Context` event to these plugins (such as a Tracer) on every ask.
+    pub fn plugins(mut self, plugins: Arc<PluginRegistry>) -> ContextStoreBuilder {
+        self.plugins = Some(plugins);
+        self
+    }
+
+    /// The clock for version timestamps (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> ContextStoreBuilder {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Marks every document whose key starts with `prefix` (such as `archive/`) as stale.
+    pub fn archive(mut self, prefix: &str) -> ContextStoreBuilder {
+        self.archive.push(prefix.to_string());
+        self
+    }
+
+    /// Makes `key` the canonical document wherever its sections are copied.
+    pub fn pin(mut self, key: &str) -> ContextStoreBuilder {
+        self.pins.push(key.to_string());
+        self
+    }
+
+    pub(super) fn persist(mut self, persist: super::snapshot::Persist) -> ContextStoreBuilder {
+        self.persist = Some(persist);
+        self
+    }
+
+    /// An empty store.
+    pub fn build(self) -> ContextStore {
+        self.build_with(State::default())
+    }
+
+    pub(super) fn build_with(self, mut state: State) -> ContextStore {
+        state.archive.extend(self.archive);
+        state.pins.extend(self.pins);
+        let store = ContextStore {
+            shared: Arc::new(Shared {
+                state: RwLock::new(state),
+                subscribers: Mutex::new(Vec::new()),
+                plugins: self.plugins,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                sequencer: Sequencer::new(),
+                persist: self.persist,
+            }),
+        };
+        store.shared.state.write().remark_all();
+        store
+    }
+}
+
+fn validate_key(key: &str) -> Result<(), ContextError> {
+    let invalid = |reason| ContextError::InvalidKey {
+        key: key.to_string(),
+        reason,
+    };
+    if key.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if key.len() > 1024 {
+        return Err(invalid("it is longer than 1,024 bytes"));
+    }
+    if key.contains('\0') {
+        return Err(invalid("it contains a NUL byte"));
+    }
+    Ok(())
+}
+
+fn hash16(bytes: &[u8]) -> [u8; 16] {
+    let mut hash = [0u8; 16];
+    hash.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
+    hash
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The words of a key worth indexing: `docs/concepts/json_schema.md` gives `concepts json schema`.
+fn key_words(key: &str) -> String {
+    key.rsplit_once('.')
+        .map_or(key, |(stem, _)| stem)
+        .replace(['/', '_', '-', '.'], " ")
+}
+
+fn header_line(key: &str, section: &SectionDraft) -> String {
+    format!(
+        "{}:{}-{} {}",
+        key,
+        section.line_start,
+        section.line_end,
+        section.heading_path.join(" > ")
+    )
+}
+
+impl ContextStore {
+    /// An empty in-memory store with default settings.
+    pub fn new() -> ContextStore {
+        ContextStore::builder().build()
+    }
+
+    /// Starts configuring a store.
+    pub fn builder() -> ContextStoreBuilder {
+        ContextStoreBuilder::default()
+    }
+
+    fn prepare(key: &str, text: &str) -> Prepared {
+        let parsed = split(key, text);
+        let sections: Vec<SectionEntry> = parsed
+            .sections
+            .into_iter()
+            .map(|draft| SectionEntry {
+                header_tokens: count_tokens(&header_line(key, &draft)) as u32,
+                content_hash: hash16(draft.text.as_bytes()),
+                signature: Signature::of(&draft.text),
+                id: draft.id,
+                heading_path: draft.heading_path,
+                line_start: draft.line_start,
+                line_end: draft.line_end,
+                tokens: draft.tokens,
+                text: draft.text,
+                changed_in: 0,
+                marker: Marker::CANONICAL,
+                slot: None,
+            })
+            .collect();
+        Prepared {
+            key: key.to_string(),
+            hash: hex(&hash16(text.as_bytes())),
+            tokens: count_tokens(text) as u64,
+            text: text.to_string(),
+            front_matter: parsed.front_matter,
+            sections,
+        }
+    }
+
+    /// Puts a new version of document `key`. The previous version stays readable as history.
+    /// Putting the current text again changes nothing and returns the current version.
+    pub fn put(&self, key: &str, text: &str) -> Result<DocVersion, ContextError> {
+        self.put_from(key, text, None)
+    }
+
+    pub(super) fn put_from(
+        &self,
+        key: &str,
+        text: &str,
+        source: Option<&str>,
+    ) -> Result<DocVersion, ContextError> {
+        validate_key(key)?;
+        if let Some(unchanged) = self.unchanged(key, text) {
+            return Ok(unchanged);
+        }
+        let prepared = ContextStore::prepare(key, text);
+        let at_ns = self.shared.clock.now_ns();
+        let (version, change) = self.shared.state.write().put(prepared, at_ns, source);
+        self.notify(change);
+        Ok(version)
+    }
+
+    fn unchanged(&self, key: &str, text: &str) -> Option<DocVersion> {
+        let state = self.shared.state.read();
+        let doc = &state.docs[*state.doc_idx.get(key)? as usize];
+        let current = doc.current()?;
+        (current.meta.hash == hex(&hash16(text.as_bytes()))).then(|| current.meta.clone())
+    }
+
+    /// Retires document `key`: it is no longer served, and its versions stay readable as history.
+    /// Returns whether it was live.
+    pub fn delete(&self, key: &str) -> Result<bool, ContextError> {
+        validate_key(key)?;
+        let change = self.shared.state.write().delete(key);
+        let deleted = change.is_some();
+        if let Some(change) = change {
+            self.notify(Some(change));
+        }
+        Ok(deleted)
+    }
+
+    /// The current version of `key`, if it is live.
+    pub fn get(&self, key: &str) -> Option<Document> {
+        let state = self.shared.state.read();
+        let doc = &state.docs[*state.doc_idx.get(key)? as usize];
+        doc.current.map(|idx| state.document(doc, idx))
+    }
+
+    /// Version `version` of `key`, current or not.
+    pub fn get_version(&self, key: &str, version: u64) -> Option<Document> {
+        let state = self.shared.state.read();
+        let doc = &state.docs[*state.doc_idx.get(key)? as usize];
+        let idx = doc
+            .versions
+            .iter()
+            .position(|v| v.meta.version == version)?;
+        Some(state.document(doc, idx as u32))
+    }
+
+    /// Every version of `key`, oldest first.
+    pub fn history(&self, key: &str) -> Vec<DocVersion> {
+        let state = self.shared.state.read();
+        state.doc_idx.get(key).map_or_else(Vec::new, |&idx| {
+            state.docs[idx as usize]
+                .versions
+                .iter()
+                .map(|version| version.meta.clone())
+                .collect()
+        })
+    }
+
+    /// The keys of the live documents, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let state = self.shared.state.read();
+        let mut keys: Vec<String> = state
+            .docs
+            .iter()
+            .filter(|doc| doc.current.is_some())
+            .map(|doc| doc.key.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The live keys that were ingested from directory `source`.
+    pub(super) fn keys_from(&self, source: &str) -> Vec<String> {
+        let state = self.shared.state.read();
+        state
+            .docs
+            .iter()
+            .filter(|doc| doc.current.is_some() && doc.source.as_deref() == Some(source))
+            .map(|doc| doc.key.clone())
+            .collect()
+    }
+
+    /// The current section with id `id`.
+    pub fn get_section(&self, id: &str) -> Option<Section> {
+        let state = self.shared.state.read();
+        let at = *state.by_id.get(id)?;
+        Some(state.section(at))
+    }
+
+    /// The best canonical sections for `query` that fit in `budget_tokens`.
+    pub fn ask(&self, query: &str, budget_tokens: u64) -> Answer {
+        self.ask_with(query, &AskOptions::budget(budget_tokens))
+    }
+
+    /// [`ContextStore::ask`] with options: how many hits, whether to list copies, and who asks.
+    pub fn ask_with(&self, query: &str, options: &AskOptions) -> Answer {
+        self.ask_in(query, options, |_| false)
+    }
+
+    /// Asks, serving only a pointer for sections `held` says the asker already has unchanged.
+    pub(super) fn ask_in(
+        &self,
+        query: &str,
+        options: &AskOptions,
+        held: impl Fn(&Hit) -> bool,
+    ) -> Answer {
+        let answer = self.shared.state.read().ask(query, options, held);
+        self.emit(query, options, &answer);
+        answer
+    }
+
+    /// The sections in `reads` whose text changed or that were removed since they were read.
+    pub fn changed_since(&self, reads: &[SectionRead]) -> Vec<Change> {
+        let state = self.shared.state.read();
+        reads.iter().filter_map(|read| state.change(read)).collect()
+    }
+
+    /// A channel that receives every change from now on. A subscriber that falls 1,024 changes
+    /// behind misses the later ones until it catches up (it can call `changed_since` then).
+    pub fn subscribe(&self) -> Receiver<ContextChange> {
+        let (sender, receiver) = crossbeam_channel::bounded(1024);
+        self.shared.subscribers.lock().push(sender);
+        receiver
+    }
+
+    fn notify(&self, change: Option<ContextChange>) {
+        let Some(change) = change else { return };
+        self.shared.subscribers.lock().retain(|subscriber| {
+            match subscriber.try_send(change.clone()) {
+                Ok(()) | Err(TrySendError::Full(_)) => true,
+                Err(TrySendError::Disconnected(_)) => false,
+            }
+        });
+    }
+
+    /// Writes back what an agent found (a decision, an incident, what worked) under
+    /// `records/<topic>.md`, as a new section of that document, so other agents are served it.
+    pub fn record(&self, topic: &str, text: &str) -> Result<DocVersion, ContextError> {
+        let slug: String = topic
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+            .split('-')
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let slug = if slug.is_empty() {
+            "notes".to_string()
+        } else {
+            slug
+        };
+        let key = format!("records/{slug}.md");
+        let heading = text
+            .lines()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or(topic);
+        let heading: String = heading
+            .trim()
+            .trim_start_matches('#')
+            .trim()
+            .chars()
+            .take(80)
+            .collect();
+        let previous = self.get(&key).map(|doc| doc.text);
+        let body = match previous {
+            Some(previous) => format!(
+                "{}\n\n## {heading}\n\n{}\n",
+                previous.trim_end(),
+                text.trim()
+            ),
+            None => format!("# {topic}\n\n## {heading}\n\n{}\n", text.trim()),
+        };
+        self.put(&key, &body)
+    }
+
+    fn emit(&self, query: &str, options: &AskOptions, answer: &Answer) {
+        let Some(plugins) = &self.shared.plugins else {
+            return;
+        };
+        if plugins.is_empty() {
+            return;
+        }
+        let run_id = options.run_id.clone().unwrap_or_default();
+        let event = Event {
+            seq: self.shared.sequencer.next(&run_id),
+            run_id,
+            agent_id: options.agent.clone().unwrap_or_default(),
+            task_id: options.task.clone(),
+            timestamp_ns: self.shared.clock.now_ns(),
+            span_id: None,
+            parent_span_id: None,
+            kind: EventKind::Context(ContextEvent {
+                query: Some(query.to_string()),
+                sections: answer
+                    .hits
+                    .iter()
+                    .map(|hit| ServedSection {
+                        key: hit.key.clone(),
+                        section_id: hit.section_id.clone(),
+                        version: hit.version,
+                        freshness: hit.freshness.name().to_string(),
+                    })
+                    .collect(),
+                tokens_served: answer.tokens_served,
+                tokens_baseline: answer.tokens_baseline,
+            }),
+        };
+        plugins.emit(&event);
+    }
+}
+
+impl State {
+    pub(super) fn merge_index(&mut self) {
+        self.index.merge();
+    }
+
+    pub(super) fn n_live(&self) -> usize {
+        self.docs.iter().filter(|doc| doc.current.is_some()).count()
+    }
+
+    /// Checks that every reference inside a decoded snapshot points where it should, so that a
+    /// forged snapshot is an error rather than a panic later.
+    pub(super) fn check(&self) -> Result<(), String> {
+        let valid = |at: &SectionRef| {
+            self.docs
+                .get(at.doc as usize)
+                .and_then(|doc| doc.versions.get(at.version as usize))
+                .is_some_and(|version| (at.section as usize) < version.sections.len())
+        };
+        for (key, &idx) in &self.doc_idx {
+            if self
+                .docs
+                .get(idx as usize)
+                .is_none_or(|doc| &doc.key != key)
+            {
+                return Err(format!("the key `{key}` points to no document"));
+            }
+        }
+        if self.doc_idx.len() != self.docs.len() {
+            return Err("documents and their keys disagree".to_string());
+        }
+        for doc in &self.docs {
+            if doc
+                .current
+                .is_some_and(|idx| idx as usize >= doc.versions.len())
+            {
+                return Err(format!("`{}` has no current version", doc.key));
+            }
+            for version in &doc.versions {
+                for section in &version.sections {
+                    if section
+                        .slot
+                        .is_some_and(|slot| slot as usize >= self.slots.len())
+                    {
+                        return Err(format!("a section of `{}` has no slot", doc.key));
+                    }
+                }
+            }
+        }
+        if !self.slots.iter().flatten().all(valid) || !self.by_id.values().all(valid) {
+            return Err("a section reference points nowhere".to_string());
+        }
+        if !self.lsh.items().all(|at| valid(&at)) {
+            return Err("a similarity entry points nowhere".to_string());
+        }
+        Ok(())
+    }
+
+    fn document(&self, doc: &DocEntry, version_idx: u32) -> Document {
+        let version = &doc.versions[version_idx as usize];
+        Document {
+            version: version.meta.clone(),
+            current: doc.current == Some(version_idx),
+            text: version.text.clone(),
+            front_matter: version.front_matter.clone(),
+            sections: (0..version.sections.len() as u32)
+                .map(|section| {
+                    self.section(SectionRef {
+                        doc: self.doc_idx[&doc.key],
+                        version: version_idx,
+                        section,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn entry(&self, at: SectionRef) -> (&DocEntry, &VersionEntry, &SectionEntry) {
+        let doc = &self.docs[at.doc as usize];
+        let version = &doc.versions[at.version as usize];
+        (doc, version, &version.sections[at.section as usize])
+    }
+
+    fn section(&self, at: SectionRef) -> Section {
+        let (doc, version, section) = self.entry(at);
+        Section {
+            id: section.id.clone(),
+            key: doc.key.clone(),
+            version: version.meta.version,
+            changed_in: section.changed_in,
+            heading_path: section.heading_path.clone(),
+            line_start: section.line_start,
+            line_end: section.line_end,
+            tokens: section.tokens,
+            text: section.text.clone(),
+            marker: section.marker.clone(),
+        }
+    }
+
+    fn is_current(&self, at: SectionRef) -> bool {
+        self.docs[at.doc as usize].current == Some(at.version)
+    }
+
+    fn put(
+        &mut self,
+        prepared: Prepared,
+        at_ns: u64,
+        source: Option<&str>,
+    ) -> (DocVersion, Option<ContextChange>) {
+        self.n_ops += 1;
+        let op = self.n_ops;
+        let doc_idx = match self.doc_idx.get(&prepared.key) {
+            Some(&idx) => idx,
+            None => {
+                self.docs.push(DocEntry {
+                    key: prepared.key.clone(),
+                    created_op: op,
+                    versions: Vec::new(),
+                    current: None,
+                    source: None,
+                });
+                let idx = (self.docs.len() - 1) as u32;
+                self.doc_idx.insert(prepared.key.clone(), idx);
+                idx
+            }
+        };
+        let mut affected = self.retire_current(doc_idx, op);
+        let doc = &mut self.docs[doc_idx as usize];
+        doc.source = source.map(str::to_string).or(doc.source.take());
+        let previous: FxHashMap<String, ([u8; 16], u64)> = doc
+            .versions
+            .last()
+            .map(|last| {
+                last.sections
+                    .iter()
+                    .map(|s| (s.id.clone(), (s.content_hash, s.changed_in)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let number = doc.versions.last().map_or(1, |last| last.meta.version + 1);
+        let mut sections = prepared.sections;
+        for section in &mut sections {
+            section.changed_in = match previous.get(section.id.as_str()) {
+                Some((hash, changed_in)) if *hash == section.content_hash => *changed_in,
+                _ => number,
+            };
+        }
+        let removed: Vec<String> = previous
+            .keys()
+            .filter(|id| !sections.iter().any(|section| &section.id == *id))
+            .cloned()
+            .collect();
+        let changed: Vec<String> = sections
+            .iter()
+            .filter(|section| section.changed_in == number)
+            .map(|section| section.id.clone())
+            .collect();
+        let meta = DocVersion {
+            key: prepared.key.clone(),
+            version: number,
+            hash: prepared.hash,
+            at_ns,
+            n_sections: sections.len() as u32,
+            tokens: prepared.tokens,
+        };
+        doc.versions.push(VersionEntry {
+            meta: meta.clone(),
+            text: prepared.text,
+            front_matter: prepared.front_matter,
+            sections,
+            created_op: op,
+            retired_op: None,
+        });
+        let version_idx = (doc.versions.len() - 1) as u32;
+        doc.current = Some(version_idx);
+        self.add_current(doc_idx, version_idx, &mut affected);
+        affected.insert(doc_idx);
+        self.remark(&affected);
+        let change = ContextChange {
+            key: prepared.key,
+            version: Some(number),
+            changed_sections: changed,
+            removed_sections: removed,
+        };
+        (meta, Some(change))
+    }
+
+    fn delete(&mut self, key: &str) -> Option<ContextChange> {
+        let doc_idx = *self.doc_idx.get(key)?;
+        self.docs[doc_idx as usize].current?;
+        self.n_ops += 1;
+        let removed: Vec<String> = self.docs[doc_idx as usize]
+            .current()
+            .map(|version| version.sections.iter().map(|s| s.id.clone()).collect())
+            .unwrap_or_default();
+        let affected = self.retire_current(doc_idx, self.n_ops);
+        self.docs[doc_idx as usize].current = None;
+        self.remark(&affected);
+        Some(ContextChange {
+            key: key.to_string(),
+            version: None,
+            changed_sections: Vec::new(),
+            removed_sections: removed,
+        })
+    }
+
+    /// Takes the current version of `doc_idx` out of the index; returns the documents whose
+    /// markers may depend on it.
+    fn retire_current(&mut self, doc_idx: u32, op: u64) -> BTreeSet<u32> {
+        let mut affected = BTreeSet::new();
+        let doc = &mut self.docs[doc_idx as usize];
+        let Some(version_idx) = doc.current else {
+            return affected;
+        };
+        let version = &mut doc.versions[version_idx as usize];
+        version.retired_op = Some(op);
+        for section in &mut version.sections {
+            if let Some(slot) = section.slot.take() {
+                self.index.remove(slot);
+                self.slots[slot as usize] = None;
+            }
+            self.by_id.remove(&section.id);
+        }
+        for section in &version.sections {
+            if let Some(signature) = &section.signature {
+                affected.extend(self.lsh.candidates(signature).iter().map(|at| at.doc));
+            }
+        }
+        affected.remove(&doc_idx);
+        affected
+    }
+
+    fn add_current(&mut self, doc_idx: u32, version_idx: u32, affected: &mut BTreeSet<u32>) {
+        let doc = &mut self.docs[doc_idx as usize];
+        let key_text = key_words(&doc.key);
+        let version = &mut doc.versions[version_idx as usize];
+        for (section_idx, section) in version.sections.iter_mut().enumerate() {
+            let at = SectionRef {
+                doc: doc_idx,
+                version: version_idx,
+                section: section_idx as u32,
+            };
+            let slot = self.slots.len() as u32;
+            self.slots.push(Some(at));
+            section.slot = Some(slot);
+            let headings = section.heading_path.join(" ");
+            self.index.insert(
+                slot,
+                &[
+                    (headings.as_str(), HEADING_WEIGHT),
+                    (key_text.as_str(), KEY_WEIGHT),
+                    (section.text.as_str(), BODY_WEIGHT),
+                ],
+            );
+            self.by_id.entry(section.id.clone()).or_insert(at);
+            if let Some(signature) = &section.signature {
+                affected.extend(self.lsh.candidates(signature).iter().map(|at| at.doc));
+                self.lsh.insert(signature, at);
+            }
+        }
+    }
+
+    fn remark_all(&mut self) {
+        let all: BTreeSet<u32> = (0..self.docs.len() as u32).collect();
+        self.remark(&all);
+    }
+
+    /// Recomputes the markers of the current versions of `docs`.
+    fn remark(&mut self, docs: &BTreeSet<u32>) {
+        for &doc_idx in docs {
+            let Some(version_idx) = self.docs[doc_idx as usize].current else {
+                continue;
+            };
+            let markers = self.markers(doc_idx, version_idx);
+            let version = &mut self.docs[doc_idx as usize].versions[version_idx as usize];
+            for (section, marker) in version.sections.iter_mut().zip(markers) {
+                section.marker = marker;
+            }
+        }
+    }
+
+    /// The order in which two copies' documents are preferred as canonical: pinned, then not
+    /// archived, then the older key, then the key.
+    fn preference(&self, doc_idx: u32) -> (bool, bool, u64, &str) {
+        let doc = &self.docs[doc_idx as usize];
+        (
+            !self.pins.contains(&doc.key),
+            self.archived(&doc.key).is_some(),
+            doc.created_op,
+            doc.key.as_str(),
+        )
+    }
+
+    fn archived(&self, key: &str) -> Option<&str> {
+        self.archive
+            .iter()
+            .find(|prefix| key.starts_with(prefix.as_str()))
+            .map(String::as_str)
+    }
+
+    fn markers(&self, doc_idx: u32, version_idx: u32) -> Vec<Marker> {
+        let doc = &self.docs[doc_idx as usize];
+        let version = &doc.versions[version_idx as usize];
+        let whole = |reason: String, copy_of: Option<String>| {
+            vec![
+                Marker {
+                    freshness: Freshness::Stale,
+                    reason: Some(reason),
+                    copy_of,
+                };
+                version.sections.len()
+            ]
+        };
+        if !self.pins.contains(&doc.key) {
+            if let Some(prefix) = self.archived(&doc.key) {
+                return whole(format!("it is in the archive folder `{prefix}`"), None);
+            }
+            if let Some(successor) = version.front_matter.get("superseded_by") {
+                let reason = format!("its front matter says it is superseded by `{successor}`");
+                return whole(reason, Some(successor.clone()));
+            }
+        }
+        let mut markers = Vec::with_capacity(version.sections.len());
+        let (mut judged_tokens, mut stale_tokens) = (0u64, 0u64);
+        let mut first_stale: Option<Marker> = None;
+        for section in &version.sections {
+            let Some(signature) = &section.signature else {
+                markers.push(Marker::CANONICAL);
+                continue;
+            };
+            judged_tokens += u64::from(section.tokens);
+            let marker = self.section_marker(doc_idx, version, signature);
+            if marker.freshness == Freshness::Stale {
+                stale_tokens += u64::from(section.tokens);
+                first_stale.get_or_insert_with(|| marker.clone());
+            }
+            markers.push(marker);
+        }
+        if judged_tokens > 0
+            && stale_tokens as f64 >= STALE_DOCUMENT_SHARE * judged_tokens as f64
+            && !self.pins.contains(&doc.key)
+        {
+            let first = first_stale.unwrap_or(Marker::CANONICAL);
+            let reason = format!(
+                "{}% of its text copies replaced text; for example {}",
+                stale_tokens * 100 / judged_tokens,
+                first.reason.unwrap_or_default()
+            );
+            return whole(reason, first.copy_of);
+        }
+        markers
+    }
+
+    /// A section's marker from the copies of its text: a duplicate if a preferred live document
+    /// holds it, stale if it only matches text that had been replaced or deleted before this
+    /// version was put.
+    fn section_marker(
+        &self,
+        doc_idx: u32,
+        version: &VersionEntry,
+        signature: &Signature,
+    ) -> Marker {
+        let mut duplicate_of: Option<(SectionRef, f32)> = None;
+        let mut stale_of: Option<(SectionRef, f32)> = None;
+        let mine = self.preference(doc_idx);
+        for at in self.lsh.candidates(signature) {
+            if at.doc == doc_idx {
+                continue;
+            }
+            let (other_doc, other_version, other) = self.entry(at);
+            let Some(other_signature) = &other.signature else {
+                continue;
+            };
+            let similarity = signature.similarity(other_signature);
+            if similarity < NEAR_IDENTICAL {
+                continue;
+            }
+            if self.is_current(at) {
+                let archived_or_superseded = self.archived(&other_doc.key).is_some()
+                    || other_version.front_matter.contains_key("superseded_by");
+                if !archived_or_superseded && self.preference(at.doc) < mine {
+                    let better = duplicate_of.is_none_or(|(_, best)| similarity > best);
+                    if better {
+                        duplicate_of = Some((at, similarity));
+                    }
+                }
+            } else if other_version
+                .retired_op
+                .is_some_and(|retired| retired < version.created_op)
+                && stale_of.is_none_or(|(_, best)| similarity > best)
+            {
+                stale_of = Some((at, similarity));
+            }
+        }
+        let live_copy_anywhere = self
+            .lsh
+            .candidates(signature)
+            .into_iter()
+            .any(|at| at.doc != doc_idx && self.is_current(at));
+        if let Some((at, similarity)) = duplicate_of {
+            let (other_doc, _, other) = self.entry(at);
+            return Marker {
+                freshness: Freshness::Duplicate,
+                reason: Some(format!(
+                    "near-identical ({:.0}%) to `{}` § {}, the canonical copy",
+                    similarity * 100.0,
+                    other_doc.key,
+                    other.heading_path.join(" > ")
+                )),
+                copy_of: Some(format!("{}:{}", other_doc.key, other.line_start)),
+            };
+        }
+        if let (Some((at, similarity)), false) = (stale_of, live_copy_anywhere) {
+            let (other_doc, other_version, other) = self.entry(at);
+            let fate = match other_doc.current() {
+                Some(current) => format!("replaced by v{}", current.meta.version),
+                None => "since deleted".to_string(),
+            };
+            return Marker {
+                freshness: Freshness::Stale,
+                reason: Some(format!(
+                    "it matches ({:.0}%) `{}` v{} § {}, {fate}",
+                    similarity * 100.0,
+                    other_doc.key,
+                    other_version.meta.version,
+                    other.heading_path.join(" > ")
+                )),
+                copy_of: Some(format!("{}:{}", other_doc.key, other.line_start)),
+            };
+        }
+        Marker::CANONICAL
+    }
+
+    fn hit(&self, at: SectionRef, score: f32) -> Hit {
+        let (doc, version, section) = self.entry(at);
+        Hit {
+            key: doc.key.clone(),
+            section_id: section.id.clone(),
+            heading_path: section.heading_path.clone(),
+            pointer: format!("{}:{}", doc.key, section.line_start),
+            line_start: section.line_start,
+            line_end: section.line_end,
+            version: version.meta.version,
+            changed_in: section.changed_in,
+            freshness: section.marker.freshness,
+            reason: section.marker.reason.clone(),
+            tokens: section.header_tokens + section.tokens,
+            text: Some(section.text.clone()),
+            truncated: false,
+            already_served: false,
+            score,
+        }
+    }
+
+    fn ask(&self, query: &str, options: &AskOptions, held: impl Fn(&Hit) -> bool) -> Answer {
+        let canonical = |slot: u32| {
+            self.slots
+                .get(slot as usize)
+                .copied()
+                .flatten()
+                .is_some_and(|at| self.entry(at).2.marker.freshness == Freshness::Canonical)
+        };
+        let ranked = self
+            .index
+            .search(query, options.max_hits.max(1) * 8, canonical);
+        let mut answer = Answer {
+            budget_tokens: options.budget_tokens,
+            ..Answer::default()
+        };
+        let top = ranked.first().map_or(0.0, |(_, score)| *score);
+        let mut docs_served: BTreeSet<u32> = BTreeSet::new();
+        for (slot, score) in ranked {
+            if answer.hits.len() >= options.max_hits || score < top * MIN_RELATIVE_SCORE {
+                break;
+            }
+            let Some(at) = self.slots.get(slot as usize).copied().flatten() else {
+                continue;
+            };
+            let mut hit = self.hit(at, score);
+            let left = options.budget_tokens.saturating_sub(answer.tokens_served);
+            if held(&hit) {
+                hit.text = None;
+                hit.already_served = true;
+                hit.tokens = self.entry(at).2.header_tokens;
+            } else if u64::from(hit.tokens) > left {
+                if !answer.hits.is_empty() {
+                    continue;
+                }
+                if !truncate(&mut hit, self.entry(at).2.header_tokens, left) {
+                    continue;
+                }
+            }
+            if u64::from(hit.tokens) > left {
+                continue;
+            }
+            answer.tokens_served += u64::from(hit.tokens);
+            if docs_served.insert(at.doc) {
+                answer.tokens_baseline += self.entry(at).1.meta.tokens;
+            }
+            answer.hits.push(hit);
+        }
+        if options.with_copies {
+            let copies = self
+                .index
+                .search(query, options.max_hits.max(1) * 4, |slot| !canonical(slot));
+            for (slot, score) in copies.into_iter().take(options.max_hits) {
+                if let Some(at) = self.slots.get(slot as usize).copied().flatten() {
+                    let mut hit = self.hit(at, score);
+                    hit.text = None;
+                    hit.tokens = 0;
+                    answer.copies.push(hit);
+                }
+            }
+        }
+        answer
+    }
+
+    fn change(&self, read: &SectionRead) -> Option<Change> {
+        let unchanged = None;
+        let Some(&doc_idx) = self.doc_idx.get(&read.key) else {
+            return Some(Change {
+                read: read.clone(),
+                reason: format!("there is no document `{}`", read.key),
+                current_version: None,
+                current_pointer: None,
+            });
+        };
+        let doc = &self.docs[doc_idx as usize];
+        let Some(current) = doc.current() else {
+            return Some(Change {
+                read: read.clone(),
+                reason: format!("`{}` was deleted", read.key),
+                current_version: None,
+                current_pointer: None,
+            });
+        };
+        let version = current.meta.version;
+        match current
+            .sections
+            .iter()
+            .find(|section| section.id == read.section_id)
+        {
+            None => Some(Change {
+                read: read.clone(),
+                reason: format!("the section is gone from `{}` v{version}", read.key),
+                current_version: Some(version),
+                current_pointer: None,
+            }),
+            Some(section) if section.changed_in > read.version => Some(Change {
+                read: read.clone(),
+                reason: format!(
+                    "the section changed in v{} (read at v{})",
+                    section.changed_in, read.version
+                ),
+                current_version: Some(version),
+                current_pointer: Some(format!("{}:{}", read.key, section.line_start)),
+            }),
+            Some(_) => unchanged,
+        }
+    }
+}
+
+/// Cuts `hit`'s text at a line boundary so that it fits in `budget` tokens with its header.
+/// Returns false if not even one line fits.
+fn truncate(hit: &mut Hit, header_tokens: u32, budget: u64) -> bool {
+    let Some(text) = hit.text.take() else {
+        return false;
+    };
+    let mut kept = String::new();
+    let mut kept_tokens = header_tokens;
+    for line in text.split_inclusive('\n') {
+        let line_tokens = count_tokens(line) as u32;
+        if u64::from(kept_tokens + line_tokens) > budget {
+            break;
+        }
+        kept.push_str(line);
+        kept_tokens += line_tokens;
+    }
+    if kept.is_empty() {
+        return false;
+    }
+    // Tokens at a line boundary can merge; count the kept text once more to be exact.
+    let exact = header_tokens + count_tokens(&kept) as u32;
+    if u64::from(exact) > budget {
+        return false;
+    }
+    hit.text = Some(kept);
+    hit.tokens = exact;
+    hit.truncated = true;
+    true
+}

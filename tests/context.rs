@@ -1,0 +1,629 @@
+//! The ContextStore end to end: versions, stale and duplicate copies with their reasons, sessions,
+//! `changed_since`, budgets, re-ingest of a changed tree, snapshots and their corruption,
+//! readers during puts, and properties of any sequence of puts and deletes.
+
+use std::sync::Arc;
+
+use fourfold::context::{AskOptions, ContextError, ContextStore, Freshness, SectionRead};
+use fourfold::trace::{MemorySink, TraceRecord, Tracer};
+use fourfold::{EventKind, MemoryStore, PluginRegistry, Store};
+use proptest::prelude::*;
+
+/// v1 of a page: the old API.
+const EXPORT_V1: &str = "# Exporting models
+
+## model.dict()
+
+This is the primary way of converting a model to a dictionary. Sub-models will be recursively \
+converted to dictionaries. Use the include and exclude arguments to choose which fields are \
+exported, and by_alias to use the aliases of the fields as the keys of the dictionary.
+
+## model.json()
+
+The json method serialises a model to JSON by calling dict and then encoding the result with the \
+standard library's json module, and it accepts the same include and exclude arguments as dict.
+";
+
+/// v2 of the same page: the new API.
+const EXPORT_V2: &str = "# Serialization
+
+## model.model_dump()
+
+This is the primary way of converting a model to a dictionary in pydantic 2. Sub-models are \
+recursively converted to dictionaries. Pass include and exclude to choose the fields that are \
+dumped, mode='json' to get only JSON types, and by_alias to key the result by the aliases.
+
+## model.model_dump_json()
+
+The model_dump_json method serialises a model straight to a JSON string in Rust, without going \
+through a dictionary first, and takes the same include and exclude arguments as model_dump.
+";
+
+const VALIDATORS: &str = "# Validators
+
+## Field validators
+
+A field validator is a class method decorated with field_validator that receives the value of one \
+field and returns it, possibly changed, or raises a ValueError when the value is not acceptable. \
+Use mode='before' to run it before pydantic's own parsing and coercion of the value.
+";
+
+fn served_keys(store: &ContextStore, query: &str) -> Vec<(String, Freshness)> {
+    store
+        .ask(query, 2_000)
+        .hits
+        .into_iter()
+        .map(|hit| (hit.key, hit.freshness))
+        .collect()
+}
+
+fn markers(store: &ContextStore, key: &str) -> Vec<(Freshness, String)> {
+    store
+        .get(key)
+        .unwrap()
+        .sections
+        .into_iter()
+        .filter(|section| section.tokens > 30)
+        .map(|section| {
+            (
+                section.marker.freshness,
+                section.marker.reason.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_put_makes_a_version_and_old_versions_stay_readable() {
+    let store = ContextStore::new();
+    let v1 = store.put("docs/export.md", EXPORT_V1).unwrap();
+    let v2 = store.put("docs/export.md", EXPORT_V2).unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    assert_ne!(v1.hash, v2.hash);
+    let again = store.put("docs/export.md", EXPORT_V2).unwrap();
+    assert_eq!(
+        again, v2,
+        "putting the current text again is not a new version"
+    );
+    assert_eq!(store.get("docs/export.md").unwrap().version, v2);
+    let old = store.get_version("docs/export.md", 1).unwrap();
+    assert!(!old.current);
+    assert_eq!(old.text, EXPORT_V1);
+    assert_eq!(store.history("docs/export.md").len(), 2);
+
+    assert!(store.delete("docs/export.md").unwrap());
+    assert!(!store.delete("docs/export.md").unwrap());
+    assert!(store.get("docs/export.md").is_none());
+    assert!(store.ask("model_dump dictionary", 1_000).hits.is_empty());
+    assert_eq!(
+        store.get_version("docs/export.md", 2).unwrap().text,
+        EXPORT_V2
+    );
+    let v3 = store.put("docs/export.md", EXPORT_V1).unwrap();
+    assert_eq!(v3.version, 3, "versions are never reused");
+}
+
+#[test]
+fn sections_have_ids_stable_across_versions_lines_and_tokens() {
+    let store = ContextStore::new();
+    store.put("docs/validators.md", VALIDATORS).unwrap();
+    let first = store.get("docs/validators.md").unwrap();
+    let edited = VALIDATORS.replace("ValueError", "ValueError or an AssertionError");
+    store.put("docs/validators.md", &edited).unwrap();
+    let second = store.get("docs/validators.md").unwrap();
+    let ids = |doc: &fourfold::context::Document| -> Vec<String> {
+        doc.sections
+            .iter()
+            .map(|section| section.id.clone())
+            .collect()
+    };
+    assert_eq!(ids(&first), ids(&second));
+    let field = second
+        .sections
+        .iter()
+        .find(|section| section.heading_path.last().map(String::as_str) == Some("Field validators"))
+        .unwrap();
+    assert_eq!(field.heading_path, vec!["Validators", "Field validators"]);
+    assert_eq!(field.line_start, 3);
+    assert_eq!(field.changed_in, 2);
+    assert_eq!(
+        field.tokens as usize,
+        fourfold::tokens::count_tokens(&field.text)
+    );
+    let title = &second.sections[0];
+    assert_eq!(
+        title.changed_in, 1,
+        "the unchanged title section keeps its version"
+    );
+    assert_eq!(store.get_section(&field.id).unwrap().version, 2);
+}
+
+#[test]
+fn a_copy_of_replaced_text_is_stale_with_its_reason_and_never_served() {
+    let store = ContextStore::new();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    store.put("docs/export.md", EXPORT_V2).unwrap();
+    store.put("legacy/export.md", EXPORT_V1).unwrap();
+    for (freshness, reason) in markers(&store, "legacy/export.md") {
+        assert_eq!(freshness, Freshness::Stale);
+        assert!(reason.contains("`docs/export.md` v1"), "{reason}");
+        assert!(reason.contains("replaced by v2"), "{reason}");
+    }
+    let served = served_keys(&store, "convert a model to a dictionary with dict exclude");
+    assert!(!served.is_empty());
+    assert!(served
+        .iter()
+        .all(|(key, freshness)| key == "docs/export.md" && *freshness == Freshness::Canonical));
+
+    let mut options = AskOptions::budget(2_000);
+    options.with_copies = true;
+    let answer = store.ask_with(
+        "convert a model to a dictionary with dict exclude",
+        &options,
+    );
+    assert!(answer
+        .copies
+        .iter()
+        .any(|copy| copy.key == "legacy/export.md" && copy.text.is_none()));
+}
+
+#[test]
+fn a_copy_of_deleted_text_is_stale_but_a_move_is_not() {
+    let store = ContextStore::new();
+    store.put("docs/usage/export.md", EXPORT_V1).unwrap();
+    // A move: the new key is put while the old one still exists, then the old one is deleted.
+    store.put("docs/concepts/export.md", EXPORT_V1).unwrap();
+    store.delete("docs/usage/export.md").unwrap();
+    assert!(markers(&store, "docs/concepts/export.md")
+        .iter()
+        .all(|(freshness, _)| *freshness == Freshness::Canonical));
+    // A copy made after the text was deleted and replaced elsewhere is stale.
+    store.put("docs/concepts/export.md", EXPORT_V2).unwrap();
+    store.put("vendor/old-manual/export.md", EXPORT_V1).unwrap();
+    let stale = markers(&store, "vendor/old-manual/export.md");
+    assert!(stale
+        .iter()
+        .all(|(freshness, _)| *freshness == Freshness::Stale));
+    assert!(stale
+        .iter()
+        .any(|(_, reason)| reason.contains("since deleted") || reason.contains("replaced by v2")));
+}
+
+#[test]
+fn duplicates_point_at_the_canonical_copy_and_a_pin_moves_it() {
+    let store = ContextStore::new();
+    store.put("docs/validators.md", VALIDATORS).unwrap();
+    store.put("wiki/validators.md", VALIDATORS).unwrap();
+    let wiki = markers(&store, "wiki/validators.md");
+    assert!(!wiki.is_empty());
+    for (freshness, reason) in wiki {
+        assert_eq!(freshness, Freshness::Duplicate);
+        assert!(reason.contains("`docs/validators.md`"), "{reason}");
+    }
+    assert_eq!(
+        served_keys(&store, "field validator before coercion"),
+        vec![("docs/validators.md".to_string(), Freshness::Canonical)]
+    );
+
+    let pinned = ContextStore::builder().pin("wiki/validators.md").build();
+    pinned.put("docs/validators.md", VALIDATORS).unwrap();
+    pinned.put("wiki/validators.md", VALIDATORS).unwrap();
+    assert_eq!(
+        served_keys(&pinned, "field validator before coercion"),
+        vec![("wiki/validators.md".to_string(), Freshness::Canonical)]
+    );
+}
+
+#[test]
+fn front_matter_and_archive_folders_mark_whole_documents_stale() {
+    let store = ContextStore::builder().archive("archive/").build();
+    let superseded = format!("---\nsuperseded_by: docs/serialization.md\n---\n{EXPORT_V1}");
+    store.put("docs/exporting.md", &superseded).unwrap();
+    store.put("archive/2023/validators.md", VALIDATORS).unwrap();
+    let exporting = store.get("docs/exporting.md").unwrap();
+    assert!(exporting.sections.iter().all(|section| {
+        section.marker.freshness == Freshness::Stale
+            && section
+                .marker
+                .reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("superseded by `docs/serialization.md`"))
+    }));
+    let archived = store.get("archive/2023/validators.md").unwrap();
+    assert!(archived.sections.iter().all(|section| section
+        .marker
+        .reason
+        .as_deref()
+        .is_some_and(|reason| reason.contains("archive folder `archive/`"))));
+    assert!(store.ask("field validator", 1_000).hits.is_empty());
+}
+
+#[test]
+fn a_session_gets_pointers_for_what_it_holds_and_text_again_when_it_changes() {
+    let store = ContextStore::new();
+    store.put("docs/validators.md", VALIDATORS).unwrap();
+    let session = store.session("coder", Some("run-1"), None);
+    let first = session.ask("field validator before coercion", 1_000);
+    assert!(first.hits[0].text.is_some());
+    let second = session.ask("field validator before coercion", 1_000);
+    assert!(second.hits[0].already_served);
+    assert!(second.hits[0].text.is_none());
+    assert!(second.tokens_served < first.tokens_served / 4);
+
+    assert!(session.changed().is_empty());
+    let edited = VALIDATORS.replace("mode='before'", "mode='before' or mode='plain'");
+    store.put("docs/validators.md", &edited).unwrap();
+    let changes = session.changed();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(changes[0].reason.contains("changed in v2"), "{changes:?}");
+    assert_eq!(
+        changes[0].current_pointer.as_deref(),
+        Some("docs/validators.md:3")
+    );
+    let third = session.ask("field validator before coercion", 1_000);
+    assert!(third.hits[0]
+        .text
+        .as_deref()
+        .unwrap()
+        .contains("mode='plain'"));
+}
+
+#[test]
+fn changed_since_reports_changed_removed_and_deleted_sections_only() {
+    let store = ContextStore::new();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    let reads: Vec<SectionRead> = store
+        .get("docs/export.md")
+        .unwrap()
+        .sections
+        .iter()
+        .map(|section| SectionRead {
+            key: section.key.clone(),
+            section_id: section.id.clone(),
+            version: 1,
+        })
+        .collect();
+    assert!(store.changed_since(&reads).is_empty());
+    let retitled = EXPORT_V1.replace("## model.json()", "## model.to_json()");
+    store.put("docs/export.md", &retitled).unwrap();
+    let changes = store.changed_since(&reads);
+    assert_eq!(changes.len(), 1, "only the renamed section: {changes:?}");
+    assert!(changes[0].reason.contains("gone"), "{changes:?}");
+    store.delete("docs/export.md").unwrap();
+    let changes = store.changed_since(&reads);
+    assert_eq!(changes.len(), reads.len());
+    assert!(changes
+        .iter()
+        .all(|change| change.reason.contains("deleted")));
+}
+
+#[test]
+fn subscribers_hear_of_every_change() {
+    let store = ContextStore::new();
+    let changes = store.subscribe();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    store.put("docs/export.md", EXPORT_V2).unwrap();
+    store.delete("docs/export.md").unwrap();
+    let received: Vec<(String, Option<u64>)> = changes
+        .try_iter()
+        .map(|change| (change.key, change.version))
+        .collect();
+    assert_eq!(
+        received,
+        vec![
+            ("docs/export.md".to_string(), Some(1)),
+            ("docs/export.md".to_string(), Some(2)),
+            ("docs/export.md".to_string(), None),
+        ]
+    );
+}
+
+#[test]
+fn a_recorded_finding_is_served_to_other_agents() {
+    let store = ContextStore::new();
+    store.put("docs/validators.md", VALIDATORS).unwrap();
+    store
+        .record(
+            "staging deploys",
+            "Deploying to staging needs the VPN profile ops-staging.",
+        )
+        .unwrap();
+    store
+        .record(
+            "staging deploys",
+            "The staging database is reset every night at 02:00 UTC.",
+        )
+        .unwrap();
+    let answer = store.ask("staging database reset", 500);
+    assert_eq!(answer.hits[0].key, "records/staging-deploys.md");
+    assert!(answer.hits[0]
+        .text
+        .as_deref()
+        .unwrap()
+        .contains("02:00 UTC"));
+    assert_eq!(store.history("records/staging-deploys.md").len(), 2);
+}
+
+#[test]
+fn every_ask_emits_a_context_event() {
+    let sink = MemorySink::new();
+    let tracer = Tracer::builder().sink(sink.clone()).build().unwrap();
+    let plugins = Arc::new(PluginRegistry::new());
+    plugins.install(Arc::new(tracer.clone())).unwrap();
+    let store = ContextStore::builder().plugins(plugins).build();
+    store.put("docs/validators.md", VALIDATORS).unwrap();
+    let session = store.session("coder", Some("run-7"), Some("T-1"));
+    let answer = session.ask("field validator", 1_000);
+    tracer.flush().unwrap();
+    let events: Vec<_> = sink
+        .records()
+        .into_iter()
+        .filter_map(|record| match record {
+            TraceRecord::Event(event) => Some(event),
+            _ => None,
+        })
+        .collect();
+    let [event] = &events[..] else {
+        panic!("expected one event: {events:?}")
+    };
+    assert_eq!(
+        (event.run_id.as_str(), event.agent_id.as_str()),
+        ("run-7", "coder")
+    );
+    let EventKind::Context(context) = &event.kind else {
+        panic!("not a context event: {event:?}")
+    };
+    assert_eq!(context.tokens_served, answer.tokens_served);
+    assert_eq!(context.sections.len(), answer.hits.len());
+    assert_eq!(context.sections[0].freshness, "canonical");
+    let whole = store.get("docs/validators.md").unwrap().version.tokens;
+    assert_eq!(whole as usize, fourfold::tokens::count_tokens(VALIDATORS));
+    assert_eq!(context.tokens_baseline, whole);
+}
+
+#[test]
+fn re_ingest_indexes_only_changed_files_and_deletes_gone_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("docs/concepts")).unwrap();
+    std::fs::write(root.join("docs/concepts/export.md"), EXPORT_V2).unwrap();
+    std::fs::write(root.join("docs/validators.md"), VALIDATORS).unwrap();
+    std::fs::write(root.join("docs/old.md"), EXPORT_V1).unwrap();
+    std::fs::write(root.join("logo.png"), [0x89, b'P', b'N', b'G', 0, 0, 1]).unwrap();
+    std::fs::write(root.join("notes.txt"), "not matched by the globs").unwrap();
+    let store = ContextStore::new();
+    let mut n_progress = 0;
+    let first = store
+        .ingest_dir(root, &["**/*.md", "*.png"], |_| n_progress += 1)
+        .unwrap();
+    assert_eq!((first.n_files, first.n_changed), (4, 3));
+    assert_eq!(n_progress, 4);
+    assert_eq!(first.skipped.len(), 1);
+    assert_eq!(first.skipped[0].0, "logo.png");
+    assert_eq!(
+        store.keys(),
+        vec![
+            "docs/concepts/export.md",
+            "docs/old.md",
+            "docs/validators.md"
+        ]
+    );
+
+    std::fs::write(
+        root.join("docs/validators.md"),
+        VALIDATORS.replace("class", "static"),
+    )
+    .unwrap();
+    std::fs::remove_file(root.join("docs/old.md")).unwrap();
+    let second = store.ingest_dir(root, &["**/*.md"], |_| {}).unwrap();
+    assert_eq!((second.n_changed, second.n_unchanged), (1, 1));
+    assert_eq!(second.deleted, vec!["docs/old.md"]);
+    assert_eq!(store.get("docs/validators.md").unwrap().version.version, 2);
+    assert_eq!(
+        store
+            .get("docs/concepts/export.md")
+            .unwrap()
+            .version
+            .version,
+        1
+    );
+
+    let missing = store.ingest_dir(&root.join("nope"), &[], |_| {});
+    assert!(matches!(missing, Err(ContextError::Io { .. })));
+    let bad_glob = store.ingest_dir(root, &["docs/[.md"], |_| {});
+    assert!(matches!(bad_glob, Err(ContextError::InvalidGlob { .. })));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_path_that_is_not_utf8_is_skipped_with_a_reason() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.md");
+    std::fs::write(dir.path().join(name), VALIDATORS).unwrap();
+    let store = ContextStore::new();
+    let report = store.ingest_dir(dir.path(), &[], |_| {}).unwrap();
+    assert_eq!(report.skipped.len(), 1);
+    assert!(report.skipped[0].1.contains("not valid UTF-8"));
+}
+
+#[test]
+fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    store.put("docs/export.md", EXPORT_V2).unwrap();
+    store.put("legacy/export.md", EXPORT_V1).unwrap();
+    store.save().unwrap();
+    store.put("docs/validators.md", VALIDATORS).unwrap();
+    let info = store.save().unwrap();
+    assert_eq!(info.n_documents, 3);
+    let query = "convert a model to a dictionary";
+    let expected = store.ask(query, 1_000);
+
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(reopened.ask(query, 1_000), expected);
+    assert_eq!(reopened.history("docs/export.md").len(), 2);
+    assert_eq!(
+        reopened.get("legacy/export.md").unwrap().sections[1]
+            .marker
+            .freshness,
+        Freshness::Stale
+    );
+
+    let good = backing.get("context", "snapshot").unwrap().unwrap();
+    for damaged in [
+        good[..good.len() / 2].to_vec(),
+        {
+            let mut flipped = good.clone();
+            let last = flipped.len() - 1;
+            flipped[last] ^= 0x40;
+            flipped
+        },
+        b"not a snapshot".to_vec(),
+    ] {
+        backing.put("context", "snapshot", &damaged).unwrap();
+        let error = ContextStore::open(Arc::clone(&backing)).unwrap_err();
+        assert!(
+            matches!(error, ContextError::CorruptSnapshot { .. }),
+            "{error}"
+        );
+        assert_eq!(
+            backing.get("context", "snapshot").unwrap().unwrap(),
+            damaged
+        );
+    }
+    let previous = ContextStore::builder()
+        .open_previous(Arc::clone(&backing))
+        .unwrap();
+    assert_eq!(previous.keys(), vec!["docs/export.md", "legacy/export.md"]);
+    assert!(matches!(
+        ContextStore::new().save(),
+        Err(ContextError::NoBackingStore)
+    ));
+}
+
+#[test]
+fn readers_see_a_whole_version_while_a_writer_puts() {
+    let store = ContextStore::new();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for round in 0..200 {
+                let text = if round % 2 == 0 { EXPORT_V2 } else { EXPORT_V1 };
+                store.put("docs/export.md", text).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let answer = store.ask("model dictionary include exclude", 1_000);
+                    let versions: Vec<u64> = answer.hits.iter().map(|hit| hit.version).collect();
+                    assert!(
+                        versions.windows(2).all(|pair| pair[0] == pair[1]),
+                        "{versions:?}"
+                    );
+                    let doc = store.get("docs/export.md").unwrap();
+                    assert!(doc.text == EXPORT_V1 || doc.text == EXPORT_V2);
+                    assert!(doc
+                        .sections
+                        .iter()
+                        .all(|section| section.version == doc.version.version));
+                }
+            });
+        }
+    });
+    assert_eq!(store.history("docs/export.md").len(), 201);
+}
+
+const TEXTS: [&str; 3] = [EXPORT_V1, EXPORT_V2, VALIDATORS];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_puts_and_deletes_leave_one_current_version_per_live_key(
+        ops in proptest::collection::vec((0usize..4, proptest::option::of(0usize..3)), 1..30),
+    ) {
+        let store = ContextStore::new();
+        let mut model: std::collections::BTreeMap<String, &str> = Default::default();
+        for (key_idx, text) in ops {
+            let key = format!("docs/page-{key_idx}.md");
+            match text {
+                Some(text_idx) => {
+                    store.put(&key, TEXTS[text_idx]).unwrap();
+                    model.insert(key, TEXTS[text_idx]);
+                }
+                None => {
+                    let was_live = store.delete(&key).unwrap();
+                    prop_assert_eq!(was_live, model.remove(&key).is_some());
+                }
+            }
+        }
+        prop_assert_eq!(store.keys(), model.keys().cloned().collect::<Vec<_>>());
+        for key in (0..4).map(|idx| format!("docs/page-{idx}.md")) {
+            let history = store.history(&key);
+            let numbers: Vec<u64> = history.iter().map(|version| version.version).collect();
+            prop_assert_eq!(numbers, (1..=history.len() as u64).collect::<Vec<_>>());
+            let current: Vec<u64> = history
+                .iter()
+                .filter_map(|version| store.get_version(&key, version.version))
+                .filter(|doc| doc.current)
+                .map(|doc| doc.version.version)
+                .collect();
+            match model.get(&key) {
+                Some(text) => {
+                    prop_assert_eq!(current.len(), 1);
+                    prop_assert_eq!(store.get(&key).unwrap().text, *text);
+                }
+                None => prop_assert!(current.is_empty()),
+            }
+        }
+    }
+
+    #[test]
+    fn an_answer_never_exceeds_its_budget(budget in 0u64..1_500, query_idx in 0usize..4) {
+        let store = ContextStore::new();
+        store.put("docs/export.md", EXPORT_V2).unwrap();
+        store.put("docs/validators.md", VALIDATORS).unwrap();
+        store.put("docs/long.md", &format!("# Long\n\n{}", EXPORT_V1.repeat(30))).unwrap();
+        let queries = ["model dictionary", "validator before", "json include exclude", "long dict"];
+        let answer = store.ask(queries[query_idx], budget);
+        prop_assert!(answer.tokens_served <= budget);
+        let sum: u64 = answer.hits.iter().map(|hit| u64::from(hit.tokens)).sum();
+        prop_assert_eq!(sum, answer.tokens_served);
+    }
+
+    #[test]
+    fn arbitrary_bytes_as_a_snapshot_never_panic(
+        payload in proptest::collection::vec(any::<u8>(), 0..512),
+        framed in any::<bool>(),
+    ) {
+        // Framed: a valid header and checksum around arbitrary bytes, so the decoder and the
+        // consistency check see them; raw: the bytes as they are.
+        let snapshot = if framed {
+            let mut snapshot = b"FFCTXS\x01".to_vec();
+            snapshot.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+            snapshot.extend_from_slice(blake3::hash(&payload).as_bytes());
+            snapshot.extend_from_slice(&payload);
+            snapshot
+        } else {
+            payload
+        };
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        backing.put("context", "snapshot", &snapshot).unwrap();
+        match ContextStore::open(backing) {
+            Ok(store) => {
+                // A payload that happens to decode must give a store that works.
+                let _ = store.ask("model dictionary", 100);
+                let _ = store.keys();
+            }
+            Err(error) => {
+                let corrupt = matches!(error, ContextError::CorruptSnapshot { .. });
+                prop_assert!(corrupt, "{}", error);
+            }
+        }
+    }
+}
