@@ -1,6 +1,7 @@
 //! The Tracer end to end: nested spans and events of every kind, many threads into one tracer,
-//! what happens when the queue is full, policy decisions recorded through the plugin, redaction,
-//! the trace file sink, and a failing sink.
+//! one sequence per run whichever way its events come, a span that outlives its run, what happens
+//! when the queue is full, policy decisions recorded through the plugin, redaction, the trace file
+//! sink, and a failing sink.
 
 use std::sync::{Arc, Barrier};
 
@@ -163,6 +164,58 @@ fn many_threads_lose_nothing_and_keep_each_runs_order() {
         }
     }
     assert_eq!(tracer.n_dropped(), 0);
+}
+
+#[test]
+fn a_run_numbers_its_events_in_one_sequence_whichever_way_they_come() {
+    let (tracer, sink) = memory_tracer(Overflow::Block, 1024);
+    let run = tracer.start_run("coder", Some("T-3"));
+    run.record(decision("first"));
+    tracer.record(fourfold::Event {
+        run_id: run.id().to_string(),
+        agent_id: "coder".into(),
+        task_id: None,
+        seq: 0,
+        timestamp_ns: 0,
+        span_id: None,
+        parent_span_id: None,
+        kind: decision("second"),
+    });
+    let step = run.span("step", SpanKind::Step);
+    step.record(decision("third"));
+    tracer.flush().unwrap();
+    let records = sink.records();
+    let seqs: Vec<u64> = events(&records).iter().map(|event| event.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+}
+
+#[test]
+fn a_span_that_outlives_its_run_still_names_the_run() {
+    let (tracer, sink) = memory_tracer(Overflow::Block, 1024);
+    let run = tracer.start_run("coder", Some("T-4"));
+    let run_id = run.id().to_string();
+    let step = run.span("step", SpanKind::Step);
+    run.end(None);
+    step.record(decision("late"));
+    step.end(Some("late error"));
+    tracer.flush().unwrap();
+    let records = sink.records();
+    let [event] = events(&records)[..] else {
+        panic!("expected one event: {records:?}");
+    };
+    assert_eq!(
+        (
+            event.run_id.as_str(),
+            event.agent_id.as_str(),
+            event.task_id.as_deref()
+        ),
+        (run_id.as_str(), "coder", Some("T-4"))
+    );
+    let n_named_ends = records
+        .iter()
+        .filter(|record| matches!(record, TraceRecord::SpanEnd { run_id: ended, .. } if *ended == run_id))
+        .count();
+    assert_eq!(n_named_ends, 2, "{records:?}");
 }
 
 /// A sink that waits at a barrier before its first write, so the queue fills up.

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -306,7 +307,10 @@ impl Clock for ManualClock {
 /// Hands out the per-run monotonic sequence numbers of [`Event::seq`].
 #[derive(Debug, Default)]
 pub struct Sequencer {
-    next_by_run: Mutex<FxHashMap<String, u64>>,
+    // INVARIANT: a run's counter holds the last number handed out; it is shared (see
+    // `Sequencer::run_counter`), so a run's numbers come from one counter however they are asked
+    // for.
+    next_by_run: Mutex<FxHashMap<String, Arc<AtomicU64>>>,
 }
 
 impl Sequencer {
@@ -318,16 +322,25 @@ impl Sequencer {
     /// The next sequence number of `run_id`: 1 for its first event, then 2, 3, ...
     pub fn next(&self, run_id: &str) -> u64 {
         let mut next_by_run = self.next_by_run.lock();
-        match next_by_run.get_mut(run_id) {
-            Some(seq) => {
-                *seq += 1;
-                *seq
-            }
+        match next_by_run.get(run_id) {
+            Some(counter) => counter.fetch_add(1, Ordering::Relaxed) + 1,
             None => {
-                next_by_run.insert(run_id.to_string(), 1);
+                next_by_run.insert(run_id.to_string(), Arc::new(AtomicU64::new(1)));
                 1
             }
         }
+    }
+
+    /// The counter behind the numbers of `run_id`, for a caller that numbers many events of one
+    /// run: `counter.fetch_add(1, Relaxed) + 1` is the run's next number, as [`Sequencer::next`]
+    /// would give it, without the lock and the lookup.
+    pub(crate) fn run_counter(&self, run_id: &str) -> Arc<AtomicU64> {
+        let mut next_by_run = self.next_by_run.lock();
+        Arc::clone(
+            next_by_run
+                .entry(run_id.to_string())
+                .or_insert_with(|| Arc::new(AtomicU64::new(0))),
+        )
     }
 }
 
@@ -425,6 +438,20 @@ mod tests {
         assert_eq!(sequencer.next("a"), 2);
         assert_eq!(sequencer.next("b"), 1);
         assert_eq!(sequencer.next("a"), 3);
+    }
+
+    #[test]
+    fn a_run_counter_shares_the_runs_sequence() {
+        let sequencer = Sequencer::new();
+        let counter = sequencer.run_counter("a");
+        assert_eq!(counter.fetch_add(1, Ordering::Relaxed) + 1, 1);
+        assert_eq!(sequencer.next("a"), 2);
+        assert_eq!(counter.fetch_add(1, Ordering::Relaxed) + 1, 3);
+        assert_eq!(sequencer.next("b"), 1);
+        assert_eq!(
+            sequencer.run_counter("b").fetch_add(1, Ordering::Relaxed) + 1,
+            2
+        );
     }
 
     #[test]

@@ -76,9 +76,34 @@ pub struct TraceContents {
     pub(crate) frame_hashes: Vec<FrameHash>,
 }
 
+#[cfg(test)]
 fn encode_record(record: &TraceRecord) -> Vec<u8> {
-    // INVARIANT: a record is plain serde data, which bincode always encodes.
-    bincode::serde::encode_to_vec(record, bincode::config::standard()).unwrap_or_default()
+    let mut payload = Vec::new();
+    encode_record_into(record, &mut payload);
+    payload
+}
+
+/// Appends a bincode writer's output to a `Vec` without the `std::io::Write` detour.
+struct VecWriter<'v>(&'v mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecWriter<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Appends the bincode encoding of `record` to `buffer`.
+fn encode_record_into(record: &TraceRecord, buffer: &mut Vec<u8>) {
+    let start = buffer.len();
+    // INVARIANT: a record is plain serde data, which bincode always encodes; should that ever
+    // fail, the partial output is removed and the payload is empty.
+    if bincode::serde::encode_into_writer(record, VecWriter(buffer), bincode::config::standard())
+        .is_err()
+    {
+        buffer.truncate(start);
+    }
 }
 
 pub(super) fn decode_record(payload: &[u8]) -> Result<TraceRecord, String> {
@@ -98,6 +123,7 @@ pub(super) fn checksum(prev_hash: &FrameHash, payload: &[u8]) -> u32 {
 }
 
 /// Encodes one frame that follows a frame whose hash is `prev_hash`; returns it and its hash.
+#[cfg(test)]
 fn encode_frame(prev_hash: &FrameHash, payload: &[u8]) -> (Vec<u8>, FrameHash) {
     let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
     // INVARIANT: callers keep payloads under MAX_PAYLOAD_LEN, so the length fits in a u32.
@@ -342,7 +368,14 @@ pub struct TraceWriter {
     path: PathBuf,
     file: BufWriter<File>,
     head: TraceHead,
+    /// The frames of the batch being appended, kept between batches so that appending allocates
+    /// nothing once it has grown to the size of a batch.
+    frames: Vec<u8>,
 }
+
+/// Frame buffers above this size are given back after a batch, so that one huge batch does not
+/// keep its memory for the writer's lifetime.
+const MAX_KEPT_FRAMES_CAPACITY: usize = 4 << 20;
 
 impl TraceWriter {
     /// Opens `path` for appending, creating it if needed. An existing trace is checked first; a torn
@@ -380,35 +413,66 @@ impl TraceWriter {
             path,
             file: BufWriter::with_capacity(64 * 1024, file),
             head,
+            frames: Vec::new(),
         })
     }
 
     /// Appends one record (buffered: see [`TraceWriter::flush`] and [`TraceWriter::sync`]).
     pub fn append(&mut self, record: &TraceRecord) -> Result<(), TraceError> {
-        let payload = encode_record(record);
-        if payload.len() > MAX_PAYLOAD_LEN as usize {
-            let detail = format!(
-                "a record of {} bytes is larger than a frame may be",
-                payload.len()
-            );
-            return Err(FrameError::new(
-                &self.path,
-                0,
-                self.head.n_frames,
-                FrameProblem::BadLength,
-                Some(detail),
-            )
-            .into());
+        self.append_batch(std::slice::from_ref(record))
+    }
+
+    /// Appends records in order, encoding their frames into one buffer and handing it to the
+    /// file in one write (buffered, like [`TraceWriter::append`]).
+    ///
+    /// A record too large for a frame is left out and reported after the others are appended.
+    pub fn append_batch(&mut self, records: &[TraceRecord]) -> Result<(), TraceError> {
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        let mut head = self.head;
+        let mut first_error = None;
+        for record in records {
+            let frame_start = frames.len();
+            frames.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+            encode_record_into(record, &mut frames);
+            let payload_len = frames.len() - frame_start - FRAME_HEADER_LEN;
+            if payload_len > MAX_PAYLOAD_LEN as usize {
+                frames.truncate(frame_start);
+                let detail =
+                    format!("a record of {payload_len} bytes is larger than a frame may be");
+                first_error.get_or_insert_with(|| {
+                    FrameError::new(
+                        &self.path,
+                        0,
+                        head.n_frames,
+                        FrameProblem::BadLength,
+                        Some(detail),
+                    )
+                });
+                continue;
+            }
+            let (frame_header, payload) = frames[frame_start..].split_at_mut(FRAME_HEADER_LEN);
+            let crc = checksum(&head.last_hash, payload);
+            // INVARIANT: the payload is at most MAX_PAYLOAD_LEN bytes, so its length fits a u32.
+            frame_header[..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+            frame_header[4..8].copy_from_slice(&crc.to_le_bytes());
+            frame_header[8..].copy_from_slice(&head.last_hash);
+            head = TraceHead {
+                n_frames: head.n_frames + 1,
+                last_hash: *blake3::hash(&frames[frame_start..]).as_bytes(),
+            };
         }
-        let (frame, hash) = encode_frame(&self.head.last_hash, &payload);
-        self.file
-            .write_all(&frame)
-            .map_err(|error| TraceError::io(&self.path, error))?;
-        self.head = TraceHead {
-            n_frames: self.head.n_frames + 1,
-            last_hash: hash,
-        };
-        Ok(())
+        let written = self.file.write_all(&frames);
+        frames.clear();
+        if frames.capacity() <= MAX_KEPT_FRAMES_CAPACITY {
+            self.frames = frames;
+        }
+        written.map_err(|error| TraceError::io(&self.path, error))?;
+        self.head = head;
+        match first_error {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
     }
 
     /// Hands buffered frames to the operating system: they survive the process being killed.
@@ -565,6 +629,21 @@ mod tests {
         assert_eq!(verified.head.n_frames, 6);
         assert!(verified.head_file_checked);
         assert_eq!(read_head(&path).unwrap(), Some(verified.head));
+    }
+
+    #[test]
+    fn a_batch_writes_the_same_bytes_as_one_append_per_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let one_by_one = dir.path().join("one-by-one.trace");
+        write_trace(&one_by_one, &every_kind());
+        let batched = dir.path().join("batched.trace");
+        let mut writer = TraceWriter::open(&batched).unwrap();
+        writer.append_batch(&every_kind()[..2]).unwrap();
+        writer.append_batch(&[]).unwrap();
+        writer.append_batch(&every_kind()[2..]).unwrap();
+        writer.sync().unwrap();
+        assert_eq!(fs::read(&batched).unwrap(), fs::read(&one_by_one).unwrap());
+        assert_eq!(verify(&batched).unwrap().head.n_frames, 6);
     }
 
     #[test]

@@ -10,7 +10,6 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use aho_corasick::AhoCorasick;
 use regex::{Captures, Regex};
 use thiserror::Error;
 
@@ -82,8 +81,8 @@ const DEFAULT_PATTERNS: &[(&str, &str)] = &[
 /// A literal of which every match of a default pattern holds one, compared without case: `sk-`,
 /// `gh` and `github_pat_`, the AWS, Slack, Google and Stripe prefixes, `bearer`, `authorization`,
 /// the secret keys (`pass` for password, passwd and passphrase; `api` for api_key), and the `@` of
-/// an e-mail address. Keep it in step with `DEFAULT_PATTERNS`: a property test compares redaction
-/// with and without it.
+/// an e-mail address (which [`Prefilter`] looks for on its own). Keep it in step with
+/// `DEFAULT_PATTERNS`: a property test compares redaction with and without it.
 const DEFAULT_LITERALS: &[&str] = &[
     "sk-",
     "gh",
@@ -105,11 +104,71 @@ const DEFAULT_LITERALS: &[&str] = &[
     "@",
 ];
 
-fn default_prefilter() -> Option<AhoCorasick> {
-    AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build(DEFAULT_LITERALS)
-        .ok()
+/// The shortest text a default pattern matches: an e-mail address such as `a@b.io`, or
+/// `token=x`.
+const MIN_DEFAULT_MATCH_LEN: usize = 6;
+
+/// How many bytes of text the prefilter lowercases and searches at a time.
+const PREFILTER_CHUNK_LEN: usize = 256;
+
+/// Finds out fast that text holds none of [`DEFAULT_LITERALS`], so that it holds no secret.
+///
+/// The search is case-sensitive SIMD (aho-corasick's Teddy) over an ASCII-lowercased copy of the
+/// text, made a chunk at a time on the stack, which is about twice as fast as a case-insensitive
+/// automaton; `@` is looked for while lowercasing.
+#[derive(Clone, Debug)]
+struct Prefilter {
+    /// The lowercase literals other than `@`.
+    searcher: aho_corasick::packed::Searcher,
+    /// The longest literal's length less one: how far chunks overlap, so that no literal is split.
+    overlap: usize,
+}
+
+impl Prefilter {
+    fn new() -> Option<Prefilter> {
+        let mut builder = aho_corasick::packed::Config::new().builder();
+        let mut longest = 0;
+        for literal in DEFAULT_LITERALS.iter().filter(|literal| **literal != "@") {
+            builder.add(literal.to_ascii_lowercase());
+            longest = longest.max(literal.len());
+        }
+        Some(Prefilter {
+            searcher: builder.build()?,
+            overlap: longest - 1,
+        })
+    }
+
+    /// Whether `text` may hold a secret: false only if it holds none of the literals.
+    fn may_match(&self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        if bytes.len() < MIN_DEFAULT_MATCH_LEN {
+            return false;
+        }
+        // Zeros pad a short text to the searcher's minimum length; no literal holds a zero.
+        let mut lowercase = [0u8; PREFILTER_CHUNK_LEN];
+        let mut chunk_start = 0;
+        loop {
+            let chunk_end = (chunk_start + PREFILTER_CHUNK_LEN).min(bytes.len());
+            let chunk = &bytes[chunk_start..chunk_end];
+            // One pass lowercases the chunk and looks for the `@` of an e-mail address.
+            let mut has_at = false;
+            for (lower, &byte) in lowercase.iter_mut().zip(chunk) {
+                *lower = byte.to_ascii_lowercase();
+                has_at |= byte == b'@';
+            }
+            let searched_len = chunk
+                .len()
+                .max(self.searcher.minimum_len())
+                .min(PREFILTER_CHUNK_LEN);
+            if has_at || self.searcher.find(&lowercase[..searched_len]).is_some() {
+                return true;
+            }
+            if chunk_end == bytes.len() {
+                return false;
+            }
+            chunk_start = chunk_end - self.overlap;
+        }
+    }
 }
 
 /// The group that marks the part of a default pattern to mask.
@@ -136,7 +195,7 @@ enum Matcher {
         patterns: Vec<CompiledPattern>,
         /// With the default patterns alone: literals of which every match holds one, so that text
         /// holding none of them is known to hold no secret after one fast scan.
-        prefilter: Option<AhoCorasick>,
+        prefilter: Option<Prefilter>,
     },
     /// All text. Only used if the default patterns failed to compile, so that a broken build
     /// hides everything rather than leaks secrets.
@@ -261,7 +320,7 @@ impl Redactor {
                 combined,
                 patterns,
                 prefilter: if extra.is_empty() {
-                    default_prefilter()
+                    Prefilter::new()
                 } else {
                     None
                 },
@@ -282,7 +341,7 @@ impl Redactor {
             } => {
                 if prefilter
                     .as_ref()
-                    .is_some_and(|prefilter| !prefilter.is_match(text))
+                    .is_some_and(|prefilter| !prefilter.may_match(text))
                 {
                     return Cow::Borrowed(text);
                 }
@@ -332,9 +391,6 @@ impl Redactor {
     /// address) and the result digest. Everything else that is text is redacted: choices,
     /// rationales, alternatives, tool names, arguments, errors, requests, reasons and queries.
     pub fn redact_event(&self, event: &mut Event) {
-        if matches!(self.matcher, Matcher::Nothing) {
-            return;
-        }
         // Every struct is taken apart field by field, so that a new field does not compile here
         // until someone decides whether it is free text or an identifier.
         let Event {
@@ -347,6 +403,15 @@ impl Redactor {
             parent_span_id: _,
             kind,
         } = event;
+        self.redact_kind(kind);
+    }
+
+    /// Masks every free-text field of an event's kind in place, as [`Redactor::redact_event`]
+    /// does: the event's own ids are not free text.
+    pub(crate) fn redact_kind(&self, kind: &mut EventKind) {
+        if matches!(self.matcher, Matcher::Nothing) {
+            return;
+        }
         match kind {
             EventKind::Decision(DecisionEvent {
                 choice,
@@ -958,6 +1023,24 @@ mod tests {
                         "input: {text:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_prefilter_finds_literals_across_its_chunk_boundaries() {
+        let with_prefilter = Redactor::default_patterns();
+        let without = without_prefilter(&with_prefilter);
+        for secret in [
+            "Authorization: Basic dXNlcjpwYXNz",
+            "password=hunter2",
+            "a@b.io",
+        ] {
+            for n_before in 0..3 * PREFILTER_CHUNK_LEN {
+                let text = format!("{} {secret} ok", "x".repeat(n_before));
+                let redacted = with_prefilter.redact(&text);
+                assert!(redacted.contains("[REDACTED:"), "{secret} after {n_before}");
+                assert_eq!(redacted, without.redact(&text), "{secret} after {n_before}");
             }
         }
     }

@@ -18,6 +18,21 @@ pub trait Sink: Send {
     /// Takes one record.
     fn write(&mut self, record: &TraceRecord) -> Result<(), TraceError>;
 
+    /// Takes records in order: what the writer thread found queued at once. The default writes
+    /// them one by one and returns the first failure, after trying every record.
+    fn write_batch(&mut self, records: &[TraceRecord]) -> Result<(), TraceError> {
+        let mut first_error = None;
+        for record in records {
+            if let Err(error) = self.write(record) {
+                first_error.get_or_insert(error);
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
     /// Hands everything written so far to the operating system (or wherever the sink keeps it).
     fn flush(&mut self) -> Result<(), TraceError>;
 
@@ -28,6 +43,12 @@ pub trait Sink: Send {
 }
 
 /// When a trace file is synced to disk (beyond [`Sink::flush`], which every sink does on request).
+///
+/// The writer thread hands records to the sink in batches of what it found queued (up to 8,192),
+/// and the file sink checks these conditions after each batch: a sync that a record calls for
+/// comes after the whole batch and covers it. When records come slowly a batch holds one or a few
+/// of them; under load, one sync covers up to a batch, so `every_n_records` is then a floor rather
+/// than an exact count, and the file takes more records per second than the disk takes syncs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Durability {
     /// Sync after this many records.
@@ -89,18 +110,27 @@ impl TraceFileSink {
 
 impl Sink for TraceFileSink {
     fn write(&mut self, record: &TraceRecord) -> Result<(), TraceError> {
-        self.writer.append(record)?;
-        self.n_unsynced += 1;
-        let is_gate =
-            matches!(record, TraceRecord::Event(event) if matches!(event.kind, EventKind::Gate(_)));
+        self.write_batch(std::slice::from_ref(record))
+    }
+
+    fn write_batch(&mut self, records: &[TraceRecord]) -> Result<(), TraceError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let appended = self.writer.append_batch(records);
+        self.n_unsynced += records.len() as u64;
+        let has_gate = self.durability.on_gate
+            && records.iter().any(|record| {
+                matches!(record, TraceRecord::Event(event) if matches!(event.kind, EventKind::Gate(_)))
+            });
         let count_reached = self
             .durability
             .every_n_records
             .is_some_and(|n| self.n_unsynced >= n);
-        if (is_gate && self.durability.on_gate) || count_reached || self.interval_elapsed() {
+        if has_gate || count_reached || self.interval_elapsed() {
             self.sync()?;
         }
-        Ok(())
+        appended
     }
 
     fn flush(&mut self) -> Result<(), TraceError> {
@@ -172,6 +202,11 @@ impl MemorySink {
 impl Sink for MemorySink {
     fn write(&mut self, record: &TraceRecord) -> Result<(), TraceError> {
         self.records.lock().push(record.clone());
+        Ok(())
+    }
+
+    fn write_batch(&mut self, records: &[TraceRecord]) -> Result<(), TraceError> {
+        self.records.lock().extend_from_slice(records);
         Ok(())
     }
 

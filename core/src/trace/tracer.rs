@@ -6,14 +6,30 @@
 //! counts it, and the writer records the count in the trace as a `Dropped` record, so the trace
 //! says it is incomplete and by how much; gate events (policy decisions and approvals) are never
 //! dropped, they wait for room. `Block` makes every event wait for room.
+//!
+//! The writer takes records off the queue in batches of what it finds there, up to 8,192, and hands
+//! each batch to every sink at once (the trace file sink encodes a batch into one buffer and writes
+//! it with one call, and checks its [`Durability`](super::Durability) once per batch). Between
+//! batches it sleeps for up to a millisecond, so that an agent recording fast does not pay for
+//! waking it on every record; a flush, a full queue or a long quiet spell (after which a record
+//! wakes it) cut that short. A record can so wait in the queue for about a millisecond before any
+//! sink sees it.
+//!
+//! The records of a [`Run`]'s spans carry the run's ids without copying them on the caller's
+//! thread: the writer keeps the ids of every run that has spans left, and fills them in. A run
+//! numbers its events with a counter of its own, which [`Tracer::record`] shares for events that
+//! name the run. Starting a run, and the end of its last span, are never dropped from a full queue:
+//! they wait for room, as gate events do.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 use super::err::TraceError;
 use super::redact::Redactor;
@@ -32,12 +48,155 @@ pub enum Overflow {
     Block,
 }
 
+/// The most records the writer hands to its sinks at once.
+const MAX_BATCH_LEN: usize = 8_192;
+
+/// How long the writer sleeps when it finds the queue empty, before it looks again.
+const IDLE_POLL: Duration = Duration::from_millis(1);
+
+/// How many empty looks in a row before the writer waits to be woken instead (about 10 ms).
+const N_IDLE_POLLS: u32 = 10;
+
+/// How often a writer that waits to be woken wakes anyway, so sinks can sync on time.
+const TICK: Duration = Duration::from_millis(20);
+
+/// How many emptied record boxes the writer hands back to recording threads at once.
+const SPARE_BATCH_LEN: usize = 64;
+
+/// How many batches of spare boxes wait for a recording thread to take them, at most.
+const N_SPARE_BATCHES: usize = 16;
+
+/// Emptied record boxes. The boxes are what is reused, so they stay boxed inside the `Vec`.
+#[allow(clippy::vec_box)]
+type SpareBoxes = Vec<Box<TraceRecord>>;
+
+thread_local! {
+    /// Record boxes emptied by a writer thread, for this thread's next records.
+    ///
+    /// A box allocated on a recording thread and freed on the writer's makes glibc's allocator
+    /// take the recording thread's arena lock on both threads, for every record, and they contend
+    /// for it. Handing the boxes back, 64 at a time, lets recording reuse them instead: a thread
+    /// that records keeps at most 64 (20 KB) for its lifetime.
+    static SPARE_BOXES: RefCell<SpareBoxes> = const { RefCell::new(Vec::new()) };
+}
+
 enum Command {
     // INVARIANT: boxed, because the bounded channel preallocates every slot: unboxed, 65,536 slots
     // of ~300 bytes would hold 20 MB whether or not anything is queued.
     Record(Box<TraceRecord>),
+    /// A run began: the writer keeps its ids, under its key, until `ForgetRun`.
+    StartRun(u64, Box<RunIds>),
+    /// A record of a run's span, built without the run's ids: the writer fills them in from the
+    /// run with this key, so that recording copies none of them.
+    InRun(u64, Box<TraceRecord>),
+    /// The run's last span is gone: nothing more will name its key.
+    ForgetRun(u64),
     Flush(Sender<Result<(), TraceError>>),
     Shutdown,
+}
+
+/// What every record of a run names, kept by the writer thread.
+#[derive(Debug)]
+struct RunIds {
+    run_id: String,
+    agent_id: String,
+    task_id: Option<String>,
+}
+
+/// What the spans of a run share on the callers' side. When the last of them is dropped, it tells
+/// the writer to forget the run's ids.
+#[derive(Debug)]
+struct RunShared {
+    tracer: Tracer,
+    /// The run's key in the writer's table of runs, unique in the tracer.
+    key: u64,
+    run_id: String,
+    /// The last sequence number of the run, shared with the tracer's [`Sequencer`].
+    seq: Arc<AtomicU64>,
+}
+
+impl Drop for RunShared {
+    fn drop(&mut self) {
+        self.tracer
+            .shared
+            .send_waiting(Command::ForgetRun(self.key));
+    }
+}
+
+impl RunIds {
+    /// Puts the run's ids into a record built without them, in strings from `strings`.
+    fn fill_in(&self, record: &mut TraceRecord, strings: &mut StringPool) {
+        match record {
+            TraceRecord::Event(event) => {
+                event.run_id = strings.copy(&self.run_id);
+                event.agent_id = strings.copy(&self.agent_id);
+                event.task_id = self.task_id.as_deref().map(|task| strings.copy(task));
+            }
+            TraceRecord::SpanStart {
+                run_id,
+                agent_id,
+                task_id,
+                ..
+            } => {
+                *run_id = strings.copy(&self.run_id);
+                *agent_id = strings.copy(&self.agent_id);
+                *task_id = self.task_id.as_deref().map(|task| strings.copy(task));
+            }
+            TraceRecord::SpanEnd { run_id, .. } => *run_id = strings.copy(&self.run_id),
+            TraceRecord::Dropped { .. } => {}
+        }
+    }
+}
+
+/// The writer's spare strings for the run ids it fills in: taken back from each written batch, so
+/// that filling in ids allocates nothing in the long run.
+#[derive(Default)]
+struct StringPool {
+    strings: Vec<String>,
+}
+
+impl StringPool {
+    /// At most this many spare strings are kept: the ids of three batches.
+    const MAX_LEN: usize = 3 * MAX_BATCH_LEN;
+
+    fn copy(&mut self, text: &str) -> String {
+        let mut string = self.strings.pop().unwrap_or_default();
+        string.clear();
+        string.push_str(text);
+        string
+    }
+
+    fn keep(&mut self, string: String) {
+        if self.strings.len() < StringPool::MAX_LEN && string.capacity() > 0 {
+            self.strings.push(string);
+        }
+    }
+
+    /// Keeps the id strings of a written record, which the writer filled in.
+    fn keep_ids(&mut self, record: TraceRecord) {
+        match record {
+            TraceRecord::Event(Event {
+                run_id,
+                agent_id,
+                task_id,
+                ..
+            })
+            | TraceRecord::SpanStart {
+                run_id,
+                agent_id,
+                task_id,
+                ..
+            } => {
+                self.keep(run_id);
+                self.keep(agent_id);
+                if let Some(task_id) = task_id {
+                    self.keep(task_id);
+                }
+            }
+            TraceRecord::SpanEnd { run_id, .. } => self.keep(run_id),
+            TraceRecord::Dropped { .. } => {}
+        }
+    }
 }
 
 /// Configures a [`Tracer`].
@@ -84,6 +243,7 @@ impl TracerBuilder {
     /// Starts the writer thread.
     pub fn build(self) -> Result<Tracer, TraceError> {
         let (sender, receiver) = bounded(self.capacity);
+        let (spare_sender, spares) = bounded(N_SPARE_BATCHES);
         let n_dropped_unrecorded = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             sinks: self.sinks,
@@ -91,6 +251,11 @@ impl TracerBuilder {
             n_dropped_unrecorded: Arc::clone(&n_dropped_unrecorded),
             clock: Arc::clone(&self.clock),
             failure: None,
+            batch: Vec::new(),
+            runs: FxHashMap::default(),
+            strings: StringPool::default(),
+            spares: Vec::with_capacity(SPARE_BATCH_LEN),
+            spare_sender,
         };
         let handle = std::thread::Builder::new()
             .name("fourfold-trace-writer".to_string())
@@ -106,8 +271,11 @@ impl TracerBuilder {
                 clock: self.clock,
                 sequencer: Sequencer::new(),
                 next_span_id: AtomicU64::new(1),
+                next_run_key: AtomicU64::new(0),
                 n_dropped_unrecorded,
                 n_dropped: AtomicU64::new(0),
+                writer_thread: handle.thread().clone(),
+                spares,
                 writer: Mutex::new(Some(handle)),
             }),
         })
@@ -121,15 +289,39 @@ struct Shared {
     clock: Arc<dyn Clock>,
     sequencer: Sequencer,
     next_span_id: AtomicU64,
+    next_run_key: AtomicU64,
     n_dropped_unrecorded: Arc<AtomicU64>,
     n_dropped: AtomicU64,
+    writer_thread: Thread,
+    /// Batches of record boxes the writer has emptied, for recording threads to reuse.
+    spares: Receiver<SpareBoxes>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Shared {
+    /// Sends a command that must not be dropped, waking the writer if the queue is full, and
+    /// returns whether the writer is still there to take it.
+    fn send_waiting(&self, command: Command) -> bool {
+        match self.sender.try_send(command) {
+            Ok(()) => true,
+            Err(TrySendError::Full(command)) => {
+                self.writer_thread.unpark();
+                self.sender.send(command).is_ok()
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Sends a command that asks for an answer, and wakes the writer to give it at once.
+    fn send_urgent(&self, command: Command) -> bool {
+        let sent = self.send_waiting(command);
+        self.writer_thread.unpark();
+        sent
+    }
+
     fn shutdown(&self) {
         if let Some(handle) = self.writer.lock().take() {
-            let _ = self.sender.send(Command::Shutdown);
+            self.send_urgent(Command::Shutdown);
             let _ = handle.join();
         }
     }
@@ -171,25 +363,39 @@ impl Tracer {
     /// Starts a run of `agent` on `task`: a root span that events and child spans hang from.
     pub fn start_run(&self, agent: &str, task: Option<&str>) -> Run {
         let run_id = random_id("run", self.shared.clock.now_ns());
-        let root = self.start_span(&run_id, agent, task, None, agent, SpanKind::Run);
+        let key = self.shared.next_run_key.fetch_add(1, Ordering::Relaxed);
+        let ids = RunIds {
+            run_id: run_id.clone(),
+            agent_id: agent.to_string(),
+            task_id: task.map(str::to_string),
+        };
+        // Never dropped, even when the queue is full: the run's records need its ids.
+        self.shared
+            .send_waiting(Command::StartRun(key, Box::new(ids)));
+        let run = Arc::new(RunShared {
+            tracer: self.clone(),
+            key,
+            seq: self.shared.sequencer.run_counter(&run_id),
+            run_id,
+        });
+        let root = self.start_span(run, None, agent, SpanKind::Run);
         Run { root }
     }
 
     fn start_span(
         &self,
-        run_id: &str,
-        agent: &str,
-        task: Option<&str>,
+        run: Arc<RunShared>,
         parent_span_id: Option<u64>,
         name: &str,
         kind: SpanKind,
     ) -> Span {
         let span_id = self.shared.next_span_id.fetch_add(1, Ordering::Relaxed);
-        self.send(
+        self.send_in_run(
+            &run,
             TraceRecord::SpanStart {
-                run_id: run_id.to_string(),
-                agent_id: agent.to_string(),
-                task_id: task.map(str::to_string),
+                run_id: String::new(),
+                agent_id: String::new(),
+                task_id: None,
                 span_id,
                 parent_span_id,
                 name: self.shared.redactor.redact(name).into_owned(),
@@ -200,9 +406,7 @@ impl Tracer {
         );
         Span {
             tracer: self.clone(),
-            run_id: run_id.to_string(),
-            agent: agent.to_string(),
-            task: task.map(str::to_string),
+            run,
             span_id,
             parent_span_id,
             ended: false,
@@ -218,25 +422,52 @@ impl Tracer {
             event.timestamp_ns = self.shared.clock.now_ns();
         }
         let is_gate = matches!(event.kind, EventKind::Gate(_));
-        self.send(TraceRecord::Event(event), is_gate);
+        self.send(
+            Command::Record(self.boxed(TraceRecord::Event(event))),
+            is_gate,
+        );
     }
 
-    fn send(&self, record: TraceRecord, must_not_drop: bool) {
-        let command = Command::Record(Box::new(record));
-        let sent = match self.shared.overflow {
-            Overflow::Block => self.shared.sender.send(command).is_ok(),
-            Overflow::Drop if must_not_drop => self.shared.sender.send(command).is_ok(),
-            Overflow::Drop => match self.shared.sender.try_send(command) {
+    /// Sends a record of a run's span, built with empty ids, for the writer to fill them in.
+    fn send_in_run(&self, run: &RunShared, record: TraceRecord, must_not_drop: bool) {
+        self.send(Command::InRun(run.key, self.boxed(record)), must_not_drop);
+    }
+
+    /// Boxes `record` in a box the writer has emptied, if this thread holds one or can take a
+    /// batch of them, and in a new box otherwise.
+    fn boxed(&self, record: TraceRecord) -> Box<TraceRecord> {
+        let spare = SPARE_BOXES.try_with(|spares| {
+            let mut spares = spares.try_borrow_mut().ok()?;
+            if spares.is_empty() {
+                *spares = self.shared.spares.try_recv().ok()?;
+            }
+            spares.pop()
+        });
+        match spare {
+            Ok(Some(mut spare)) => {
+                *spare = record;
+                spare
+            }
+            Ok(None) | Err(_) => Box::new(record),
+        }
+    }
+
+    fn send(&self, command: Command, must_not_drop: bool) {
+        let shared = &self.shared;
+        let sent = match shared.overflow {
+            Overflow::Drop if !must_not_drop => match shared.sender.try_send(command) {
                 Ok(()) => true,
-                Err(TrySendError::Full(_)) => false,
+                Err(TrySendError::Full(_)) => {
+                    shared.writer_thread.unpark();
+                    false
+                }
                 Err(TrySendError::Disconnected(_)) => false,
             },
+            Overflow::Drop | Overflow::Block => shared.send_waiting(command),
         };
         if !sent {
-            self.shared.n_dropped.fetch_add(1, Ordering::Relaxed);
-            self.shared
-                .n_dropped_unrecorded
-                .fetch_add(1, Ordering::Relaxed);
+            shared.n_dropped.fetch_add(1, Ordering::Relaxed);
+            shared.n_dropped_unrecorded.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -244,10 +475,9 @@ impl Tracer {
     /// sink. Returns the first sink failure since the previous flush, if any.
     pub fn flush(&self) -> Result<(), TraceError> {
         let (reply_sender, reply) = bounded(1);
-        self.shared
-            .sender
-            .send(Command::Flush(reply_sender))
-            .map_err(|_| TraceError::Closed)?;
+        if !self.shared.send_urgent(Command::Flush(reply_sender)) {
+            return Err(TraceError::Closed);
+        }
         reply.recv().map_err(|_| TraceError::Closed)?
     }
 
@@ -284,7 +514,7 @@ pub struct Run {
 impl Run {
     /// The run's id.
     pub fn id(&self) -> &str {
-        &self.root.run_id
+        &self.root.run.run_id
     }
 
     /// The run's root span.
@@ -312,9 +542,7 @@ impl Run {
 #[derive(Debug)]
 pub struct Span {
     tracer: Tracer,
-    run_id: String,
-    agent: String,
-    task: Option<String>,
+    run: Arc<RunShared>,
     span_id: u64,
     parent_span_id: Option<u64>,
     ended: bool,
@@ -328,28 +556,28 @@ impl Span {
 
     /// Starts a span nested in this one.
     pub fn child(&self, name: &str, kind: SpanKind) -> Span {
-        self.tracer.start_span(
-            &self.run_id,
-            &self.agent,
-            self.task.as_deref(),
-            Some(self.span_id),
-            name,
-            kind,
-        )
+        self.tracer
+            .start_span(Arc::clone(&self.run), Some(self.span_id), name, kind)
     }
 
-    /// Records an event in this span.
-    pub fn record(&self, kind: EventKind) {
-        self.tracer.record(Event {
-            run_id: self.run_id.clone(),
-            agent_id: self.agent.clone(),
-            task_id: self.task.clone(),
-            seq: 0,
-            timestamp_ns: 0,
+    /// Records an event in this span: masks its secrets, and gives it the run's next sequence
+    /// number and the current time.
+    pub fn record(&self, mut kind: EventKind) {
+        let shared = &self.tracer.shared;
+        shared.redactor.redact_kind(&mut kind);
+        let is_gate = matches!(kind, EventKind::Gate(_));
+        let event = Event {
+            run_id: String::new(),
+            agent_id: String::new(),
+            task_id: None,
+            seq: self.run.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            timestamp_ns: shared.clock.now_ns(),
             span_id: Some(self.span_id),
             parent_span_id: self.parent_span_id,
             kind,
-        });
+        };
+        self.tracer
+            .send_in_run(&self.run, TraceRecord::Event(event), is_gate);
     }
 
     /// Ends the span, with the error it failed with, if any.
@@ -363,9 +591,10 @@ impl Span {
         }
         self.ended = true;
         let shared = &self.tracer.shared;
-        self.tracer.send(
+        self.tracer.send_in_run(
+            &self.run,
             TraceRecord::SpanEnd {
-                run_id: self.run_id.clone(),
+                run_id: String::new(),
                 span_id: self.span_id,
                 at_ns: shared.clock.now_ns(),
                 error: error.map(|error| shared.redactor.redact(error).into_owned()),
@@ -388,49 +617,140 @@ struct Writer {
     n_dropped_unrecorded: Arc<AtomicU64>,
     clock: Arc<dyn Clock>,
     failure: Option<String>,
+    /// The records taken off the queue and not yet handed to the sinks.
+    batch: Vec<TraceRecord>,
+    /// The ids of the runs that have spans left, by key.
+    runs: FxHashMap<u64, RunIds>,
+    strings: StringPool,
+    /// Emptied record boxes, until there are enough to hand back.
+    spares: SpareBoxes,
+    spare_sender: Sender<SpareBoxes>,
 }
 
 impl Writer {
     fn run(mut self) {
+        let mut n_idle_polls = 0;
         loop {
-            match self.receiver.recv_timeout(Duration::from_millis(20)) {
-                Ok(Command::Record(record)) => {
-                    self.record_drops();
-                    self.write(&record);
-                }
-                Ok(Command::Flush(reply)) => {
-                    self.record_drops();
-                    let _ = reply.send(self.flush());
-                }
-                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
-                    self.record_drops();
-                    let _ = self.flush();
-                    return;
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.record_drops();
-                    for sink in &mut self.sinks {
-                        if let Err(error) = sink.tick() {
-                            self.failure.get_or_insert(error.to_string());
-                        }
+            let command = match self.receiver.try_recv() {
+                Ok(command) => command,
+                Err(TryRecvError::Disconnected) => return self.stop(),
+                Err(TryRecvError::Empty) => {
+                    self.write_batch();
+                    self.tick();
+                    if n_idle_polls < N_IDLE_POLLS {
+                        // Sleep without asking to be woken, so recording costs no wake-up.
+                        n_idle_polls += 1;
+                        std::thread::park_timeout(IDLE_POLL);
+                        continue;
+                    }
+                    match self.receiver.recv_timeout(TICK) {
+                        Ok(command) => command,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => return self.stop(),
                     }
                 }
+            };
+            n_idle_polls = 0;
+            if !self.take(command) {
+                return;
+            }
+            while self.batch.len() < MAX_BATCH_LEN {
+                match self.receiver.try_recv() {
+                    Ok(command) => {
+                        if !self.take(command) {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.write_batch();
+        }
+    }
+
+    /// Takes the record out of its box, leaving a placeholder without heap data.
+    fn unbox(&self, boxed: &mut TraceRecord) -> TraceRecord {
+        std::mem::replace(
+            boxed,
+            TraceRecord::Dropped {
+                n_events: 0,
+                at_ns: 0,
+            },
+        )
+    }
+
+    /// Keeps an emptied box, and hands a batch of them back to recording threads when it has
+    /// one; a batch that finds no room is freed.
+    fn recycle(&mut self, boxed: Box<TraceRecord>) {
+        self.spares.push(boxed);
+        if self.spares.len() >= SPARE_BATCH_LEN {
+            let spares = std::mem::replace(&mut self.spares, Vec::with_capacity(SPARE_BATCH_LEN));
+            let _ = self.spare_sender.try_send(spares);
+        }
+    }
+
+    /// Acts on one command; returns false once the writer has stopped.
+    fn take(&mut self, command: Command) -> bool {
+        match command {
+            Command::Record(mut record) => {
+                self.batch.push(self.unbox(&mut record));
+                self.recycle(record);
+            }
+            Command::StartRun(key, ids) => {
+                self.runs.insert(key, *ids);
+            }
+            Command::InRun(key, mut boxed) => {
+                let mut record = self.unbox(&mut boxed);
+                if let Some(ids) = self.runs.get(&key) {
+                    ids.fill_in(&mut record, &mut self.strings);
+                }
+                self.batch.push(record);
+                self.recycle(boxed);
+            }
+            Command::ForgetRun(key) => {
+                self.runs.remove(&key);
+            }
+            Command::Flush(reply) => {
+                self.write_batch();
+                let _ = reply.send(self.flush());
+            }
+            Command::Shutdown => {
+                self.stop();
+                return false;
             }
         }
+        true
     }
 
-    /// Writes a `Dropped` record for events dropped since the last one.
-    fn record_drops(&mut self) {
-        let n_events = self.n_dropped_unrecorded.swap(0, Ordering::Relaxed);
-        if n_events > 0 {
+    fn stop(&mut self) {
+        self.write_batch();
+        let _ = self.flush();
+    }
+
+    /// Hands the batch to every sink, after a `Dropped` record for events dropped since the last
+    /// one, if any.
+    fn write_batch(&mut self) {
+        if self.n_dropped_unrecorded.load(Ordering::Relaxed) > 0 {
+            let n_events = self.n_dropped_unrecorded.swap(0, Ordering::Relaxed);
             let at_ns = self.clock.now_ns();
-            self.write(&TraceRecord::Dropped { n_events, at_ns });
+            self.batch.push(TraceRecord::Dropped { n_events, at_ns });
+        }
+        if self.batch.is_empty() {
+            return;
+        }
+        for sink in &mut self.sinks {
+            if let Err(error) = sink.write_batch(&self.batch) {
+                self.failure.get_or_insert(error.to_string());
+            }
+        }
+        for record in self.batch.drain(..) {
+            self.strings.keep_ids(record);
         }
     }
 
-    fn write(&mut self, record: &TraceRecord) {
+    fn tick(&mut self) {
         for sink in &mut self.sinks {
-            if let Err(error) = sink.write(record) {
+            if let Err(error) = sink.tick() {
                 self.failure.get_or_insert(error.to_string());
             }
         }
