@@ -1,0 +1,328 @@
+//! Context lookup latency: fourfold's `ContextStore::ask` against tantivy, in the same run, on the
+//! same 100,000 synthetic sections and the same 50 queries (`fourfold_benches::synthetic_sections`
+//! describes the generator).
+//!
+//! Both engines get the same documents: fourfold `put`s 2,000 Markdown documents of 50 sections
+//! each; tantivy indexes each section as one document with a `heading` and a `body` text field
+//! (both stored), in RAM, committed once, and its reader is loaded once. Building both is timed
+//! once, outside criterion, and printed as ingest throughput (MB/s of the documents' Markdown text,
+//! and sections/s).
+//!
+//! Then, before criterion runs, a timing loop times single calls, 200 rounds: in each round every
+//! engine asks all 50 queries before the next engine starts, and the engine that goes first
+//! rotates. The calls are fourfold's `ask(query, 800)`; tantivy's parse and search with a
+//! `TopDocs` collector whose limit is the mean number of sections fourfold served (rounded up);
+//! and the same tantivy search followed by loading the stored text of the documents it found (what
+//! an agent needs to read, and what fourfold's hits already carry). The loop prints p50, p99 and
+//! the mean of the single calls for each engine as `context_latency ...` lines, because criterion
+//! reports medians of batch means, not percentiles of single calls.
+//!
+//! Criterion then times the same three calls, cycling through the queries, one query per
+//! iteration (group `context_ask_100000`).
+//!
+//! Without `--bench` on the command line (as under `cargo test --benches`), everything runs once on
+//! a store of 1,000 sections, to check that it works.
+
+use std::hint::black_box;
+use std::process::exit;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+use fourfold::context::ContextStore;
+use fourfold_benches::synthetic_sections::{self, SyntheticDocument, Vocabulary};
+use tantivy::collector::TopDocs;
+use tantivy::query::QueryParser;
+use tantivy::schema::{Field, Schema, Value, STORED, TEXT};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+};
+
+/// Documents and sections per document of the full run: 100,000 sections.
+const N_DOCUMENTS: usize = 2_000;
+const SECTIONS_PER_DOCUMENT: usize = 50;
+
+/// Documents of the quick check run without `--bench`: 1,000 sections.
+const N_DOCUMENTS_QUICK: usize = 20;
+
+const N_QUERIES: usize = 50;
+
+/// The budget of every `ask`, as in the `context_lookup` benchmark's default.
+const BUDGET_TOKENS: u64 = 800;
+
+/// Rounds of the timing loop over all queries: 10,000 single calls per engine.
+const N_LATENCY_ROUNDS: usize = 200;
+
+/// Memory tantivy's index writer may use before it writes a segment.
+const TANTIVY_WRITER_HEAP_BYTES: usize = 512 << 20;
+
+/// Sections whose tokens are counted to report the mean tokens per section.
+const N_SECTIONS_TOKEN_SAMPLE: usize = 1_000;
+
+/// Prints the message and stops the bench: a bench has no caller to hand an error to.
+fn fail(message: impl std::fmt::Display) -> ! {
+    eprintln!("context_ask: {message}");
+    exit(1)
+}
+
+/// tantivy's side: the index of the sections and what searching it needs.
+struct TantivySide {
+    searcher: Searcher,
+    query_parser: QueryParser,
+    heading: Field,
+    body: Field,
+    limit: usize,
+    // The reader owns the searcher's segments; kept alive for the bench's life.
+    _reader: IndexReader,
+}
+
+impl TantivySide {
+    fn build(documents: &[SyntheticDocument]) -> tantivy::Result<Self> {
+        let mut schema_builder = Schema::builder();
+        let heading = schema_builder.add_text_field("heading", TEXT | STORED);
+        let body = schema_builder.add_text_field("body", TEXT | STORED);
+        let index = Index::create_in_ram(schema_builder.build());
+        let mut writer: IndexWriter = index.writer(TANTIVY_WRITER_HEAP_BYTES)?;
+        for document in documents {
+            for section in &document.sections {
+                let mut tantivy_document = TantivyDocument::default();
+                tantivy_document.add_text(heading, &section.heading);
+                tantivy_document.add_text(body, &section.body);
+                writer.add_document(tantivy_document)?;
+            }
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            searcher: reader.searcher(),
+            query_parser: QueryParser::for_index(&index, vec![heading, body]),
+            heading,
+            body,
+            limit: 1,
+            _reader: reader,
+        })
+    }
+
+    /// Parses and runs the query; the addresses of the best sections.
+    fn search(&self, query: &str) -> Vec<DocAddress> {
+        let parsed = match self.query_parser.parse_query(query) {
+            Ok(parsed) => parsed,
+            Err(error) => fail(format!("tantivy cannot parse `{query}`: {error}")),
+        };
+        match self
+            .searcher
+            .search(&parsed, &TopDocs::with_limit(self.limit).order_by_score())
+        {
+            Ok(top_docs) => top_docs.into_iter().map(|(_, address)| address).collect(),
+            Err(error) => fail(format!("tantivy search failed: {error}")),
+        }
+    }
+
+    /// Searches, then loads each section's stored heading and body.
+    fn search_and_fetch(&self, query: &str) -> usize {
+        let mut n_bytes = 0;
+        for address in self.search(query) {
+            let document: TantivyDocument = match self.searcher.doc(address) {
+                Ok(document) => document,
+                Err(error) => fail(format!("tantivy cannot load a document: {error}")),
+            };
+            for field in [self.heading, self.body] {
+                if let Some(text) = document.get_first(field).and_then(|value| value.as_str()) {
+                    n_bytes += text.len();
+                }
+            }
+        }
+        n_bytes
+    }
+}
+
+/// Both engines over the same sections, and the queries.
+struct Engines {
+    store: ContextStore,
+    tantivy: TantivySide,
+    queries: Vec<String>,
+    n_sections: usize,
+}
+
+fn build(n_documents: usize) -> Engines {
+    let vocabulary = Vocabulary::new();
+    let documents = synthetic_sections::generate(&vocabulary, n_documents, SECTIONS_PER_DOCUMENT);
+    let queries = synthetic_sections::queries(&vocabulary, &documents, N_QUERIES);
+    let n_bytes: usize = documents.iter().map(|document| document.text.len()).sum();
+    let n_sections = n_documents * SECTIONS_PER_DOCUMENT;
+
+    let sample_tokens: usize = documents
+        .iter()
+        .flat_map(|document| &document.sections)
+        .take(N_SECTIONS_TOKEN_SAMPLE)
+        .map(|section| fourfold::tokens::count_tokens(&section.body))
+        .sum();
+    let n_sampled = n_sections.clamp(1, N_SECTIONS_TOKEN_SAMPLE);
+    println!(
+        "context_store sections={n_sections} documents={n_documents} bytes={n_bytes} \
+         mean_body_tokens={:.0} queries={}",
+        sample_tokens as f64 / n_sampled as f64,
+        queries.len()
+    );
+
+    let store = ContextStore::new();
+    let started = Instant::now();
+    let mut n_store_sections: u64 = 0;
+    for document in &documents {
+        match store.put(&document.key, &document.text) {
+            Ok(version) => n_store_sections += u64::from(version.n_sections),
+            Err(error) => fail(format!("put `{}` failed: {error}", document.key)),
+        }
+    }
+    print_ingest(
+        "fourfold",
+        n_bytes,
+        n_store_sections as usize,
+        started.elapsed(),
+    );
+
+    let started = Instant::now();
+    let mut tantivy = match TantivySide::build(&documents) {
+        Ok(tantivy) => tantivy,
+        Err(error) => fail(format!("tantivy indexing failed: {error}")),
+    };
+    print_ingest("tantivy", n_bytes, n_sections, started.elapsed());
+
+    let n_hits: usize = queries
+        .iter()
+        .map(|query| store.ask(query, BUDGET_TOKENS).hits.len())
+        .sum();
+    tantivy.limit = n_hits.div_ceil(queries.len().max(1)).max(1);
+    println!(
+        "context_hits fourfold_mean_hits={:.2} tantivy_limit={}",
+        n_hits as f64 / queries.len().max(1) as f64,
+        tantivy.limit
+    );
+    Engines {
+        store,
+        tantivy,
+        queries,
+        n_sections,
+    }
+}
+
+fn print_ingest(engine: &str, n_bytes: usize, n_sections: usize, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64();
+    println!(
+        "context_ingest engine={engine} bytes={n_bytes} sections={n_sections} seconds={seconds:.3} \
+         mb_per_s={:.2} sections_per_s={:.0}",
+        n_bytes as f64 / 1e6 / seconds,
+        n_sections as f64 / seconds
+    );
+}
+
+/// The value at quantile `q` of sorted samples (nearest rank).
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Times every single call, all engines in turn on each query, and prints the percentiles.
+fn latency_report(engines: &Engines, n_rounds: usize) {
+    let engine_names = ["fourfold", "tantivy", "tantivy_fetch"];
+    let mut samples: [Vec<Duration>; 3] =
+        std::array::from_fn(|_| Vec::with_capacity(n_rounds * engines.queries.len()));
+    // Each engine asks all queries in turn, then the next engine, so that no engine asks a
+    // query right after another engine asked it (the two tantivy calls share its caches); the
+    // engine that goes first changes every round. One round first, untimed, warms the caches.
+    for round_idx in 0..=n_rounds {
+        for engine_offset in 0..engine_names.len() {
+            let engine_idx = (round_idx + engine_offset) % engine_names.len();
+            for query in &engines.queries {
+                let started = Instant::now();
+                match engine_idx {
+                    0 => drop(black_box(
+                        engines.store.ask(black_box(query), BUDGET_TOKENS),
+                    )),
+                    1 => drop(black_box(engines.tantivy.search(black_box(query)))),
+                    _ => drop(black_box(
+                        engines.tantivy.search_and_fetch(black_box(query)),
+                    )),
+                }
+                let elapsed = started.elapsed();
+                if round_idx > 0 {
+                    samples[engine_idx].push(elapsed);
+                }
+            }
+        }
+    }
+    for (engine, engine_samples) in engine_names.iter().zip(samples.iter_mut()) {
+        engine_samples.sort();
+        let total: Duration = engine_samples.iter().sum();
+        let mean = total / engine_samples.len().max(1) as u32;
+        println!(
+            "context_latency engine={engine} sections={} calls={} p50_ns={} p99_ns={} \
+             mean_ns={} max_ns={}",
+            engines.n_sections,
+            engine_samples.len(),
+            quantile(engine_samples, 0.50).as_nanos(),
+            quantile(engine_samples, 0.99).as_nanos(),
+            mean.as_nanos(),
+            engine_samples
+                .last()
+                .copied()
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+    }
+}
+
+fn criterion_groups(criterion: &mut Criterion, engines: &Engines) {
+    let mut group = criterion.benchmark_group(format!("context_ask_{}", engines.n_sections));
+    let n_queries = engines.queries.len();
+    group.bench_function(BenchmarkId::new("fourfold", "ask"), |bencher| {
+        let mut query_idx = 0;
+        bencher.iter(|| {
+            query_idx = (query_idx + 1) % n_queries;
+            black_box(
+                engines
+                    .store
+                    .ask(&engines.queries[query_idx], BUDGET_TOKENS),
+            )
+        })
+    });
+    group.bench_function(BenchmarkId::new("tantivy", "ask"), |bencher| {
+        let mut query_idx = 0;
+        bencher.iter(|| {
+            query_idx = (query_idx + 1) % n_queries;
+            black_box(engines.tantivy.search(&engines.queries[query_idx]))
+        })
+    });
+    group.bench_function(BenchmarkId::new("tantivy_fetch", "ask"), |bencher| {
+        let mut query_idx = 0;
+        bencher.iter(|| {
+            query_idx = (query_idx + 1) % n_queries;
+            black_box(
+                engines
+                    .tantivy
+                    .search_and_fetch(&engines.queries[query_idx]),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn main() {
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let (n_documents, n_rounds) = if full {
+        (N_DOCUMENTS, N_LATENCY_ROUNDS)
+    } else {
+        (N_DOCUMENTS_QUICK, 1)
+    };
+    let engines = build(n_documents);
+    latency_report(&engines, n_rounds);
+    let mut criterion = Criterion::default().configure_from_args();
+    criterion_groups(&mut criterion, &engines);
+    criterion.final_summary();
+}
