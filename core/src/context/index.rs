@@ -329,14 +329,19 @@ impl Ord for Scored {
     }
 }
 
-/// The best `limit` results so far.
+/// The best `limit` results so far, none below `min_relative` times the best score.
 struct TopK {
     limit: usize,
     heap: BinaryHeap<Reverse<Scored>>,
+    min_relative: f32,
+    best: f32,
 }
 
 impl TopK {
     fn accepts(&self, candidate: Scored) -> bool {
+        if candidate.score < self.best * self.min_relative {
+            return false;
+        }
         self.heap.len() < self.limit || self.heap.peek().is_some_and(|worst| candidate > worst.0)
     }
 
@@ -344,15 +349,35 @@ impl TopK {
         if self.heap.len() == self.limit {
             self.heap.pop();
         }
+        self.best = self.best.max(candidate.score);
         self.heap.push(Reverse(candidate));
     }
 
-    /// The score a document must reach to have a chance, once the heap is full.
+    /// The score a document must reach to have a chance: the worst of a full heap, and never
+    /// less than `min_relative` times the best score so far.
     fn threshold(&self) -> f32 {
+        let floor = if self.min_relative > 0.0 {
+            self.best * self.min_relative
+        } else {
+            f32::NEG_INFINITY
+        };
         match self.heap.peek() {
-            Some(worst) if self.heap.len() == self.limit => worst.0.score,
-            _ => f32::NEG_INFINITY,
+            Some(worst) if self.heap.len() == self.limit => worst.0.score.max(floor),
+            _ => floor,
         }
+    }
+
+    /// The results, best first, without those that fell below the floor after they came in.
+    fn into_sorted(self) -> Vec<Scored> {
+        let floor = self.best * self.min_relative;
+        let mut results: Vec<Scored> = self
+            .heap
+            .into_iter()
+            .map(|entry| entry.0)
+            .filter(|scored| scored.score >= floor)
+            .collect();
+        results.sort_unstable_by(|a, b| b.cmp(a));
+        results
     }
 }
 
@@ -617,6 +642,27 @@ impl Index {
         limit: usize,
         filter: impl Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
+        self.search_within(query, limit, 0.0, filter)
+    }
+
+    /// [`Index::search`], leaving out every document that scores below `min_relative` times
+    /// the best score (0 keeps all; values outside 0 to 1 are clamped).
+    ///
+    /// Those documents are skipped during the search, not dropped after it: the floor rises
+    /// with the best score found so far and prunes whole stretches of posting lists, so a
+    /// caller that serves only documents close to the best pays only for those.
+    pub fn search_within(
+        &self,
+        query: &str,
+        limit: usize,
+        min_relative: f32,
+        filter: impl Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        let min_relative = if min_relative.is_finite() {
+            min_relative.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         if limit == 0 || self.n_live == 0 {
             return Vec::new();
         }
@@ -663,6 +709,8 @@ impl Index {
         let mut top = TopK {
             limit: limit.min(self.n_live),
             heap: BinaryHeap::new(),
+            min_relative,
+            best: 0.0,
         };
         search_segment(&mut main_cursors, &self.main.docs, norm, &mut top, &filter);
         search_segment(
@@ -672,16 +720,41 @@ impl Index {
             &mut top,
             &filter,
         );
-        let mut results: Vec<Scored> = top.heap.into_iter().map(|entry| entry.0).collect();
-        results.sort_unstable_by(|a, b| b.cmp(a));
-        results
+        top.into_sorted()
             .into_iter()
             .map(|scored| (scored.slot, scored.score))
             .collect()
     }
 }
 
-/// Scores one segment's documents document at a time, with MaxScore pruning.
+/// Postings of the most selective list scored up front to find a first threshold.
+const SEED_POSTINGS: usize = 256;
+
+/// Reused per thread, so that a search allocates nothing in the steady state.
+#[derive(Default)]
+struct Scratch {
+    /// Partial scores by ordinal; zero outside a search.
+    scores: Vec<f32>,
+    /// One bit per ordinal: has a partial score in this search.
+    seen: Vec<u64>,
+    /// The ordinals with a partial score, in the order they were first seen.
+    touched: Vec<u32>,
+    /// The ordinals whose partial score may still make the results.
+    candidates: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Scores one segment's documents with MaxScore pruning, term at a time.
+///
+/// The cursors are sorted by their score bounds. A document found only in the cursors below
+/// `first_essential` cannot reach the threshold, so only the essential cursors' postings are
+/// read in full, adding into one partial score per document; a document is then completed
+/// from the other cursors (by galloping search) only if its partial score plus their bounds
+/// can still reach the threshold. The threshold starts from the documents of the most
+/// selective cursor, scored in full up front.
 fn search_segment(
     cursors: &mut [Cursor<'_>],
     docs: &Docs,
@@ -700,141 +773,220 @@ fn search_segment(
         sum += cursor.upper;
         cumulative.push(sum * BOUND_SLACK);
     }
-    let n_cursors = cursors.len();
-    let mut search = SegmentSearch {
-        docs,
-        norm,
-        cumulative,
-        first_essential: 0,
-        threshold: f32::NEG_INFINITY,
-    };
-    search.raise(top.threshold());
-    while search.first_essential < n_cursors {
-        if search.first_essential + 1 == n_cursors {
-            search.walk_one(cursors, top, filter);
+    let seeded = seed_threshold(cursors, &cumulative, docs, norm, top, filter);
+    let threshold = |top: &TopK| top.threshold().max(seeded);
+    let first_essential = cumulative
+        .iter()
+        .take_while(|bound| **bound < threshold(top))
+        .count();
+    if first_essential == cursors.len() {
+        return;
+    }
+    let (non_essential, essential) = cursors.split_at_mut(first_essential);
+    let rest = first_essential
+        .checked_sub(1)
+        .map_or(0.0, |idx| cumulative[idx]);
+    SCRATCH.with(|scratch| {
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            // INVARIANT: a search never runs inside another on the same thread (the filter
+            // is the caller's, and the store's filters do not search), so this is unreachable;
+            // were it reached, a fresh scratch gives the same results.
+            let mut fresh = Scratch::default();
+            accumulate(essential, docs, norm, &mut fresh);
+            complete_candidates(
+                non_essential,
+                &cumulative,
+                rest,
+                docs,
+                norm,
+                top,
+                filter,
+                &threshold,
+                &mut fresh,
+            );
+            return;
+        };
+        accumulate(essential, docs, norm, &mut scratch);
+        complete_candidates(
+            non_essential,
+            &cumulative,
+            rest,
+            docs,
+            norm,
+            top,
+            filter,
+            &threshold,
+            &mut scratch,
+        );
+    });
+}
+
+/// Adds every posting of the essential cursors to its document's partial score.
+fn accumulate(essential: &[Cursor<'_>], docs: &Docs, norm: Norm, scratch: &mut Scratch) {
+    let n_docs = docs.lens.len();
+    if scratch.scores.len() < n_docs {
+        scratch.scores.resize(n_docs, 0.0);
+    }
+    let n_words = n_docs.div_ceil(64);
+    if scratch.seen.len() < n_words {
+        scratch.seen.resize(n_words, 0);
+    }
+    let Scratch {
+        scores,
+        seen,
+        touched,
+        ..
+    } = scratch;
+    for cursor in essential {
+        for (ordinal, tf) in cursor.ordinals.iter().zip(cursor.tfs) {
+            let doc_idx = *ordinal as usize;
+            let (Some(len), Some(score)) = (docs.lens.get(doc_idx), scores.get_mut(doc_idx)) else {
+                continue;
+            };
+            let (word, bit) = (doc_idx / 64, 1u64 << (doc_idx % 64));
+            if seen[word] & bit == 0 {
+                seen[word] |= bit;
+                touched.push(*ordinal);
+            }
+            *score += cursor.idf * norm.weight(*tf, *len);
+        }
+    }
+}
+
+/// Completes the documents whose partial scores may still make the results, and offers them;
+/// leaves the scratch clean.
+#[allow(clippy::too_many_arguments)]
+fn complete_candidates(
+    non_essential: &mut [Cursor<'_>],
+    cumulative: &[f32],
+    rest: f32,
+    docs: &Docs,
+    norm: Norm,
+    top: &mut TopK,
+    filter: &impl Fn(u32) -> bool,
+    threshold: &impl Fn(&TopK) -> f32,
+    scratch: &mut Scratch,
+) {
+    let Scratch {
+        scores,
+        seen,
+        touched,
+        candidates,
+    } = scratch;
+    let floor = threshold(top);
+    for ordinal in touched.drain(..) {
+        let doc_idx = ordinal as usize;
+        seen[doc_idx / 64] = 0;
+        if scores[doc_idx] + rest >= floor {
+            candidates.push(ordinal);
+        } else {
+            scores[doc_idx] = 0.0;
+        }
+    }
+    candidates.sort_unstable();
+    for ordinal in candidates.drain(..) {
+        let doc_idx = ordinal as usize;
+        let partial = std::mem::take(&mut scores[doc_idx]);
+        let len = docs.lens.get(doc_idx).copied().unwrap_or(0.0);
+        let bar = threshold(top);
+        if partial + rest < bar {
             continue;
         }
-        let (non_essential, essential) = cursors.split_at_mut(search.first_essential);
-        let ordinal = essential
-            .iter()
-            .map(Cursor::current)
-            .min()
-            .unwrap_or(u32::MAX);
-        if ordinal == u32::MAX {
+        let score = complete(non_essential, cumulative, bar, ordinal, partial, len, norm);
+        // A score below the bar may be partial: `complete` stops early for such documents.
+        if score >= bar {
+            offer(docs, ordinal, score, top, filter);
+        }
+    }
+}
+
+/// Scores the first postings of the most selective cursor in full, as if they were results,
+/// and returns the threshold they would set (a little lower, so that rounding differences
+/// between this and the main pass cannot cut a result).
+fn seed_threshold(
+    cursors: &[Cursor<'_>],
+    cumulative: &[f32],
+    docs: &Docs,
+    norm: Norm,
+    top: &TopK,
+    filter: &impl Fn(u32) -> bool,
+) -> f32 {
+    let Some((selective, others)) = cursors.split_last() else {
+        return f32::NEG_INFINITY;
+    };
+    let mut seed_top = TopK {
+        limit: top.limit,
+        heap: BinaryHeap::new(),
+        min_relative: top.min_relative,
+        best: top.best,
+    };
+    let mut others: Vec<Cursor<'_>> = others
+        .iter()
+        .map(|cursor| Cursor {
+            position: 0,
+            ..*cursor
+        })
+        .collect();
+    for (ordinal, tf) in selective
+        .ordinals
+        .iter()
+        .zip(selective.tfs)
+        .take(SEED_POSTINGS)
+    {
+        let len = docs.lens.get(*ordinal as usize).copied().unwrap_or(0.0);
+        let partial = selective.idf * norm.weight(*tf, len);
+        let bar = seed_top.threshold().max(top.threshold());
+        let score = complete(&mut others, cumulative, bar, *ordinal, partial, len, norm);
+        if score >= bar {
+            offer(docs, *ordinal, score, &mut seed_top, filter);
+        }
+    }
+    let seeded = seed_top.threshold();
+    if seeded.is_finite() {
+        seeded / BOUND_SLACK
+    } else {
+        seeded
+    }
+}
+
+/// Adds the parts of `cursors` (all below the essential ones) to `score`, from the one with
+/// the highest bound down, stopping as soon as the document cannot reach `bar`. The cursors
+/// only move forward, so the documents must come in ordinal order.
+fn complete(
+    cursors: &mut [Cursor<'_>],
+    cumulative: &[f32],
+    bar: f32,
+    ordinal: u32,
+    mut score: f32,
+    len: f32,
+    norm: Norm,
+) -> f32 {
+    for cursor_idx in (0..cursors.len()).rev() {
+        if score + cumulative[cursor_idx] < bar {
             break;
         }
-        let len = docs.lens.get(ordinal as usize).copied().unwrap_or(0.0);
-        let mut score = 0.0f32;
-        for cursor in essential.iter_mut() {
-            if cursor.current() == ordinal {
-                let tf = cursor.tfs.get(cursor.position).copied().unwrap_or(0.0);
-                score += cursor.idf * norm.weight(tf, len);
-                cursor.position += 1;
-            }
-        }
-        let score = search.complete(non_essential, ordinal, score, len);
-        search.offer(ordinal, score, top, filter);
-    }
-}
-
-/// The state of one segment's search.
-struct SegmentSearch<'a> {
-    docs: &'a Docs,
-    norm: Norm,
-    cumulative: Vec<f32>,
-    /// Cursors before this one cannot, on their own, lift a document into the results.
-    first_essential: usize,
-    threshold: f32,
-}
-
-impl SegmentSearch<'_> {
-    fn raise(&mut self, threshold: f32) {
-        self.threshold = threshold;
-        while self.first_essential < self.cumulative.len()
-            && self.cumulative[self.first_essential] < threshold
-        {
-            self.first_essential += 1;
-        }
-    }
-
-    /// Adds the non-essential cursors' parts to `score`, from the one with the highest bound
-    /// down, stopping as soon as the document cannot make the results.
-    fn complete(
-        &self,
-        non_essential: &mut [Cursor<'_>],
-        ordinal: u32,
-        mut score: f32,
-        len: f32,
-    ) -> f32 {
-        for cursor_idx in (0..non_essential.len()).rev() {
-            if score + self.cumulative[cursor_idx] < self.threshold {
-                break;
-            }
-            let cursor = &mut non_essential[cursor_idx];
-            cursor.advance_to(ordinal);
-            if cursor.current() == ordinal {
-                let tf = cursor.tfs.get(cursor.position).copied().unwrap_or(0.0);
-                score += cursor.idf * self.norm.weight(tf, len);
-                cursor.position += 1;
-            }
-        }
-        score
-    }
-
-    /// Offers a fully scored document to the results.
-    fn offer(&mut self, ordinal: u32, score: f32, top: &mut TopK, filter: &impl Fn(u32) -> bool) {
-        let doc_idx = ordinal as usize;
-        let Some(slot) = self.docs.slots.get(doc_idx).copied() else {
-            return;
-        };
-        let candidate = Scored { score, slot };
-        if !top.accepts(candidate)
-            || self.docs.dead.get(doc_idx).copied().unwrap_or(true)
-            || !filter(slot)
-        {
-            return;
-        }
-        top.push(candidate);
-        self.raise(top.threshold());
-    }
-
-    /// Walks the last cursor while it is the only essential one, skipping every posting that
-    /// cannot lift its document into the results without dividing.
-    fn walk_one(
-        &mut self,
-        cursors: &mut [Cursor<'_>],
-        top: &mut TopK,
-        filter: &impl Fn(u32) -> bool,
-    ) {
-        let first_essential = self.first_essential;
-        let (non_essential, essential) = cursors.split_at_mut(first_essential);
-        let Some(cursor) = essential.first_mut() else {
-            return;
-        };
-        let rest = first_essential
-            .checked_sub(1)
-            .map_or(0.0, |idx| self.cumulative[idx]);
-        let scale = cursor.idf * (K1 + 1.0);
-        while cursor.position < cursor.ordinals.len() {
-            let ordinal = cursor.ordinals[cursor.position];
+        let cursor = &mut cursors[cursor_idx];
+        cursor.advance_to(ordinal);
+        if cursor.current() == ordinal {
             let tf = cursor.tfs.get(cursor.position).copied().unwrap_or(0.0);
+            score += cursor.idf * norm.weight(tf, len);
             cursor.position += 1;
-            let len = self.docs.lens.get(ordinal as usize).copied().unwrap_or(0.0);
-            let denominator = tf + self.norm.constant + self.norm.per_len * len;
-            // The same test as `scale * tf / denominator + rest < threshold`, with room for
-            // rounding left to the slack in `rest`.
-            if scale * tf < (self.threshold - rest) * denominator {
-                continue;
-            }
-            let score = cursor.idf * self.norm.weight(tf, len);
-            let score = self.complete(non_essential, ordinal, score, len);
-            self.offer(ordinal, score, top, filter);
-            if self.first_essential != first_essential {
-                return;
-            }
         }
-        self.first_essential = self.cumulative.len();
     }
+    score
+}
+
+/// Offers a fully scored document to the results.
+fn offer(docs: &Docs, ordinal: u32, score: f32, top: &mut TopK, filter: &impl Fn(u32) -> bool) {
+    let doc_idx = ordinal as usize;
+    let Some(slot) = docs.slots.get(doc_idx).copied() else {
+        return;
+    };
+    let candidate = Scored { score, slot };
+    if !top.accepts(candidate) || docs.dead.get(doc_idx).copied().unwrap_or(true) || !filter(slot) {
+        return;
+    }
+    top.push(candidate);
 }
 
 impl Index {
@@ -1509,9 +1661,16 @@ mod tests {
         ]
     }
 
-    fn compare(index: &Index, reference: &Reference, query: &str, limit: usize, modulo: u32) {
+    fn compare(
+        index: &Index,
+        reference: &Reference,
+        query: &str,
+        limit: usize,
+        modulo: u32,
+        min_relative: f32,
+    ) {
         let filter = |slot: u32| slot % modulo != 1;
-        let hits = index.search(query, limit, filter);
+        let hits = index.search_within(query, limit, min_relative, filter);
         let scores = reference.scores(query);
         let mut expected: Vec<(u32, f64)> = scores
             .iter()
@@ -1519,10 +1678,17 @@ mod tests {
             .map(|(slot, score)| (*slot, *score))
             .collect();
         expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let floor = expected.first().map_or(0.0, |best| best.1) * f64::from(min_relative);
+        // Documents within rounding of the floor may fall on either side of it.
+        let n_surely_in = expected
+            .iter()
+            .filter(|(_, score)| *score >= floor + 1e-4)
+            .count()
+            .min(limit);
+        expected.retain(|(_, score)| *score >= floor - 1e-4);
         expected.truncate(limit);
-        assert_eq!(
-            hits.len(),
-            expected.len(),
+        assert!(
+            (n_surely_in..=expected.len()).contains(&hits.len()),
             "query {query:?}: {hits:?} vs {expected:?}"
         );
         for ((slot, score), (_, expected_score)) in hits.iter().zip(&expected) {
@@ -1543,7 +1709,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
         #[test]
-        fn updates_match_reference(ops in proptest::collection::vec(op(), 0..40), queries in proptest::collection::vec(text(), 1..4), limit in 1..8usize, modulo in 2..4u32) {
+        fn updates_match_reference(ops in proptest::collection::vec(op(), 0..40), queries in proptest::collection::vec(text(), 1..4), limit in 1..8usize, modulo in 2..4u32, min_relative in prop_oneof![Just(0.0f32), Just(0.45f32), Just(0.9f32)]) {
             let mut index = Index::new();
             let mut reference = Reference::default();
             for op in &ops {
@@ -1561,13 +1727,13 @@ mod tests {
                 prop_assert_eq!(index.len(), reference.docs.len());
             }
             for query in &queries {
-                compare(&index, &reference, query, limit, modulo);
+                compare(&index, &reference, query, limit, modulo, min_relative);
                 let reloaded = Index::from_bytes(&index.to_bytes()).expect("snapshot loads");
-                compare(&reloaded, &reference, query, limit, modulo);
+                compare(&reloaded, &reference, query, limit, modulo, min_relative);
             }
             index.merge();
             for query in &queries {
-                compare(&index, &reference, query, limit, modulo);
+                compare(&index, &reference, query, limit, modulo, min_relative);
             }
         }
     }

@@ -34,6 +34,9 @@ const BODY_WEIGHT: f32 = 1.0;
 /// for little.
 const MIN_RELATIVE_SCORE: f32 = 0.45;
 
+/// An ask considers this many candidates per hit it may serve.
+const CANDIDATES_PER_HIT: usize = 2;
+
 /// A document is stale as a whole when at least this share of its judged tokens copies replaced
 /// text.
 const STALE_DOCUMENT_SHARE: f64 = 0.5;
@@ -990,9 +993,39 @@ impl State {
                 .flatten()
                 .is_some_and(|at| self.entry(at).2.marker.freshness == Freshness::Canonical)
         };
-        let ranked = self
-            .index
-            .search(query, options.max_hits.max(1) * 8, canonical);
+        // Only the best `2 * max_hits` candidates are considered: a section far down the list
+        // is not worth serving just because it is small enough to fit what is left of the
+        // budget, and a small limit lets the search skip most postings.
+        let ranked = self.index.search_within(
+            query,
+            options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT),
+            MIN_RELATIVE_SCORE,
+            canonical,
+        );
+        let mut answer = self.fill(ranked, options, &held);
+        if options.with_copies {
+            let copies = self
+                .index
+                .search(query, options.max_hits.max(1) * 4, |slot| !canonical(slot));
+            for (slot, score) in copies.into_iter().take(options.max_hits) {
+                if let Some(at) = self.slots.get(slot as usize).copied().flatten() {
+                    let mut hit = self.hit(at, score);
+                    hit.text = None;
+                    hit.tokens = 0;
+                    answer.copies.push(hit);
+                }
+            }
+        }
+        answer
+    }
+
+    /// Serves `ranked`'s sections, best first, while they fit the budget.
+    fn fill(
+        &self,
+        ranked: Vec<(u32, f32)>,
+        options: &AskOptions,
+        held: &impl Fn(&Hit) -> bool,
+    ) -> Answer {
         let mut answer = Answer {
             budget_tokens: options.budget_tokens,
             ..Answer::default()
@@ -1028,19 +1061,6 @@ impl State {
                 answer.tokens_baseline += self.entry(at).1.meta.tokens;
             }
             answer.hits.push(hit);
-        }
-        if options.with_copies {
-            let copies = self
-                .index
-                .search(query, options.max_hits.max(1) * 4, |slot| !canonical(slot));
-            for (slot, score) in copies.into_iter().take(options.max_hits) {
-                if let Some(at) = self.slots.get(slot as usize).copied().flatten() {
-                    let mut hit = self.hit(at, score);
-                    hit.text = None;
-                    hit.tokens = 0;
-                    answer.copies.push(hit);
-                }
-            }
         }
         answer
     }

@@ -1,0 +1,59 @@
+//! A profiling harness for `ContextStore::ask` on the 100,000-section synthetic store of the
+//! `context_ask` bench, without tantivy and without criterion: it saves the built store as a
+//! snapshot under the directory given as its first argument (default `target/context-profile`)
+//! and loads that snapshot on later runs, so a profiler sees asks, not ingest.
+//!
+//! `cargo run --release -p fourfold-benches --example context_profile [DIR] [ROUNDS]` prints the
+//! p50, p99 and mean of single asks over the bench's 50 queries.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fourfold::context::ContextStore;
+use fourfold::FileStore;
+use fourfold_benches::synthetic_sections::{self, Vocabulary};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = args
+        .next()
+        .unwrap_or_else(|| "target/context-profile".to_string());
+    let rounds: usize = args.next().map_or(Ok(200), |rounds| rounds.parse())?;
+    let vocabulary = Vocabulary::new();
+    let documents = synthetic_sections::generate(&vocabulary, 2_000, 50);
+    let queries = synthetic_sections::queries(&vocabulary, &documents, 50);
+    let file_store = Arc::new(FileStore::open(&dir)?);
+    let started = Instant::now();
+    let store = ContextStore::open(file_store)?;
+    if store.keys().is_empty() {
+        for document in &documents {
+            store.put(&document.key, &document.text)?;
+        }
+        store.save()?;
+        eprintln!("built and saved in {:.1?}", started.elapsed());
+    } else {
+        eprintln!("loaded in {:.1?}", started.elapsed());
+    }
+    let mut samples = Vec::with_capacity(rounds * queries.len());
+    let mut n_hits = 0;
+    for _ in 0..rounds {
+        for query in &queries {
+            let started = Instant::now();
+            let answer = black_box(store.ask(black_box(query), 800));
+            samples.push(started.elapsed());
+            n_hits += answer.hits.len();
+        }
+    }
+    samples.sort();
+    let mean = samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
+    println!(
+        "asks={} p50={:?} p99={:?} mean={:?} hits/ask={:.2}",
+        samples.len(),
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+        mean,
+        n_hits as f64 / samples.len().max(1) as f64
+    );
+    Ok(())
+}
