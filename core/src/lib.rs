@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod context;
+pub mod cost;
 mod error;
 mod event;
 mod plugin;
