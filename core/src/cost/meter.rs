@@ -380,7 +380,8 @@ impl CostMeter {
     }
 
     /// Whether a call of `agent` for `task` in `run` may go ahead: `Err` naming the first budget
-    /// covering it whose hard limit is reached, counting reservations.
+    /// covering it whose hard limit is reached by what is spent and reserved, else whether a
+    /// covering budget's spending is past its soft limit.
     pub fn check(
         &self,
         agent: &str,
@@ -406,7 +407,7 @@ impl CostMeter {
                     0,
                 ));
             }
-            if budget.soft.is_some_and(|soft| used > soft) {
+            if budget.soft.is_some_and(|soft| budget.spent() > soft) {
                 standing = BudgetStanding::OverSoft(budget.name.clone());
             }
         }
@@ -459,7 +460,7 @@ impl CostMeter {
                 budget.expire(now_ns);
                 let amount = if budget.is_money { femtos } else { tokens };
                 budget.spend(amount, now_ns);
-                let used = budget.spent().saturating_add(budget.reserved);
+                let spent = budget.spent();
                 if let Some(hard) = budget.hard {
                     if budget.spent() > hard {
                         notices.push((
@@ -472,29 +473,30 @@ impl CostMeter {
                     }
                 }
                 match budget.soft {
-                    Some(soft) if used > soft && !budget.soft_warned => {
+                    Some(soft) if spent > soft && !budget.soft_warned => {
                         budget.soft_warned = true;
                         notices.push((
                             GateEventOutcome::Allowed,
                             format!(
                                 "budget `{}` passed its soft limit: {} of {} {}",
                                 budget.name,
-                                used,
+                                spent,
                                 soft,
                                 budget.unit_name()
                             ),
                         ));
                     }
-                    Some(soft) if used <= soft => budget.soft_warned = false,
+                    Some(soft) if spent <= soft => budget.soft_warned = false,
                     _ => {}
                 }
             }
             state.report.add(&record);
         }
+        let result = self.finish(record);
         for (outcome, reason) in notices {
             self.emit_gate(&usage, outcome, reason, now_ns);
         }
-        self.finish(record)
+        result
     }
 
     /// Emits the record's event and appends it to the ledger.
