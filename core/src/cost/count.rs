@@ -6,9 +6,10 @@
 //! The exactness test in `tests/cost.rs` checks every count against numbers made by `tiktoken`.
 //! Each encoder is built once per process, on first use, and shared by all threads.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::err::CountError;
@@ -49,7 +50,7 @@ impl Encoding {
     /// assert_eq!(Encoding::O200kBase.count("hello world"), 2);
     /// ```
     pub fn count(self, text: &str) -> u64 {
-        self.counter().count(text)
+        self.counter().count(text, self)
     }
 
     fn counter(self) -> &'static Counter {
@@ -66,35 +67,99 @@ impl Encoding {
     }
 }
 
-/// One encoding's counter: the tokenizer, and the set of its tokens' bytes.
+/// One encoding's counter: the tokenizer, and the rank of each of its tokens.
 struct Counter {
     tokenizer: &'static bpe_openai::Tokenizer,
-    // INVARIANT: holds the bytes of every token of `tokenizer`. A pre-tokenizer piece that is
-    // itself a token encodes to that one token (`tiktoken` looks pieces up the same way before
-    // merging), so most pieces of prose and code are counted by one hash lookup.
-    tokens: FxHashSet<&'static [u8]>,
+    // INVARIANT: maps the bytes of every token of `tokenizer` to its rank (its id, which is its
+    // line in the `.tiktoken` file). A pre-tokenizer piece that is itself a token encodes to that
+    // one token, as `tiktoken` looks it up before merging, so most pieces of prose and code are
+    // counted by one lookup.
+    ranks: FxHashMap<&'static [u8], u32>,
+}
+
+/// Pieces up to this many bytes that are not a token have their count kept in a per-thread
+/// cache, so a repeated identifier is merged once.
+const CACHED_PIECE: usize = 32;
+
+/// Slots of a thread's cache of piece counts, per encoding (a power of two).
+const CACHE_SLOTS: usize = 1 << 13;
+
+/// One slot of the piece cache: a piece of at most [`CACHED_PIECE`] bytes and its count.
+#[derive(Clone, Copy)]
+struct CachedPiece {
+    n_bytes: u8,
+    bytes: [u8; CACHED_PIECE],
+    count: u32,
+}
+
+/// A direct-mapped cache of piece counts: a piece goes in the slot its hash picks, replacing
+/// whatever was there, so filling it costs no allocation and unique pieces cost a copy each.
+struct PieceCache {
+    // INVARIANT: a slot with `n_bytes > 0` holds a piece (not itself a token) and its exact count.
+    slots: Box<[CachedPiece]>,
+}
+
+impl Default for PieceCache {
+    fn default() -> PieceCache {
+        let empty = CachedPiece {
+            n_bytes: 0,
+            bytes: [0; CACHED_PIECE],
+            count: 0,
+        };
+        PieceCache {
+            slots: vec![empty; CACHE_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl PieceCache {
+    fn slot(piece: &[u8]) -> usize {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(piece);
+        (hash as usize) & (CACHE_SLOTS - 1)
+    }
+}
+
+thread_local! {
+    // INVARIANT: entry `encoding as usize` holds counts in that encoding.
+    static PIECE_COUNTS: RefCell<[PieceCache; 2]> = RefCell::default();
 }
 
 impl Counter {
     fn new(tokenizer: &'static bpe_openai::Tokenizer) -> Counter {
         let bpe = &tokenizer.bpe;
         let n_tokens = u32::try_from(bpe.num_tokens()).unwrap_or(u32::MAX);
-        let tokens = (0..n_tokens).map(|id| bpe.token_bytes(id)).collect();
-        Counter { tokenizer, tokens }
+        let ranks = (0..n_tokens).map(|id| (bpe.token_bytes(id), id)).collect();
+        Counter { tokenizer, ranks }
     }
 
-    fn count(&self, text: &str) -> u64 {
-        let bpe = &self.tokenizer.bpe;
-        self.tokenizer
-            .split(text)
-            .map(|piece| {
-                if self.tokens.contains(piece.as_bytes()) {
-                    1
-                } else {
-                    bpe.count(piece.as_bytes()) as u64
-                }
-            })
-            .sum()
+    fn count(&self, text: &str, encoding: Encoding) -> u64 {
+        PIECE_COUNTS.with(|caches| {
+            let mut caches = caches.borrow_mut();
+            let cache = &mut caches[encoding as usize];
+            self.tokenizer
+                .split(text)
+                .map(|piece| self.count_piece(piece.as_bytes(), cache))
+                .sum()
+        })
+    }
+
+    fn count_piece(&self, piece: &[u8], cache: &mut PieceCache) -> u64 {
+        if self.ranks.contains_key(piece) {
+            return 1;
+        }
+        if piece.len() > CACHED_PIECE {
+            return self.tokenizer.bpe.count(piece) as u64;
+        }
+        let slot = &mut cache.slots[PieceCache::slot(piece)];
+        if usize::from(slot.n_bytes) == piece.len() && &slot.bytes[..piece.len()] == piece {
+            return u64::from(slot.count);
+        }
+        let count = self.tokenizer.bpe.count(piece);
+        slot.n_bytes = piece.len() as u8;
+        slot.bytes[..piece.len()].copy_from_slice(piece);
+        slot.count = u32::try_from(count).unwrap_or(u32::MAX);
+        count as u64
     }
 }
 

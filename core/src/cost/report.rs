@@ -145,20 +145,14 @@ impl Report {
             return;
         }
         self.total.add(record);
-        self.by_agent
-            .entry(record.agent.clone())
-            .or_default()
-            .add(record);
-        let task = record.task.clone().unwrap_or_else(|| "-".into());
-        self.by_task.entry(task).or_default().add(record);
-        self.by_model
-            .entry(record.model.clone())
-            .or_default()
-            .add(record);
-        self.by_day
-            .entry(utc_day(record.at_ns))
-            .or_default()
-            .add(record);
+        add_to(&mut self.by_agent, &record.agent, record);
+        add_to(
+            &mut self.by_task,
+            record.task.as_deref().unwrap_or("-"),
+            record,
+        );
+        add_to(&mut self.by_model, &record.model, record);
+        add_to(&mut self.by_day, &utc_day(record.at_ns), record);
     }
 
     /// The report as JSON: `currency`, `total`, `by_agent`, `by_task`, `by_model`, `by_day`.
@@ -181,6 +175,14 @@ impl Report {
             "by_day": group(&self.by_day),
             "skipped_other_currency": self.skipped_other_currency,
         })
+    }
+}
+
+/// Adds `record` to the totals of `key`, allocating the key only the first time it is seen.
+fn add_to(totals: &mut BTreeMap<String, Totals>, key: &str, record: &CostRecord) {
+    match totals.get_mut(key) {
+        Some(totals) => totals.add(record),
+        None => totals.entry(key.to_string()).or_default().add(record),
     }
 }
 
