@@ -55,6 +55,10 @@ fn cost(input_tokens: u64, cost_micros: u64) -> EventKind {
         cost_micros,
         currency: "USD".to_string(),
         estimated: false,
+        cache_write_tokens: 0,
+        saved_tokens: 0,
+        saved_micros: 0,
+        warning: None,
     })
 }
 

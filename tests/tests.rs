@@ -1,5 +1,6 @@
 //! Cross-crate integration tests of fourfold, one module per area.
 //!
+//! `cost` covers the CostMeter (exact counts against `tiktoken`, prices, budgets, savings);
 //! `context` covers the ContextStore (versions, copies, sessions, ingest, snapshots);
 //! `bypass` runs the table of bypass attempts in `bypass.toml`; `policy` tells the policy's stories
 //! end to end (gates, approvals across restarts, grants, reload, plugins, threads); `props` checks
@@ -9,6 +10,7 @@
 
 mod bypass;
 mod context;
+mod cost;
 mod policy;
 mod props;
 mod reader;

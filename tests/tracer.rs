@@ -74,6 +74,10 @@ fn spans_nest_and_events_name_their_span() {
             cost_micros: 75,
             currency: "USD".into(),
             estimated: false,
+            cache_write_tokens: 0,
+            saved_tokens: 0,
+            saved_micros: 0,
+            warning: None,
         }));
         llm.end(None);
         let tool = step.child("bash", SpanKind::ToolCall);

@@ -3,8 +3,10 @@
 //! INVARIANT: the CLI's dependencies (clap) stay out of the `fourfold` library; this binary only
 //! parses arguments and prints what the library decides.
 
+mod cost_cmd;
 mod demo;
 mod policy_cmd;
+mod tokens_cmd;
 mod trace_cmd;
 mod trace_query;
 
@@ -28,6 +30,10 @@ enum Command {
     Policy(policy_cmd::PolicyArgs),
     /// Show, verify, explain, query and export trace files.
     Trace(trace_cmd::TraceArgs),
+    /// Count tokens exactly, as OpenAI's tiktoken does.
+    Tokens(tokens_cmd::TokensArgs),
+    /// Report what agents spent and saved.
+    Cost(cost_cmd::CostArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +42,8 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Policy(args) => policy_cmd::run(args),
         Command::Trace(args) => trace_cmd::run(args),
+        Command::Tokens(args) => tokens_cmd::run(args),
+        Command::Cost(args) => cost_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -388,6 +388,10 @@ fn write_explained_trace(path: &Path) -> String {
         cost_micros: 2_700,
         currency: "USD".into(),
         estimated: false,
+        cache_write_tokens: 0,
+        saved_tokens: 0,
+        saved_micros: 0,
+        warning: None,
     }));
     llm.end(None);
     step.record(EventKind::Decision(DecisionEvent {

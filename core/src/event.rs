@@ -192,6 +192,16 @@ pub struct CostEvent {
     pub currency: String,
     /// True when the counts are an estimate rather than exact or provider-reported.
     pub estimated: bool,
+    /// Prompt tokens written to the provider's cache (Anthropic's `cache_creation_input_tokens`),
+    /// included in `input_tokens`.
+    pub cache_write_tokens: u64,
+    /// Tokens the agent did not have to spend, against a baseline (the ContextStore's sections
+    /// served against whole files read); non-zero on savings records, which spend nothing.
+    pub saved_tokens: u64,
+    /// What `saved_tokens` would have cost at the model's input price, in micro-units of `currency`.
+    pub saved_micros: u64,
+    /// Why this record needs a look, if it does: a model with no known price was counted at zero.
+    pub warning: Option<String>,
 }
 
 /// Which document sections, at which versions, were served to the agent.
@@ -399,6 +409,10 @@ mod tests {
                 cost_micros: 45,
                 currency: "USD".into(),
                 estimated: false,
+                cache_write_tokens: 0,
+                saved_tokens: 0,
+                saved_micros: 0,
+                warning: None,
             }),
             EventKind::Context(ContextEvent {
                 query: Some("auth".into()),

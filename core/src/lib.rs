@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod context;
+pub mod cost;
 mod error;
 mod event;
 mod plugin;
@@ -40,3 +41,8 @@ pub struct TracingGuide;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/context.md")]
 pub struct ContextGuide;
+
+/// The cost guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/cost.md")]
+pub struct CostGuide;

@@ -599,6 +599,10 @@ mod tests {
             cost_micros,
             currency: "USD".into(),
             estimated: false,
+            cache_write_tokens: 0,
+            saved_tokens: 0,
+            saved_micros: 0,
+            warning: None,
         })
     }
 

@@ -573,6 +573,10 @@ mod tests {
                     cost_micros: 3_450,
                     currency: "USD".into(),
                     estimated: false,
+                    cache_write_tokens: 0,
+                    saved_tokens: 0,
+                    saved_micros: 0,
+                    warning: None,
                 }),
             ),
             event(

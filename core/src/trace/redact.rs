@@ -459,7 +459,15 @@ impl Redactor {
                 cost_micros: _,
                 currency: _,
                 estimated: _,
-            }) => {}
+                cache_write_tokens: _,
+                saved_tokens: _,
+                saved_micros: _,
+                warning,
+            }) => {
+                if let Some(warning) = warning {
+                    self.redact_in_place(warning);
+                }
+            }
             EventKind::Context(ContextEvent {
                 query,
                 sections: _,
@@ -876,6 +884,10 @@ mod tests {
                 cost_micros: 3,
                 currency: "token=USD".into(),
                 estimated: false,
+                cache_write_tokens: 0,
+                saved_tokens: 0,
+                saved_micros: 0,
+                warning: None,
             })),
             event(EventKind::Context(ContextEvent {
                 query: Some(SECRET_TEXT.into()),

@@ -68,6 +68,10 @@ fn cost(input_tokens: u64, output_tokens: u64, provider: Option<&str>) -> EventK
         cost_micros: 450,
         currency: "USD".into(),
         estimated: false,
+        cache_write_tokens: 0,
+        saved_tokens: 0,
+        saved_micros: 0,
+        warning: None,
     })
 }
 
