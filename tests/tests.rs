@@ -3,7 +3,7 @@
 //! `cost` covers the CostMeter (exact counts against `tiktoken`, prices, budgets, savings);
 //! `context` covers the ContextStore (versions, copies, sessions, ingest, snapshots);
 //! `bypass` runs the table of bypass attempts in `bypass.toml`; `policy` tells the policy's stories
-//! end to end (gates, approvals across restarts, grants, reload, plugins, threads); `props` checks
+//! end to end (gates, approvals across restarts, grants, reload, plugins, threads); `session` runs governed agent sessions through all four controls; `props` checks
 //! the policy's properties against simple models with proptest; `trace` kills a process
 //! mid-write and reads its trace; `tracer` records runs, spans and policy decisions; `reader`
 //! reads a governed agent's trace file back, queries it and explains its runs.
@@ -14,6 +14,7 @@ mod cost;
 mod policy;
 mod props;
 mod reader;
+mod session;
 mod trace;
 mod tracer;
 mod util;

@@ -10,6 +10,7 @@ mod error;
 mod event;
 mod plugin;
 pub mod policy;
+pub mod session;
 pub mod store;
 pub mod tokens;
 pub mod trace;
@@ -25,6 +26,9 @@ pub use plugin::{GateOutcome, Plugin, PluginRegistry};
 pub use policy::{
     Access, Action, Approval, ApprovalState, Decision, DecisionError, Effect, GateDef, GateKind,
     Policy, PolicyBuilder, PolicyError, PolicyLoadError, Request, Rule, ToolRule, Verdict,
+};
+pub use session::{
+    AgentSession, CommandGate, ConfigError, Fourfold, FourfoldBuilder, SessionError,
 };
 pub use store::{FileStore, MemoryStore, Store};
 pub use trace::{TraceError, TraceRecord, TraceWriter};

@@ -3,7 +3,7 @@
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use super::model::{Answer, AskOptions, Change, SectionRead};
+use super::model::{Answer, AskOptions, Change, Section, SectionRead};
 use super::store::ContextStore;
 
 /// An agent's conversation with the store. It remembers which section versions it served; asking
@@ -81,5 +81,29 @@ impl Session {
     /// The sections this session was served that have changed or gone since.
     pub fn changed(&self) -> Vec<Change> {
         self.store.changed_since(&self.reads())
+    }
+
+    /// Serves the current version of every section this session holds that has changed since,
+    /// and records it as read; sections that are gone are forgotten. Returns the sections served
+    /// and the changes they answer, so the caller can show what changed.
+    pub fn reread_changed(&self) -> (Vec<Section>, Vec<Change>) {
+        let changes = self.changed();
+        let mut sections = Vec::new();
+        let mut served = self.served.lock();
+        for change in &changes {
+            match self.store.get_section(&change.read.section_id) {
+                Some(section) if section.key == change.read.key => {
+                    served.insert(
+                        section.id.clone(),
+                        (section.key.clone(), section.version, section.changed_in),
+                    );
+                    sections.push(section);
+                }
+                _ => {
+                    served.remove(&change.read.section_id);
+                }
+            }
+        }
+        (sections, changes)
     }
 }

@@ -1,0 +1,245 @@
+//! `AgentSession`: one run of one agent, through which every control is reached.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::context::{Answer, Section, Session};
+use crate::cost::{CostRecord, Reservation, TokenCounts, Usage};
+use crate::event::{ActionEvent, ContextEvent, DecisionEvent, EventKind, ServedSection};
+use crate::policy::{Decision, Request, Verdict};
+use crate::trace::{Run, Span, SpanKind};
+
+use super::err::SessionError;
+use super::fourfold::Fourfold;
+use super::fresh::CONTEXT_FRESH_GATE;
+use crate::cost::BUDGET_GATE;
+
+/// Numbers the runs of a process that has no tracer to name them.
+static N_UNTRACED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// One run of one agent on one task. Every call is checked by the control it belongs to and
+/// recorded (when the [`Fourfold`] has a tracer) under the run's id:
+///
+/// - [`guard`](AgentSession::guard) a tool call before it runs (policy and gates);
+/// - [`ask`](AgentSession::ask) for context, and [`reread`](AgentSession::reread) what changed;
+/// - [`reserve`](AgentSession::reserve) before a model call and commit after it, or
+///   [`record_usage`](AgentSession::record_usage) once it is done;
+/// - [`decide`](AgentSession::decide) and [`act`](AgentSession::act) to say what the agent chose
+///   and what came of it; [`span`](AgentSession::span) for its steps.
+///
+/// The run ends when the session is dropped, or with [`end`](AgentSession::end).
+#[derive(Debug)]
+pub struct AgentSession {
+    fourfold: Fourfold,
+    agent: String,
+    task: Option<String>,
+    run_id: String,
+    run: Option<Run>,
+    context: Option<Arc<Session>>,
+}
+
+impl AgentSession {
+    pub(super) fn start(fourfold: Fourfold, agent: &str, task: Option<&str>) -> AgentSession {
+        let run = fourfold
+            .shared
+            .tracer
+            .as_ref()
+            .map(|tracer| tracer.start_run(agent, task));
+        let run_id = match &run {
+            Some(run) => run.id().to_string(),
+            None => format!(
+                "run-{}-{}",
+                std::process::id(),
+                N_UNTRACED_RUNS.fetch_add(1, Ordering::Relaxed) + 1
+            ),
+        };
+        let context = fourfold.shared.context.as_ref().map(|store| {
+            let session = Arc::new(store.session(agent, Some(&run_id), task));
+            fourfold.shared.runs.insert(&run_id, &session);
+            session
+        });
+        AgentSession {
+            fourfold,
+            agent: agent.to_string(),
+            task: task.map(str::to_string),
+            run_id,
+            run,
+            context,
+        }
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// The task, if any.
+    pub fn task(&self) -> Option<&str> {
+        self.task.as_deref()
+    }
+
+    /// The run's id, as the trace names it.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Checks a tool call before it runs. The request is made the session's own: its agent,
+    /// task and run are replaced by the session's, so that a session cannot act for another.
+    ///
+    /// `Ok` with the decision when the call may go ahead. Otherwise an error that names what
+    /// held it: [`SessionError::StaleContext`] when the `context-fresh` gate failed (the
+    /// changed sections listed), [`SessionError::BudgetExceeded`] when the `budget` gate failed,
+    /// [`SessionError::Pending`] when a review gate waits (with the approval id), and
+    /// [`SessionError::Denied`] for any other denial. The policy records the decision as an
+    /// event, so a tracer sees it.
+    pub fn guard(&self, mut request: Request) -> Result<Decision, SessionError> {
+        request.agent = self.agent.clone();
+        request.task = self.task.clone();
+        request.run_id = Some(self.run_id.clone());
+        let decision = self.fourfold.shared.policy.check(&request)?;
+        match decision.verdict {
+            Verdict::Allow => Ok(decision),
+            Verdict::Pending => Err(SessionError::Pending(Box::new(decision))),
+            Verdict::Deny => Err(self.diagnose_denial(decision)),
+        }
+    }
+
+    /// Says which control a denial came from: a built-in gate that fails now, or the policy.
+    fn diagnose_denial(&self, decision: Decision) -> SessionError {
+        let named = |gate: &str| decision.gates.iter().any(|name| name == gate);
+        if named(CONTEXT_FRESH_GATE) {
+            if let Some(context) = &self.context {
+                let changes = context.changed();
+                if !changes.is_empty() {
+                    return SessionError::StaleContext {
+                        decision: Box::new(decision),
+                        changes,
+                    };
+                }
+            }
+        }
+        if named(BUDGET_GATE) {
+            if let Some(cost) = &self.fourfold.shared.cost {
+                if let Err(exceeded) =
+                    cost.check(&self.agent, self.task.as_deref(), Some(&self.run_id))
+                {
+                    return SessionError::BudgetExceeded(exceeded);
+                }
+            }
+        }
+        SessionError::Denied(Box::new(decision))
+    }
+
+    /// Asks the context store for the current canonical sections that answer `query`, within
+    /// `budget_tokens`. Sections this run already holds, unchanged, come back as pointers. The
+    /// ask is recorded as a `Context` event with the versions served, and the tokens it saved
+    /// against reading the documents whole go to the cost meter (when it has a savings model).
+    pub fn ask(&self, query: &str, budget_tokens: u64) -> Result<Answer, SessionError> {
+        let context = self
+            .context
+            .as_ref()
+            .ok_or(SessionError::Missing("context store"))?;
+        Ok(context.ask(query, budget_tokens))
+    }
+
+    /// Re-reads every section this run was served that has changed since: serves the current
+    /// versions, records them as read (so the `context-fresh` gate passes again) and as a
+    /// `Context` event. Sections that are gone are forgotten.
+    pub fn reread(&self) -> Result<Vec<Section>, SessionError> {
+        let context = self
+            .context
+            .as_ref()
+            .ok_or(SessionError::Missing("context store"))?;
+        let (sections, changes) = context.reread_changed();
+        if !changes.is_empty() {
+            let tokens_served = sections
+                .iter()
+                .map(|section| u64::from(section.tokens))
+                .sum();
+            self.record(EventKind::Context(ContextEvent {
+                query: Some(format!("re-read {} changed section(s)", changes.len())),
+                sections: sections
+                    .iter()
+                    .map(|section| ServedSection {
+                        key: section.key.clone(),
+                        section_id: section.id.clone(),
+                        version: section.version,
+                        freshness: section.marker.freshness.name().to_string(),
+                    })
+                    .collect(),
+                tokens_served,
+                tokens_baseline: tokens_served,
+            }));
+        }
+        Ok(sections)
+    }
+
+    /// Holds the worst case of a model call against every budget covering this run, before the
+    /// call: fails with [`SessionError::BudgetExceeded`] if it would cross a hard limit. Commit
+    /// the reservation with the call's actual counts; dropping it releases the hold.
+    pub fn reserve(&self, model: &str, estimate: TokenCounts) -> Result<Reservation, SessionError> {
+        let cost = self.cost()?;
+        Ok(cost.reserve(&self.usage(model, estimate))?)
+    }
+
+    /// Records a finished model call's usage (priced, and counted against the budgets).
+    pub fn record_usage(
+        &self,
+        model: &str,
+        counts: TokenCounts,
+    ) -> Result<CostRecord, SessionError> {
+        let cost = self.cost()?;
+        Ok(cost.record(self.usage(model, counts))?)
+    }
+
+    /// Records what the agent chose, why, and what it did not choose.
+    pub fn decide(&self, choice: &str, rationale: &str, alternatives: &[&str]) {
+        self.record(EventKind::Decision(DecisionEvent {
+            choice: choice.to_string(),
+            rationale: rationale.to_string(),
+            alternatives: alternatives
+                .iter()
+                .map(|alternative| alternative.to_string())
+                .collect(),
+        }));
+    }
+
+    /// Records a tool call that ran: its arguments, a digest of its result, how long it took and
+    /// the error it failed with, if it did.
+    pub fn act(&self, action: ActionEvent) {
+        self.record(EventKind::Action(action));
+    }
+
+    /// Starts a span (a step, a model call, a tool call) under the run; `None` without a tracer.
+    pub fn span(&self, name: &str, kind: SpanKind) -> Option<Span> {
+        self.run.as_ref().map(|run| run.span(name, kind))
+    }
+
+    /// Ends the run, with the error it failed with, if any.
+    pub fn end(mut self, error: Option<&str>) {
+        if let Some(run) = self.run.take() {
+            run.end(error);
+        }
+    }
+
+    fn record(&self, kind: EventKind) {
+        if let Some(run) = &self.run {
+            run.record(kind);
+        }
+    }
+
+    fn cost(&self) -> Result<&crate::cost::CostMeter, SessionError> {
+        self.fourfold
+            .shared
+            .cost
+            .as_ref()
+            .ok_or(SessionError::Missing("cost meter"))
+    }
+
+    fn usage(&self, model: &str, counts: TokenCounts) -> Usage {
+        let mut usage = Usage::new(self.agent.clone(), model, counts);
+        usage.task = self.task.clone();
+        usage.run = Some(self.run_id.clone());
+        usage
+    }
+}

@@ -1,0 +1,319 @@
+//! The governed agent session: one `Fourfold` with all four controls, and runs whose guarded
+//! calls are allowed, denied, held by a review gate, held by stale context until the agent
+//! re-reads, and stopped by a budget; each refusal names the control that made it, and every
+//! call lands in the trace under the run's id.
+
+use std::sync::Arc;
+
+use fourfold::context::ContextStore;
+use fourfold::cost::{Budget, CostMeter, ModelPrice, PriceTable, Scope, TokenCounts};
+use fourfold::trace::{MemorySink, TraceRecord, Tracer};
+use fourfold::{
+    ActionEvent, CommandGate, EventKind, Fourfold, GateOutcome, Plugin, Request, SessionError,
+    Verdict,
+};
+
+const POLICY: &str = r#"
+[[rule]]
+id = "coder-scope"
+effect = "allow"
+agents = ["coder"]
+read = ["**"]
+write = ["src/**"]
+run = ["cargo test*", "git push*"]
+
+[[rule]]
+id = "fresh-writes"
+effect = "gate"
+gates = ["context-fresh"]
+write = ["src/**"]
+
+[[rule]]
+id = "push-review"
+effect = "gate"
+gates = ["human-review"]
+run = ["git push*"]
+
+[[rule]]
+id = "model-calls"
+effect = "gate"
+gates = ["budget"]
+tools = [{ name = "llm" }]
+"#;
+
+const AUTH_DOC_V1: &str =
+    "# Auth\n\n## Login\n\nCall `login(user, password)` to open a session; it returns a token.\n";
+const AUTH_DOC_V2: &str = "# Auth\n\n## Login\n\nCall `login(credentials)` with a `Credentials` value to open a session; the old two-argument form is gone.\n";
+
+struct Setup {
+    fourfold: Fourfold,
+    sink: MemorySink,
+}
+
+fn setup(budgets: Vec<Budget>) -> Setup {
+    let sink = MemorySink::new();
+    let tracer = Tracer::builder().sink(sink.clone()).build().unwrap();
+    let mut prices = PriceTable::empty("USD").unwrap();
+    prices.set("m", ModelPrice::per_million(1.0, 2.0).unwrap());
+    let mut cost = CostMeter::builder().prices(prices);
+    for budget in budgets {
+        cost = cost.budget(budget);
+    }
+    let fourfold = Fourfold::builder()
+        .policy(crate::util::builder(POLICY))
+        .tracer(tracer)
+        .context(ContextStore::builder())
+        .cost(cost)
+        .build()
+        .unwrap();
+    fourfold
+        .context()
+        .unwrap()
+        .put("docs/auth.md", AUTH_DOC_V1)
+        .unwrap();
+    Setup { fourfold, sink }
+}
+
+fn tokens(input: u64, output: u64) -> TokenCounts {
+    TokenCounts {
+        input,
+        output,
+        ..TokenCounts::default()
+    }
+}
+
+#[test]
+fn an_allowed_call_goes_ahead_and_a_denied_one_names_its_rule() {
+    let Setup { fourfold, .. } = setup(vec![]);
+    let session = fourfold.session("coder", Some("T-1"));
+    let allowed = session
+        .guard(Request::run("coder", "cargo test -p auth"))
+        .unwrap();
+    assert_eq!(allowed.verdict, Verdict::Allow);
+    assert_eq!(allowed.rule.unwrap().id, "coder-scope");
+    match session.guard(Request::write("coder", "deploy/prod.yaml")) {
+        Err(SessionError::Denied(decision)) => {
+            assert_eq!(decision.verdict, Verdict::Deny);
+            assert!(
+                decision.reason.contains("deploy/prod.yaml"),
+                "{}",
+                decision.reason
+            );
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_session_cannot_act_for_another_agent() {
+    let Setup { fourfold, .. } = setup(vec![]);
+    // `reviewer` has no rule at all; its session asking in `coder`'s name is still `reviewer`.
+    let session = fourfold.session("reviewer", None);
+    assert!(matches!(
+        session.guard(Request::run("coder", "cargo test")),
+        Err(SessionError::Denied(_))
+    ));
+}
+
+#[test]
+fn a_review_gate_holds_until_a_person_approves() {
+    let Setup { fourfold, .. } = setup(vec![]);
+    let session = fourfold.session("coder", Some("T-1"));
+    let push = Request::run("coder", "git push origin main");
+    let approval_id = match session.guard(push.clone()) {
+        Err(SessionError::Pending(decision)) => decision.approval_id.unwrap(),
+        other => panic!("expected a pending approval, got {other:?}"),
+    };
+    fourfold
+        .policy()
+        .approve(&approval_id, "alice", "reviewed the diff")
+        .unwrap();
+    assert_eq!(session.guard(push.clone()).unwrap().verdict, Verdict::Allow);
+    // An approval is used once.
+    assert!(matches!(session.guard(push), Err(SessionError::Pending(_))));
+}
+
+#[test]
+fn stale_context_holds_a_write_until_the_agent_rereads() {
+    let Setup { fourfold, .. } = setup(vec![]);
+    let session = fourfold.session("coder", Some("T-1"));
+    let write = Request::write("coder", "src/auth/login.rs");
+    // Nothing read yet: nothing can be stale.
+    assert!(session.guard(write.clone()).is_ok());
+    let answer = session.ask("how do I call login", 500).unwrap();
+    assert_eq!(answer.hits[0].key, "docs/auth.md");
+    assert!(session.guard(write.clone()).is_ok());
+
+    // The interface changes under the agent's feet.
+    fourfold
+        .context()
+        .unwrap()
+        .put("docs/auth.md", AUTH_DOC_V2)
+        .unwrap();
+    match session.guard(write.clone()) {
+        Err(SessionError::StaleContext { decision, changes }) => {
+            assert_eq!(decision.verdict, Verdict::Deny);
+            assert_eq!(decision.gates, vec!["context-fresh".to_string()]);
+            assert_eq!(changes.len(), 1);
+            assert_eq!(changes[0].read.key, "docs/auth.md");
+            assert_eq!(changes[0].current_version, Some(2));
+        }
+        other => panic!("expected stale context, got {other:?}"),
+    }
+    // A run that read nothing is not held by another run's reads.
+    let other = fourfold.session("coder", Some("T-1"));
+    assert!(other.guard(write.clone()).is_ok());
+
+    let reread = session.reread().unwrap();
+    assert_eq!(reread.len(), 1);
+    assert!(reread[0].text.contains("Credentials"));
+    assert_eq!(session.guard(write).unwrap().verdict, Verdict::Allow);
+}
+
+#[test]
+fn a_budget_stops_model_calls_and_the_actions_it_gates() {
+    let budget = Budget::tokens(Scope::Agent("coder".into())).hard(1_000.0);
+    let Setup { fourfold, .. } = setup(vec![budget]);
+    let session = fourfold.session("coder", Some("T-1"));
+    let llm = || Request::tool("coder", "llm", serde_json::json!({"prompt": "fix the bug"}));
+    assert!(session.guard(llm()).is_ok());
+    let reservation = session.reserve("m", tokens(600, 200)).unwrap();
+    reservation.commit(tokens(500, 100)).unwrap();
+    // 600 spent: a worst case of 500 more would cross the hard limit, so it is refused before
+    // the call.
+    assert!(matches!(
+        session.reserve("m", tokens(400, 100)),
+        Err(SessionError::BudgetExceeded(_))
+    ));
+    session.record_usage("m", tokens(300, 100)).unwrap();
+    match session.guard(llm()) {
+        Err(SessionError::BudgetExceeded(exceeded)) => {
+            assert!(exceeded.to_string().contains("coder"), "{exceeded}");
+        }
+        other => panic!("expected the budget to stop the call, got {other:?}"),
+    }
+}
+
+#[test]
+fn controls_the_session_lacks_are_typed_errors() {
+    let fourfold = Fourfold::builder()
+        .policy(crate::util::builder(POLICY))
+        .build()
+        .unwrap();
+    let session = fourfold.session("coder", None);
+    assert!(matches!(
+        session.ask("login", 100),
+        Err(SessionError::Missing("context store"))
+    ));
+    assert!(matches!(
+        session.record_usage("m", tokens(1, 1)),
+        Err(SessionError::Missing("cost meter"))
+    ));
+    assert!(session
+        .span("step", fourfold::trace::SpanKind::Step)
+        .is_none());
+    assert!(matches!(
+        Fourfold::builder().build(),
+        Err(fourfold::ConfigError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn every_call_lands_in_the_trace_under_the_run() {
+    let Setup { fourfold, sink } = setup(vec![]);
+    let session = fourfold.session("coder", Some("T-1"));
+    let run_id = session.run_id().to_string();
+    session.ask("how do I call login", 500).unwrap();
+    session.decide(
+        "edit login.rs",
+        "the doc says login takes two arguments",
+        &["ask a human"],
+    );
+    session
+        .guard(Request::write("coder", "src/auth/login.rs"))
+        .unwrap();
+    session.act(ActionEvent {
+        tool: "edit".into(),
+        arguments_json: r#"{"path": "src/auth/login.rs"}"#.into(),
+        result_digest: None,
+        duration_ns: Some(1_000),
+        error: None,
+    });
+    session.record_usage("m", tokens(100, 20)).unwrap();
+    let _ = session.guard(Request::write("coder", "deploy/prod.yaml"));
+    session.end(None);
+    fourfold.tracer().unwrap().flush().unwrap();
+    let kinds: Vec<&'static str> = sink
+        .records()
+        .iter()
+        .filter_map(|record| match record {
+            TraceRecord::Event(event) if event.run_id == run_id => Some(match &event.kind {
+                EventKind::Context(_) => "context",
+                EventKind::Decision(_) => "decision",
+                EventKind::Gate(_) => "gate",
+                EventKind::Action(_) => "action",
+                EventKind::Cost(_) => "cost",
+            }),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["context", "decision", "gate", "action", "cost", "gate"],
+        "{:?}",
+        sink.records()
+    );
+}
+
+#[test]
+fn a_command_gate_passes_on_exit_status_zero_and_fails_closed() {
+    let request = Request::run("coder", "cargo test");
+    let outcome = |gate: CommandGate| gate.check(&request);
+    assert!(matches!(
+        outcome(CommandGate::new("tests-pass", "true", Vec::<String>::new())),
+        GateOutcome::Pass { .. }
+    ));
+    match outcome(CommandGate::new("tests-pass", "sh", ["-c", "exit 3"])) {
+        GateOutcome::Fail { reason } => assert!(reason.contains("status 3"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    match outcome(CommandGate::new(
+        "tests-pass",
+        "/nonexistent/fourfold-test",
+        Vec::<String>::new(),
+    )) {
+        GateOutcome::Fail { reason } => {
+            assert!(reason.contains("could not be started"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Installed under its name, it answers a `gate` rule of that name.
+    let policy = r#"
+[gates.tests-pass]
+kind = "plugin"
+
+[[rule]]
+id = "merge-after-tests"
+effect = "gate"
+gates = ["tests-pass"]
+run = ["git merge*"]
+"#;
+    for (program, expected) in [("true", Verdict::Allow), ("false", Verdict::Deny)] {
+        let fourfold = Fourfold::builder()
+            .policy(crate::util::builder(policy))
+            .plugin(Arc::new(CommandGate::new(
+                "tests-pass",
+                program,
+                Vec::<String>::new(),
+            )))
+            .build()
+            .unwrap();
+        let session = fourfold.session("coder", None);
+        let verdict = match session.guard(Request::run("coder", "git merge feature")) {
+            Ok(decision) => decision.verdict,
+            Err(SessionError::Denied(decision)) => decision.verdict,
+            Err(other) => panic!("{other:?}"),
+        };
+        assert_eq!(verdict, expected, "{program}");
+    }
+}
