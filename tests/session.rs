@@ -317,3 +317,112 @@ run = ["git merge*"]
         assert_eq!(verdict, expected, "{program}");
     }
 }
+
+#[test]
+fn the_trace_says_what_each_failure_comes_down_to() {
+    let budget = Budget::tokens(Scope::Agent("coder".into())).hard(100.0);
+    let Setup { fourfold, sink } = setup(vec![budget]);
+    let session = fourfold.session("coder", Some("T-1"));
+    let run_id = session.run_id().to_string();
+    let policy = fourfold.policy();
+
+    // permission: outside the agent's scope.
+    assert!(session
+        .guard(Request::write("coder", "deploy/prod.yaml"))
+        .is_err());
+    // gate-rejected: a reviewer says no.
+    let Err(SessionError::Pending(pending)) =
+        session.guard(Request::run("coder", "git push origin main"))
+    else {
+        panic!("the push should wait for review");
+    };
+    policy
+        .reject(
+            pending.approval_id.as_deref().unwrap(),
+            "bob",
+            "tests are red",
+        )
+        .unwrap();
+    // Approved and used: not a failure.
+    let Err(SessionError::Pending(pending)) =
+        session.guard(Request::run("coder", "git push origin fix"))
+    else {
+        panic!("the push should wait for review");
+    };
+    policy
+        .approve(pending.approval_id.as_deref().unwrap(), "alice", "ok")
+        .unwrap();
+    session
+        .guard(Request::run("coder", "git push origin fix"))
+        .unwrap();
+    // stale-context: the doc the agent read changes before it writes.
+    session.ask("how do I call login", 500).unwrap();
+    fourfold
+        .context()
+        .unwrap()
+        .put("docs/auth.md", AUTH_DOC_V2)
+        .unwrap();
+    assert!(session
+        .guard(Request::write("coder", "src/auth/login.rs"))
+        .is_err());
+    session.reread().unwrap();
+    session
+        .guard(Request::write("coder", "src/auth/login.rs"))
+        .unwrap();
+    // model: allowed, context current, and still it failed.
+    session.act(ActionEvent {
+        tool: "edit".into(),
+        arguments_json: r#"{"path": "src/auth/login.rs"}"#.into(),
+        result_digest: None,
+        duration_ns: None,
+        error: Some("the patch did not apply".into()),
+    });
+    // budget: the model call that would go past the hard limit is held.
+    session.record_usage("m", tokens(90, 20)).unwrap();
+    assert!(session
+        .guard(Request::tool("coder", "llm", serde_json::json!({})))
+        .is_err());
+    session.end(None);
+    fourfold.tracer().unwrap().flush().unwrap();
+
+    let records = sink.records();
+    let runs = fourfold::trace::Runs::from_records(records.iter());
+    let explanation = fourfold::trace::explain(runs.get(&run_id).unwrap());
+    let verdicts: Vec<&str> = explanation
+        .diagnoses
+        .iter()
+        .map(|diagnosis| diagnosis.verdict.name())
+        .collect();
+    assert_eq!(
+        verdicts,
+        // The meter records the call that went past the limit (it already happened), then the
+        // budget gate holds the next one.
+        [
+            "permission",
+            "gate-rejected",
+            "stale-context",
+            "model",
+            "budget",
+            "budget"
+        ],
+        "{explanation}"
+    );
+    let details: Vec<&str> = explanation
+        .diagnoses
+        .iter()
+        .map(|d| d.detail.as_str())
+        .collect();
+    assert!(
+        details[1].contains("bob") && details[1].contains("tests are red"),
+        "{details:?}"
+    );
+    assert!(details[2].contains("docs/auth.md"), "{details:?}");
+    assert!(
+        details[3].contains("the patch did not apply"),
+        "{details:?}"
+    );
+    assert!(
+        explanation.to_string().contains("verdict: #"),
+        "{explanation}"
+    );
+}

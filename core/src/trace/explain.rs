@@ -20,6 +20,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
+use super::diagnose::{diagnose, Diagnosis};
 use super::reader::{RunTree, SpanNode};
 use super::SpanKind;
 use crate::event::{
@@ -39,6 +40,8 @@ pub struct Explanation {
     pub actions: Vec<ExplainedAction>,
     /// Gate events not followed by an action in their scope, such as a denied request.
     pub gates_without_action: Vec<ExplainedGate>,
+    /// Every failure's verdict: stale context, permission, budget, a rejected gate, or the model.
+    pub diagnoses: Vec<Diagnosis>,
     /// The run's totals.
     pub totals: RunTotals,
 }
@@ -261,12 +264,21 @@ pub fn explain(run: &RunTree) -> Explanation {
             .iter()
             .any(|action| action.gates.iter().any(|taken| taken.seq == gate.seq))
     });
+    let mut all_gates: Vec<&ExplainedGate> = actions
+        .iter()
+        .flat_map(|action| action.gates.iter())
+        .chain(gates_without_action.iter())
+        .collect();
+    all_gates.sort_by_key(|gate| gate.seq);
+    all_gates.dedup_by_key(|gate| gate.seq);
+    let diagnoses = diagnose(&actions, &all_gates);
     Explanation {
         run_id: run.run_id.clone(),
         agent_id: run.agent_id.clone(),
         task_id: run.task_id.clone(),
         actions,
         gates_without_action,
+        diagnoses,
         totals,
     }
 }
@@ -434,6 +446,9 @@ impl fmt::Display for Explanation {
         }
         for gate in &self.gates_without_action {
             writeln!(f, "no action after gate {}", describe_gate(gate))?;
+        }
+        for diagnosis in &self.diagnoses {
+            writeln!(f, "verdict: {diagnosis}")?;
         }
         let totals = &self.totals;
         write!(

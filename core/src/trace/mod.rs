@@ -9,6 +9,7 @@
 //! frame and reports the torn tail; a writer that reopens the file appends after it) and shows any
 //! altered, removed, reordered or truncated frame. The format is in `docs/trace-format.md`.
 
+mod diagnose;
 mod err;
 mod explain;
 mod file;
@@ -19,6 +20,7 @@ mod sink;
 mod timeline;
 mod tracer;
 
+pub use diagnose::{Diagnosis, FailureKind};
 pub use err::{FrameError, FrameProblem, TraceError};
 pub use explain::{explain, CostTotals, ExplainedAction, ExplainedGate, Explanation, RunTotals};
 pub use file::{
