@@ -426,3 +426,96 @@ fn the_trace_says_what_each_failure_comes_down_to() {
         "{explanation}"
     );
 }
+
+#[test]
+fn one_config_file_builds_all_four_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    let config = r#"
+[policy]
+file = "policy.toml"
+
+[trace]
+file = "traces/fourfold.trace"
+
+[context]
+snapshot = ".fourfold/context"
+archive = ["legacy/"]
+
+[cost]
+unknown_model = "zero"
+ledger = "traces/cost.jsonl"
+
+[[budget]]
+scope = "agent:coder"
+unit = "tokens"
+hard = 150
+"#;
+    std::fs::write(dir.path().join("fourfold.toml"), config).unwrap();
+    let fourfold = Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap();
+    let context = fourfold.context().unwrap();
+    context.put("docs/auth.md", AUTH_DOC_V1).unwrap();
+    context.put("legacy/auth.md", AUTH_DOC_V1).unwrap();
+    let session = fourfold.session("coder", Some("T-1"));
+    let answer = session.ask("how do I call login", 500).unwrap();
+    assert_eq!(answer.hits[0].key, "docs/auth.md");
+    session.record_usage("gpt-4o", tokens(100, 20)).unwrap();
+    assert!(matches!(
+        session.reserve("gpt-4o", tokens(50, 0)),
+        Err(SessionError::BudgetExceeded(_))
+    ));
+    let run_id = session.run_id().to_string();
+    session.end(None);
+    fourfold.tracer().unwrap().flush().unwrap();
+    let runs = fourfold::trace::TraceReader::open(dir.path().join("traces/fourfold.trace"))
+        .unwrap()
+        .runs()
+        .unwrap();
+    assert!(runs.get(&run_id).is_some());
+    assert!(dir.path().join("traces/cost.jsonl").exists());
+}
+
+#[test]
+fn a_bad_config_file_is_a_typed_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    let check = |config: &str, expected: &str| {
+        let path = dir.path().join("fourfold.toml");
+        std::fs::write(&path, config).unwrap();
+        let error = Fourfold::from_config(&path).unwrap_err();
+        assert!(
+            error.to_string().contains(expected),
+            "{config}\n  gave: {error}"
+        );
+    };
+    check(
+        "[policy]\nfile = \"policy.toml\"\ncolour = \"blue\"\n",
+        "unknown field",
+    );
+    check("", "missing field `policy`");
+    check("[policy]\nfile = \"nowhere.toml\"\n", "nowhere.toml");
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[[budget]]\nscope = \"team:a\"\nunit = \"tokens\"\nhard = 5\n",
+        "budget scope `team:a`",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[[budget]]\nscope = \"fleet\"\nunit = \"tokens\"\n",
+        "neither `soft` nor `hard`",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[[budget]]\nscope = \"fleet\"\nunit = \"tokens\"\nhard = nan\n",
+        "budget",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[cost]\nunknown_model = \"guess\"\n",
+        "`unknown_model` is `error` or `zero`",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[trace]\n",
+        "neither `file` nor `jsonl`",
+    );
+    assert!(matches!(
+        Fourfold::from_config(dir.path().join("absent.toml")),
+        Err(fourfold::ConfigError::Read { .. })
+    ));
+}

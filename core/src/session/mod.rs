@@ -9,6 +9,7 @@
 
 mod agent;
 mod command;
+mod config;
 mod err;
 mod fourfold;
 mod fresh;

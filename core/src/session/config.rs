@@ -1,0 +1,256 @@
+//! `fourfold.toml`: the four controls of a fleet in one file.
+//!
+//! ```toml
+//! [policy]
+//! file = "policy.toml"              # required; paths are relative to this file
+//!
+//! [trace]
+//! file = "traces/fourfold.trace"    # the hash-chained trace file
+//! jsonl = "traces/fourfold.jsonl"   # also JSON Lines (optional)
+//!
+//! [context]
+//! snapshot = ".fourfold/context"    # where snapshots are saved (optional: in memory)
+//! archive = ["legacy/"]             # folders whose copies are never canonical
+//! pin = ["docs/concepts/models.md"] # documents canonical over their copies
+//!
+//! [cost]
+//! prices = "prices.json"            # LiteLLM's format (optional: the built-in table)
+//! currency = "USD"
+//! unknown_model = "error"           # or "zero": price at zero, with a warning
+//! savings_model = "gpt-4o"          # values the tokens the ContextStore saves
+//! ledger = "traces/cost.jsonl"      # for `fourfold cost report`
+//!
+//! [[budget]]
+//! scope = "agent:coder"             # fleet, agent:NAME, task:ID or run:ID
+//! unit = "tokens"                   # or a currency, such as USD
+//! soft = 50000
+//! hard = 100000
+//! window_seconds = 86400            # rolling; lifetime without it
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::context::ContextStore;
+use crate::cost::{Budget, CostMeter, PriceTable, Scope, UnknownModel};
+use crate::policy::Policy;
+use crate::store::FileStore;
+use crate::trace::{Durability, JsonLinesSink, TraceFileSink, Tracer};
+
+use super::err::ConfigError;
+use super::fourfold::{Fourfold, FourfoldBuilder};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    policy: PolicySection,
+    trace: Option<TraceSection>,
+    context: Option<ContextSection>,
+    cost: Option<CostSection>,
+    #[serde(default)]
+    budget: Vec<BudgetSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    file: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceSection {
+    file: Option<PathBuf>,
+    jsonl: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextSection {
+    snapshot: Option<PathBuf>,
+    #[serde(default)]
+    archive: Vec<String>,
+    #[serde(default)]
+    pin: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostSection {
+    prices: Option<PathBuf>,
+    currency: Option<String>,
+    unknown_model: Option<String>,
+    savings_model: Option<String>,
+    ledger: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetSection {
+    scope: String,
+    unit: String,
+    soft: Option<f64>,
+    hard: Option<f64>,
+    window_seconds: Option<u64>,
+}
+
+impl Fourfold {
+    /// Builds the controls a `fourfold.toml` describes (see the module docs of
+    /// [`crate::session`]); relative paths in it are relative to the file's folder.
+    pub fn from_config(path: impl AsRef<Path>) -> Result<Fourfold, ConfigError> {
+        Fourfold::builder_from_config(path)?.build()
+    }
+
+    /// [`Fourfold::from_config`], as a builder to add plugins to before building.
+    pub fn builder_from_config(path: impl AsRef<Path>) -> Result<FourfoldBuilder, ConfigError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        builder_from_text(&text, dir, &shown)
+    }
+}
+
+/// The builder for the configuration `text`, with relative paths resolved against `dir`.
+pub(crate) fn builder_from_text(
+    text: &str,
+    dir: &Path,
+    shown: &str,
+) -> Result<FourfoldBuilder, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        path: shown.to_string(),
+        reason,
+    };
+    let config: ConfigFile =
+        toml::from_str(text).map_err(|error| invalid(error.message().to_string()))?;
+    let at = |relative: &Path| dir.join(relative);
+    let policy_path = at(&config.policy.file);
+    let mut builder = Fourfold::builder().policy(Policy::builder_from_file(&policy_path)?);
+    if let Some(trace) = config.trace {
+        let mut tracer = Tracer::builder();
+        if trace.file.is_none() && trace.jsonl.is_none() {
+            return Err(invalid("`[trace]` names neither `file` nor `jsonl`".into()));
+        }
+        if let Some(file) = &trace.file {
+            create_parent(&at(file), shown)?;
+            tracer = tracer.sink(TraceFileSink::open(at(file), Durability::default())?);
+        }
+        if let Some(jsonl) = &trace.jsonl {
+            create_parent(&at(jsonl), shown)?;
+            tracer = tracer.sink(JsonLinesSink::open(at(jsonl))?);
+        }
+        builder = builder.tracer(tracer.build()?);
+    }
+    if let Some(context) = config.context {
+        let mut store = ContextStore::builder();
+        for prefix in &context.archive {
+            store = store.archive(prefix);
+        }
+        for key in &context.pin {
+            store = store.pin(key);
+        }
+        builder = match &context.snapshot {
+            Some(snapshot) => {
+                let file_store = FileStore::open(at(snapshot))
+                    .map_err(|error| invalid(format!("context snapshot: {error}")))?;
+                builder.context_saved_in(store, Arc::new(file_store))
+            }
+            None => builder.context(store),
+        };
+    }
+    if config.cost.is_some() || !config.budget.is_empty() {
+        let cost = config.cost.unwrap_or(CostSection {
+            prices: None,
+            currency: None,
+            unknown_model: None,
+            savings_model: None,
+            ledger: None,
+        });
+        let currency = cost.currency.as_deref().unwrap_or("USD");
+        let mut meter = CostMeter::builder();
+        if let Some(prices) = &cost.prices {
+            let text = std::fs::read_to_string(at(prices)).map_err(|source| ConfigError::Read {
+                path: at(prices).display().to_string(),
+                source,
+            })?;
+            let table = PriceTable::from_litellm_json(&text, currency)
+                .map_err(|error| invalid(format!("prices: {error}")))?;
+            meter = meter.prices(table);
+        }
+        meter = meter.unknown_model(match cost.unknown_model.as_deref() {
+            None | Some("error") => UnknownModel::Error,
+            Some("zero") => UnknownModel::ZeroWithWarning,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "`unknown_model` is `error` or `zero`, not `{other}`"
+                )))
+            }
+        });
+        if let Some(model) = &cost.savings_model {
+            meter = meter.savings_model(model);
+        }
+        if let Some(ledger) = &cost.ledger {
+            create_parent(&at(ledger), shown)?;
+            meter = meter.ledger(at(ledger));
+        }
+        for budget in &config.budget {
+            meter = meter.budget(budget_from(budget).map_err(invalid)?);
+        }
+        builder = builder.cost(meter);
+    }
+    Ok(builder)
+}
+
+fn budget_from(section: &BudgetSection) -> Result<Budget, String> {
+    let scope = match section.scope.split_once(':') {
+        None if section.scope == "fleet" => Scope::Fleet,
+        Some(("agent", name)) if !name.is_empty() => Scope::Agent(name.to_string()),
+        Some(("task", id)) if !id.is_empty() => Scope::Task(id.to_string()),
+        Some(("run", id)) if !id.is_empty() => Scope::Run(id.to_string()),
+        _ => {
+            return Err(format!(
+                "budget scope `{}` is not `fleet`, `agent:NAME`, `task:ID` or `run:ID`",
+                section.scope
+            ))
+        }
+    };
+    let mut budget = if section.unit == "tokens" {
+        Budget::tokens(scope)
+    } else {
+        Budget::money(scope, &section.unit)
+    };
+    if section.soft.is_none() && section.hard.is_none() {
+        return Err(format!(
+            "budget `{}` has neither `soft` nor `hard`",
+            section.scope
+        ));
+    }
+    if let Some(soft) = section.soft {
+        budget = budget.soft(soft);
+    }
+    if let Some(hard) = section.hard {
+        budget = budget.hard(hard);
+    }
+    if let Some(seconds) = section.window_seconds {
+        budget = budget.rolling(seconds);
+    }
+    Ok(budget)
+}
+
+fn create_parent(path: &Path, shown: &str) -> Result<(), ConfigError> {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| ConfigError::Read {
+            path: format!("{} (from {shown})", parent.display()),
+            source,
+        })?;
+    }
+    Ok(())
+}
