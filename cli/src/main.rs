@@ -24,8 +24,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scripted agent against the example policy: allowed, denied and gated requests.
-    Demo,
+    /// Run a small fleet of scripted agents under all four controls, and diagnose their runs.
+    Demo {
+        /// Where to write the trace (default `fourfold-demo/`).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Check requests against a policy and manage pending approvals.
     Policy(policy_cmd::PolicyArgs),
     /// Show, verify, explain, query and export trace files.
@@ -39,7 +43,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo => demo::run(),
+        Command::Demo { out } => demo::run(out),
         Command::Policy(args) => policy_cmd::run(args),
         Command::Trace(args) => trace_cmd::run(args),
         Command::Tokens(args) => tokens_cmd::run(args),

@@ -185,8 +185,10 @@ fn approvals_work_across_invocations() {
 }
 
 #[test]
-fn the_demo_runs_and_shows_every_kind_of_decision() {
-    let output = fourfold(&["demo"], "");
+fn the_demo_runs_the_fleet_and_diagnoses_every_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let output = fourfold(&["demo", "--out", out.to_str().unwrap()], "");
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
         output.status.success(),
@@ -195,15 +197,32 @@ fn the_demo_runs_and_shows_every_kind_of_decision() {
     );
     for expected in [
         "ALLOW",
-        "DENY",
         "PENDING",
         "APPROVE",
+        "STALE",
+        "REREAD",
+        "BUDGET",
         "rule `no-secrets`",
-        "gate events recorded",
+        "permission ",
+        "stale-context ",
+        "budget ",
+        "model ",
     ] {
         assert!(
             stdout.contains(expected),
             "demo output lacks {expected:?}:\n{stdout}"
+        );
+    }
+    // The trace it names is whole, and says the same.
+    let trace = out.join("demo.trace");
+    let trace = trace.to_str().unwrap();
+    assert!(fourfold(&["trace", "verify", trace], "").status.success());
+    let explained = fourfold(&["trace", "explain", trace], "");
+    let explained = String::from_utf8(explained.stdout).unwrap();
+    for verdict in ["permission", "stale-context", "budget", "model"] {
+        assert!(
+            explained.contains("verdict: #") && explained.contains(verdict),
+            "trace explain lacks {verdict:?}:\n{explained}"
         );
     }
 }
