@@ -3,6 +3,7 @@
 //! INVARIANT: the CLI's dependencies (clap) stay out of the `fourfold` library; this binary only
 //! parses arguments and prints what the library decides.
 
+mod context_cmd;
 mod cost_cmd;
 mod demo;
 mod policy_cmd;
@@ -32,6 +33,10 @@ enum Command {
     },
     /// Check requests against a policy and manage pending approvals.
     Policy(policy_cmd::PolicyArgs),
+    /// List, approve and reject the pending approvals of a policy's review gates.
+    Approvals(policy_cmd::ApprovalsArgs),
+    /// Ingest documents into a saved context store, and ask it.
+    Context(context_cmd::ContextArgs),
     /// Show, verify, explain, query and export trace files.
     Trace(trace_cmd::TraceArgs),
     /// Count tokens exactly, as OpenAI's tiktoken does.
@@ -45,6 +50,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { out } => demo::run(out),
         Command::Policy(args) => policy_cmd::run(args),
+        Command::Approvals(args) => policy_cmd::run_approvals(args),
+        Command::Context(args) => context_cmd::run(args),
         Command::Trace(args) => trace_cmd::run(args),
         Command::Tokens(args) => tokens_cmd::run(args),
         Command::Cost(args) => cost_cmd::run(args),

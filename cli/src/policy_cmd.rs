@@ -36,6 +36,43 @@ enum PolicyCommand {
     Reject(Resolution),
 }
 
+/// `fourfold approvals`: a person resolves pending review gates from a terminal.
+#[derive(Args)]
+pub(crate) struct ApprovalsArgs {
+    #[command(subcommand)]
+    command: ApprovalsCommand,
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// List pending approvals as JSON, one per line.
+    List {
+        /// The policy file (its approval store is used).
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    /// Approve a pending approval: the identical request is then allowed, once.
+    Approve(Resolution),
+    /// Reject a pending approval: the request stays denied.
+    Reject(Resolution),
+}
+
+pub(crate) fn run_approvals(args: ApprovalsArgs) -> CliResult {
+    match args.command {
+        ApprovalsCommand::List { policy } => list_pending(policy),
+        ApprovalsCommand::Approve(resolution) => resolve(resolution, Policy::approve),
+        ApprovalsCommand::Reject(resolution) => resolve(resolution, Policy::reject),
+    }
+}
+
+fn list_pending(policy: PathBuf) -> CliResult {
+    let mut stdout = std::io::stdout().lock();
+    for approval in Policy::from_file(policy)?.pending_approvals()? {
+        writeln!(stdout, "{}", serde_json::to_string(&approval)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Who resolves which approval, and why.
 #[derive(Args)]
 struct Resolution {
@@ -57,13 +94,7 @@ type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
 pub(crate) fn run(args: PolicyArgs) -> CliResult {
     match args.command {
         PolicyCommand::Check { policy, request } => check(&Policy::from_file(policy)?, request),
-        PolicyCommand::Approvals { policy } => {
-            let mut stdout = std::io::stdout().lock();
-            for approval in Policy::from_file(policy)?.pending_approvals()? {
-                writeln!(stdout, "{}", serde_json::to_string(&approval)?)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        PolicyCommand::Approvals { policy } => list_pending(policy),
         PolicyCommand::Approve(resolution) => resolve(resolution, Policy::approve),
         PolicyCommand::Reject(resolution) => resolve(resolution, Policy::reject),
     }

@@ -521,3 +521,111 @@ fn trace_query_prints_the_selected_events_as_json_lines() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_reviewer_resolves_gates_with_the_approvals_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path());
+    let check = |request: &str| {
+        lines(&fourfold(
+            &["policy", "check", "--policy", &policy, request],
+            "",
+        ))
+    };
+    let push = r#"{"agent":"a","action":"run","command":"git push origin main"}"#;
+    let other = r#"{"agent":"a","action":"run","command":"git push origin fix"}"#;
+    let push_id = check(push)[0]["approval_id"].as_str().unwrap().to_string();
+    let other_id = check(other)[0]["approval_id"].as_str().unwrap().to_string();
+    let listed = lines(&fourfold(&["approvals", "list", "--policy", &policy], ""));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let resolve = |verb: &str, id: &str, by: &str| {
+        fourfold(
+            &[
+                "approvals",
+                verb,
+                "--policy",
+                &policy,
+                id,
+                "--by",
+                by,
+                "--reason",
+                "looked",
+            ],
+            "",
+        )
+    };
+    assert!(resolve("approve", &push_id, "alice").status.success());
+    let rejected = resolve("reject", &other_id, "bob");
+    assert!(rejected.status.success());
+    assert_eq!(lines(&rejected)[0]["state"], "rejected", "{rejected:?}");
+    assert_eq!(check(push)[0]["effect"], "allow");
+    assert_eq!(check(other)[0]["effect"], "deny");
+    assert!(lines(&fourfold(&["approvals", "list", "--policy", &policy], "")).is_empty());
+    assert_eq!(
+        resolve("approve", "ap-unknown", "alice").status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn context_ingest_then_ask_serves_the_current_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("guide")).unwrap();
+    std::fs::write(
+        docs.join("guide/auth.md"),
+        "# Auth\n\n## Logging in\n\nCall `login(credentials)` with a Credentials value.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("logo.png"), [0x89, b'P', b'N', b'G', 0, 0, 0, 1]).unwrap();
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    let ingest = |expected: &str| {
+        let output = fourfold(
+            &[
+                "context",
+                "ingest",
+                docs.to_str().unwrap(),
+                "--store",
+                store,
+            ],
+            "",
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}");
+        assert!(stdout.contains(expected), "{stdout}");
+    };
+    ingest("2 files (1 new or changed, 0 unchanged), 0 deleted, 1 skipped");
+    let ask = || {
+        let output = fourfold(
+            &[
+                "context",
+                "ask",
+                "how do I log in",
+                "--store",
+                store,
+                "--json",
+            ],
+            "",
+        );
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let answer = ask();
+    assert_eq!(answer["hits"][0]["key"], "guide/auth.md");
+    assert_eq!(answer["hits"][0]["version"], 1);
+    std::fs::write(
+        docs.join("guide/auth.md"),
+        "# Auth\n\n## Logging in\n\nCall `login(token)` with a session token.\n",
+    )
+    .unwrap();
+    ingest("(1 new or changed, 0 unchanged)");
+    let answer = ask();
+    assert_eq!(answer["hits"][0]["version"], 2);
+    assert!(answer["hits"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("login(token)"));
+    let nothing = fourfold(&["context", "ask", "zebra quagga", "--store", store], "");
+    assert_eq!(nothing.status.code(), Some(1));
+}

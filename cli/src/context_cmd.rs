@@ -1,0 +1,162 @@
+//! `fourfold context`: ingest a folder of documents into a saved store, and ask it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use fourfold::context::{AskOptions, ContextStore};
+use fourfold::FileStore;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args)]
+pub(crate) struct ContextArgs {
+    #[command(subcommand)]
+    command: ContextCommand,
+}
+
+#[derive(Subcommand)]
+enum ContextCommand {
+    /// Ingest the text files under DIR (hidden and git-ignored files left out, binaries skipped):
+    /// new and changed files become new versions, files gone are deleted, and the store is saved.
+    Ingest {
+        /// The folder to ingest.
+        dir: PathBuf,
+        /// Only files matching these globs (relative to DIR), e.g. --glob '**/*.md'.
+        #[arg(long = "glob")]
+        globs: Vec<String>,
+        /// Where the store is saved.
+        #[arg(long, default_value = ".fourfold/context")]
+        store: PathBuf,
+        /// Folders whose copies are never canonical, e.g. --archive legacy/.
+        #[arg(long = "archive")]
+        archive: Vec<String>,
+    },
+    /// Ask the saved store: the current canonical sections that answer QUERY within the budget.
+    Ask {
+        /// The question.
+        query: String,
+        /// Tokens the answer may take (o200k_base).
+        #[arg(long, default_value_t = 800)]
+        budget: u64,
+        /// Where the store is saved.
+        #[arg(long, default_value = ".fourfold/context")]
+        store: PathBuf,
+        /// Also list the stale and duplicate copies that match, as pointers.
+        #[arg(long)]
+        copies: bool,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+pub(crate) fn run(args: ContextArgs) -> CliResult {
+    match args.command {
+        ContextCommand::Ingest {
+            dir,
+            globs,
+            store,
+            archive,
+        } => ingest(dir, &globs, store, &archive),
+        ContextCommand::Ask {
+            query,
+            budget,
+            store,
+            copies,
+            json,
+        } => ask(&query, budget, store, copies, json),
+    }
+}
+
+fn open(store: PathBuf, archive: &[String]) -> Result<ContextStore, Box<dyn std::error::Error>> {
+    let file_store = Arc::new(FileStore::open(store)?);
+    let mut builder = ContextStore::builder();
+    for prefix in archive {
+        builder = builder.archive(prefix);
+    }
+    Ok(builder.open(file_store)?)
+}
+
+fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) -> CliResult {
+    let context = open(store, archive)?;
+    let progress = ProgressBar::new_spinner();
+    progress.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}")?);
+    progress.enable_steady_tick(Duration::from_millis(100));
+    let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+    let report = context.ingest_dir(&dir, &globs, |report| {
+        progress.set_message(format!(
+            "{} files, {} changed, {:.1} MB",
+            report.n_files,
+            report.n_changed,
+            report.bytes as f64 / 1e6
+        ));
+    })?;
+    progress.finish_and_clear();
+    let saved = context.save()?;
+    println!(
+        "ingested {}: {} files ({} new or changed, {} unchanged), {} deleted, {} skipped, {:.2} MB; saved {} documents ({} bytes)",
+        dir.display(),
+        report.n_files,
+        report.n_changed,
+        report.n_unchanged,
+        report.deleted.len(),
+        report.skipped.len(),
+        report.bytes as f64 / 1e6,
+        saved.n_documents,
+        saved.n_bytes
+    );
+    for (path, why) in &report.skipped {
+        println!("  skipped {path}: {why}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ask(query: &str, budget: u64, store: PathBuf, copies: bool, json: bool) -> CliResult {
+    let context = open(store, &[])?;
+    let mut options = AskOptions::budget(budget);
+    options.with_copies = copies;
+    let answer = context.ask_with(query, &options);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if answer.hits.is_empty() {
+        println!("nothing in the store answers {query:?}");
+        return Ok(ExitCode::from(1));
+    }
+    for hit in &answer.hits {
+        println!(
+            "== {} [{}] v{}, {}, {} tokens{}",
+            hit.pointer,
+            hit.heading_path.join(" > "),
+            hit.version,
+            hit.freshness.name(),
+            hit.tokens,
+            if hit.truncated { ", truncated" } else { "" }
+        );
+        if let Some(text) = &hit.text {
+            println!("{}", text.trim_end());
+        }
+        println!();
+    }
+    for copy in &answer.copies {
+        println!(
+            "copy: {} [{}] {}{}",
+            copy.pointer,
+            copy.heading_path.join(" > "),
+            copy.freshness.name(),
+            copy.reason
+                .as_deref()
+                .map_or_else(String::new, |reason| format!(": {reason}"))
+        );
+    }
+    println!(
+        "served {} of {} tokens (o200k_base); reading the documents whole: {}",
+        answer.tokens_served, answer.budget_tokens, answer.tokens_baseline
+    );
+    Ok(ExitCode::SUCCESS)
+}
