@@ -86,6 +86,9 @@ pub fn run(out: Option<PathBuf>) -> Result<ExitCode, Box<dyn Error>> {
     let tracer = fourfold.tracer().ok_or("the demo needs a tracer")?;
     tracer.flush()?;
     summarize(&fourfold, &trace_path)?;
+    let report_path = out.join("report.html");
+    crate::report_cmd::write_report(&trace_path, &report_path)?;
+    println!("  the report is {}", report_path.display());
     Ok(ExitCode::SUCCESS)
 }
 

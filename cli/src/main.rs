@@ -7,6 +7,7 @@ mod context_cmd;
 mod cost_cmd;
 mod demo;
 mod policy_cmd;
+mod report_cmd;
 mod tokens_cmd;
 mod trace_cmd;
 mod trace_query;
@@ -37,6 +38,8 @@ enum Command {
     Approvals(policy_cmd::ApprovalsArgs),
     /// Ingest documents into a saved context store, and ask it.
     Context(context_cmd::ContextArgs),
+    /// Write one self-contained HTML page about a trace: runs, verdicts, charts and timelines.
+    Report(report_cmd::ReportArgs),
     /// Show, verify, explain, query and export trace files.
     Trace(trace_cmd::TraceArgs),
     /// Count tokens exactly, as OpenAI's tiktoken does.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => policy_cmd::run(args),
         Command::Approvals(args) => policy_cmd::run_approvals(args),
         Command::Context(args) => context_cmd::run(args),
+        Command::Report(args) => report_cmd::run(args),
         Command::Trace(args) => trace_cmd::run(args),
         Command::Tokens(args) => tokens_cmd::run(args),
         Command::Cost(args) => cost_cmd::run(args),

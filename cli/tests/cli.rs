@@ -629,3 +629,85 @@ fn context_ingest_then_ask_serves_the_current_section() {
     let nothing = fourfold(&["context", "ask", "zebra quagga", "--store", store], "");
     assert_eq!(nothing.status.code(), Some(1));
 }
+
+/// The Chromium binary of Debian's `chromium` package, which the test command installs.
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|name| {
+        Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| output.status.success())
+    })
+}
+
+#[test]
+fn the_report_opens_in_headless_chromium_with_the_runs_and_verdicts() {
+    let Some(chromium) = chromium() else {
+        // CI installs Chromium (.ci/test); elsewhere the test says why it did not run.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Chromium is not installed, and CI must run this test"
+        );
+        eprintln!("skipped: Chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let demo = fourfold(&["demo", "--out", out.to_str().unwrap()], "");
+    assert!(demo.status.success(), "{demo:?}");
+    let report = out.join("report.html");
+    let url = format!("file://{}", report.display());
+    let headless = |extra: &[&str]| {
+        let output = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                &format!("--user-data-dir={}", dir.path().join("profile").display()),
+            ])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium runs");
+        assert!(output.status.success(), "{output:?}");
+        output
+    };
+    let dom = String::from_utf8(headless(&["--dump-dom"]).stdout).unwrap();
+    let explained = fourfold(
+        &["trace", "explain", out.join("demo.trace").to_str().unwrap()],
+        "",
+    );
+    let explained = String::from_utf8(explained.stdout).unwrap();
+    let run_ids: Vec<&str> = explained
+        .lines()
+        .filter_map(|line| line.strip_prefix("run ")?.split_whitespace().next())
+        .collect();
+    assert_eq!(run_ids.len(), 4, "{explained}");
+    for run_id in run_ids {
+        assert!(
+            dom.contains(&format!("data-run=\"{run_id}\"")),
+            "{run_id} is not on the page"
+        );
+    }
+    for verdict in ["permission", "stale-context", "budget", "model"] {
+        assert!(
+            dom.contains(&format!("class=\"diagnosis\" data-verdict=\"{verdict}\"")),
+            "verdict {verdict} is not on the page"
+        );
+    }
+    assert!(dom.contains("id=\"tokens-chart\"") && dom.contains("id=\"money-chart\""));
+    let screenshot = dir.path().join("report.png");
+    headless(&[
+        &format!("--screenshot={}", screenshot.display()),
+        "--window-size=1200,2400",
+        "--hide-scrollbars",
+    ]);
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+}

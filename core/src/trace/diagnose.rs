@@ -131,7 +131,7 @@ pub(crate) fn diagnose(actions: &[ExplainedAction], gates: &[&ExplainedGate]) ->
         };
         diagnoses.push(Diagnosis {
             seq: explained.seq,
-            subject: format!("request {}", shorten(&gate.request_json)),
+            subject: format!("request {}", request_summary(&gate.request_json)),
             verdict,
             detail,
         });
@@ -175,6 +175,20 @@ pub(crate) fn diagnose(actions: &[ExplainedAction], gates: &[&ExplainedGate]) ->
     }
     diagnoses.sort_by_key(|diagnosis| diagnosis.seq);
     diagnoses
+}
+
+/// What a request asked, without who asked (the run says that): the request as compact JSON
+/// without its agent, task, run, working directory and flags, cut short.
+fn request_summary(request_json: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(request_json) {
+        Ok(serde_json::Value::Object(mut fields)) => {
+            for identity in ["agent", "task", "run_id", "run", "cwd", "resolve_symlinks"] {
+                fields.remove(identity);
+            }
+            shorten(&serde_json::Value::Object(fields).to_string())
+        }
+        _ => shorten(request_json),
+    }
 }
 
 /// `text` cut to about 100 characters, on a character boundary.

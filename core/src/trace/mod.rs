@@ -16,6 +16,7 @@ mod file;
 mod otlp;
 mod reader;
 mod redact;
+mod report;
 mod sink;
 mod timeline;
 mod tracer;
@@ -32,6 +33,7 @@ pub use reader::{
     EventKindName, Query, RunTree, Runs, RunsBuilder, SpanNode, TraceReader, UnknownName,
 };
 pub use redact::{RedactError, Redactor};
+pub use report::html_report;
 pub use sink::{Durability, JsonLinesSink, MemorySink, Sink, TraceFileSink};
 pub use timeline::{run_ids, timeline, TimelineLine};
 pub use tracer::{Overflow, Run, Span, Tracer, TracerBuilder};
