@@ -41,6 +41,11 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[doc = include_str!("../../docs/tracing.md")]
 pub struct TracingGuide;
 
+/// The session guide's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide.md")]
+pub struct SessionGuide;
+
 /// The context guide's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/context.md")]
