@@ -2,7 +2,7 @@
 //! other counters.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -67,7 +67,7 @@ fn count(model_or_encoding: &str, files: &[PathBuf]) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read(file: &PathBuf) -> Result<String, Box<dyn std::error::Error>> {
+fn read(file: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let mut bytes = Vec::new();
     if file.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut bytes)?;
