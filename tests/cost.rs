@@ -140,7 +140,7 @@ impl Events {
                     assert_eq!(gate.gates, vec![BUDGET_GATE.to_string()]);
                     format!("gate {}", gate.outcome.name())
                 }
-                other => format!("{}", other.name()),
+                other => other.name().to_string(),
             })
             .collect()
     }

@@ -352,9 +352,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A name and what it resolves to: the encoding, and whether counts with it are estimates.
+    type Resolution = Result<(Encoding, bool), CountError>;
+
     #[test]
     fn names_resolve() {
-        let cases: &[(&str, Result<(Encoding, bool), CountError>)] = &[
+        let cases: &[(&str, Resolution)] = &[
             ("o200k_base", Ok((Encoding::O200kBase, false))),
             ("cl100k_base", Ok((Encoding::Cl100kBase, false))),
             ("gpt-4o", Ok((Encoding::O200kBase, false))),
