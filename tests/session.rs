@@ -476,6 +476,38 @@ hard = 150
 }
 
 #[test]
+fn a_command_gate_declared_in_the_config_holds_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[gates.tests-pass]\nkind = \"plugin\"\n\n[[rule]]\nid = \"merge-after-tests\"\neffect = \"gate\"\ngates = [\"tests-pass\"]\nrun = [\"git merge*\"]\n",
+    )
+    .unwrap();
+    for (marker, expected) in [(true, Verdict::Allow), (false, Verdict::Deny)] {
+        let marker_path = dir.path().join("green");
+        if marker {
+            std::fs::write(&marker_path, "").unwrap();
+        } else if marker_path.exists() {
+            std::fs::remove_file(&marker_path).unwrap();
+        }
+        // The gate's command runs in the config's folder: `test -e green` passes once CI is green.
+        std::fs::write(
+            dir.path().join("fourfold.toml"),
+            "[policy]\nfile = \"policy.toml\"\n\n[[command_gate]]\nname = \"tests-pass\"\ncommand = [\"test\", \"-e\", \"green\"]\ndir = \".\"\n",
+        )
+        .unwrap();
+        let fourfold = Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap();
+        let session = fourfold.session("coder", None);
+        let verdict = match session.guard(Request::run("coder", "git merge feature")) {
+            Ok(decision) => decision.verdict,
+            Err(SessionError::Denied(decision)) => decision.verdict,
+            Err(other) => panic!("{other:?}"),
+        };
+        assert_eq!(verdict, expected, "marker {marker}");
+    }
+}
+
+#[test]
 fn a_bad_config_file_is_a_typed_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
@@ -513,6 +545,15 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
     check(
         "[policy]\nfile = \"policy.toml\"\n[trace]\n",
         "neither `file` nor `jsonl`",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[[command_gate]]\nname = \"tests-pass\"\ncommand = []\n",
+        "command gate `tests-pass` has an empty `command`",
+    );
+    // A command gate may not take the name of a built-in one.
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[[command_gate]]\nname = \"context-fresh\"\ncommand = [\"true\"]\n",
+        "context-fresh",
     );
     assert!(matches!(
         Fourfold::from_config(dir.path().join("absent.toml")),

@@ -26,6 +26,11 @@
 //! soft = 50000
 //! hard = 100000
 //! window_seconds = 86400            # rolling; lifetime without it
+//!
+//! [[command_gate]]                  # a plugin gate: passes when the command exits with 0
+//! name = "tests-pass"               # declare it in the policy: [gates.tests-pass] kind = "plugin"
+//! command = ["cargo", "test"]       # run without a shell
+//! dir = "."                         # optional, relative to this file
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -39,6 +44,7 @@ use crate::policy::Policy;
 use crate::store::FileStore;
 use crate::trace::{Durability, JsonLinesSink, TraceFileSink, Tracer};
 
+use super::command::CommandGate;
 use super::err::ConfigError;
 use super::fourfold::{Fourfold, FourfoldBuilder};
 
@@ -51,6 +57,16 @@ struct ConfigFile {
     cost: Option<CostSection>,
     #[serde(default)]
     budget: Vec<BudgetSection>,
+    #[serde(default)]
+    command_gate: Vec<CommandGateSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandGateSection {
+    name: String,
+    command: Vec<String>,
+    dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +218,23 @@ pub(crate) fn builder_from_text(
             meter = meter.budget(budget_from(budget).map_err(invalid)?);
         }
         builder = builder.cost(meter);
+    }
+    for gate in config.command_gate {
+        let Some((program, args)) = gate.command.split_first() else {
+            return Err(invalid(format!(
+                "command gate `{}` has an empty `command`",
+                gate.name
+            )));
+        };
+        if gate.name.is_empty() {
+            return Err(invalid("a command gate has an empty `name`".into()));
+        }
+        let mut command_gate =
+            CommandGate::new(gate.name.as_str(), program.as_str(), args.iter().cloned());
+        if let Some(gate_dir) = &gate.dir {
+            command_gate = command_gate.dir(at(gate_dir));
+        }
+        builder = builder.plugin(Arc::new(command_gate));
     }
     Ok(builder)
 }
