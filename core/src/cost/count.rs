@@ -3,6 +3,8 @@
 //! Counting is done by GitHub's `bpe-openai` crate, whose byte-pair encoder gives the same tokens
 //! as OpenAI's `tiktoken` in linear time (tiktoken's merge loop is quadratic in the length of a
 //! pre-tokenizer piece, and its backtracking regex overflows on huge whitespace runs).
+//! ASCII text is cut into pieces by a hand-written pre-tokenizer (`split.rs`) equal to the
+//! encodings' regexes on ASCII; other text goes through `bpe-openai`'s regex.
 //! The exactness test in `tests/cost.rs` checks every count against numbers made by `tiktoken`.
 //! Each encoder is built once per process, on first use, and shared by all threads.
 
@@ -13,6 +15,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::err::CountError;
+use super::split::{ascii_pieces, stretches};
 
 /// A byte-pair encoding fourfold counts with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -137,9 +140,24 @@ impl Counter {
         PIECE_COUNTS.with(|caches| {
             let mut caches = caches.borrow_mut();
             let cache = &mut caches[encoding as usize];
-            self.tokenizer
-                .split(text)
-                .map(|piece| self.count_piece(piece.as_bytes(), cache))
+            if text.is_ascii() {
+                return ascii_pieces(text.as_bytes(), encoding)
+                    .map(|piece| self.count_piece(piece, cache))
+                    .sum();
+            }
+            stretches(text)
+                .map(|(stretch, ascii)| -> u64 {
+                    if ascii {
+                        ascii_pieces(stretch.as_bytes(), encoding)
+                            .map(|piece| self.count_piece(piece, cache))
+                            .sum()
+                    } else {
+                        self.tokenizer
+                            .split(stretch)
+                            .map(|piece| self.count_piece(piece.as_bytes(), cache))
+                            .sum()
+                    }
+                })
                 .sum()
         })
     }

@@ -24,6 +24,7 @@ mod meter;
 mod price;
 mod record;
 mod report;
+mod split;
 mod usage;
 
 pub use budget::{Budget, BudgetUnit, Scope, Window};
