@@ -78,6 +78,9 @@ struct Counter {
     // one token, as `tiktoken` looks it up before merging, so most pieces of prose and code are
     // counted by one lookup.
     ranks: FxHashMap<&'static [u8], u32>,
+    // INVARIANT: bit `first * 256 + second` is set exactly when the two bytes are one token.
+    // Every single byte is a token of both encodings, so a two-byte piece is one token or two.
+    pairs: Box<[u64; 1024]>,
 }
 
 /// Pieces up to this many bytes that are not a token have their count kept in a per-thread
@@ -132,8 +135,18 @@ impl Counter {
     fn new(tokenizer: &'static bpe_openai::Tokenizer) -> Counter {
         let bpe = &tokenizer.bpe;
         let n_tokens = u32::try_from(bpe.num_tokens()).unwrap_or(u32::MAX);
-        let ranks = (0..n_tokens).map(|id| (bpe.token_bytes(id), id)).collect();
-        Counter { tokenizer, ranks }
+        let ranks: FxHashMap<&'static [u8], u32> =
+            (0..n_tokens).map(|id| (bpe.token_bytes(id), id)).collect();
+        let mut pairs = Box::new([0u64; 1024]);
+        for token in ranks.keys().filter(|token| token.len() == 2) {
+            let pair = usize::from(token[0]) * 256 + usize::from(token[1]);
+            pairs[pair / 64] |= 1 << (pair % 64);
+        }
+        Counter {
+            tokenizer,
+            ranks,
+            pairs,
+        }
     }
 
     fn count(&self, text: &str, encoding: Encoding) -> u64 {
@@ -163,6 +176,19 @@ impl Counter {
     }
 
     fn count_piece(&self, piece: &[u8], cache: &mut PieceCache) -> u64 {
+        match *piece {
+            [] => return 0,
+            [_] => return 1,
+            [first, second] => {
+                let pair = usize::from(first) * 256 + usize::from(second);
+                return if self.pairs[pair / 64] & (1 << (pair % 64)) != 0 {
+                    1
+                } else {
+                    2
+                };
+            }
+            _ => {}
+        }
         if self.ranks.contains_key(piece) {
             return 1;
         }
