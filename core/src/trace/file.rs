@@ -1,7 +1,7 @@
 //! The trace file: an append-only sequence of checksummed, hash-chained frames.
 //!
 //! The format is documented in `docs/trace-format.md`. In short: an 8-byte header (`FFTRACE` and
-//! the version byte 1), then frames of `length: u32 LE | crc32: u32 LE | previous frame's hash: 32
+//! the version byte 2), then frames of `length: u32 LE | crc32: u32 LE | previous frame's hash: 32
 //! bytes | payload`, where the payload is a bincode [`TraceRecord`], the checksum covers the previous
 //! hash and the payload, and a frame's hash is the BLAKE3 hash of all its bytes. The first frame's
 //! previous hash is 32 zero bytes.
@@ -19,7 +19,7 @@ use super::err::{FrameError, FrameProblem, TraceError};
 use super::TraceRecord;
 
 /// The first bytes of every trace file: `FFTRACE` and the format version.
-pub const HEADER: [u8; 8] = *b"FFTRACE\x01";
+pub const HEADER: [u8; 8] = *b"FFTRACE\x02";
 
 pub(super) const FRAME_HEADER_LEN: usize = 4 + 4 + 32;
 
@@ -817,8 +817,8 @@ mod tests {
             Err(TraceError::NotATrace { .. })
         ));
         assert!(matches!(
-            decode(path, b"FFTRACE\x02"),
-            Err(TraceError::UnsupportedVersion { version: 2, .. })
+            decode(path, b"FFTRACE\x01"),
+            Err(TraceError::UnsupportedVersion { version: 1, .. })
         ));
         let mut too_long = HEADER.to_vec();
         too_long.extend_from_slice(&u32::MAX.to_le_bytes());

@@ -957,10 +957,10 @@ mod tests {
 
         let error = TraceReader::new(&path, &b"FFTRACE"[..]).unwrap_err();
         assert!(matches!(error, TraceError::NotATrace { .. }));
-        let error = TraceReader::new(&path, &b"FFTRACE\x02"[..]).unwrap_err();
+        let error = TraceReader::new(&path, &b"FFTRACE\x01"[..]).unwrap_err();
         assert!(matches!(
             error,
-            TraceError::UnsupportedVersion { version: 2, .. }
+            TraceError::UnsupportedVersion { version: 1, .. }
         ));
     }
 

@@ -495,10 +495,16 @@ impl OpenSpan {
                     KeyValue::int("fourfold.cost.output_tokens", cost.output_tokens),
                     KeyValue::int("fourfold.cost.cached_tokens", cost.cached_tokens),
                     KeyValue::int("fourfold.cost.reasoning_tokens", cost.reasoning_tokens),
+                    KeyValue::int("fourfold.cost.cache_write_tokens", cost.cache_write_tokens),
                     KeyValue::int("fourfold.cost.micros", cost.cost_micros),
                     KeyValue::string("fourfold.cost.currency", &cost.currency),
                     KeyValue::bool("fourfold.cost.estimated", cost.estimated),
+                    KeyValue::int("fourfold.cost.saved_tokens", cost.saved_tokens),
+                    KeyValue::int("fourfold.cost.saved_micros", cost.saved_micros),
                 ]);
+                if let Some(warning) = &cost.warning {
+                    attributes.push(KeyValue::string("fourfold.cost.warning", warning));
+                }
                 ("fourfold.cost", attributes)
             }
             EventKind::Context(context) => {

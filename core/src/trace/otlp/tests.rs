@@ -68,10 +68,12 @@ fn cost(input_tokens: u64, output_tokens: u64, provider: Option<&str>) -> EventK
         cost_micros: 450,
         currency: "USD".into(),
         estimated: false,
-        cache_write_tokens: 0,
+        cache_write_tokens: input_tokens / 4,
         saved_tokens: 0,
         saved_micros: 0,
-        warning: None,
+        warning: provider
+            .is_none()
+            .then(|| "no price for model `gpt-4o`".to_string()),
     })
 }
 
@@ -435,6 +437,17 @@ fn events_become_span_events_with_their_details() {
             &chat.events[0].attributes,
             "fourfold.cost.estimated",
             Some(Value::BoolValue(false)),
+        ),
+        (
+            &chat.events[0].attributes,
+            "fourfold.cost.cache_write_tokens",
+            int(100 / 4),
+        ),
+        (&chat.events[0].attributes, "fourfold.cost.warning", None),
+        (
+            &chat.events[1].attributes,
+            "fourfold.cost.warning",
+            string("no price for model `gpt-4o`"),
         ),
         (&chat.events[1].attributes, "fourfold.cost.provider", None),
         (
