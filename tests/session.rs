@@ -560,3 +560,16 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
         Err(fourfold::ConfigError::Read { .. })
     ));
 }
+
+#[test]
+fn dropping_a_fourfold_frees_its_controls() {
+    let Setup { fourfold, .. } = setup(vec![Budget::tokens(Scope::Fleet).hard(10.0)]);
+    let session = fourfold.session("coder", Some("T-1"));
+    session.ask("how do I call login", 500).unwrap();
+    session.end(None);
+    let registry = Arc::clone(fourfold.plugins());
+    drop(fourfold);
+    // The meter and the context store emit to the registry; the registry holds the meter only
+    // weakly, so nothing keeps the registry alive but this handle.
+    assert_eq!(Arc::strong_count(&registry), 1);
+}

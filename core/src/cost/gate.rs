@@ -5,7 +5,7 @@ use crate::event::{Event, EventKind};
 use crate::plugin::{GateOutcome, Plugin};
 use crate::policy::Request;
 
-use super::meter::{BudgetStanding, CostMeter};
+use super::meter::{BudgetStanding, CostMeter, WeakMeter};
 
 /// The name the meter has as a plugin, and of the policy gate it answers.
 pub const BUDGET_GATE: &str = "budget";
@@ -49,6 +49,27 @@ impl Plugin for CostMeter {
             },
             Err(exceeded) => GateOutcome::Fail {
                 reason: exceeded.to_string(),
+            },
+        }
+    }
+}
+
+impl Plugin for WeakMeter {
+    fn name(&self) -> &str {
+        BUDGET_GATE
+    }
+
+    fn on_event(&self, event: &Event) {
+        if let Some(meter) = self.upgrade() {
+            Plugin::on_event(&meter, event);
+        }
+    }
+
+    fn check(&self, request: &Request) -> GateOutcome {
+        match self.upgrade() {
+            Some(meter) => Plugin::check(&meter, request),
+            None => GateOutcome::Fail {
+                reason: "the cost meter behind the `budget` gate is gone".into(),
             },
         }
     }

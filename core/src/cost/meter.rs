@@ -144,6 +144,17 @@ impl std::fmt::Debug for CostMeter {
     }
 }
 
+/// A [`CostMeter`] that a plugin registry holds without keeping it alive.
+pub(crate) struct WeakMeter {
+    shared: std::sync::Weak<Shared>,
+}
+
+impl WeakMeter {
+    pub(crate) fn upgrade(&self) -> Option<CostMeter> {
+        self.shared.upgrade().map(|shared| CostMeter { shared })
+    }
+}
+
 struct Shared {
     prices: PriceTable,
     unknown_model: UnknownModel,
@@ -417,6 +428,15 @@ impl CostMeter {
     /// The price table the meter uses.
     pub fn prices(&self) -> &PriceTable {
         &self.shared.prices
+    }
+
+    /// The meter as a plugin that does not keep it alive: for a registry the meter itself emits
+    /// to, so that the two do not hold each other forever. Once the meter is dropped, the plugin
+    /// fails the `budget` gate (fail closed) and ignores events.
+    pub(crate) fn weak_plugin(&self) -> WeakMeter {
+        WeakMeter {
+            shared: Arc::downgrade(&self.shared),
+        }
     }
 
     pub(crate) fn savings_model(&self) -> Option<&str> {

@@ -109,7 +109,8 @@ impl FourfoldBuilder {
         let cost = match self.cost {
             Some(cost) => {
                 let meter = cost.plugins(Arc::clone(&plugins)).build()?;
-                plugins.install(Arc::new(meter.clone()))?;
+                // The meter emits to the registry, so the registry holds it weakly.
+                plugins.install(Arc::new(meter.weak_plugin()))?;
                 Some(meter)
             }
             None => None,
