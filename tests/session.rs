@@ -277,6 +277,14 @@ fn a_command_gate_passes_on_exit_status_zero_and_fails_closed() {
         GateOutcome::Fail { reason } => assert!(reason.contains("status 3"), "{reason}"),
         other => panic!("{other:?}"),
     }
+    // A program that hangs is stopped and fails the gate.
+    match outcome(
+        CommandGate::new("tests-pass", "sleep", ["30"])
+            .timeout(std::time::Duration::from_millis(200)),
+    ) {
+        GateOutcome::Fail { reason } => assert!(reason.contains("was stopped"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     match outcome(CommandGate::new(
         "tests-pass",
         "/nonexistent/fourfold-test",

@@ -31,6 +31,7 @@
 //! name = "tests-pass"               # declare it in the policy: [gates.tests-pass] kind = "plugin"
 //! command = ["cargo", "test"]       # run without a shell
 //! dir = "."                         # optional, relative to this file
+//! timeout_seconds = 600             # optional: killed and failed after this long
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,7 @@ struct CommandGateSection {
     name: String,
     command: Vec<String>,
     dir: Option<PathBuf>,
+    timeout_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +235,9 @@ pub(crate) fn builder_from_text(
             CommandGate::new(gate.name.as_str(), program.as_str(), args.iter().cloned());
         if let Some(gate_dir) = &gate.dir {
             command_gate = command_gate.dir(at(gate_dir));
+        }
+        if let Some(seconds) = gate.timeout_seconds {
+            command_gate = command_gate.timeout(std::time::Duration::from_secs(seconds));
         }
         builder = builder.plugin(Arc::new(command_gate));
     }
