@@ -74,6 +74,16 @@ fn setup(budgets: Vec<Budget>) -> Setup {
     Setup { fourfold, sink }
 }
 
+/// The verdict of a guard that must be allowed or denied (not held by a gate or failing).
+#[track_caller]
+fn allowed_or_denied(session: &fourfold::AgentSession, request: Request) -> Verdict {
+    match session.guard(request) {
+        Ok(decision) => decision.verdict,
+        Err(SessionError::Denied(decision)) => decision.verdict,
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
 fn tokens(input: u64, output: u64) -> TokenCounts {
     TokenCounts {
         input,
@@ -317,11 +327,7 @@ run = ["git merge*"]
             .build()
             .unwrap();
         let session = fourfold.session("coder", None);
-        let verdict = match session.guard(Request::run("coder", "git merge feature")) {
-            Ok(decision) => decision.verdict,
-            Err(SessionError::Denied(decision)) => decision.verdict,
-            Err(other) => panic!("{other:?}"),
-        };
+        let verdict = allowed_or_denied(&session, Request::run("coder", "git merge feature"));
         assert_eq!(verdict, expected, "{program}");
     }
 }
@@ -506,11 +512,7 @@ fn a_command_gate_declared_in_the_config_holds_merges() {
         .unwrap();
         let fourfold = Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap();
         let session = fourfold.session("coder", None);
-        let verdict = match session.guard(Request::run("coder", "git merge feature")) {
-            Ok(decision) => decision.verdict,
-            Err(SessionError::Denied(decision)) => decision.verdict,
-            Err(other) => panic!("{other:?}"),
-        };
+        let verdict = allowed_or_denied(&session, Request::run("coder", "git merge feature"));
         assert_eq!(verdict, expected, "marker {marker}");
     }
 }

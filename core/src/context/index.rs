@@ -787,26 +787,16 @@ fn search_segment(
         .checked_sub(1)
         .map_or(0.0, |idx| cumulative[idx]);
     SCRATCH.with(|scratch| {
-        let Ok(mut scratch) = scratch.try_borrow_mut() else {
-            // INVARIANT: a search never runs inside another on the same thread (the filter
-            // is the caller's, and the store's filters do not search), so this is unreachable;
-            // were it reached, a fresh scratch gives the same results.
-            let mut fresh = Scratch::default();
-            accumulate(essential, docs, norm, &mut fresh);
-            complete_candidates(
-                non_essential,
-                &cumulative,
-                rest,
-                docs,
-                norm,
-                top,
-                filter,
-                &threshold,
-                &mut fresh,
-            );
-            return;
+        let mut borrowed = scratch.try_borrow_mut();
+        let mut fresh = Scratch::default();
+        // INVARIANT: a search never runs inside another on the same thread (the filter is the
+        // caller's, and the store's filters do not search), so the borrow succeeds; were it to
+        // fail, a fresh scratch gives the same results.
+        let scratch: &mut Scratch = match &mut borrowed {
+            Ok(scratch) => scratch,
+            Err(_) => &mut fresh,
         };
-        accumulate(essential, docs, norm, &mut scratch);
+        accumulate(essential, docs, norm, scratch);
         complete_candidates(
             non_essential,
             &cumulative,
@@ -816,7 +806,7 @@ fn search_segment(
             top,
             filter,
             &threshold,
-            &mut scratch,
+            scratch,
         );
     });
 }

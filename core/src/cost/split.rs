@@ -126,17 +126,23 @@ fn space_end(text: &[u8], idx: usize) -> Option<usize> {
     }
 }
 
-fn o200k_piece_end(text: &[u8], start: usize) -> usize {
-    // `[^\r\n\p{L}\p{N}]?[\p{Lu}..]*[\p{Ll}..]+(?i:...)?|[^\r\n\p{L}\p{N}]?[\p{Lu}..]+[\p{Ll}..]*(?i:...)?`
+/// Where the letters of a word piece starting at `start` begin: at `start`, or after the one
+/// character of `[^\r\n\p{L}\p{N}]` that may lead a word; `None` if no word starts here.
+fn word_start(text: &[u8], start: usize) -> Option<usize> {
     let first = text[start];
-    let word_start = if is_letter(first) {
+    if is_letter(first) {
         Some(start)
     } else if may_lead_word(first) && at(text, start + 1).is_some_and(is_letter) {
         Some(start + 1)
     } else {
         None
-    };
-    if let Some(word_start) = word_start {
+    }
+}
+
+fn o200k_piece_end(text: &[u8], start: usize) -> usize {
+    // `[^\r\n\p{L}\p{N}]?[\p{Lu}..]*[\p{Ll}..]+(?i:...)?|[^\r\n\p{L}\p{N}]?[\p{Lu}..]+[\p{Ll}..]*(?i:...)?`
+    let first = text[start];
+    if let Some(word_start) = word_start(text, start) {
         let upper_end = run_end(text, word_start, |byte| byte.is_ascii_uppercase());
         let lower_end = run_end(text, upper_end, |byte| byte.is_ascii_lowercase());
         return contraction_end(text, lower_end).unwrap_or(lower_end);
@@ -160,14 +166,7 @@ fn cl100k_piece_end(text: &[u8], start: usize) -> usize {
     }
     // `[^\r\n\p{L}\p{N}]?\p{L}+`
     let first = text[start];
-    let word_start = if is_letter(first) {
-        Some(start)
-    } else if may_lead_word(first) && at(text, start + 1).is_some_and(is_letter) {
-        Some(start + 1)
-    } else {
-        None
-    };
-    if let Some(word_start) = word_start {
+    if let Some(word_start) = word_start(text, start) {
         return run_end(text, word_start, is_letter);
     }
     if let Some(end) = digits_end(text, start) {

@@ -349,20 +349,28 @@ fn span_path(run: &RunTree, span: &SpanNode) -> Vec<String> {
 }
 
 fn money(micros: &BTreeMap<String, u64>) -> String {
+    money_or(micros, "no money recorded", " + ")
+}
+
+/// Each currency's amount of `micros`, joined by `separator`, or `none` if there is none.
+pub(super) fn money_or(micros: &BTreeMap<String, u64>, none: &str, separator: &str) -> String {
     if micros.is_empty() {
-        return "no money recorded".to_string();
+        return none.to_string();
     }
     micros
         .iter()
-        .map(|(currency, micros)| {
-            format!(
-                "{}.{:06} {currency}",
-                micros / 1_000_000,
-                micros % 1_000_000
-            )
-        })
+        .map(|(currency, micros)| amount(*micros, currency))
         .collect::<Vec<_>>()
-        .join(" + ")
+        .join(separator)
+}
+
+/// `micros` micro-units of `currency`, written out: `0.001128 USD`.
+pub(super) fn amount(micros: u64, currency: &str) -> String {
+    format!(
+        "{}.{:06} {currency}",
+        micros / 1_000_000,
+        micros % 1_000_000
+    )
 }
 
 fn describe_gate(gate: &ExplainedGate) -> String {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::diagnose::Diagnosis;
-use super::explain::explain;
+use super::explain::{amount, explain, money_or};
 use super::reader::Runs;
 use super::timeline::timeline;
 use super::TraceRecord;
@@ -80,7 +80,7 @@ pub fn html_report(title: &str, records: &[TraceRecord]) -> String {
             escape(&gates.join(", ")),
             totals.cost.input_tokens,
             totals.cost.output_tokens,
-            escape(&money(&totals.cost.cost_micros)),
+            escape(&money_or(&totals.cost.cost_micros, "-", ", ")),
             totals.context_tokens_served,
             totals.context_tokens_baseline,
             verdict_badges(&explained.diagnoses),
@@ -172,23 +172,6 @@ fn verdict_badges(diagnoses: &[Diagnosis]) -> String {
             }
         })
         .collect()
-}
-
-fn money(micros: &BTreeMap<String, u64>) -> String {
-    if micros.is_empty() {
-        return "-".to_string();
-    }
-    micros
-        .iter()
-        .map(|(currency, micros)| {
-            format!(
-                "{}.{:06} {currency}",
-                micros / 1_000_000,
-                micros % 1_000_000
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Horizontal bars: per agent, the model tokens spent and the context tokens saved (what reading
@@ -289,7 +272,7 @@ fn money_chart(records: &[TraceRecord]) -> String {
         width - 10.0,
         height - bottom,
         height - bottom,
-        escape(&format!("{}.{:06} {currency}", total / 1_000_000, total % 1_000_000)),
+        escape(&amount(total, &currency)),
         height - bottom,
         height - 6.0,
         width - 10.0,
