@@ -34,6 +34,22 @@ impl Scope {
     }
 }
 
+impl std::str::FromStr for Scope {
+    type Err = BudgetError;
+
+    /// Reads `fleet`, `agent:NAME`, `task:ID` or `run:ID`, the form `fourfold.toml` and the
+    /// bindings use.
+    fn from_str(text: &str) -> Result<Scope, BudgetError> {
+        match text.split_once(':') {
+            None if text == "fleet" => Ok(Scope::Fleet),
+            Some(("agent", name)) if !name.is_empty() => Ok(Scope::Agent(name.to_string())),
+            Some(("task", id)) if !id.is_empty() => Ok(Scope::Task(id.to_string())),
+            Some(("run", id)) if !id.is_empty() => Ok(Scope::Run(id.to_string())),
+            _ => Err(BudgetError::UnknownScope(text.to_string())),
+        }
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -319,6 +335,24 @@ mod tests {
 
     fn state(budget: Budget) -> Result<BudgetState, BudgetError> {
         BudgetState::new(budget, "USD")
+    }
+
+    #[test]
+    fn scopes_parse_from_their_display_form() {
+        let check = |text: &str, expected: Option<Scope>| {
+            assert_eq!(text.parse::<Scope>().ok(), expected, "{text}");
+            if let Some(scope) = expected {
+                assert_eq!(scope.to_string(), text);
+            }
+        };
+        check("fleet", Some(Scope::Fleet));
+        check("agent:coder", Some(Scope::Agent("coder".into())));
+        check("task:T-1", Some(Scope::Task("T-1".into())));
+        check("run:r:1", Some(Scope::Run("r:1".into())));
+        check("agent:", None);
+        check("team:a", None);
+        check("Fleet", None);
+        check("", None);
     }
 
     #[test]

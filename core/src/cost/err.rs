@@ -106,6 +106,9 @@ pub enum BudgetError {
     /// An empty scope name, such as an agent budget for agent ``.
     #[error("budget scope `{0}` names nobody")]
     EmptyScope(String),
+    /// A scope that is not `fleet`, `agent:NAME`, `task:ID` or `run:ID`.
+    #[error("budget scope `{0}` is not `fleet`, `agent:NAME`, `task:ID` or `run:ID`")]
+    UnknownScope(String),
 }
 
 /// A reservation refused because it would cross a hard limit. Nothing was reserved.

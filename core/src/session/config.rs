@@ -40,7 +40,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::context::ContextStore;
-use crate::cost::{Budget, CostMeter, PriceTable, Scope, UnknownModel};
+use crate::cost::{Budget, BudgetError, CostMeter, PriceTable, Scope, UnknownModel};
 use crate::policy::Policy;
 use crate::store::FileStore;
 use crate::trace::{Durability, JsonLinesSink, TraceFileSink, Tracer};
@@ -245,18 +245,10 @@ pub(crate) fn builder_from_text(
 }
 
 fn budget_from(section: &BudgetSection) -> Result<Budget, String> {
-    let scope = match section.scope.split_once(':') {
-        None if section.scope == "fleet" => Scope::Fleet,
-        Some(("agent", name)) if !name.is_empty() => Scope::Agent(name.to_string()),
-        Some(("task", id)) if !id.is_empty() => Scope::Task(id.to_string()),
-        Some(("run", id)) if !id.is_empty() => Scope::Run(id.to_string()),
-        _ => {
-            return Err(format!(
-                "budget scope `{}` is not `fleet`, `agent:NAME`, `task:ID` or `run:ID`",
-                section.scope
-            ))
-        }
-    };
+    let scope: Scope = section
+        .scope
+        .parse()
+        .map_err(|error: BudgetError| error.to_string())?;
     let mut budget = if section.unit == "tokens" {
         Budget::tokens(scope)
     } else {
