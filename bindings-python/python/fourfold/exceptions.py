@@ -1,0 +1,128 @@
+"""The exceptions fourfold raises, rooted at :class:`FourfoldError`.
+
+Every error of the Rust core maps to exactly one of these classes (see ``src/error.rs``).
+A Rust panic becomes a plain :class:`FourfoldError` naming the bug; it never crashes the interpreter.
+Bad input also subclasses :class:`ValueError`, and file trouble :class:`OSError`, so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from fourfold._fourfold import Change, Decision
+
+__all__ = [
+    "FourfoldError",
+    "PolicyDenied",
+    "GatePending",
+    "StaleContext",
+    "BudgetExceeded",
+    "InvalidPolicy",
+    "InvalidRequest",
+    "ConfigError",
+    "ApprovalError",
+    "TraceError",
+    "TraceCorrupt",
+    "ContextError",
+    "CostError",
+    "UnknownModel",
+    "PluginError",
+    "StoreError",
+    "MissingControl",
+]
+
+
+class FourfoldError(Exception):
+    """The root of every fourfold error."""
+
+
+class PolicyDenied(FourfoldError):
+    """The policy denied the request; ``rule_id`` names the rule (``None`` when nothing matched)."""
+
+    decision: Decision
+    rule_id: Optional[str]
+    reason: str
+    approval_id: Optional[str]
+
+
+class GatePending(FourfoldError):
+    """A review gate holds the request until ``approval_id`` is approved; ask again after."""
+
+    decision: Decision
+    rule_id: Optional[str]
+    reason: str
+    approval_id: Optional[str]
+
+
+class StaleContext(FourfoldError):
+    """The ``context-fresh`` gate held the action: ``changes`` lists the sections read that have changed since.
+
+    Call ``session.reread()`` and decide again.
+    """
+
+    decision: Decision
+    rule_id: Optional[str]
+    reason: str
+    approval_id: Optional[str]
+    changes: list[Change]
+
+
+class BudgetExceeded(FourfoldError):
+    """A hard budget limit would be crossed; nothing was recorded or reserved."""
+
+    budget: str
+    unit: str
+    limit: int
+    spent: int
+    reserved: int
+    requested: int
+
+
+class InvalidPolicy(FourfoldError, ValueError):
+    """A malformed policy: bad TOML, an unknown field, a bad pattern. The message names the place."""
+
+
+class InvalidRequest(FourfoldError, ValueError):
+    """A malformed request or argument."""
+
+
+class ConfigError(FourfoldError, ValueError):
+    """A malformed ``fourfold.toml``, budget, price table or option."""
+
+
+class ApprovalError(FourfoldError):
+    """An unknown, expired or already settled approval."""
+
+
+class TraceError(FourfoldError, OSError):
+    """The trace could not be written or read."""
+
+
+class TraceCorrupt(TraceError):
+    """The trace file is damaged: a bad checksum, a broken hash chain, a missing or reordered frame."""
+
+
+class ContextError(FourfoldError):
+    """The context store could not read a file or its snapshot."""
+
+
+class CostError(FourfoldError):
+    """The cost meter could not price or record a call."""
+
+
+class UnknownModel(CostError, ValueError):
+    """A model or encoding that fourfold cannot count or price."""
+
+
+class PluginError(FourfoldError):
+    """A plugin is malformed, or raised where its error cannot be returned (``on_event``)."""
+
+
+class StoreError(FourfoldError, OSError):
+    """The approval or snapshot store failed; nothing already stored is lost."""
+
+
+class MissingControl(FourfoldError):
+    """The session's ``Fourfold`` was built without the control this call needs."""
+

@@ -1,0 +1,458 @@
+//! `fourfold.ContextStore`, `Answer`, `Hit`, `Section` and `Change`: the context face.
+
+use std::path::PathBuf;
+
+use fourfold::context::{AskOptions, SectionRead};
+use pyo3::prelude::*;
+
+use crate::convert::{repr, repr_list, to_python};
+use crate::error::{invalid_request, no_panic, OrRaise};
+
+/// One section served for a query: where it is, which version, whether it is the canonical copy,
+/// and its text (or `None` when the session already holds it unchanged).
+#[pyclass(frozen, module = "fourfold._fourfold")]
+pub struct Hit {
+    /// The document's key.
+    #[pyo3(get)]
+    key: String,
+    /// The section's stable id.
+    #[pyo3(get)]
+    section_id: String,
+    /// The headings above it, outermost first.
+    #[pyo3(get)]
+    heading_path: Vec<String>,
+    /// `key:line`, for a citation.
+    #[pyo3(get)]
+    pointer: String,
+    /// Its first line (1-based).
+    #[pyo3(get)]
+    line_start: u32,
+    /// Its last line.
+    #[pyo3(get)]
+    line_end: u32,
+    /// The document version it was served from.
+    #[pyo3(get)]
+    version: u64,
+    /// `canonical`, `stale` or `duplicate`.
+    #[pyo3(get)]
+    freshness: &'static str,
+    /// Why it is marked so, for stale and duplicate copies.
+    #[pyo3(get)]
+    reason: Option<String>,
+    /// Its size in tokens (o200k_base).
+    #[pyo3(get)]
+    tokens: u32,
+    /// Its text; `None` when the session was served this version before.
+    #[pyo3(get)]
+    text: Option<String>,
+    /// Whether the text was cut to fit the budget.
+    #[pyo3(get)]
+    truncated: bool,
+    /// Whether the session already holds this version.
+    #[pyo3(get)]
+    already_served: bool,
+    /// Its relevance score.
+    #[pyo3(get)]
+    score: f32,
+    inner: fourfold::context::Hit,
+}
+
+impl From<fourfold::context::Hit> for Hit {
+    fn from(hit: fourfold::context::Hit) -> Hit {
+        Hit {
+            key: hit.key.clone(),
+            section_id: hit.section_id.clone(),
+            heading_path: hit.heading_path.clone(),
+            pointer: hit.pointer.clone(),
+            line_start: hit.line_start,
+            line_end: hit.line_end,
+            version: hit.version,
+            freshness: hit.freshness.name(),
+            reason: hit.reason.clone(),
+            tokens: hit.tokens,
+            text: hit.text.clone(),
+            truncated: hit.truncated,
+            already_served: hit.already_served,
+            score: hit.score,
+            inner: hit,
+        }
+    }
+}
+
+#[pymethods]
+impl Hit {
+    /// The hit as a dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Hit(pointer={}, heading_path={}, version={}, freshness={}, tokens={})",
+            repr(&self.pointer),
+            repr_list(&self.heading_path),
+            self.version,
+            repr(self.freshness),
+            self.tokens
+        )
+    }
+}
+
+/// The answer to `ask`: the canonical sections that fit the budget, best first.
+#[pyclass(frozen, module = "fourfold._fourfold")]
+pub struct Answer {
+    /// The sections served.
+    #[pyo3(get)]
+    hits: Vec<Py<Hit>>,
+    /// Stale and duplicate copies of them, as pointers (only with `with_copies=True`).
+    #[pyo3(get)]
+    copies: Vec<Py<Hit>>,
+    /// Tokens of the text served.
+    #[pyo3(get)]
+    tokens_served: u64,
+    /// Tokens of the whole documents the hits come from (what rereading them would cost).
+    #[pyo3(get)]
+    tokens_baseline: u64,
+    /// The budget asked for.
+    #[pyo3(get)]
+    budget_tokens: u64,
+    inner: fourfold::context::Answer,
+}
+
+impl Answer {
+    pub(crate) fn new(py: Python<'_>, answer: fourfold::context::Answer) -> PyResult<Answer> {
+        let hits = |hits: &[fourfold::context::Hit]| -> PyResult<Vec<Py<Hit>>> {
+            hits.iter()
+                .map(|hit| Py::new(py, Hit::from(hit.clone())))
+                .collect()
+        };
+        Ok(Answer {
+            hits: hits(&answer.hits)?,
+            copies: hits(&answer.copies)?,
+            tokens_served: answer.tokens_served,
+            tokens_baseline: answer.tokens_baseline,
+            budget_tokens: answer.budget_tokens,
+            inner: answer,
+        })
+    }
+}
+
+#[pymethods]
+impl Answer {
+    /// The answer as a dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner)
+    }
+
+    fn __len__(&self) -> usize {
+        self.hits.len()
+    }
+
+    fn __repr__(&self) -> String {
+        let pointers: Vec<&str> = self
+            .inner
+            .hits
+            .iter()
+            .map(|hit| hit.pointer.as_str())
+            .collect();
+        format!(
+            "Answer(hits={}, tokens_served={}, tokens_baseline={})",
+            repr_list(&pointers),
+            self.tokens_served,
+            self.tokens_baseline
+        )
+    }
+}
+
+/// A section of a document version.
+#[pyclass(frozen, module = "fourfold._fourfold")]
+pub struct Section {
+    /// Its stable id.
+    #[pyo3(get)]
+    id: String,
+    /// The document's key.
+    #[pyo3(get)]
+    key: String,
+    /// The document version.
+    #[pyo3(get)]
+    version: u64,
+    /// The headings above it, outermost first.
+    #[pyo3(get)]
+    heading_path: Vec<String>,
+    /// Its first line (1-based).
+    #[pyo3(get)]
+    line_start: u32,
+    /// Its last line.
+    #[pyo3(get)]
+    line_end: u32,
+    /// Its size in tokens (o200k_base).
+    #[pyo3(get)]
+    tokens: u32,
+    /// Its text.
+    #[pyo3(get)]
+    text: String,
+    /// `canonical`, `stale` or `duplicate`.
+    #[pyo3(get)]
+    freshness: &'static str,
+    /// Why it is marked so.
+    #[pyo3(get)]
+    reason: Option<String>,
+    inner: fourfold::context::Section,
+}
+
+impl From<fourfold::context::Section> for Section {
+    fn from(section: fourfold::context::Section) -> Section {
+        Section {
+            id: section.id.clone(),
+            key: section.key.clone(),
+            version: section.version,
+            heading_path: section.heading_path.clone(),
+            line_start: section.line_start,
+            line_end: section.line_end,
+            tokens: section.tokens,
+            text: section.text.clone(),
+            freshness: section.marker.freshness.name(),
+            reason: section.marker.reason.clone(),
+            inner: section,
+        }
+    }
+}
+
+#[pymethods]
+impl Section {
+    /// `key:line`, for a citation.
+    #[getter]
+    fn pointer(&self) -> String {
+        self.inner.pointer()
+    }
+
+    /// The section as a dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Section(pointer={}, heading_path={}, version={}, freshness={})",
+            repr(&self.inner.pointer()),
+            repr_list(&self.heading_path),
+            self.version,
+            repr(self.freshness)
+        )
+    }
+}
+
+/// A section version an agent read that is no longer current.
+#[pyclass(frozen, module = "fourfold._fourfold")]
+pub struct Change {
+    /// The document's key.
+    #[pyo3(get)]
+    key: String,
+    /// The section's id.
+    #[pyo3(get)]
+    section_id: String,
+    /// The version that was read.
+    #[pyo3(get)]
+    version: u64,
+    /// What happened to it.
+    #[pyo3(get)]
+    reason: String,
+    /// The current version of the document, if it still exists.
+    #[pyo3(get)]
+    current_version: Option<u64>,
+    /// Where the section is now, if it still exists.
+    #[pyo3(get)]
+    current_pointer: Option<String>,
+    inner: fourfold::context::Change,
+}
+
+impl From<fourfold::context::Change> for Change {
+    fn from(change: fourfold::context::Change) -> Change {
+        Change {
+            key: change.read.key.clone(),
+            section_id: change.read.section_id.clone(),
+            version: change.read.version,
+            reason: change.reason.clone(),
+            current_version: change.current_version,
+            current_pointer: change.current_pointer.clone(),
+            inner: change,
+        }
+    }
+}
+
+#[pymethods]
+impl Change {
+    /// The change as a dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Change(key={}, section_id={}, version={}, reason={})",
+            repr(&self.key),
+            repr(&self.section_id),
+            self.version,
+            repr(&self.reason)
+        )
+    }
+}
+
+/// Versioned documents split into sections, each marked canonical, stale or duplicate, served by
+/// relevance within a token budget. Safe to share across threads.
+#[pyclass(frozen, module = "fourfold._fourfold")]
+pub struct ContextStore {
+    pub(crate) inner: fourfold::context::ContextStore,
+}
+
+#[pymethods]
+impl ContextStore {
+    /// An empty in-memory store. Copies under an `archive` prefix are never canonical; a `pin`ned
+    /// document is canonical over its copies.
+    #[new]
+    #[pyo3(signature = (*, archive=Vec::new(), pin=Vec::new()))]
+    fn new(archive: Vec<String>, pin: Vec<String>) -> ContextStore {
+        let mut builder = fourfold::context::ContextStore::builder();
+        for prefix in &archive {
+            builder = builder.archive(prefix);
+        }
+        for key in &pin {
+            builder = builder.pin(key);
+        }
+        ContextStore {
+            inner: builder.build(),
+        }
+    }
+
+    /// Adds `text` as the next version of document `key`; returns the version record (`key`,
+    /// `version`, `hash`, `at_ns`, `n_sections`, `tokens`).
+    fn put<'py>(&self, py: Python<'py>, key: &str, text: &str) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let version = py.detach(|| self.inner.put(key, text)).or_raise()?;
+            to_python(py, &version)
+        })
+    }
+
+    /// Retires document `key`; returns whether it existed.
+    fn delete(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        no_panic(|| py.detach(|| self.inner.delete(key)).or_raise())
+    }
+
+    /// The current text of document `key`, or `None`.
+    fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<String>> {
+        no_panic(|| {
+            Ok(py
+                .detach(|| self.inner.get(key))
+                .map(|document| document.text))
+        })
+    }
+
+    /// The section `section_id` as it is now, or `None`.
+    fn get_section(&self, py: Python<'_>, section_id: &str) -> PyResult<Option<Section>> {
+        no_panic(|| {
+            Ok(py
+                .detach(|| self.inner.get_section(section_id))
+                .map(Section::from))
+        })
+    }
+
+    /// The keys of the current documents.
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        no_panic(|| Ok(py.detach(|| self.inner.keys())))
+    }
+
+    /// Every version of document `key`, oldest first.
+    fn history<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| to_python(py, &py.detach(|| self.inner.history(key))))
+    }
+
+    /// The canonical current sections that best answer `query` within `budget_tokens`, at most
+    /// `max_hits`; `with_copies=True` also lists their stale and duplicate copies as pointers.
+    #[pyo3(signature = (query, budget_tokens=2000, *, max_hits=5, with_copies=false))]
+    fn ask(
+        &self,
+        py: Python<'_>,
+        query: &str,
+        budget_tokens: u64,
+        max_hits: usize,
+        with_copies: bool,
+    ) -> PyResult<Answer> {
+        no_panic(|| {
+            let mut options = AskOptions::budget(budget_tokens);
+            options.max_hits = max_hits;
+            options.with_copies = with_copies;
+            let answer = py.detach(|| self.inner.ask_with(query, &options));
+            Answer::new(py, answer)
+        })
+    }
+
+    /// Reads the files under `root` that match `globs` (binaries skipped) as documents keyed by
+    /// their relative path; a re-ingest re-indexes only changed files and retires deleted ones.
+    /// Returns the report (`n_files`, `n_changed`, `n_unchanged`, `skipped`, `deleted`, `bytes`).
+    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()]))]
+    fn ingest_dir<'py>(
+        &self,
+        py: Python<'py>,
+        root: PathBuf,
+        globs: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+            let report = py
+                .detach(|| self.inner.ingest_dir(&root, &globs, |_| {}))
+                .or_raise()?;
+            to_python(py, &report)
+        })
+    }
+
+    /// Which of the section versions read (hits or sections) are no longer current.
+    fn changed_since(&self, py: Python<'_>, reads: Vec<Bound<'_, PyAny>>) -> PyResult<Vec<Change>> {
+        no_panic(|| {
+            let reads = reads
+                .iter()
+                .map(section_read)
+                .collect::<PyResult<Vec<_>>>()?;
+            let changes = py.detach(|| self.inner.changed_since(&reads));
+            Ok(changes.into_iter().map(Change::from).collect())
+        })
+    }
+
+    /// Writes a finding back as a new version of document `topic`.
+    fn record<'py>(&self, py: Python<'py>, topic: &str, text: &str) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let version = py.detach(|| self.inner.record(topic, text)).or_raise()?;
+            to_python(py, &version)
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.keys().len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ContextStore(n_documents={})", self.inner.keys().len())
+    }
+}
+
+fn section_read(read: &Bound<'_, PyAny>) -> PyResult<SectionRead> {
+    if let Ok(hit) = read.cast::<Hit>() {
+        let hit = hit.get();
+        return Ok(SectionRead {
+            key: hit.key.clone(),
+            section_id: hit.section_id.clone(),
+            version: hit.version,
+        });
+    }
+    if let Ok(section) = read.cast::<Section>() {
+        let section = section.get();
+        return Ok(SectionRead {
+            key: section.key.clone(),
+            section_id: section.id.clone(),
+            version: section.version,
+        });
+    }
+    Err(invalid_request(format!(
+        "changed_since takes the Hit or Section objects read, not {}",
+        read.get_type().name()?
+    )))
+}
