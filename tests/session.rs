@@ -205,6 +205,39 @@ fn a_budget_stops_model_calls_and_the_actions_it_gates() {
 }
 
 #[test]
+fn usage_without_provider_numbers_is_labelled_an_estimate() {
+    let Setup { fourfold, sink } = setup(vec![]);
+    let session = fourfold.session("coder", Some("T-1"));
+    let measured = session.record_usage("m", tokens(100, 20)).unwrap();
+    let estimated = session
+        .record_estimated_usage("m", tokens(100, 20))
+        .unwrap();
+    assert!(!measured.estimated);
+    assert!(estimated.estimated);
+    assert_eq!(estimated.femtos, measured.femtos);
+    fourfold.tracer().unwrap().flush().unwrap();
+    let labels: Vec<bool> = sink
+        .records()
+        .iter()
+        .filter_map(|record| match record {
+            TraceRecord::Event(event) => match &event.kind {
+                EventKind::Cost(cost) => Some(cost.estimated),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(labels, [false, true]);
+    let report = fourfold.cost().unwrap().report();
+    assert_eq!(report.total.estimated_records, 1);
+    // The session's Fourfold is the one it came from: its policy takes the approvals.
+    assert!(Arc::ptr_eq(
+        session.fourfold().plugins(),
+        fourfold.plugins()
+    ));
+}
+
+#[test]
 fn controls_the_session_lacks_are_typed_errors() {
     let fourfold = Fourfold::builder()
         .policy(crate::util::builder(POLICY))

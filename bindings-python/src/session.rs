@@ -202,6 +202,7 @@ pub struct AgentSession {
     agent: String,
     task: Option<String>,
     run_id: String,
+    fourfold: fourfold::Fourfold,
 }
 
 impl AgentSession {
@@ -210,6 +211,7 @@ impl AgentSession {
             agent: session.agent().to_string(),
             task: session.task().map(str::to_string),
             run_id: session.run_id().to_string(),
+            fourfold: session.fourfold().clone(),
             inner: RwLock::new(Some(session)),
         }
     }
@@ -308,6 +310,14 @@ impl AgentSession {
         &self.run_id
     }
 
+    /// The policy of this session's `Fourfold`: approve or reject what its gates hold here.
+    #[getter]
+    fn policy(&self) -> Policy {
+        Policy {
+            holder: Holder::Of(self.fourfold.clone()),
+        }
+    }
+
     /// Checks an action before the agent takes it: a `Request`, or one of `read=path`,
     /// `write=path`, `delete=path`, `run=command`, `net=url`, `tool=name` (with `args`). Returns
     /// the allowing `Decision`; raises `PolicyDenied`, `GatePending` (with `approval_id`),
@@ -387,8 +397,10 @@ impl AgentSession {
 
     /// Records a call to `model` with the provider's token counts; the cost lands in the trace
     /// and against the budgets. A call past a hard limit is still recorded (it was made), and
-    /// then the `budget` gate denies this agent's next guarded action.
-    #[pyo3(signature = (model, *, input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0))]
+    /// then the `budget` gate denies this agent's next guarded action. `estimated=True` labels
+    /// counts made without the provider's usage numbers as an estimate, in the record, the trace
+    /// and the reports.
+    #[pyo3(signature = (model, *, input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0, estimated=false))]
     fn record_usage(
         &self,
         py: Python<'_>,
@@ -398,6 +410,7 @@ impl AgentSession {
         cache_read_tokens: u64,
         cache_write_tokens: u64,
         reasoning_tokens: u64,
+        estimated: bool,
     ) -> PyResult<CostRecord> {
         no_panic(|| {
             let counts = token_counts(
@@ -408,7 +421,10 @@ impl AgentSession {
                 reasoning_tokens,
             );
             let record = self
-                .with(py, |session| session.record_usage(model, counts))?
+                .with(py, |session| match estimated {
+                    true => session.record_estimated_usage(model, counts),
+                    false => session.record_usage(model, counts),
+                })?
                 .or_raise()?;
             Ok(CostRecord::from(record))
         })

@@ -474,6 +474,8 @@ class AgentSession:
     def run_id(self) -> str: ...
     @property
     def ended(self) -> bool: ...
+    @property
+    def policy(self) -> Policy: ...
     def guard(
         self,
         request: Optional[Request] = None,
@@ -499,6 +501,7 @@ class AgentSession:
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
         reasoning_tokens: int = 0,
+        estimated: bool = False,
     ) -> CostRecord: ...
     def decide(self, choice: str, rationale: str = "", alternatives: Sequence[str] = ...) -> None: ...
     def act(

@@ -68,6 +68,12 @@ impl AgentSession {
         }
     }
 
+    /// The `Fourfold` this session belongs to: its policy takes the approvals of the requests
+    /// this session's gates hold.
+    pub fn fourfold(&self) -> &Fourfold {
+        &self.fourfold
+    }
+
     /// The agent.
     pub fn agent(&self) -> &str {
         &self.agent
@@ -180,6 +186,20 @@ impl AgentSession {
     pub fn reserve(&self, model: &str, estimate: TokenCounts) -> Result<Reservation, SessionError> {
         let cost = self.cost()?;
         Ok(cost.reserve(&self.usage(model, estimate))?)
+    }
+
+    /// Records a call whose counts are an estimate because the provider gave no usage numbers
+    /// (counted locally, or by a model without a public tokenizer): the record, its trace event
+    /// and every report say so.
+    pub fn record_estimated_usage(
+        &self,
+        model: &str,
+        counts: TokenCounts,
+    ) -> Result<CostRecord, SessionError> {
+        let cost = self.cost()?;
+        let mut usage = self.usage(model, counts);
+        usage.estimated = true;
+        Ok(cost.record(usage)?)
     }
 
     /// Records a finished model call's usage (priced, and counted against the budgets).
