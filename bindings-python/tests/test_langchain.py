@@ -273,8 +273,7 @@ def test_an_agent_is_served_a_canonical_section_through_the_retriever(
 ) -> None:
     session = ff.session("coder", task="T-1")
     retriever = FourfoldRetriever(source=session, budget_tokens=500)
-    with pytest.warns(Warning):  # as_tool is marked beta
-        docs_tool = retriever.as_tool(name="search", description="Search the team's docs.")
+    docs_tool = retriever.as_tool(name="search", description="Search the team's docs.")
     model = ScriptedChatModel(messages=iter([turn(("search", {"query": "login session token"})), turn(text="Use login(user, password).")]))
     agent = create_agent(model, [docs_tool], middleware=[FourfoldMiddleware(session)])
     result = agent.invoke({"messages": [{"role": "user", "content": "how do I log in?"}]})

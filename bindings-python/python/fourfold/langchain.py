@@ -365,7 +365,7 @@ def _stale_message(name: str, error: StaleContext, session: AgentSession) -> str
     return "\n".join(lines)
 
 
-class FourfoldMiddleware(AgentMiddleware):  # type: ignore[type-arg]
+class FourfoldMiddleware(AgentMiddleware):
     """Puts every tool call of a ``create_agent`` agent through ``session.guard``.
 
     - Allowed: the tool runs.
