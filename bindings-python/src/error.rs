@@ -65,23 +65,12 @@ impl<T, E: IntoPyError> OrRaise<T> for Result<T, E> {
     }
 }
 
-fn decision_attributes(decision: &fourfold::Decision) -> Vec<(&'static str, Py<PyAny>)> {
-    Python::attach(|py| {
-        let mut attributes = Vec::new();
-        let rule_id = decision.rule.as_ref().map(|rule| rule.id.clone());
-        if let Ok(value) = Py::new(py, Decision::from(decision.clone())) {
-            attributes.push(("decision", value.into_any()));
-        }
-        if let Ok(value) = rule_id.into_py_any(py) {
-            attributes.push(("rule_id", value));
-        }
-        if let Ok(value) = decision.approval_id.clone().into_py_any(py) {
-            attributes.push(("approval_id", value));
-        }
-        if let Ok(value) = decision.reason.clone().into_py_any(py) {
-            attributes.push(("reason", value));
-        }
-        attributes
+/// The `decision` attribute of the errors that carry one; `rule_id`, `reason` and `approval_id`
+/// read through to it (see `exceptions.py`).
+fn decision_attributes(decision: fourfold::Decision) -> Vec<(&'static str, Py<PyAny>)> {
+    Python::attach(|py| match Py::new(py, Decision::from(decision)) {
+        Ok(value) => vec![("decision", value.into_any())],
+        Err(_) => Vec::new(),
     })
 }
 
@@ -90,13 +79,13 @@ impl IntoPyError for SessionError {
         let message = self.to_string();
         match self {
             SessionError::Denied(decision) => {
-                raise("PolicyDenied", message, decision_attributes(&decision))
+                raise("PolicyDenied", message, decision_attributes(*decision))
             }
             SessionError::Pending(decision) => {
-                raise("GatePending", message, decision_attributes(&decision))
+                raise("GatePending", message, decision_attributes(*decision))
             }
             SessionError::StaleContext { decision, changes } => {
-                let mut attributes = decision_attributes(&decision);
+                let mut attributes = decision_attributes(*decision);
                 let changes = Python::attach(|py| {
                     let changes: Vec<Change> = changes.into_iter().map(Change::from).collect();
                     PyList::new(py, changes).map(|list| list.into_any().unbind())

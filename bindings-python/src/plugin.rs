@@ -113,6 +113,10 @@ impl Plugin for PyPlugin {
         &self.name
     }
 
+    fn listens_to(&self, _kind: fourfold::trace::EventKindName) -> bool {
+        self.listens
+    }
+
     fn on_event(&self, event: &fourfold::Event) {
         if !self.listens {
             return;

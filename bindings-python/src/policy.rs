@@ -154,51 +154,65 @@ impl Request {
 #[pyclass(frozen, module = "fourfold._fourfold")]
 #[derive(Clone)]
 pub struct Decision {
-    /// `allow`, `deny` or `pending`.
-    #[pyo3(get)]
-    verdict: &'static str,
-    /// The id of the rule that decided, if a rule did.
-    #[pyo3(get)]
-    rule_id: Option<String>,
-    /// The policy file of that rule.
-    #[pyo3(get)]
-    rule_file: Option<String>,
-    /// Its line in that file.
-    #[pyo3(get)]
-    rule_line: Option<u32>,
-    /// Why, in one line.
-    #[pyo3(get)]
-    reason: String,
-    /// The gates involved.
-    #[pyo3(get)]
-    gates: Vec<String>,
-    /// The approval that holds the request (pending) or that allowed it.
-    #[pyo3(get)]
-    approval_id: Option<String>,
+    // INVARIANT: the fields are read from the core value on access, so that a check pays for no
+    // copies it does not use.
     inner: fourfold::Decision,
 }
 
 impl From<fourfold::Decision> for Decision {
     fn from(decision: fourfold::Decision) -> Decision {
-        Decision {
-            verdict: match decision.verdict {
-                Verdict::Allow => "allow",
-                Verdict::Deny => "deny",
-                Verdict::Pending => "pending",
-            },
-            rule_id: decision.rule.as_ref().map(|rule| rule.id.clone()),
-            rule_file: decision.rule.as_ref().and_then(|rule| rule.file.clone()),
-            rule_line: decision.rule.as_ref().and_then(|rule| rule.line),
-            reason: decision.reason.clone(),
-            gates: decision.gates.clone(),
-            approval_id: decision.approval_id.clone(),
-            inner: decision,
-        }
+        Decision { inner: decision }
     }
 }
 
 #[pymethods]
 impl Decision {
+    /// `allow`, `deny` or `pending`.
+    #[getter]
+    fn verdict(&self) -> &'static str {
+        match self.inner.verdict {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::Pending => "pending",
+        }
+    }
+
+    /// The id of the rule that decided, if a rule did.
+    #[getter]
+    fn rule_id(&self) -> Option<&str> {
+        self.inner.rule.as_ref().map(|rule| rule.id.as_str())
+    }
+
+    /// The policy file of that rule.
+    #[getter]
+    fn rule_file(&self) -> Option<&str> {
+        self.inner.rule.as_ref().and_then(|rule| rule.file.as_deref())
+    }
+
+    /// Its line in that file.
+    #[getter]
+    fn rule_line(&self) -> Option<u32> {
+        self.inner.rule.as_ref().and_then(|rule| rule.line)
+    }
+
+    /// Why, in one line.
+    #[getter]
+    fn reason(&self) -> &str {
+        &self.inner.reason
+    }
+
+    /// The gates involved.
+    #[getter]
+    fn gates(&self) -> Vec<String> {
+        self.inner.gates.clone()
+    }
+
+    /// The approval that holds the request (pending) or that allowed it.
+    #[getter]
+    fn approval_id(&self) -> Option<&str> {
+        self.inner.approval_id.as_deref()
+    }
+
     /// Whether the request may go ahead.
     #[getter]
     fn allowed(&self) -> bool {
@@ -217,9 +231,9 @@ impl Decision {
     fn __repr__(&self) -> String {
         format!(
             "Decision(verdict={}, rule_id={}, reason={})",
-            repr(self.verdict),
-            repr_opt(self.rule_id.as_deref()),
-            repr(&self.reason)
+            repr(self.verdict()),
+            repr_opt(self.rule_id()),
+            repr(&self.inner.reason)
         )
     }
 }

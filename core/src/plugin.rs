@@ -8,7 +8,7 @@
 //! fails (fail closed), and the registry counts listener panics in [`PluginRegistry::n_panics`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -16,6 +16,7 @@ use parking_lot::RwLock;
 use crate::error::PluginError;
 use crate::event::Event;
 use crate::policy::Request;
+use crate::trace::EventKindName;
 
 /// An extension of fourfold: an event listener, a gate check, or both.
 pub trait Plugin: Send + Sync {
@@ -26,6 +27,14 @@ pub trait Plugin: Send + Sync {
     /// hand slow work to a thread of your own.
     fn on_event(&self, event: &Event) {
         let _ = event;
+    }
+
+    /// Whether `on_event` wants events of `kind`. The controls do not build an event that no
+    /// installed plugin wants, so a plugin that ignores some kinds should say so: a gate check
+    /// that never listens then costs the checks nothing.
+    fn listens_to(&self, kind: EventKindName) -> bool {
+        let _ = kind;
+        true
     }
 
     /// Judges a request held by a gate of this plugin's name. The default fails, so that a gate
@@ -66,6 +75,9 @@ pub struct PluginRegistry {
     // snapshot without holding the lock (a plugin may install another plugin from its callback).
     plugins: RwLock<Arc<Vec<Arc<dyn Plugin>>>>,
     n_panics: AtomicU64,
+    // INVARIANT: bit `kind as u8` is set when an installed plugin listens to `kind`; recomputed
+    // under the write lock whenever the plugin list changes.
+    listening: AtomicU8,
 }
 
 impl std::fmt::Debug for PluginRegistry {
@@ -95,6 +107,7 @@ impl PluginRegistry {
         }
         let mut next: Vec<Arc<dyn Plugin>> = plugins.as_ref().clone();
         next.push(plugin);
+        self.listening.store(listening(&next), Ordering::Release);
         *plugins = Arc::new(next);
         Ok(())
     }
@@ -108,6 +121,7 @@ impl PluginRegistry {
             .cloned()
             .collect();
         let removed = next.len() != plugins.len();
+        self.listening.store(listening(&next), Ordering::Release);
         *plugins = Arc::new(next);
         removed
     }
@@ -128,9 +142,15 @@ impl PluginRegistry {
             .collect()
     }
 
-    /// Whether no plugin is installed (the controls skip building events then).
+    /// Whether no plugin is installed.
     pub fn is_empty(&self) -> bool {
         self.plugins.read().is_empty()
+    }
+
+    /// Whether an installed plugin listens to events of `kind` (the controls skip building
+    /// events nobody listens to).
+    pub fn listens(&self, kind: EventKindName) -> bool {
+        self.listening.load(Ordering::Acquire) & (1 << kind as u8) != 0
     }
 
     /// Hands `event` to every installed plugin. A plugin that panics is skipped and counted.
@@ -169,6 +189,17 @@ impl PluginRegistry {
     fn snapshot(&self) -> Arc<Vec<Arc<dyn Plugin>>> {
         self.plugins.read().clone()
     }
+}
+
+/// The bitmask of the event kinds some plugin of `plugins` listens to.
+fn listening(plugins: &[Arc<dyn Plugin>]) -> u8 {
+    let mut mask = 0;
+    for kind in EventKindName::ALL {
+        if plugins.iter().any(|plugin| plugin.listens_to(kind)) {
+            mask |= 1 << kind as u8;
+        }
+    }
+    mask
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -210,6 +241,42 @@ mod tests {
         fn check(&self, _request: &Request) -> GateOutcome {
             panic!("gate bug");
         }
+    }
+
+    struct CostOnly;
+
+    impl Plugin for CostOnly {
+        fn name(&self) -> &str {
+            "cost-only"
+        }
+        fn listens_to(&self, kind: EventKindName) -> bool {
+            kind == EventKindName::Cost
+        }
+    }
+
+    #[test]
+    fn the_registry_knows_which_kinds_anyone_listens_to() {
+        let registry = PluginRegistry::new();
+        let listened = |registry: &PluginRegistry| -> Vec<&'static str> {
+            EventKindName::ALL
+                .into_iter()
+                .filter(|kind| registry.listens(*kind))
+                .map(EventKindName::name)
+                .collect()
+        };
+        assert!(listened(&registry).is_empty());
+        registry.install(Arc::new(CostOnly)).unwrap();
+        assert_eq!(listened(&registry), ["cost"]);
+        let recorder = Arc::new(Recorder {
+            name: "recorder".into(),
+            seen: Mutex::new(Vec::new()),
+        });
+        registry.install(recorder).unwrap();
+        assert_eq!(listened(&registry).len(), 5);
+        assert!(registry.remove("recorder"));
+        assert_eq!(listened(&registry), ["cost"]);
+        assert!(registry.remove("cost-only"));
+        assert!(listened(&registry).is_empty());
     }
 
     fn event(seq: u64) -> Event {

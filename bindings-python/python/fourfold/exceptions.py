@@ -37,34 +37,41 @@ class FourfoldError(Exception):
     """The root of every fourfold error."""
 
 
-class PolicyDenied(FourfoldError):
+class _Decided(FourfoldError):
+    """An error that carries the policy's decision; its fields read through to it."""
+
+    decision: Decision
+
+    @property
+    def rule_id(self) -> Optional[str]:
+        """The rule that decided (``None`` when nothing matched)."""
+        return self.decision.rule_id
+
+    @property
+    def reason(self) -> str:
+        """Why, in one line."""
+        return self.decision.reason
+
+    @property
+    def approval_id(self) -> Optional[str]:
+        """The approval that holds the request, if a review gate does."""
+        return self.decision.approval_id
+
+
+class PolicyDenied(_Decided):
     """The policy denied the request; ``rule_id`` names the rule (``None`` when nothing matched)."""
 
-    decision: Decision
-    rule_id: Optional[str]
-    reason: str
-    approval_id: Optional[str]
 
-
-class GatePending(FourfoldError):
+class GatePending(_Decided):
     """A review gate holds the request until ``approval_id`` is approved; ask again after."""
 
-    decision: Decision
-    rule_id: Optional[str]
-    reason: str
-    approval_id: Optional[str]
 
-
-class StaleContext(FourfoldError):
+class StaleContext(_Decided):
     """The ``context-fresh`` gate held the action: ``changes`` lists the sections read that have changed since.
 
     Call ``session.reread()`` and decide again.
     """
 
-    decision: Decision
-    rule_id: Optional[str]
-    reason: str
-    approval_id: Optional[str]
     changes: list[Change]
 
 

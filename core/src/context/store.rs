@@ -22,6 +22,7 @@ use super::section::{split, SectionDraft};
 use super::similar::{Lsh, Signature, NEAR_IDENTICAL};
 use crate::event::{Clock, ContextEvent, Event, EventKind, Sequencer, ServedSection, SystemClock};
 use crate::plugin::PluginRegistry;
+use crate::trace::EventKindName;
 use crate::tokens::count_tokens;
 
 /// Weights of a section's fields in the index: headings count three times the body, the key's
@@ -500,7 +501,7 @@ impl ContextStore {
         let Some(plugins) = &self.shared.plugins else {
             return;
         };
-        if plugins.is_empty() {
+        if !plugins.listens(EventKindName::Context) {
             return;
         }
         let run_id = options.run_id.clone().unwrap_or_default();

@@ -4,6 +4,7 @@
 use crate::event::{Event, EventKind};
 use crate::plugin::{GateOutcome, Plugin};
 use crate::policy::Request;
+use crate::trace::EventKindName;
 
 use super::meter::{BudgetStanding, CostMeter, WeakMeter};
 
@@ -13,6 +14,11 @@ pub const BUDGET_GATE: &str = "budget";
 impl Plugin for CostMeter {
     fn name(&self) -> &str {
         BUDGET_GATE
+    }
+
+    /// The meter values the tokens a context event saved; it ignores the other kinds.
+    fn listens_to(&self, kind: EventKindName) -> bool {
+        kind == EventKindName::Context
     }
 
     /// Records the savings of a context event (tokens served below the baseline), priced at the
@@ -57,6 +63,11 @@ impl Plugin for CostMeter {
 impl Plugin for WeakMeter {
     fn name(&self) -> &str {
         BUDGET_GATE
+    }
+
+    /// The meter values the tokens a context event saved; it ignores the other kinds.
+    fn listens_to(&self, kind: EventKindName) -> bool {
+        kind == EventKindName::Context
     }
 
     fn on_event(&self, event: &Event) {

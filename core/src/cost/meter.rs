@@ -16,6 +16,7 @@ use super::report::Report;
 use super::usage::{TokenCounts, Usage};
 use crate::event::{Clock, Event, EventKind, GateEvent, GateEventOutcome, Sequencer, SystemClock};
 use crate::plugin::PluginRegistry;
+use crate::trace::EventKindName;
 
 /// What the meter does with a model its price table does not know.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -521,7 +522,7 @@ impl CostMeter {
 
     /// Emits the record's event and appends it to the ledger.
     fn finish(&self, record: CostRecord) -> Result<CostRecord, CostError> {
-        if !self.shared.plugins.is_empty() {
+        if self.shared.plugins.listens(EventKindName::Cost) {
             let run_id = record.run.clone().unwrap_or_default();
             let event = Event {
                 seq: self.shared.sequencer.next(&run_id),
@@ -542,7 +543,7 @@ impl CostMeter {
     }
 
     fn emit_gate(&self, usage: &Usage, outcome: GateEventOutcome, reason: String, now_ns: u64) {
-        if self.shared.plugins.is_empty() {
+        if !self.shared.plugins.listens(EventKindName::Gate) {
             return;
         }
         let run_id = usage.run.clone().unwrap_or_default();

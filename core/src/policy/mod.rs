@@ -49,6 +49,7 @@ use judge::{Grant, Judge, Judgement};
 use crate::event::{Clock, Event, EventKind, GateEvent, GateEventOutcome, RuleOrigin, Sequencer};
 use crate::plugin::{GateOutcome, PluginRegistry};
 use crate::store::Store;
+use crate::trace::EventKindName;
 
 /// What an agent asks to do. As JSON: `{"agent": "coder", "task": "T-12", "action": "read",
 /// "path": "src/lib.rs"}` (see `docs/policy.md` for every action).
@@ -763,7 +764,7 @@ impl Policy {
         decision: &Decision,
         approver: Option<String>,
     ) {
-        if self.plugins.is_empty() {
+        if !self.plugins.listens(EventKindName::Gate) {
             return;
         }
         let run_id = request.run_id.clone().unwrap_or_default();

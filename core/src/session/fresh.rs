@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap;
 use crate::context::Session;
 use crate::plugin::{GateOutcome, Plugin};
 use crate::policy::Request;
+use crate::trace::EventKindName;
 
 use super::err::describe_changes;
 
@@ -44,6 +45,10 @@ pub(crate) struct ContextFresh {
 impl Plugin for ContextFresh {
     fn name(&self) -> &str {
         CONTEXT_FRESH_GATE
+    }
+
+    fn listens_to(&self, _kind: EventKindName) -> bool {
+        false
     }
 
     fn check(&self, request: &Request) -> GateOutcome {

@@ -231,7 +231,8 @@ impl EventKindName {
         }
     }
 
-    const ALL: [EventKindName; 5] = [
+    /// Every kind.
+    pub const ALL: [EventKindName; 5] = [
         EventKindName::Decision,
         EventKindName::Action,
         EventKindName::Gate,
