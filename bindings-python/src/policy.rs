@@ -186,7 +186,10 @@ impl Decision {
     /// The policy file of that rule.
     #[getter]
     fn rule_file(&self) -> Option<&str> {
-        self.inner.rule.as_ref().and_then(|rule| rule.file.as_deref())
+        self.inner
+            .rule
+            .as_ref()
+            .and_then(|rule| rule.file.as_deref())
     }
 
     /// Its line in that file.

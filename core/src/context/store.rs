@@ -22,8 +22,8 @@ use super::section::{split, SectionDraft};
 use super::similar::{Lsh, Signature, NEAR_IDENTICAL};
 use crate::event::{Clock, ContextEvent, Event, EventKind, Sequencer, ServedSection, SystemClock};
 use crate::plugin::PluginRegistry;
-use crate::trace::EventKindName;
 use crate::tokens::count_tokens;
+use crate::trace::EventKindName;
 
 /// Weights of a section's fields in the index: headings count three times the body, the key's
 /// words one and a half.
