@@ -1,5 +1,7 @@
 //! Cross-crate integration tests of fourfold, one module per area.
 //!
+//! `fleet` runs the PostgreSQL backend on a real server (store, fleet budgets across processes,
+//! approvals across processes, dropped connections);
 //! `cost` covers the CostMeter (exact counts against `tiktoken`, prices, budgets, savings);
 //! `context` covers the ContextStore (versions, copies, sessions, ingest, snapshots);
 //! `bypass` runs the table of bypass attempts in `bypass.toml`; `policy` tells the policy's stories
@@ -11,6 +13,7 @@
 mod bypass;
 mod context;
 mod cost;
+mod fleet;
 mod policy;
 mod props;
 mod reader;

@@ -196,6 +196,7 @@ impl IntoPyError for CostError {
             }
             CostError::Usage(_) => raise("InvalidRequest", message, Vec::new()),
             CostError::Budget(_) | CostError::Price(_) => raise("ConfigError", message, Vec::new()),
+            CostError::Store(error) => error.into_py_error(),
             _ => raise("CostError", message, Vec::new()),
         }
     }

@@ -41,6 +41,46 @@ pub enum StoreError {
     /// A namespace or key that the store cannot hold (empty, or with characters it does not allow).
     #[error(transparent)]
     InvalidKey(#[from] InvalidKeyError),
+    /// The database server failed, or could not be reached.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+/// The database server behind a store failed, or could not be reached. Nothing was written by the
+/// failed operation; a store reconnects on its next call.
+#[derive(Debug, Error)]
+#[error("database `{target}` failed: {reason}")]
+pub struct DatabaseError {
+    target: String,
+    reason: String,
+    connection: bool,
+}
+
+impl DatabaseError {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn new(target: &str, reason: impl Into<String>, connection: bool) -> DatabaseError {
+        DatabaseError {
+            target: target.to_string(),
+            reason: reason.into(),
+            connection,
+        }
+    }
+
+    /// The server, as the connection URL names it (without its password).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// What went wrong.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Whether the connection was lost or could not be made (a retry may succeed), rather than the
+    /// server refusing the statement.
+    pub fn is_connection(&self) -> bool {
+        self.connection
+    }
 }
 
 /// Reading or writing the backing storage failed.

@@ -16,7 +16,8 @@ pub mod tokens;
 pub mod trace;
 
 pub use error::{
-    EventDecodeError, InvalidKeyError, PluginError, StoreCorruptError, StoreError, StoreIoError,
+    DatabaseError, EventDecodeError, InvalidKeyError, PluginError, StoreCorruptError, StoreError,
+    StoreIoError,
 };
 pub use event::{
     ActionEvent, Clock, ContextEvent, CostEvent, DecisionEvent, Event, EventKind, GateEvent,

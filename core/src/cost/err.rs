@@ -197,6 +197,9 @@ pub enum CostError {
     /// A model the price table does not know, with the meter set to refuse unknown models.
     #[error("no price for model `{0}`; add it to the price table or allow unknown models at zero")]
     UnknownModel(String),
+    /// The store that holds fleet budgets failed; nothing was reserved or recorded by the call.
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
     /// Writing or reading the ledger file failed.
     #[error("cost ledger `{path}`: {source}")]
     Ledger {

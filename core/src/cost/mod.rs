@@ -18,6 +18,8 @@
 mod budget;
 mod count;
 mod err;
+#[cfg(feature = "postgres")]
+mod fleet;
 mod gate;
 mod ledger;
 mod meter;
@@ -33,6 +35,8 @@ pub use count::{
     TokenCount,
 };
 pub use err::{BudgetError, BudgetExceeded, CostError, CountError, PriceError, UsageError};
+#[cfg(feature = "postgres")]
+pub use fleet::{FleetBudgets, FleetReservation, FleetStanding};
 pub use gate::BUDGET_GATE;
 pub use ledger::read_ledger;
 pub use meter::{BudgetStanding, CostMeter, CostMeterBuilder, Reservation, UnknownModel};

@@ -1,0 +1,260 @@
+//! Fleet budgets: limits that many processes on many machines spend against together, kept in
+//! PostgreSQL.
+//!
+//! A reservation is one conditional statement on the budget's row: it adds the amount to
+//! `reserved` only if `spent + reserved + amount` stays within `hard`, and records the reservation
+//! with a lease. The row lock makes concurrent reservations queue, so no two processes can both
+//! take the last of a budget. A process that dies holding a reservation does not hold it forever:
+//! once its lease has passed, the next reservation against that budget sweeps it (and
+//! [`FleetBudgets::expire`] sweeps every budget). Committing settles a reservation at the actual
+//! amount, in one statement; spend whose reservation has expired is still recorded, because the
+//! call it paid for happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::err::{BudgetExceeded, CostError};
+use crate::store::PostgresStore;
+use crate::StoreError;
+
+/// Budgets shared by every process connected to one PostgreSQL server.
+#[derive(Clone, Debug)]
+pub struct FleetBudgets {
+    store: Arc<PostgresStore>,
+    holder: String,
+    lease: Duration,
+}
+
+/// A fleet budget's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FleetStanding {
+    /// The hard limit.
+    pub hard: u64,
+    /// What was committed.
+    pub spent: u64,
+    /// What live reservations hold.
+    pub reserved: u64,
+}
+
+/// An amount held against a fleet budget until it is committed, released, or its lease passes.
+#[derive(Debug)]
+#[must_use = "a fleet reservation holds its amount until committed, released or expired"]
+pub struct FleetReservation {
+    id: i64,
+    budget: String,
+    amount: u64,
+}
+
+impl FleetReservation {
+    /// The budget it is held against.
+    pub fn budget(&self) -> &str {
+        &self.budget
+    }
+
+    /// The amount held.
+    pub fn amount(&self) -> u64 {
+        self.amount
+    }
+}
+
+fn to_sql(amount: u64) -> Result<i64, CostError> {
+    i64::try_from(amount).map_err(|_| {
+        CostError::Usage(super::err::UsageError::Overflow(format!(
+            "{amount} is more than a fleet budget can hold"
+        )))
+    })
+}
+
+fn from_sql(amount: i64) -> u64 {
+    // INVARIANT: the schema's CHECK constraints keep hard, reserved and amounts non-negative;
+    // spent only grows from non-negative commits.
+    u64::try_from(amount).unwrap_or(0)
+}
+
+impl FleetBudgets {
+    /// Fleet budgets in `store`'s database. Reservations are held for `lease` (60 s by default)
+    /// and name this process (`host:pid`) as their holder.
+    pub fn new(store: Arc<PostgresStore>) -> FleetBudgets {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        FleetBudgets {
+            store,
+            holder: format!("{host}:{}", std::process::id()),
+            lease: Duration::from_secs(60),
+        }
+    }
+
+    /// How long a reservation is held before a process that did not settle it is presumed dead.
+    pub fn lease(mut self, lease: Duration) -> FleetBudgets {
+        self.lease = lease;
+        self
+    }
+
+    /// Creates budget `name` with limit `hard`, or changes the limit of an existing one (what was
+    /// spent and reserved stays).
+    pub fn define(&self, name: &str, hard: u64) -> Result<(), CostError> {
+        let hard = to_sql(hard)?;
+        self.store
+            .client()?
+            .execute(
+                "INSERT INTO fourfold_budget (name, hard) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET hard = excluded.hard",
+                &[&name, &hard],
+            )
+            .map_err(|error| self.store.failed(error))?;
+        Ok(())
+    }
+
+    /// Holds `amount` against budget `name`, or fails with [`CostError::Exceeded`] (holding
+    /// nothing) if that would take spent plus reserved past the hard limit.
+    pub fn reserve(&self, name: &str, amount: u64) -> Result<FleetReservation, CostError> {
+        let sql_amount = to_sql(amount)?;
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let mut client = self.store.client()?;
+        self.sweep(&mut client, Some(name))?;
+        // INVARIANT: one statement: the UPDATE takes the budget row's lock, so concurrent
+        // reservations of the same budget see each other's `reserved`.
+        let row = client
+            .query_opt(
+                "WITH held AS (
+                    UPDATE fourfold_budget SET reserved = reserved + $2
+                    WHERE name = $1 AND spent + reserved + $2 <= hard
+                    RETURNING name
+                 )
+                 INSERT INTO fourfold_reservation (budget, amount, holder, expires_at)
+                 SELECT name, $2, $3, now() + $4::bigint * interval '1 millisecond' FROM held
+                 RETURNING id",
+                &[&name, &sql_amount, &self.holder, &lease_ms],
+            )
+            .map_err(|error| self.store.failed(error))?;
+        match row {
+            Some(row) => Ok(FleetReservation {
+                id: row.get(0),
+                budget: name.to_string(),
+                amount,
+            }),
+            None => {
+                // INVARIANT: the connection goes back to the pool before `exceeded` takes one, so
+                // that threads never wait on the pool while holding a connection.
+                drop(client);
+                Err(self.exceeded(name, amount)?)
+            }
+        }
+    }
+
+    /// Settles `reservation` at `actual` (more or less than was held): the hold is released and
+    /// `actual` is added to what was spent. If the lease had passed and the hold was swept,
+    /// `actual` is still recorded.
+    pub fn commit(&self, reservation: FleetReservation, actual: u64) -> Result<(), CostError> {
+        let actual = to_sql(actual)?;
+        let mut client = self.store.client()?;
+        let mut transaction = client
+            .transaction()
+            .map_err(|error| self.store.failed(error))?;
+        transaction
+            .execute(
+                "WITH settled AS (
+                    DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
+                 )
+                 UPDATE fourfold_budget AS budget
+                 SET reserved = budget.reserved - coalesce((SELECT amount FROM settled), 0),
+                     spent = budget.spent + $3
+                 WHERE budget.name = $2",
+                &[&reservation.id, &reservation.budget, &actual],
+            )
+            .map_err(|error| self.store.failed(error))?;
+        transaction
+            .commit()
+            .map_err(|error| self.store.failed(error).into())
+    }
+
+    /// Gives the held amount back: the call did not happen.
+    pub fn release(&self, reservation: FleetReservation) -> Result<(), CostError> {
+        self.store
+            .client()?
+            .execute(
+                "WITH released AS (
+                    DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
+                 )
+                 UPDATE fourfold_budget AS budget SET reserved = budget.reserved - released.amount
+                 FROM released WHERE budget.name = released.budget",
+                &[&reservation.id],
+            )
+            .map_err(|error| self.store.failed(error))?;
+        Ok(())
+    }
+
+    /// Records `amount` spent without a reservation (a call made before it could be reserved).
+    pub fn record(&self, name: &str, amount: u64) -> Result<(), CostError> {
+        let amount = to_sql(amount)?;
+        self.store
+            .client()?
+            .execute(
+                "UPDATE fourfold_budget SET spent = spent + $2 WHERE name = $1",
+                &[&name, &amount],
+            )
+            .map_err(|error| self.store.failed(error))?;
+        Ok(())
+    }
+
+    /// Budget `name`'s limit, spend and live reservations, or `None` if it is not defined.
+    pub fn standing(&self, name: &str) -> Result<Option<FleetStanding>, CostError> {
+        let row = self
+            .store
+            .client()?
+            .query_opt(
+                "SELECT hard, spent, reserved FROM fourfold_budget WHERE name = $1",
+                &[&name],
+            )
+            .map_err(|error| self.store.failed(error))?;
+        Ok(row.map(|row| FleetStanding {
+            hard: from_sql(row.get(0)),
+            spent: from_sql(row.get(1)),
+            reserved: from_sql(row.get(2)),
+        }))
+    }
+
+    /// Releases every reservation whose lease has passed; returns how many.
+    pub fn expire(&self) -> Result<u64, CostError> {
+        let mut client = self.store.client()?;
+        self.sweep(&mut client, None)
+    }
+
+    fn sweep(&self, client: &mut postgres::Client, name: Option<&str>) -> Result<u64, CostError> {
+        let rows = client
+            .query(
+                "WITH expired AS (
+                    DELETE FROM fourfold_reservation
+                    WHERE expires_at < now() AND ($1::text IS NULL OR budget = $1)
+                    RETURNING budget, amount
+                 ), totals AS (
+                    SELECT budget, sum(amount)::bigint AS amount, count(*) AS n FROM expired GROUP BY budget
+                 )
+                 UPDATE fourfold_budget AS budget SET reserved = budget.reserved - totals.amount
+                 FROM totals WHERE budget.name = totals.budget
+                 RETURNING totals.n",
+                &[&name],
+            )
+            .map_err(|error| self.store.failed(error))?;
+        Ok(rows.iter().map(|row| from_sql(row.get::<_, i64>(0))).sum())
+    }
+
+    fn exceeded(&self, name: &str, amount: u64) -> Result<CostError, CostError> {
+        match self.standing(name)? {
+            Some(standing) => Ok(CostError::Exceeded(BudgetExceeded::new(
+                format!("fleet:{name}"),
+                "units".into(),
+                u128::from(standing.hard),
+                u128::from(standing.spent),
+                u128::from(standing.reserved),
+                u128::from(amount),
+            ))),
+            None => Ok(CostError::Store(StoreError::Database(
+                crate::DatabaseError::new(
+                    self.store.target(),
+                    format!("no fleet budget `{name}`; define it first"),
+                    false,
+                ),
+            ))),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The storage trait on PostgreSQL: one store that every process of a fleet shares.
+//!
+//! Records live in one table, `fourfold_kv (namespace, key, value)`. `compare_and_swap` is a single
+//! conditional statement, so an approval changes state once fleet-wide however many processes
+//! race for it. The schema is versioned in `fourfold_migrations` and brought up to date on first
+//! connect, under an advisory lock so that processes starting together do not race either.
+//! Connections come from an `r2d2` pool: a connection the server dropped fails its operation with
+//! a [`DatabaseError`] (nothing half-written: every operation is one statement or one transaction)
+//! and is replaced on the next call.
+
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Config, NoTls};
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::{validate_key, Store};
+use crate::error::{DatabaseError, StoreError};
+
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// The schema, one migration per version, applied in order and never edited once released.
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE fourfold_kv (
+            namespace text NOT NULL,
+            key text NOT NULL,
+            value bytea NOT NULL,
+            PRIMARY KEY (namespace, key)
+        )",
+    ),
+    (
+        2,
+        "CREATE TABLE fourfold_budget (
+            name text PRIMARY KEY,
+            hard bigint NOT NULL CHECK (hard >= 0),
+            spent bigint NOT NULL DEFAULT 0,
+            reserved bigint NOT NULL DEFAULT 0 CHECK (reserved >= 0)
+        );
+        CREATE TABLE fourfold_reservation (
+            id bigserial PRIMARY KEY,
+            budget text NOT NULL REFERENCES fourfold_budget (name) ON DELETE CASCADE,
+            amount bigint NOT NULL CHECK (amount >= 0),
+            holder text NOT NULL,
+            expires_at timestamptz NOT NULL
+        );
+        CREATE INDEX fourfold_reservation_expiry ON fourfold_reservation (budget, expires_at)",
+    ),
+];
+
+/// A key for `pg_advisory_xact_lock` while migrating ("ffld").
+const MIGRATION_LOCK: i64 = 0x6666_6c64;
+
+/// A [`Store`] on a PostgreSQL server, shared by every process that connects to it.
+pub struct PostgresStore {
+    pool: Pool<Manager>,
+    target: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the server at `url` (`postgresql://user@host:5432/db`, or the key-value form
+    /// `host=/run/postgresql dbname=fourfold`) and brings its schema up to date.
+    pub fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let config: Config = url.parse().map_err(|error: postgres::Error| {
+            DatabaseError::new(&shown(url), error.to_string(), false)
+        })?;
+        let target = describe(&config);
+        let pool = Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(PostgresConnectionManager::new(config, NoTls))
+            .map_err(|error| DatabaseError::new(&target, error.to_string(), true))?;
+        let store = PostgresStore { pool, target };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The server, as shown in errors (host, port and database; never the password).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// A pooled connection; a dead one is replaced by the pool.
+    pub(crate) fn client(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        self.pool
+            .get()
+            .map_err(|error| DatabaseError::new(&self.target, error.to_string(), true).into())
+    }
+
+    /// A [`DatabaseError`] for a failed statement.
+    pub(crate) fn failed(&self, error: postgres::Error) -> StoreError {
+        let connection = error.is_closed() || caused_by_io(&error);
+        let reason = match error.as_db_error() {
+            Some(db_error) => db_error.message().to_string(),
+            None => error.to_string(),
+        };
+        DatabaseError::new(&self.target, reason, connection).into()
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction().map_err(|error| self.failed(error))?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(|error| self.failed(error))?;
+        transaction
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS fourfold_migrations (
+                    version integer PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )",
+            )
+            .map_err(|error| self.failed(error))?;
+        let applied: i32 = transaction
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM fourfold_migrations",
+                &[],
+            )
+            .map_err(|error| self.failed(error))?
+            .get(0);
+        let newest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+        if applied > newest {
+            return Err(DatabaseError::new(
+                &self.target,
+                format!(
+                    "the schema is at version {applied}, newer than this fourfold knows ({newest}); upgrade fourfold"
+                ),
+                false,
+            )
+            .into());
+        }
+        for (version, statements) in MIGRATIONS.iter().filter(|(version, _)| *version > applied) {
+            transaction
+                .batch_execute(statements)
+                .map_err(|error| self.failed(error))?;
+            transaction
+                .execute(
+                    "INSERT INTO fourfold_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .map_err(|error| self.failed(error))?;
+        }
+        transaction.commit().map_err(|error| self.failed(error))
+    }
+}
+
+/// Whether an I/O error is behind `error` (the connection failed, not the statement).
+fn caused_by_io(error: &postgres::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// `url` without a password, for errors.
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => url
+            .split_whitespace()
+            .filter(|part| !part.starts_with("password="))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+fn describe(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|host| match host {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config.get_dbname().unwrap_or("postgres");
+    format!("postgresql://{host}:{port}/{database}")
+}
+
+fn check_keys(namespace: &str, key: Option<&str>) -> Result<(), StoreError> {
+    validate_key(namespace)?;
+    if let Some(key) = key {
+        validate_key(key)?;
+    }
+    Ok(())
+}
+
+impl Store for PostgresStore {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_keys(namespace, Some(key))?;
+        let row = self
+            .client()?
+            .query_opt(
+                "SELECT value FROM fourfold_kv WHERE namespace = $1 AND key = $2",
+                &[&namespace, &key],
+            )
+            .map_err(|error| self.failed(error))?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        check_keys(namespace, Some(key))?;
+        self.client()?
+            .execute(
+                "INSERT INTO fourfold_kv (namespace, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+                &[&namespace, &key, &value],
+            )
+            .map_err(|error| self.failed(error))?;
+        Ok(())
+    }
+
+    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        check_keys(namespace, Some(key))?;
+        let n_rows = self
+            .client()?
+            .execute(
+                "DELETE FROM fourfold_kv WHERE namespace = $1 AND key = $2",
+                &[&namespace, &key],
+            )
+            .map_err(|error| self.failed(error))?;
+        Ok(n_rows > 0)
+    }
+
+    fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
+        check_keys(namespace, None)?;
+        let rows = self
+            .client()?
+            .query(
+                "SELECT key FROM fourfold_kv WHERE namespace = $1 ORDER BY key",
+                &[&namespace],
+            )
+            .map_err(|error| self.failed(error))?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+    }
+
+    fn compare_and_swap(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        check_keys(namespace, Some(key))?;
+        let mut client = self.client()?;
+        // INVARIANT: each arm is one statement, so the swap is atomic on the server.
+        let result = match (expected, new) {
+            (None, None) => client
+                .query_opt(
+                    "SELECT 1 FROM fourfold_kv WHERE namespace = $1 AND key = $2",
+                    &[&namespace, &key],
+                )
+                .map(|row| u64::from(row.is_none())),
+            (None, Some(new)) => client.execute(
+                "INSERT INTO fourfold_kv (namespace, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (namespace, key) DO NOTHING",
+                &[&namespace, &key, &new],
+            ),
+            (Some(expected), Some(new)) => client.execute(
+                "UPDATE fourfold_kv SET value = $4
+                 WHERE namespace = $1 AND key = $2 AND value = $3",
+                &[&namespace, &key, &expected, &new],
+            ),
+            (Some(expected), None) => client.execute(
+                "DELETE FROM fourfold_kv WHERE namespace = $1 AND key = $2 AND value = $3",
+                &[&namespace, &key, &expected],
+            ),
+        };
+        match result {
+            Ok(n_rows) => Ok(n_rows == 1),
+            // Two inserts racing on one key: the loser's swap did not happen.
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
+            Err(error) => Err(self.failed(error)),
+        }
+    }
+}

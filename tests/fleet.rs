@@ -1,0 +1,378 @@
+//! The fleet on a real PostgreSQL server: the store's contract, fleet budgets that N processes of M
+//! threads never overspend together, a dead process's reservation expiring with its lease,
+//! approvals made by one process and used once by another, and a dropped connection.
+//!
+//! The server comes from `scripts/with-postgres.sh` (which `.ci/test` wraps `cargo test` in) via
+//! `FOURFOLD_TEST_POSTGRES`. Without it these tests say why and pass vacuously, except under
+//! `CI=true`, where they must run. Each test works in a database of its own.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fourfold::cost::{CostError, FleetBudgets};
+use fourfold::store::PostgresStore;
+use fourfold::{Request, Store, StoreError, Verdict};
+
+const WORKER_ENV: &str = "FOURFOLD_FLEET_WORKER";
+
+/// The libpq settings of the test server (`host=... user=...`, no database), if there is one.
+fn server() -> Option<String> {
+    match std::env::var("FOURFOLD_TEST_POSTGRES") {
+        Ok(settings) if !settings.trim().is_empty() => Some(settings),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!(
+            "CI must run the PostgreSQL tests: run cargo test under scripts/with-postgres.sh"
+        ),
+        _ => {
+            eprintln!(
+                "skipped: no PostgreSQL server for the fleet tests (run `scripts/with-postgres.sh cargo test` to start one)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty database on the test server; returns its connection settings.
+fn fresh_database(server: &str, name: &str) -> String {
+    static N_DATABASES: AtomicU64 = AtomicU64::new(0);
+    let database = format!(
+        "ff_{name}_{}_{}",
+        std::process::id(),
+        N_DATABASES.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin =
+        postgres::Client::connect(&format!("{server} dbname=postgres"), postgres::NoTls)
+            .expect("the test server takes connections");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .unwrap();
+    format!("{server} dbname={database}")
+}
+
+fn connect(settings: &str) -> Arc<PostgresStore> {
+    Arc::new(PostgresStore::connect(settings).expect("the test database takes connections"))
+}
+
+#[test]
+fn the_postgres_store_keeps_the_store_contract() {
+    let Some(server) = server() else { return };
+    let store = connect(&fresh_database(&server, "contract"));
+    assert_eq!(store.get("ns", "a").unwrap(), None);
+    store.put("ns", "b", b"2").unwrap();
+    store.put("ns", "a", b"1").unwrap();
+    store.put("other", "a", b"x").unwrap();
+    assert_eq!(store.list("ns").unwrap(), ["a", "b"]);
+    store.put("ns", "a", b"11").unwrap();
+    assert_eq!(store.get("ns", "a").unwrap().as_deref(), Some(&b"11"[..]));
+    assert!(!store
+        .compare_and_swap("ns", "a", Some(b"1"), Some(b"3"))
+        .unwrap());
+    assert!(store
+        .compare_and_swap("ns", "a", Some(b"11"), Some(b"3"))
+        .unwrap());
+    assert!(!store.compare_and_swap("ns", "c", Some(b"1"), None).unwrap());
+    assert!(store
+        .compare_and_swap("ns", "c", None, Some(b"new"))
+        .unwrap());
+    assert!(!store
+        .compare_and_swap("ns", "c", None, Some(b"again"))
+        .unwrap());
+    assert!(store
+        .compare_and_swap("ns", "c", Some(b"new"), None)
+        .unwrap());
+    assert!(store.compare_and_swap("ns", "c", None, None).unwrap());
+    assert!(store.delete("ns", "b").unwrap());
+    assert!(!store.delete("ns", "b").unwrap());
+    assert_eq!(store.list("ns").unwrap(), ["a"]);
+    for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
+        assert!(
+            matches!(store.put("ns", bad, b"v"), Err(StoreError::InvalidKey(_))),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn processes_starting_together_migrate_the_schema_once() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "migrate");
+    let stores: Vec<_> = (0..6)
+        .map(|_| {
+            let settings = settings.clone();
+            std::thread::spawn(move || PostgresStore::connect(&settings).map(|_| ()))
+        })
+        .collect();
+    for store in stores {
+        store.join().unwrap().unwrap();
+    }
+    let mut client = postgres::Client::connect(&settings, postgres::NoTls).unwrap();
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM fourfold_migrations ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2]);
+}
+
+#[test]
+fn a_bad_url_or_a_missing_server_is_a_typed_error() {
+    let bad = PostgresStore::connect("postgresql://user:secret@[bad");
+    assert!(matches!(bad, Err(StoreError::Database(_))), "{bad:?}");
+    let missing =
+        PostgresStore::connect("host=/nonexistent/socket/dir user=nobody connect_timeout=2");
+    match missing {
+        Err(StoreError::Database(error)) => {
+            assert!(error.is_connection(), "{error}");
+            assert!(!error.to_string().contains("secret"));
+        }
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}
+
+/// What a worker process does, told by `FOURFOLD_FLEET_WORKER`: `reserve <settings> <seed>` makes
+/// 8 threads reserve and commit random amounts; `hold <settings>` reserves once and sleeps until
+/// killed.
+#[test]
+#[ignore = "run by the fleet tests in a child process"]
+fn fleet_worker_process() {
+    let Ok(job) = std::env::var(WORKER_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = job.splitn(3, '|').collect();
+    match parts.as_slice() {
+        ["reserve", settings, seed] => {
+            let budgets = FleetBudgets::new(connect(settings));
+            let seed: u64 = seed.parse().unwrap();
+            let threads: Vec<_> = (0..8u64)
+                .map(|thread_idx| {
+                    let budgets = budgets.clone();
+                    std::thread::spawn(move || {
+                        let mut state = seed * 1_000 + thread_idx + 1;
+                        for _ in 0..40 {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            let amount = 1 + state % 50;
+                            match budgets.reserve("fleet-tokens", amount) {
+                                Ok(reservation) => {
+                                    // Actual use is at most what was reserved, as with max_tokens.
+                                    let actual = amount - (state >> 8) % (amount + 1);
+                                    budgets.commit(reservation, actual).unwrap();
+                                }
+                                Err(CostError::Exceeded(_)) => {}
+                                Err(other) => panic!("{other}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+        }
+        ["hold", settings] => {
+            let budgets = FleetBudgets::new(connect(settings)).lease(Duration::from_millis(300));
+            let reservation = budgets.reserve("fleet-tokens", 400).unwrap();
+            println!("holding {}", reservation.amount());
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        other => panic!("unknown worker job {other:?}"),
+    }
+}
+
+fn worker(job: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "fleet::fleet_worker_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(WORKER_ENV, job)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[test]
+fn four_processes_of_eight_threads_never_overspend_a_fleet_budget() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "overspend");
+    let budgets = FleetBudgets::new(connect(&settings));
+    let hard = 5_000;
+    budgets.define("fleet-tokens", hard).unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|seed| {
+            worker(&format!("reserve|{settings}|{}", seed + 1))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let standing = budgets.standing("fleet-tokens").unwrap().unwrap();
+    assert_eq!(standing.reserved, 0, "{standing:?}");
+    assert!(standing.spent <= hard, "{standing:?}");
+    // 4 x 8 x 40 reservations of ~25 on average ask for about 32,000: the budget ran out, and the
+    // refusals kept it from being overspent.
+    assert!(standing.spent > hard / 2, "{standing:?}");
+}
+
+#[test]
+fn a_killed_process_loses_its_reservation_after_the_lease() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "lease");
+    let budgets = FleetBudgets::new(connect(&settings));
+    budgets.define("fleet-tokens", 1_000).unwrap();
+    let mut child = worker(&format!("hold|{settings}")).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while budgets.standing("fleet-tokens").unwrap().unwrap().reserved == 0 {
+        assert!(Instant::now() < deadline, "the worker never reserved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While the dead process's 400 are held, 700 more do not fit.
+    assert!(matches!(
+        budgets.reserve("fleet-tokens", 700),
+        Err(CostError::Exceeded(_))
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Once the lease has passed, the hold is swept and the budget has room again.
+    let reservation = loop {
+        match budgets.reserve("fleet-tokens", 700) {
+            Ok(reservation) => break reservation,
+            Err(CostError::Exceeded(_)) => {
+                assert!(Instant::now() < deadline, "the lease never expired");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    budgets.commit(reservation, 650).unwrap();
+    let standing = budgets.standing("fleet-tokens").unwrap().unwrap();
+    assert_eq!((standing.spent, standing.reserved), (650, 0));
+}
+
+#[test]
+fn a_commit_after_the_lease_still_records_the_spend() {
+    let Some(server) = server() else { return };
+    let budgets = FleetBudgets::new(connect(&fresh_database(&server, "late")))
+        .lease(Duration::from_millis(1));
+    budgets.define("b", 100).unwrap();
+    let reservation = budgets.reserve("b", 60).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(budgets.expire().unwrap(), 1);
+    budgets.commit(reservation, 55).unwrap();
+    let standing = budgets.standing("b").unwrap().unwrap();
+    assert_eq!((standing.spent, standing.reserved), (55, 0));
+    let released = budgets.reserve("b", 45).unwrap();
+    budgets.release(released).unwrap();
+    assert_eq!(budgets.standing("b").unwrap().unwrap().reserved, 0);
+    assert!(matches!(
+        budgets.reserve("nope", 1),
+        Err(CostError::Store(_))
+    ));
+}
+
+const REVIEWED_POLICY: &str = r#"
+[[rule]]
+id = "push-review"
+effect = "gate"
+gates = ["human-review"]
+run = ["git push*"]
+"#;
+
+fn policy_on(store: Arc<PostgresStore>) -> fourfold::Policy {
+    fourfold::Policy::builder_from_toml(REVIEWED_POLICY)
+        .unwrap()
+        .root("/repo")
+        .store(store)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn an_approval_made_by_one_process_is_used_once_by_another() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "approval");
+    // Three processes' worth of controls: each its own connection pool, sharing only the database.
+    let agent = policy_on(connect(&settings));
+    let reviewer = policy_on(connect(&settings));
+    let other_agent = Arc::new(policy_on(connect(&settings)));
+    let push = Request::run("coder", "git push origin main").task("T-1");
+    let pending = agent.check(&push).unwrap();
+    assert_eq!(pending.verdict, Verdict::Pending);
+    let approval_id = pending.approval_id.unwrap();
+    let listed: Vec<String> = reviewer
+        .pending_approvals()
+        .unwrap()
+        .into_iter()
+        .map(|approval| approval.id)
+        .collect();
+    assert_eq!(listed, std::slice::from_ref(&approval_id));
+    reviewer.approve(&approval_id, "alice", "reviewed").unwrap();
+    // Eight threads of another process race to use it: exactly one is allowed.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let other_agent = Arc::clone(&other_agent);
+            let push = push.clone();
+            std::thread::spawn(move || other_agent.check(&push).unwrap().verdict)
+        })
+        .collect();
+    let verdicts: Vec<Verdict> = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+    assert_eq!(
+        verdicts
+            .iter()
+            .filter(|verdict| **verdict == Verdict::Allow)
+            .count(),
+        1,
+        "{verdicts:?}"
+    );
+    assert_eq!(agent.check(&push).unwrap().verdict, Verdict::Pending);
+}
+
+#[test]
+fn a_dropped_connection_is_a_typed_error_or_a_reconnect_and_nothing_is_lost() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "dropped");
+    let store = connect(&settings);
+    store.put("ns", "kept", b"before").unwrap();
+    let database = settings.rsplit("dbname=").next().unwrap().to_string();
+    let mut admin =
+        postgres::Client::connect(&format!("{server} dbname=postgres"), postgres::NoTls).unwrap();
+    let n_killed = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&database],
+        )
+        .unwrap();
+    assert!(n_killed > 0);
+    // The pool notices the dead connection: the next call either reconnects transparently or
+    // fails with a connection error, and the one after it works.
+    match store.get("ns", "kept") {
+        Ok(value) => assert_eq!(value.as_deref(), Some(&b"before"[..])),
+        Err(StoreError::Database(error)) => assert!(error.is_connection(), "{error}"),
+        Err(other) => panic!("{other}"),
+    }
+    assert_eq!(
+        store.get("ns", "kept").unwrap().as_deref(),
+        Some(&b"before"[..])
+    );
+    store.put("ns", "after", b"x").unwrap();
+    assert_eq!(store.list("ns").unwrap(), ["after", "kept"]);
+}
