@@ -376,3 +376,114 @@ fn a_dropped_connection_is_a_typed_error_or_a_reconnect_and_nothing_is_lost() {
     store.put("ns", "after", b"x").unwrap();
     assert_eq!(store.list("ns").unwrap(), ["after", "kept"]);
 }
+
+#[test]
+fn meters_of_two_processes_spend_one_shared_budget() {
+    use fourfold::cost::{Budget, CostMeter, Scope, TokenCounts, Usage};
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "shared");
+    let meter_of_process = || {
+        let fleet: Arc<dyn fourfold::cost::SharedBudgets> =
+            Arc::new(FleetBudgets::new(connect(&settings)));
+        CostMeter::builder()
+            .shared_budget(fleet, Budget::tokens(Scope::Fleet).hard(1_000.0))
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (meter_of_process(), meter_of_process());
+    let call = |agent: &str, input: u64| {
+        Usage::new(
+            agent,
+            "gpt-4o",
+            TokenCounts {
+                input,
+                ..TokenCounts::default()
+            },
+        )
+    };
+    let held = first.reserve(&call("coder", 600)).unwrap();
+    assert!(matches!(
+        second.reserve(&call("reviewer", 500)),
+        Err(CostError::Exceeded(_))
+    ));
+    held.commit(TokenCounts {
+        input: 550,
+        ..TokenCounts::default()
+    })
+    .unwrap();
+    let second_held = second.reserve(&call("reviewer", 450)).unwrap();
+    drop(second_held); // released: the call did not happen
+    second.record(call("reviewer", 400)).unwrap();
+    // 950 of 1,000 spent fleet-wide: the next call cannot reserve 100, and the gate check says so.
+    assert!(matches!(
+        first.reserve(&call("coder", 100)),
+        Err(CostError::Exceeded(_))
+    ));
+    assert!(first.check("coder", None, None).is_ok());
+    first.record(call("coder", 50)).unwrap();
+    assert!(second.check("anyone", None, None).is_err());
+    let standing = FleetBudgets::new(connect(&settings))
+        .standing("fleet/tokens")
+        .unwrap()
+        .unwrap();
+    assert_eq!((standing.spent, standing.reserved), (1_000, 0));
+}
+
+#[test]
+fn a_config_with_a_store_shares_approvals_and_budgets() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "config");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), REVIEWED_POLICY).unwrap();
+    std::fs::write(
+        dir.path().join("fourfold.toml"),
+        format!(
+            "[policy]\nfile = \"policy.toml\"\n\n[store]\nurl = \"{settings}\"\n\n[[budget]]\nscope = \"fleet\"\nunit = \"tokens\"\nhard = 2000\nshared = true\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("fourfold.toml");
+    let agent_process = fourfold::Fourfold::from_config(&config).unwrap();
+    let session = agent_process.session("coder", Some("T-1"));
+    let push = Request::run("coder", "git push origin main");
+    let approval_id = match session.guard(push.clone()) {
+        Err(fourfold::SessionError::Pending(decision)) => decision.approval_id.unwrap(),
+        other => panic!("expected the push to be held, got {other:?}"),
+    };
+    // A reviewer's tool on another machine reads the same config (the same store).
+    let reviewer = fourfold::session::policy_from_config(&config).unwrap();
+    reviewer.approve(&approval_id, "alice", "ok").unwrap();
+    assert!(session.guard(push).is_ok());
+    // The shared budget is in the store too.
+    let counts = fourfold::cost::TokenCounts {
+        input: 1_500,
+        ..Default::default()
+    };
+    session.record_usage("gpt-4o", counts).unwrap();
+    let other_process = fourfold::Fourfold::from_config(&config).unwrap();
+    let other = other_process.session("reviewer", None);
+    assert!(matches!(
+        other.reserve(
+            "gpt-4o",
+            fourfold::cost::TokenCounts {
+                input: 600,
+                ..Default::default()
+            }
+        ),
+        Err(fourfold::SessionError::Cost(CostError::Exceeded(_))
+            | fourfold::SessionError::BudgetExceeded(_))
+    ));
+}
+
+#[test]
+fn a_shared_budget_without_a_store_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), REVIEWED_POLICY).unwrap();
+    std::fs::write(
+        dir.path().join("fourfold.toml"),
+        "[policy]\nfile = \"policy.toml\"\n[[budget]]\nscope = \"fleet\"\nunit = \"tokens\"\nhard = 10\nshared = true\n",
+    )
+    .unwrap();
+    let error = fourfold::Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap_err();
+    assert!(error.to_string().contains("[store] url"), "{error}");
+}

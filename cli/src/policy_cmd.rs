@@ -46,11 +46,7 @@ pub(crate) struct ApprovalsArgs {
 #[derive(Subcommand)]
 enum ApprovalsCommand {
     /// List pending approvals as JSON, one per line.
-    List {
-        /// The policy file (its approval store is used).
-        #[arg(long)]
-        policy: PathBuf,
-    },
+    List(Source),
     /// Approve a pending approval: the identical request is then allowed, once.
     Approve(Resolution),
     /// Reject a pending approval: the request stays denied.
@@ -59,15 +55,38 @@ enum ApprovalsCommand {
 
 pub(crate) fn run_approvals(args: ApprovalsArgs) -> CliResult {
     match args.command {
-        ApprovalsCommand::List { policy } => list_pending(policy),
+        ApprovalsCommand::List(source) => list_pending(source.policy()?),
         ApprovalsCommand::Approve(resolution) => resolve(resolution, Policy::approve),
         ApprovalsCommand::Reject(resolution) => resolve(resolution, Policy::reject),
     }
 }
 
-fn list_pending(policy: PathBuf) -> CliResult {
+/// Where the approvals are: beside a policy file, or in the store a `fourfold.toml` names (a
+/// fleet's PostgreSQL server, so a reviewer resolves approvals of agents on other machines).
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct Source {
+    /// The policy file (its approval store is used).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// A `fourfold.toml` (the approval store it names is used).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl Source {
+    fn policy(&self) -> Result<Policy, Box<dyn std::error::Error>> {
+        match (&self.policy, &self.config) {
+            (Some(policy), _) => Ok(Policy::from_file(policy)?),
+            (None, Some(config)) => Ok(fourfold::session::policy_from_config(config)?),
+            (None, None) => Err("give --policy or --config".into()),
+        }
+    }
+}
+
+fn list_pending(policy: Policy) -> CliResult {
     let mut stdout = std::io::stdout().lock();
-    for approval in Policy::from_file(policy)?.pending_approvals()? {
+    for approval in policy.pending_approvals()? {
         writeln!(stdout, "{}", serde_json::to_string(&approval)?)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -76,9 +95,8 @@ fn list_pending(policy: PathBuf) -> CliResult {
 /// Who resolves which approval, and why.
 #[derive(Args)]
 struct Resolution {
-    /// The policy file (its approval store is used).
-    #[arg(long)]
-    policy: PathBuf,
+    #[command(flatten)]
+    source: Source,
     /// The approval id.
     id: String,
     /// Who resolves it.
@@ -94,7 +112,7 @@ type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
 pub(crate) fn run(args: PolicyArgs) -> CliResult {
     match args.command {
         PolicyCommand::Check { policy, request } => check(&Policy::from_file(policy)?, request),
-        PolicyCommand::Approvals { policy } => list_pending(policy),
+        PolicyCommand::Approvals { policy } => list_pending(Policy::from_file(policy)?),
         PolicyCommand::Approve(resolution) => resolve(resolution, Policy::approve),
         PolicyCommand::Reject(resolution) => resolve(resolution, Policy::reject),
     }
@@ -104,7 +122,7 @@ type Resolve = fn(&Policy, &str, &str, &str) -> Result<fourfold::Approval, fourf
 
 /// Approves or rejects an approval and prints it as JSON.
 fn resolve(resolution: Resolution, resolve_with: Resolve) -> CliResult {
-    let policy = Policy::from_file(&resolution.policy)?;
+    let policy = resolution.source.policy()?;
     let approval = resolve_with(&policy, &resolution.id, &resolution.by, &resolution.reason)?;
     println!("{}", serde_json::to_string(&approval)?);
     Ok(ExitCode::SUCCESS)

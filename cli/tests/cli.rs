@@ -185,6 +185,65 @@ fn approvals_work_across_invocations() {
 }
 
 #[test]
+fn approvals_of_a_fleet_are_resolved_from_another_process_through_its_config() {
+    let server = match std::env::var("FOURFOLD_TEST_POSTGRES") {
+        Ok(server) => server,
+        Err(_) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!(
+                "CI must run the PostgreSQL tests: run cargo test under scripts/with-postgres.sh"
+            )
+        }
+        Err(_) => {
+            eprintln!("skipped: no PostgreSQL server (run `scripts/with-postgres.sh cargo test`)");
+            return;
+        }
+    };
+    let database = format!("ff_cli_{}", std::process::id());
+    let mut admin =
+        postgres::Client::connect(&format!("{server} dbname=postgres"), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_policy(dir.path());
+    let config = dir.path().join("fourfold.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{server} dbname={database}\"\n"
+        ),
+    )
+    .unwrap();
+    // An agent's process is held at the review gate; the approval lands in PostgreSQL.
+    let fleet = fourfold::Fourfold::from_config(&config).unwrap();
+    let session = fleet.session("a", None);
+    let push = fourfold::Request::run("a", "git push origin main");
+    let approval_id = match session.guard(push.clone()) {
+        Err(fourfold::SessionError::Pending(decision)) => decision.approval_id.unwrap(),
+        other => panic!("expected a pending approval, got {other:?}"),
+    };
+    // A reviewer's terminal, another process, sees it and approves it.
+    let config = config.display().to_string();
+    let listed = lines(&fourfold(&["approvals", "list", "--config", &config], ""));
+    assert_eq!(listed[0]["id"], approval_id.as_str(), "{listed:?}");
+    let approved = fourfold(
+        &[
+            "approvals",
+            "approve",
+            "--config",
+            &config,
+            &approval_id,
+            "--by",
+            "alice",
+        ],
+        "",
+    );
+    assert!(approved.status.success(), "{approved:?}");
+    assert!(session.guard(push).is_ok());
+    assert!(lines(&fourfold(&["approvals", "list", "--config", &config], "")).is_empty());
+}
+
+#[test]
 fn the_demo_runs_the_fleet_and_diagnoses_every_failure() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::err::{BudgetExceeded, CostError};
+use super::shared::{FleetStanding, SharedBudgets};
 use crate::store::PostgresStore;
 use crate::StoreError;
 
@@ -23,17 +24,6 @@ pub struct FleetBudgets {
     store: Arc<PostgresStore>,
     holder: String,
     lease: Duration,
-}
-
-/// A fleet budget's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FleetStanding {
-    /// The hard limit.
-    pub hard: u64,
-    /// What was committed.
-    pub spent: u64,
-    /// What live reservations hold.
-    pub reserved: u64,
 }
 
 /// An amount held against a fleet budget until it is committed, released, or its lease passes.
@@ -256,5 +246,42 @@ impl FleetBudgets {
                 ),
             ))),
         }
+    }
+}
+
+impl SharedBudgets for FleetBudgets {
+    fn define(&self, name: &str, hard: u64) -> Result<(), CostError> {
+        FleetBudgets::define(self, name, hard)
+    }
+
+    fn hold(&self, name: &str, amount: u64) -> Result<u64, CostError> {
+        let reservation = self.reserve(name, amount)?;
+        // INVARIANT: ids come from a bigserial, so they are positive.
+        Ok(u64::try_from(reservation.id).unwrap_or(0))
+    }
+
+    fn settle(&self, name: &str, hold: u64, actual: u64) -> Result<(), CostError> {
+        self.commit(held(name, hold), actual)
+    }
+
+    fn release(&self, hold: u64) -> Result<(), CostError> {
+        FleetBudgets::release(self, held("", hold))
+    }
+
+    fn spend(&self, name: &str, amount: u64) -> Result<(), CostError> {
+        self.record(name, amount)
+    }
+
+    fn standing(&self, name: &str) -> Result<Option<FleetStanding>, CostError> {
+        FleetBudgets::standing(self, name)
+    }
+}
+
+/// The reservation a hold id stands for (commit and release need only its id and budget).
+fn held(name: &str, hold: u64) -> FleetReservation {
+    FleetReservation {
+        id: i64::try_from(hold).unwrap_or(i64::MAX),
+        budget: name.to_string(),
+        amount: 0,
     }
 }

@@ -18,6 +18,8 @@ use crate::event::{Clock, Event, EventKind, GateEvent, GateEventOutcome, Sequenc
 use crate::plugin::PluginRegistry;
 use crate::trace::EventKindName;
 
+use super::shared::{SharedBudgets, SharedLimit};
+
 /// What the meter does with a model its price table does not know.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UnknownModel {
@@ -35,6 +37,7 @@ pub struct CostMeterBuilder {
     plugins: Option<Arc<PluginRegistry>>,
     clock: Option<Arc<dyn Clock>>,
     budgets: Vec<Budget>,
+    shared_budgets: Vec<(Arc<dyn SharedBudgets>, Budget)>,
     ledger: Option<PathBuf>,
     savings_model: Option<String>,
 }
@@ -70,6 +73,18 @@ impl CostMeterBuilder {
         self
     }
 
+    /// Enforces `budget` together with every other process that shares `backend` (a fleet
+    /// budget in PostgreSQL, say): reservations hold against it there, commits spend there.
+    /// A shared budget has a hard limit over its lifetime only.
+    pub fn shared_budget(
+        mut self,
+        backend: Arc<dyn SharedBudgets>,
+        budget: Budget,
+    ) -> CostMeterBuilder {
+        self.shared_budgets.push((backend, budget));
+        self
+    }
+
     /// Appends every record to the JSON Lines file at `path`, for `fourfold cost report`.
     pub fn ledger(mut self, path: impl Into<PathBuf>) -> CostMeterBuilder {
         self.ledger = Some(path.into());
@@ -90,6 +105,11 @@ impl CostMeterBuilder {
         for budget in self.budgets {
             budgets.push(BudgetState::new(budget, prices.currency())?);
         }
+        let shared_limits = self
+            .shared_budgets
+            .into_iter()
+            .map(|(backend, budget)| SharedLimit::define(backend, budget, prices.currency()))
+            .collect::<Result<Vec<_>, _>>()?;
         let ledger = self.ledger.as_deref().map(Ledger::open).transpose()?;
         Ok(CostMeter {
             shared: Arc::new(Shared {
@@ -100,6 +120,7 @@ impl CostMeterBuilder {
                 sequencer: Sequencer::new(),
                 next_reservation: AtomicU64::new(1),
                 savings_model: self.savings_model,
+                shared_limits,
                 state: Mutex::new(State {
                     budgets,
                     reservations: FxHashMap::default(),
@@ -164,6 +185,7 @@ struct Shared {
     sequencer: Sequencer,
     next_reservation: AtomicU64,
     savings_model: Option<String>,
+    shared_limits: Vec<SharedLimit>,
     // INVARIANT: every check and change of the budgets happens under this one lock, so a
     // reservation's check against all its budgets and its hold on them are one atomic step.
     state: Mutex<State>,
@@ -185,6 +207,8 @@ pub struct Reservation {
     id: u64,
     usage: Usage,
     settled: bool,
+    // The holds on shared budgets: (index into the meter's shared limits, hold id).
+    shared_holds: Vec<(usize, u64)>,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -208,23 +232,26 @@ impl Reservation {
     /// limit (the money is spent); the budget then refuses every reservation until its window
     /// frees room, and a `denied` gate event says so. Reserve the worst case (prompt plus
     /// `max_tokens`) and a hard limit is never crossed.
-    pub fn commit(mut self, actual: TokenCounts) -> Result<CostRecord, CostError> {
+    /// A shared budget that cannot be reached is an error after the call was recorded here; its
+    /// hold is then released when its lease passes.
+    pub fn commit(self, actual: TokenCounts) -> Result<CostRecord, CostError> {
         let mut usage = self.usage.clone();
         usage.counts = actual;
-        let result = self.meter.record_inner(usage, Some(self.id));
-        if result.is_ok() {
-            self.settled = true;
-        }
-        result
+        self.commit_usage(usage)
     }
 
     /// Like [`Reservation::commit`], with counts and the estimate flag from a finished call.
     pub fn commit_usage(mut self, actual: Usage) -> Result<CostRecord, CostError> {
-        let result = self.meter.record_inner(actual, Some(self.id));
-        if result.is_ok() {
-            self.settled = true;
+        let record = self.meter.record_inner(actual, Some(self.id))?;
+        self.settled = true;
+        let tokens = u128::from(record.counts.total()?);
+        for (limit_idx, hold) in std::mem::take(&mut self.shared_holds) {
+            let limit = &self.meter.shared.shared_limits[limit_idx];
+            limit
+                .backend
+                .settle(&limit.name, hold, limit.amount(tokens, record.femtos))?;
         }
-        result
+        Ok(record)
     }
 }
 
@@ -233,6 +260,12 @@ impl Drop for Reservation {
         if !self.settled {
             let mut state = self.meter.shared.state.lock();
             release(&mut state, self.id);
+        }
+        // A hold that cannot be released now is released when its lease passes.
+        for (limit_idx, hold) in std::mem::take(&mut self.shared_holds) {
+            let _ = self.meter.shared.shared_limits[limit_idx]
+                .backend
+                .release(hold);
         }
     }
 }
@@ -255,6 +288,7 @@ impl CostMeter {
             plugins: None,
             clock: None,
             budgets: Vec::new(),
+            shared_budgets: Vec::new(),
             ledger: None,
             savings_model: None,
         }
@@ -339,17 +373,54 @@ impl CostMeter {
             );
             return Err(exceeded.into());
         }
-        Ok(Reservation {
+        let mut reservation = Reservation {
             meter: self.clone(),
             id,
             usage: estimate.clone(),
             settled: false,
-        })
+            shared_holds: Vec::new(),
+        };
+        for (limit_idx, limit) in self.shared.shared_limits.iter().enumerate() {
+            if !limit.covers(
+                &estimate.agent,
+                estimate.task.as_deref(),
+                estimate.run.as_deref(),
+            ) {
+                continue;
+            }
+            match limit
+                .backend
+                .hold(&limit.name, limit.amount(tokens, femtos))
+            {
+                Ok(hold) => reservation.shared_holds.push((limit_idx, hold)),
+                Err(error) => {
+                    // Dropping the reservation releases what it holds here and elsewhere.
+                    drop(reservation);
+                    self.emit_gate(
+                        estimate,
+                        GateEventOutcome::Denied,
+                        error.to_string(),
+                        now_ns,
+                    );
+                    return Err(error);
+                }
+            }
+        }
+        Ok(reservation)
     }
 
-    /// Records a call made without a reservation.
+    /// Records a call made without a reservation (on the shared budgets too).
     pub fn record(&self, usage: Usage) -> Result<CostRecord, CostError> {
-        self.record_inner(usage, None)
+        let record = self.record_inner(usage, None)?;
+        let tokens = u128::from(record.counts.total()?);
+        for limit in &self.shared.shared_limits {
+            if limit.covers(&record.agent, record.task.as_deref(), record.run.as_deref()) {
+                limit
+                    .backend
+                    .spend(&limit.name, limit.amount(tokens, record.femtos))?;
+            }
+        }
+        Ok(record)
     }
 
     /// Records that `agent` did not spend `tokens` input tokens on `model` (the ContextStore
@@ -421,6 +492,27 @@ impl CostMeter {
             }
             if budget.soft.is_some_and(|soft| budget.spent() > soft) {
                 standing = BudgetStanding::OverSoft(budget.name.clone());
+            }
+        }
+        drop(state);
+        for limit in &self.shared.shared_limits {
+            if !limit.covers(agent, task, run) {
+                continue;
+            }
+            // Fail closed: a shared budget that cannot be read counts as spent.
+            let shared = limit.backend.standing(&limit.name).ok().flatten();
+            let (hard, spent, reserved) = shared.map_or((0, 0, 0), |standing| {
+                (standing.hard, standing.spent, standing.reserved)
+            });
+            if shared.is_none() || spent.saturating_add(reserved) >= hard {
+                return Err(BudgetExceeded::new(
+                    limit.name.clone(),
+                    "shared units".into(),
+                    u128::from(hard),
+                    u128::from(spent),
+                    u128::from(reserved),
+                    0,
+                ));
             }
         }
         Ok(standing)

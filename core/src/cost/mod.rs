@@ -26,6 +26,7 @@ mod meter;
 mod price;
 mod record;
 mod report;
+mod shared;
 mod split;
 mod usage;
 
@@ -36,11 +37,12 @@ pub use count::{
 };
 pub use err::{BudgetError, BudgetExceeded, CostError, CountError, PriceError, UsageError};
 #[cfg(feature = "postgres")]
-pub use fleet::{FleetBudgets, FleetReservation, FleetStanding};
+pub use fleet::{FleetBudgets, FleetReservation};
 pub use gate::BUDGET_GATE;
 pub use ledger::read_ledger;
 pub use meter::{BudgetStanding, CostMeter, CostMeterBuilder, Reservation, UnknownModel};
 pub use price::{currency, femtos_to_micros, ModelPrice, PriceTable, FEMTOS_PER_MICRO};
 pub use record::{CostRecord, RecordKind};
 pub use report::{Report, Totals};
+pub use shared::{FleetStanding, SharedBudgets};
 pub use usage::{Provider, TokenCounts, Usage};

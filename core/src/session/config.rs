@@ -27,6 +27,15 @@
 //! hard = 100000
 //! window_seconds = 86400            # rolling; lifetime without it
 //!
+//! [store]                           # optional: a PostgreSQL server the fleet shares
+//! url = "postgresql://fourfold@db.internal/fourfold"  # approvals and shared budgets live there
+//!
+//! [[budget]]
+//! scope = "fleet"
+//! unit = "USD"
+//! hard = 500
+//! shared = true                     # kept in the store: every process spends against it
+//!
 //! [[command_gate]]                  # a plugin gate: passes when the command exits with 0
 //! name = "tests-pass"               # declare it in the policy: [gates.tests-pass] kind = "plugin"
 //! command = ["cargo", "test"]       # run without a shell
@@ -41,7 +50,7 @@ use serde::Deserialize;
 
 use crate::context::ContextStore;
 use crate::cost::{Budget, BudgetError, CostMeter, PriceTable, Scope, UnknownModel};
-use crate::policy::Policy;
+use crate::policy::{Policy, PolicyBuilder};
 use crate::store::FileStore;
 use crate::trace::{Durability, JsonLinesSink, TraceFileSink, Tracer};
 
@@ -53,6 +62,7 @@ use super::fourfold::{Fourfold, FourfoldBuilder};
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     policy: PolicySection,
+    store: Option<StoreSection>,
     trace: Option<TraceSection>,
     context: Option<ContextSection>,
     cost: Option<CostSection>,
@@ -69,6 +79,12 @@ struct CommandGateSection {
     command: Vec<String>,
     dir: Option<PathBuf>,
     timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    url: String,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +128,8 @@ struct BudgetSection {
     soft: Option<f64>,
     hard: Option<f64>,
     window_seconds: Option<u64>,
+    #[serde(default)]
+    shared: bool,
 }
 
 impl Fourfold {
@@ -135,6 +153,45 @@ impl Fourfold {
 }
 
 /// The builder for the configuration `text`, with relative paths resolved against `dir`.
+/// The policy of a config (with its approvals in the shared store, if the config names one),
+/// and the fleet's store.
+fn policy_and_fleet(
+    config: &ConfigFile,
+    dir: &Path,
+    shown: &str,
+) -> Result<(PolicyBuilder, Option<Fleet>), ConfigError> {
+    let mut policy = Policy::builder_from_file(&dir.join(&config.policy.file))?;
+    let fleet = match &config.store {
+        Some(store) => {
+            let fleet = fleet_store(&store.url).map_err(|error| ConfigError::Invalid {
+                path: shown.to_string(),
+                reason: format!("store: {error}"),
+            })?;
+            policy = policy.store(Arc::clone(&fleet.store));
+            Some(fleet)
+        }
+        None => None,
+    };
+    Ok((policy, fleet))
+}
+
+/// Reads a `fourfold.toml` for its policy alone (with the approval store it names), without
+/// opening its traces, ledger or context: for tools that only manage approvals.
+pub fn policy_from_config(path: impl AsRef<Path>) -> Result<Policy, ConfigError> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let config: ConfigFile = toml::from_str(&text).map_err(|error| ConfigError::Invalid {
+        path: shown.clone(),
+        reason: error.message().to_string(),
+    })?;
+    let (policy, _) = policy_and_fleet(&config, path.parent().unwrap_or(Path::new(".")), &shown)?;
+    Ok(policy.build()?)
+}
+
 pub(crate) fn builder_from_text(
     text: &str,
     dir: &Path,
@@ -147,8 +204,8 @@ pub(crate) fn builder_from_text(
     let config: ConfigFile =
         toml::from_str(text).map_err(|error| invalid(error.message().to_string()))?;
     let at = |relative: &Path| dir.join(relative);
-    let policy_path = at(&config.policy.file);
-    let mut builder = Fourfold::builder().policy(Policy::builder_from_file(&policy_path)?);
+    let (policy, fleet) = policy_and_fleet(&config, dir, shown)?;
+    let mut builder = Fourfold::builder().policy(policy);
     if let Some(trace) = config.trace {
         let mut tracer = Tracer::builder();
         if trace.file.is_none() && trace.jsonl.is_none() {
@@ -216,8 +273,18 @@ pub(crate) fn builder_from_text(
             create_parent(&at(ledger), shown)?;
             meter = meter.ledger(at(ledger));
         }
-        for budget in &config.budget {
-            meter = meter.budget(budget_from(budget).map_err(invalid)?);
+        for section in &config.budget {
+            let budget = budget_from(section).map_err(invalid)?;
+            meter = match (section.shared, &fleet) {
+                (false, _) => meter.budget(budget),
+                (true, Some(fleet)) => meter.shared_budget(fleet.budgets.clone(), budget),
+                (true, None) => {
+                    return Err(invalid(format!(
+                        "budget `{}` is shared, which needs a `[store] url` to share it through",
+                        section.scope
+                    )))
+                }
+            };
         }
         builder = builder.cost(meter);
     }
@@ -283,4 +350,26 @@ fn create_parent(path: &Path, shown: &str) -> Result<(), ConfigError> {
         })?;
     }
     Ok(())
+}
+
+/// The store a fleet shares, and the shared budgets in it.
+struct Fleet {
+    store: Arc<dyn crate::store::Store>,
+    budgets: Arc<dyn crate::cost::SharedBudgets>,
+}
+
+#[cfg(feature = "postgres")]
+fn fleet_store(url: &str) -> Result<Fleet, crate::StoreError> {
+    let store = Arc::new(crate::store::PostgresStore::connect(url)?);
+    Ok(Fleet {
+        budgets: Arc::new(crate::cost::FleetBudgets::new(Arc::clone(&store))),
+        store,
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+fn fleet_store(url: &str) -> Result<Fleet, String> {
+    Err(format!(
+        "this fourfold was built without PostgreSQL support (feature `postgres`), so it cannot use `{url}`"
+    ))
 }

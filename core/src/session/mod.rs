@@ -16,6 +16,7 @@ mod fresh;
 
 pub use agent::AgentSession;
 pub use command::CommandGate;
+pub use config::policy_from_config;
 pub use err::{ConfigError, SessionError};
 pub use fourfold::{Fourfold, FourfoldBuilder};
 pub use fresh::CONTEXT_FRESH_GATE;
