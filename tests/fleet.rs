@@ -116,7 +116,7 @@ fn processes_starting_together_migrate_the_schema_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
 }
 
 #[test]
@@ -486,4 +486,99 @@ fn a_shared_budget_without_a_store_is_a_config_error() {
     .unwrap();
     let error = fourfold::Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap_err();
     assert!(error.to_string().contains("[store] url"), "{error}");
+}
+
+#[test]
+fn a_document_put_by_one_process_is_served_current_by_another() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "documents");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[[rule]]\nid = \"coder\"\neffect = \"allow\"\nagents = [\"coder\"]\nwrite = [\"src/**\"]\n\n[[rule]]\nid = \"fresh\"\neffect = \"gate\"\nagents = [\"coder\"]\ngates = [\"context-fresh\"]\nwrite = [\"src/**\"]\n",
+    )
+    .unwrap();
+    let config = dir.path().join("fourfold.toml");
+    std::fs::write(
+        &config,
+        format!("[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n[context]\nshared = true\n"),
+    )
+    .unwrap();
+    let docs_process = fourfold::Fourfold::from_config(&config).unwrap();
+    let agent_process = fourfold::Fourfold::from_config(&config).unwrap();
+    let shared = docs_process.shared_documents().unwrap();
+    shared
+        .put(
+            "docs/auth.md",
+            "# Auth\n\n## Login\n\nCall `login(user, password)`; it returns a token.\n",
+        )
+        .unwrap();
+    let session = agent_process.session("coder", Some("T-1"));
+    let served_version = |session: &fourfold::AgentSession| {
+        session
+            .ask("how do I call login", 500)
+            .unwrap()
+            .hits
+            .first()
+            .map(|hit| hit.version)
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while served_version(&session) != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's process was not served the document within a second"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The docs change on the other machine: within a second the agent's write is held as stale,
+    // and a re-read serves version 2.
+    shared
+        .put(
+            "docs/auth.md",
+            "# Auth\n\n## Login\n\nCall `login(credentials)`; the two-argument form is gone.\n",
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match session.guard(Request::write("coder", "src/auth.rs")) {
+            Err(fourfold::SessionError::StaleContext { .. }) => break,
+            Ok(_) => assert!(
+                Instant::now() < deadline,
+                "the change did not reach the agent within a second"
+            ),
+            Err(other) => panic!("{other}"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let reread = session.reread().unwrap();
+    assert_eq!(reread[0].version, 2);
+    assert!(reread[0].text.contains("login(credentials)"));
+    assert!(session
+        .guard(Request::write("coder", "src/auth.rs"))
+        .is_ok());
+    // Both processes hold the same history, version for version.
+    let history = |fourfold: &fourfold::Fourfold| {
+        fourfold
+            .context()
+            .unwrap()
+            .history("docs/auth.md")
+            .into_iter()
+            .map(|version| (version.version, version.hash))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(history(&docs_process), history(&agent_process));
+    assert!(shared.delete("docs/auth.md").unwrap());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while agent_process
+        .context()
+        .unwrap()
+        .get("docs/auth.md")
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the delete did not reach the agent within a second"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -7,6 +7,8 @@
 
 mod analyze;
 mod err;
+#[cfg(feature = "postgres")]
+mod fleet;
 mod index;
 mod ingest;
 mod model;
@@ -18,6 +20,8 @@ mod store;
 
 pub use analyze::analyze;
 pub use err::ContextError;
+#[cfg(feature = "postgres")]
+pub use fleet::SharedDocuments;
 pub use index::{Index, IndexCorruptError, IndexError};
 pub use model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, IngestReport,

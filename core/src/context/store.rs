@@ -217,7 +217,7 @@ impl ContextStoreBuilder {
     }
 }
 
-fn validate_key(key: &str) -> Result<(), ContextError> {
+pub(super) fn validate_key(key: &str) -> Result<(), ContextError> {
     let invalid = |reason| ContextError::InvalidKey {
         key: key.to_string(),
         reason,

@@ -12,6 +12,7 @@
 //! snapshot = ".fourfold/context"    # where snapshots are saved (optional: in memory)
 //! archive = ["legacy/"]             # folders whose copies are never canonical
 //! pin = ["docs/concepts/models.md"] # documents canonical over their copies
+//! shared = false                    # true: follow the fleet's shared documents in [store]
 //!
 //! [cost]
 //! prices = "prices.json"            # LiteLLM's format (optional: the built-in table)
@@ -104,6 +105,8 @@ struct TraceSection {
 #[serde(deny_unknown_fields)]
 struct ContextSection {
     snapshot: Option<PathBuf>,
+    #[serde(default)]
+    shared: bool,
     #[serde(default)]
     archive: Vec<String>,
     #[serde(default)]
@@ -237,6 +240,9 @@ pub(crate) fn builder_from_text(
             }
             None => builder.context(store),
         };
+        if context.shared {
+            builder = share_documents(builder, fleet.as_ref()).map_err(invalid)?;
+        }
     }
     if config.cost.is_some() || !config.budget.is_empty() {
         let cost = config.cost.unwrap_or(CostSection {
@@ -356,6 +362,8 @@ fn create_parent(path: &Path, shown: &str) -> Result<(), ConfigError> {
 struct Fleet {
     store: Arc<dyn crate::store::Store>,
     budgets: Arc<dyn crate::cost::SharedBudgets>,
+    #[cfg(feature = "postgres")]
+    postgres: Arc<crate::store::PostgresStore>,
 }
 
 #[cfg(feature = "postgres")]
@@ -363,7 +371,8 @@ fn fleet_store(url: &str) -> Result<Fleet, crate::StoreError> {
     let store = Arc::new(crate::store::PostgresStore::connect(url)?);
     Ok(Fleet {
         budgets: Arc::new(crate::cost::FleetBudgets::new(Arc::clone(&store))),
-        store,
+        store: Arc::clone(&store) as Arc<dyn crate::store::Store>,
+        postgres: store,
     })
 }
 
@@ -372,4 +381,23 @@ fn fleet_store(url: &str) -> Result<Fleet, String> {
     Err(format!(
         "this fourfold was built without PostgreSQL support (feature `postgres`), so it cannot use `{url}`"
     ))
+}
+
+#[cfg(feature = "postgres")]
+fn share_documents(
+    builder: FourfoldBuilder,
+    fleet: Option<&Fleet>,
+) -> Result<FourfoldBuilder, String> {
+    match fleet {
+        Some(fleet) => Ok(builder.share_documents(Arc::clone(&fleet.postgres))),
+        None => Err("`[context] shared` needs a `[store] url` to share documents through".into()),
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn share_documents(
+    _builder: FourfoldBuilder,
+    _fleet: Option<&Fleet>,
+) -> Result<FourfoldBuilder, String> {
+    Err("`[context] shared` needs PostgreSQL support (feature `postgres`)".into())
 }

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) cost: Option<CostMeter>,
     pub(crate) plugins: Arc<PluginRegistry>,
     pub(crate) runs: Arc<RunSessions>,
+    #[cfg(feature = "postgres")]
+    pub(crate) shared_documents: Option<crate::context::SharedDocuments>,
 }
 
 impl std::fmt::Debug for Fourfold {
@@ -53,6 +55,8 @@ pub struct FourfoldBuilder {
     context: Option<(ContextStoreBuilder, Option<Arc<dyn Store>>)>,
     cost: Option<CostMeterBuilder>,
     plugins: Vec<Arc<dyn Plugin>>,
+    #[cfg(feature = "postgres")]
+    share_documents: Option<Arc<crate::store::PostgresStore>>,
 }
 
 impl FourfoldBuilder {
@@ -87,6 +91,14 @@ impl FourfoldBuilder {
     /// Meters and budgets model calls with a meter built from `cost`.
     pub fn cost(mut self, cost: CostMeterBuilder) -> FourfoldBuilder {
         self.cost = Some(cost);
+        self
+    }
+
+    /// Joins the context store to the fleet's shared documents in `store`: it applies every
+    /// document put through [`Fourfold::shared_documents`] by any process, in one order.
+    #[cfg(feature = "postgres")]
+    pub fn share_documents(mut self, store: Arc<crate::store::PostgresStore>) -> FourfoldBuilder {
+        self.share_documents = Some(store);
         self
     }
 
@@ -137,6 +149,20 @@ impl FourfoldBuilder {
             .gates
             .insert(0, GateDef::new(BUDGET_GATE, GateKind::Plugin));
         let policy = policy.plugins(Arc::clone(&plugins)).build()?;
+        #[cfg(feature = "postgres")]
+        let shared_documents = match (self.share_documents, &context) {
+            (Some(store), Some(context)) => Some(crate::context::SharedDocuments::join(
+                store,
+                context.clone(),
+            )?),
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    path: "<memory>".into(),
+                    reason: "shared documents need a context store".into(),
+                })
+            }
+            (None, _) => None,
+        };
         Ok(Fourfold {
             shared: Arc::new(Shared {
                 policy,
@@ -145,6 +171,8 @@ impl FourfoldBuilder {
                 cost,
                 plugins,
                 runs,
+                #[cfg(feature = "postgres")]
+                shared_documents,
             }),
         })
     }
@@ -180,6 +208,13 @@ impl Fourfold {
     /// The cost meter, if there is one.
     pub fn cost(&self) -> Option<&CostMeter> {
         self.shared.cost.as_ref()
+    }
+
+    /// The fleet's shared documents, when the context store was joined to them: put and delete
+    /// documents here to change them for every process.
+    #[cfg(feature = "postgres")]
+    pub fn shared_documents(&self) -> Option<&crate::context::SharedDocuments> {
+        self.shared.shared_documents.as_ref()
     }
 
     /// The plugins every control shares.

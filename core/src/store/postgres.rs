@@ -48,6 +48,15 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
         );
         CREATE INDEX fourfold_reservation_expiry ON fourfold_reservation (budget, expires_at)",
     ),
+    (
+        3,
+        "CREATE TABLE fourfold_document_log (
+            seq bigserial PRIMARY KEY,
+            key text NOT NULL,
+            text text,
+            at timestamptz NOT NULL DEFAULT now()
+        )",
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock` while migrating ("ffld").

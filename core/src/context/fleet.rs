@@ -1,0 +1,215 @@
+//! Shared documents: one document history for a whole fleet, kept in PostgreSQL.
+//!
+//! Every put and delete is appended to `fourfold_document_log`, in one order for everybody (the
+//! append holds an advisory lock, so the order of the sequence numbers is the order of the
+//! commits). Each process keeps its own [`ContextStore`] (its index, its sessions) and applies
+//! the log to it in that order: on joining, then whenever the server notifies a new entry
+//! (`LISTEN fourfold_documents`), and at least every half second in case a notification was
+//! missed. Since every process applies the same puts in the same order, a document has the same
+//! version numbers everywhere, and an agent is served the current version within moments of
+//! the put, whichever machine it runs on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use postgres::fallible_iterator::FallibleIterator;
+
+use super::err::ContextError;
+use super::model::DocVersion;
+use super::store::ContextStore;
+use crate::store::PostgresStore;
+
+const CHANNEL: &str = "fourfold_documents";
+/// A key for `pg_advisory_xact_lock` while appending ("fdoc").
+const APPEND_LOCK: i64 = 0x6664_6f63;
+/// How often the follower looks for entries even without a notification.
+const POLL: Duration = Duration::from_millis(500);
+
+/// A process's [`ContextStore`] joined to the fleet's shared document history.
+pub struct SharedDocuments {
+    inner: Arc<Inner>,
+    follower: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    store: Arc<PostgresStore>,
+    context: ContextStore,
+    // INVARIANT: the last log entry applied to `context`; entries are applied in order, one
+    // applier at a time (this lock), so `context` is always a prefix of the log.
+    applied: Mutex<i64>,
+    stop: AtomicBool,
+}
+
+impl std::fmt::Debug for SharedDocuments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedDocuments")
+            .field("store", &self.inner.store)
+            .field("applied", &*self.inner.applied.lock())
+            .finish()
+    }
+}
+
+impl SharedDocuments {
+    /// Applies the whole shared history to `context`, then keeps it current on a thread of its
+    /// own until this value is dropped.
+    pub fn join(
+        store: Arc<PostgresStore>,
+        context: ContextStore,
+    ) -> Result<SharedDocuments, ContextError> {
+        let inner = Arc::new(Inner {
+            store,
+            context,
+            applied: Mutex::new(0),
+            stop: AtomicBool::new(false),
+        });
+        inner.refresh()?;
+        let follower_inner = Arc::clone(&inner);
+        let follower = std::thread::Builder::new()
+            .name("fourfold-documents".into())
+            .spawn(move || follow(&follower_inner))
+            .map_err(|error| ContextError::Io {
+                path: "fourfold-documents thread".into(),
+                source: error,
+            })?;
+        Ok(SharedDocuments {
+            inner,
+            follower: Some(follower),
+        })
+    }
+
+    /// The process's store, kept current.
+    pub fn context(&self) -> &ContextStore {
+        &self.inner.context
+    }
+
+    /// Puts `text` as the next version of `key` for the whole fleet; returns the version as this
+    /// process applied it (every process applies the same).
+    pub fn put(&self, key: &str, text: &str) -> Result<DocVersion, ContextError> {
+        let seq = self.inner.append(key, Some(text))?;
+        self.inner.refresh_to(seq)?;
+        self.inner
+            .context
+            .history(key)
+            .pop()
+            .ok_or_else(|| ContextError::InvalidKey {
+                key: key.to_string(),
+                reason: "the shared put was not applied",
+            })
+    }
+
+    /// Retires `key` for the whole fleet.
+    pub fn delete(&self, key: &str) -> Result<bool, ContextError> {
+        let live = self.inner.context.get(key).is_some();
+        let seq = self.inner.append(key, None)?;
+        self.inner.refresh_to(seq)?;
+        Ok(live)
+    }
+
+    /// Applies the entries other processes appended since the last refresh; returns how many.
+    pub fn refresh(&self) -> Result<u64, ContextError> {
+        self.inner.refresh()
+    }
+}
+
+impl Drop for SharedDocuments {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Release);
+        if let Some(follower) = self.follower.take() {
+            let _ = follower.join();
+        }
+    }
+}
+
+impl Inner {
+    fn append(&self, key: &str, text: Option<&str>) -> Result<i64, ContextError> {
+        super::store::validate_key(key)?;
+        let mut client = self.store.client()?;
+        let mut transaction = client
+            .transaction()
+            .map_err(|error| self.store.failed(error))?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+            .map_err(|error| self.store.failed(error))?;
+        let seq: i64 = transaction
+            .query_one(
+                "INSERT INTO fourfold_document_log (key, text) VALUES ($1, $2) RETURNING seq",
+                &[&key, &text],
+            )
+            .map_err(|error| self.store.failed(error))?
+            .get(0);
+        transaction
+            .execute(&format!("NOTIFY {CHANNEL}"), &[])
+            .map_err(|error| self.store.failed(error))?;
+        transaction
+            .commit()
+            .map_err(|error| self.store.failed(error))?;
+        Ok(seq)
+    }
+
+    fn refresh(&self) -> Result<u64, ContextError> {
+        self.refresh_to(i64::MAX)
+    }
+
+    /// Applies the log in order, up to `seq` at least (or everything there is).
+    fn refresh_to(&self, seq: i64) -> Result<u64, ContextError> {
+        let mut applied = self.applied.lock();
+        if *applied >= seq {
+            return Ok(0);
+        }
+        let rows = self
+            .store
+            .client()?
+            .query(
+                "SELECT seq, key, text FROM fourfold_document_log WHERE seq > $1 ORDER BY seq",
+                &[&*applied],
+            )
+            .map_err(|error| self.store.failed(error))?;
+        let mut n_applied = 0;
+        for row in rows {
+            let (entry_seq, key, text): (i64, String, Option<String>) =
+                (row.get(0), row.get(1), row.get(2));
+            match text {
+                Some(text) => {
+                    self.context.put(&key, &text)?;
+                }
+                None => {
+                    self.context.delete(&key)?;
+                }
+            }
+            *applied = entry_seq;
+            n_applied += 1;
+        }
+        Ok(n_applied)
+    }
+}
+
+/// The follower: waits for notifications (or the poll interval) and applies new entries. A lost
+/// connection is retried; the poll keeps the store current meanwhile if the pool still works.
+fn follow(inner: &Inner) {
+    while !inner.stop.load(Ordering::Acquire) {
+        let listener = inner.store.client().ok().and_then(|mut client| {
+            client
+                .batch_execute(&format!("LISTEN {CHANNEL}"))
+                .ok()
+                .map(|()| client)
+        });
+        let Some(mut listener) = listener else {
+            std::thread::sleep(POLL);
+            let _ = inner.refresh();
+            continue;
+        };
+        while !inner.stop.load(Ordering::Acquire) {
+            let waited = listener.notifications().timeout_iter(POLL).next();
+            if waited.is_err() {
+                break; // the listening connection failed: make a new one
+            }
+            let _ = inner.refresh();
+        }
+        // INVARIANT: a pooled connection that listened must not be handed to other work while it
+        // still listens.
+        let _ = listener.batch_execute(&format!("UNLISTEN {CHANNEL}"));
+    }
+}
