@@ -587,11 +587,15 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
     );
     check(
         "[policy]\nfile = \"policy.toml\"\n[trace]\n",
-        "neither `file` nor `jsonl`",
+        "none of `file`, `jsonl` and `otlp_endpoint`",
     );
     check(
         "[policy]\nfile = \"policy.toml\"\n[[command_gate]]\nname = \"tests-pass\"\ncommand = []\n",
         "command gate `tests-pass` has an empty `command`",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[trace]\notlp_endpoint = \"https://collector.example.com/v1/traces\"\n",
+        "only http:// is supported",
     );
     // A command gate may not take the name of a built-in one.
     check(

@@ -7,6 +7,8 @@
 //! [trace]
 //! file = "traces/fourfold.trace"    # the hash-chained trace file
 //! jsonl = "traces/fourfold.jsonl"   # also JSON Lines (optional)
+//! otlp_endpoint = "http://localhost:4318/v1/traces"  # also to an OTLP/HTTP collector (optional)
+//! service_name = "support-agents"   # service.name of the exported spans (default `fourfold`)
 //!
 //! [context]
 //! snapshot = ".fourfold/context"    # where snapshots are saved (optional: in memory)
@@ -53,7 +55,9 @@ use crate::context::ContextStore;
 use crate::cost::{Budget, BudgetError, CostMeter, PriceTable, Scope, UnknownModel};
 use crate::policy::{Policy, PolicyBuilder};
 use crate::store::FileStore;
-use crate::trace::{Durability, JsonLinesSink, TraceFileSink, Tracer};
+use crate::trace::{
+    Durability, JsonLinesSink, OtlpHttpOptions, OtlpHttpSink, TraceFileSink, Tracer,
+};
 
 use super::command::CommandGate;
 use super::err::ConfigError;
@@ -99,6 +103,8 @@ struct PolicySection {
 struct TraceSection {
     file: Option<PathBuf>,
     jsonl: Option<PathBuf>,
+    otlp_endpoint: Option<String>,
+    service_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -211,8 +217,17 @@ pub(crate) fn builder_from_text(
     let mut builder = Fourfold::builder().policy(policy);
     if let Some(trace) = config.trace {
         let mut tracer = Tracer::builder();
-        if trace.file.is_none() && trace.jsonl.is_none() {
-            return Err(invalid("`[trace]` names neither `file` nor `jsonl`".into()));
+        if trace.file.is_none() && trace.jsonl.is_none() && trace.otlp_endpoint.is_none() {
+            return Err(invalid(
+                "`[trace]` names none of `file`, `jsonl` and `otlp_endpoint`".into(),
+            ));
+        }
+        if let Some(endpoint) = &trace.otlp_endpoint {
+            let service_name = trace.service_name.as_deref().unwrap_or("fourfold");
+            tracer = tracer.sink(
+                OtlpHttpSink::new(endpoint, service_name, OtlpHttpOptions::default())
+                    .map_err(|error| invalid(error.to_string()))?,
+            );
         }
         if let Some(file) = &trace.file {
             create_parent(&at(file), shown)?;

@@ -28,7 +28,10 @@ pub use file::{
     decode, head_path, read, read_head, verify, FrameHash, TornTail, TraceContents, TraceHead,
     TraceWriter, Verified, HEADER, MAX_PAYLOAD_LEN,
 };
-pub use otlp::{export_otlp, OtlpBatch, OtlpExporter, OtlpJsonLinesSink, OtlpStats};
+pub use otlp::{
+    export_otlp, OtlpBatch, OtlpExporter, OtlpHttpMonitor, OtlpHttpOptions, OtlpHttpSink,
+    OtlpHttpStats, OtlpJsonLinesSink, OtlpStats,
+};
 pub use reader::{
     EventKindName, Query, RunTree, Runs, RunsBuilder, SpanNode, TraceReader, UnknownName,
 };

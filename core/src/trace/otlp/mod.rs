@@ -40,9 +40,11 @@ use serde::{Serialize, Serializer};
 use super::{SpanKind, TraceRecord};
 use crate::event::{Event, EventKind};
 
+mod http;
 mod sink;
 mod wire;
 
+pub use http::{OtlpHttpMonitor, OtlpHttpOptions, OtlpHttpSink, OtlpHttpStats};
 pub use sink::OtlpJsonLinesSink;
 use wire::*;
 

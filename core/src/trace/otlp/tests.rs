@@ -2,6 +2,9 @@
 //! the OTLP JSON mapping: hex ids, 64-bit integers as strings or numbers) and check it field by
 //! field; the raw text is checked for the stricter parts of the mapping that those types would
 //! also accept in another form (ids in hex, 64-bit integers as strings).
+//!
+//! The HTTP sink is checked against a collector stand-in on loopback that decodes what it receives
+//! the same way.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -13,7 +16,7 @@ use crate::event::{
     ActionEvent, ContextEvent, CostEvent, DecisionEvent, GateEvent, GateEventOutcome, RuleOrigin,
     ServedSection,
 };
-use crate::trace::Sink;
+use crate::trace::{Sink, TraceError};
 
 fn start(
     run_id: &str,
@@ -667,4 +670,175 @@ fn a_tracer_with_the_sink_exports_its_runs() {
         .map(|span| span.name.as_str())
         .collect();
     assert_eq!(names, ["execute_tool bash", "invoke_agent coder"]);
+}
+
+/// A collector stand-in on loopback: answers the posts with `statuses` in turn (then 200), and
+/// decodes every body it accepts with the OpenTelemetry project's own definitions.
+struct Collector {
+    endpoint: String,
+    server: std::sync::Arc<tiny_http::Server>,
+    received: std::thread::JoinHandle<(Vec<ExportTraceServiceRequest>, usize)>,
+}
+
+impl Collector {
+    fn start(statuses: Vec<u16>) -> Collector {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let endpoint = format!("http://{}/v1/traces", server.server_addr());
+        let listening = std::sync::Arc::clone(&server);
+        let received = std::thread::spawn(move || {
+            let mut statuses = statuses.into_iter();
+            let mut accepted = Vec::new();
+            let mut n_posts = 0;
+            while let Ok(mut request) = listening.recv() {
+                n_posts += 1;
+                assert_eq!(request.url(), "/v1/traces");
+                let content_type = request
+                    .headers()
+                    .iter()
+                    .find(|header| header.field.equiv("Content-Type"))
+                    .map(|header| header.value.to_string());
+                assert_eq!(content_type.as_deref(), Some("application/json"));
+                let mut body = String::new();
+                std::io::Read::read_to_string(request.as_reader(), &mut body).unwrap();
+                let status = statuses.next().unwrap_or(200);
+                if status == 200 {
+                    accepted.push(parse(&body));
+                }
+                request.respond(tiny_http::Response::empty(status)).unwrap();
+            }
+            (accepted, n_posts)
+        });
+        Collector {
+            endpoint,
+            server,
+            received,
+        }
+    }
+
+    fn stop(self) -> (Vec<ExportTraceServiceRequest>, usize) {
+        self.server.unblock();
+        self.received.join().unwrap()
+    }
+}
+
+fn post_scenario(endpoint: &str, options: OtlpHttpOptions) -> (OtlpHttpStats, OtlpHttpMonitor) {
+    let mut sink = OtlpHttpSink::new(endpoint, "my-agent", options).unwrap();
+    let monitor = sink.monitor();
+    for record in scenario() {
+        sink.write(&record).unwrap();
+    }
+    sink.flush().unwrap();
+    (sink.close(), monitor)
+}
+
+fn quick(max_attempts: u32) -> OtlpHttpOptions {
+    OtlpHttpOptions {
+        max_attempts,
+        backoff: std::time::Duration::from_millis(1),
+        ..OtlpHttpOptions::default()
+    }
+}
+
+#[test]
+fn the_http_sink_posts_what_a_collector_decodes_and_retries_a_busy_one() {
+    let collector = Collector::start(vec![503]);
+    let (stats, monitor) = post_scenario(&collector.endpoint, quick(5));
+    let (accepted, n_posts) = collector.stop();
+    let (lines, _) = export(scenario());
+    let expected: Vec<ProtoSpan> = lines
+        .lines()
+        .flat_map(|line| spans(&parse(line)).into_iter().cloned().collect::<Vec<_>>())
+        .collect();
+    let posted: Vec<ProtoSpan> = accepted
+        .iter()
+        .flat_map(|request| spans(request).into_iter().cloned().collect::<Vec<_>>())
+        .collect();
+    assert_eq!(
+        posted, expected,
+        "the collector got what the JSON Lines sink writes"
+    );
+    assert_eq!(stats.n_retries, 1);
+    assert_eq!(n_posts as u64, stats.n_batches_sent + 1);
+    assert_eq!(stats.n_spans_sent, expected.len() as u64);
+    assert_eq!((stats.n_batches_failed, stats.n_batches_dropped), (0, 0));
+    assert_eq!(monitor.stats(), stats);
+    let service = &accepted[0].resource_spans[0]
+        .resource
+        .as_ref()
+        .unwrap()
+        .attributes;
+    assert_eq!(value(service, "service.name"), string("my-agent"));
+}
+
+#[test]
+fn a_refused_batch_is_counted_not_retried() {
+    let collector = Collector::start(vec![400; 10]);
+    let (stats, _) = post_scenario(&collector.endpoint, quick(5));
+    let (accepted, n_posts) = collector.stop();
+    assert!(accepted.is_empty());
+    assert_eq!(stats.n_retries, 0);
+    assert_eq!(stats.n_batches_failed, n_posts as u64);
+    assert!(stats.n_batches_failed > 0);
+}
+
+#[test]
+fn a_collector_that_is_down_never_blocks_the_writer() {
+    // A port nobody listens on: every post fails to connect.
+    let endpoint = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1/traces", listener.local_addr().unwrap())
+    };
+    let options = OtlpHttpOptions {
+        queue: 1,
+        ..quick(2)
+    };
+    let mut sink = OtlpHttpSink::new(&endpoint, "my-agent", options).unwrap();
+    for round in 0..50u64 {
+        for record in scenario() {
+            let record = match record {
+                TraceRecord::SpanStart {
+                    run_id,
+                    agent_id,
+                    task_id,
+                    span_id,
+                    parent_span_id,
+                    name,
+                    kind,
+                    at_ns,
+                } => TraceRecord::SpanStart {
+                    run_id: format!("{run_id}-{round}"),
+                    agent_id,
+                    task_id,
+                    span_id,
+                    parent_span_id,
+                    name,
+                    kind,
+                    at_ns,
+                },
+                other => other,
+            };
+            sink.write(&record).unwrap();
+        }
+    }
+    let stats = sink.close();
+    assert_eq!(stats.n_batches_sent, 0);
+    assert!(stats.n_batches_dropped > 0, "{stats:?}");
+    assert!(stats.n_batches_failed > 0, "{stats:?}");
+}
+
+#[test]
+fn only_plain_http_endpoints_are_taken() {
+    for endpoint in [
+        "https://collector.example.com/v1/traces",
+        "not a url",
+        "ftp://x/v1/traces",
+    ] {
+        assert!(
+            matches!(
+                OtlpHttpSink::new(endpoint, "a", OtlpHttpOptions::default()),
+                Err(TraceError::Sink { .. })
+            ),
+            "{endpoint}"
+        );
+    }
 }
