@@ -116,7 +116,7 @@ fn processes_starting_together_migrate_the_schema_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 }
 
 #[test]
@@ -581,4 +581,56 @@ fn a_document_put_by_one_process_is_served_current_by_another() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+#[test]
+fn the_traces_of_every_process_land_in_one_table() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "traces");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), REVIEWED_POLICY).unwrap();
+    let config = dir.path().join("fourfold.toml");
+    std::fs::write(
+        &config,
+        format!("[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n[trace]\nfile = \"local.trace\"\npostgres = true\n"),
+    )
+    .unwrap();
+    let mut run_ids = Vec::new();
+    for agent in ["coder", "reviewer"] {
+        let process = fourfold::Fourfold::from_config(&config).unwrap();
+        let session = process.session(agent, Some("T-7"));
+        run_ids.push(session.run_id().to_string());
+        session.decide("push", "tests pass", &[]);
+        let _ = session.guard(Request::run(agent, "git push origin main"));
+        session.end(None);
+        process.tracer().unwrap().flush().unwrap();
+    }
+    let mut client = postgres::Client::connect(&settings, postgres::NoTls).unwrap();
+    let rows = client
+        .query(
+            "SELECT agent_id, kind, record->'Event'->'kind'->'Gate'->>'outcome'
+             FROM fourfold_trace WHERE kind IN ('decision', 'gate') ORDER BY id",
+            &[],
+        )
+        .unwrap();
+    let seen: Vec<(String, String, Option<String>)> = rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("coder".into(), "decision".into(), None),
+            ("coder".into(), "gate".into(), Some("Pending".into())),
+            ("reviewer".into(), "decision".into(), None),
+            ("reviewer".into(), "gate".into(), Some("Pending".into())),
+        ]
+    );
+    let n_runs: i64 = client
+        .query_one("SELECT count(DISTINCT run_id) FROM fourfold_trace", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n_runs, 2);
+    // The local trace file has the same events.
+    assert!(dir.path().join("local.trace").exists());
 }

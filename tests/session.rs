@@ -587,7 +587,7 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
     );
     check(
         "[policy]\nfile = \"policy.toml\"\n[trace]\n",
-        "none of `file`, `jsonl` and `otlp_endpoint`",
+        "names no sink",
     );
     check(
         "[policy]\nfile = \"policy.toml\"\n[[command_gate]]\nname = \"tests-pass\"\ncommand = []\n",

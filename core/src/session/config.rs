@@ -9,6 +9,7 @@
 //! jsonl = "traces/fourfold.jsonl"   # also JSON Lines (optional)
 //! otlp_endpoint = "http://localhost:4318/v1/traces"  # also to an OTLP/HTTP collector (optional)
 //! service_name = "support-agents"   # service.name of the exported spans (default `fourfold`)
+//! postgres = true                   # also into the fleet's [store] (table fourfold_trace)
 //!
 //! [context]
 //! snapshot = ".fourfold/context"    # where snapshots are saved (optional: in memory)
@@ -105,6 +106,8 @@ struct TraceSection {
     jsonl: Option<PathBuf>,
     otlp_endpoint: Option<String>,
     service_name: Option<String>,
+    #[serde(default)]
+    postgres: bool,
 }
 
 #[derive(Deserialize)]
@@ -217,10 +220,18 @@ pub(crate) fn builder_from_text(
     let mut builder = Fourfold::builder().policy(policy);
     if let Some(trace) = config.trace {
         let mut tracer = Tracer::builder();
-        if trace.file.is_none() && trace.jsonl.is_none() && trace.otlp_endpoint.is_none() {
+        if trace.file.is_none()
+            && trace.jsonl.is_none()
+            && trace.otlp_endpoint.is_none()
+            && !trace.postgres
+        {
             return Err(invalid(
-                "`[trace]` names none of `file`, `jsonl` and `otlp_endpoint`".into(),
+                "`[trace]` names no sink: give `file`, `jsonl`, `otlp_endpoint` or `postgres = true`"
+                    .into(),
             ));
+        }
+        if trace.postgres {
+            tracer = trace_into_store(tracer, fleet.as_ref()).map_err(invalid)?;
         }
         if let Some(endpoint) = &trace.otlp_endpoint {
             let service_name = trace.service_name.as_deref().unwrap_or("fourfold");
@@ -415,4 +426,25 @@ fn share_documents(
     _fleet: Option<&Fleet>,
 ) -> Result<FourfoldBuilder, String> {
     Err("`[context] shared` needs PostgreSQL support (feature `postgres`)".into())
+}
+
+#[cfg(feature = "postgres")]
+fn trace_into_store(
+    tracer: crate::trace::TracerBuilder,
+    fleet: Option<&Fleet>,
+) -> Result<crate::trace::TracerBuilder, String> {
+    match fleet {
+        Some(fleet) => Ok(tracer.sink(crate::trace::PostgresTraceSink::new(Arc::clone(
+            &fleet.postgres,
+        )))),
+        None => Err("`[trace] postgres` needs a `[store] url` to write to".into()),
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn trace_into_store(
+    _tracer: crate::trace::TracerBuilder,
+    _fleet: Option<&Fleet>,
+) -> Result<crate::trace::TracerBuilder, String> {
+    Err("`[trace] postgres` needs PostgreSQL support (feature `postgres`)".into())
 }

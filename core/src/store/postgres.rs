@@ -57,6 +57,21 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
             at timestamptz NOT NULL DEFAULT now()
         )",
     ),
+    (
+        4,
+        "CREATE TABLE fourfold_trace (
+            id bigserial PRIMARY KEY,
+            run_id text,
+            agent_id text,
+            task_id text,
+            kind text NOT NULL,
+            seq bigint,
+            at_ns bigint NOT NULL,
+            record jsonb NOT NULL
+        );
+        CREATE INDEX fourfold_trace_run ON fourfold_trace (run_id, id);
+        CREATE INDEX fourfold_trace_agent ON fourfold_trace (agent_id, at_ns)",
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock` while migrating ("ffld").

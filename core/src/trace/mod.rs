@@ -14,6 +14,8 @@ mod err;
 mod explain;
 mod file;
 mod otlp;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod reader;
 mod redact;
 mod report;
@@ -32,6 +34,8 @@ pub use otlp::{
     export_otlp, OtlpBatch, OtlpExporter, OtlpHttpMonitor, OtlpHttpOptions, OtlpHttpSink,
     OtlpHttpStats, OtlpJsonLinesSink, OtlpStats,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresTraceSink;
 pub use reader::{
     EventKindName, Query, RunTree, Runs, RunsBuilder, SpanNode, TraceReader, UnknownName,
 };
