@@ -100,35 +100,39 @@ impl FleetBudgets {
         let sql_amount = to_sql(amount)?;
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         let mut client = self.store.client()?;
-        self.sweep(&mut client, Some(name))?;
-        // INVARIANT: one statement: the UPDATE takes the budget row's lock, so concurrent
-        // reservations of the same budget see each other's `reserved`.
-        let row = client
-            .query_opt(
-                "WITH held AS (
-                    UPDATE fourfold_budget SET reserved = reserved + $2
-                    WHERE name = $1 AND spent + reserved + $2 <= hard
-                    RETURNING name
-                 )
-                 INSERT INTO fourfold_reservation (budget, amount, holder, expires_at)
-                 SELECT name, $2, $3, now() + $4::bigint * interval '1 millisecond' FROM held
-                 RETURNING id",
-                &[&name, &sql_amount, &self.holder, &lease_ms],
-            )
-            .map_err(|error| self.store.failed(error))?;
-        match row {
-            Some(row) => Ok(FleetReservation {
-                id: row.get(0),
-                budget: name.to_string(),
-                amount,
-            }),
-            None => {
-                // INVARIANT: the connection goes back to the pool before `exceeded` takes one, so
-                // that threads never wait on the pool while holding a connection.
-                drop(client);
-                Err(self.exceeded(name, amount)?)
+        // Expired holds matter only when they are in the way: on a refusal, sweep them and try
+        // once more.
+        for attempt in 0..2 {
+            if attempt == 1 && self.sweep(&mut client, Some(name))? == 0 {
+                break;
+            }
+            // INVARIANT: one statement: the UPDATE takes the budget row's lock, so concurrent
+            // reservations of the same budget see each other's `reserved`.
+            let row = client
+                .query_opt(
+                    "WITH held AS (
+                        UPDATE fourfold_budget SET reserved = reserved + $2
+                        WHERE name = $1 AND spent + reserved + $2 <= hard
+                        RETURNING name
+                     )
+                     INSERT INTO fourfold_reservation (budget, amount, holder, expires_at)
+                     SELECT name, $2, $3, now() + $4::bigint * interval '1 millisecond' FROM held
+                     RETURNING id",
+                    &[&name, &sql_amount, &self.holder, &lease_ms],
+                )
+                .map_err(|error| self.store.failed(error))?;
+            if let Some(row) = row {
+                return Ok(FleetReservation {
+                    id: row.get(0),
+                    budget: name.to_string(),
+                    amount,
+                });
             }
         }
+        // INVARIANT: the connection goes back to the pool before `exceeded` takes one, so that
+        // threads never wait on the pool while holding a connection.
+        drop(client);
+        Err(self.exceeded(name, amount)?)
     }
 
     /// Settles `reservation` at `actual` (more or less than was held): the hold is released and
@@ -136,11 +140,9 @@ impl FleetBudgets {
     /// `actual` is still recorded.
     pub fn commit(&self, reservation: FleetReservation, actual: u64) -> Result<(), CostError> {
         let actual = to_sql(actual)?;
-        let mut client = self.store.client()?;
-        let mut transaction = client
-            .transaction()
-            .map_err(|error| self.store.failed(error))?;
-        transaction
+        // INVARIANT: one statement, so releasing the hold and adding the spend happen together.
+        self.store
+            .client()?
             .execute(
                 "WITH settled AS (
                     DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
@@ -152,9 +154,7 @@ impl FleetBudgets {
                 &[&reservation.id, &reservation.budget, &actual],
             )
             .map_err(|error| self.store.failed(error))?;
-        transaction
-            .commit()
-            .map_err(|error| self.store.failed(error).into())
+        Ok(())
     }
 
     /// Gives the held amount back: the call did not happen.

@@ -5,8 +5,8 @@
 //! race for it. The schema is versioned in `fourfold_migrations` and brought up to date on first
 //! connect, under an advisory lock so that processes starting together do not race either.
 //! Connections come from an `r2d2` pool: a connection the server dropped fails its operation with
-//! a [`DatabaseError`] (nothing half-written: every operation is one statement or one transaction)
-//! and is replaced on the next call.
+//! a [`DatabaseError`] that says the connection was the cause (nothing half-written: every
+//! operation is one statement or one transaction), and the pool replaces it for the next call.
 
 use std::time::Duration;
 
@@ -102,6 +102,9 @@ impl PostgresStore {
         let pool = Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
+            // No health query on every checkout (a round trip per call): a connection the server
+            // dropped fails one call with a connection error and is then replaced.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(PostgresConnectionManager::new(config, NoTls))
             .map_err(|error| DatabaseError::new(&target, error.to_string(), true))?;
@@ -124,7 +127,12 @@ impl PostgresStore {
 
     /// A [`DatabaseError`] for a failed statement.
     pub(crate) fn failed(&self, error: postgres::Error) -> StoreError {
-        let connection = error.is_closed() || caused_by_io(&error);
+        // Class 08 is a connection exception; 57P01 to 57P03 are the server shutting the
+        // connection (an administrator, a crash, a restart).
+        let code = error.code().map(|code| code.code());
+        let connection = error.is_closed()
+            || caused_by_io(&error)
+            || code.is_some_and(|code| code.starts_with("08") || code.starts_with("57P0"));
         let reason = match error.as_db_error() {
             Some(db_error) => db_error.message().to_string(),
             None => error.to_string(),
