@@ -112,7 +112,7 @@ export declare class Fourfold {
   /** Builds the controls the options describe, with JS `plugins` (`{ name, onEvent?, check? }`). */
   constructor(options: FourfoldOptions, plugins?: Array<object> | undefined | null)
   /** Builds the controls a `fourfold.toml` describes; relative paths are relative to it. */
-  static fromConfig(path: string, plugins?: Array<object> | undefined | null): Fourfold
+  static fromConfig(path: string, options?: { plugins?: Array<object> } | undefined | null): Fourfold
   /**
    * Starts a run of `agent`, on `task` if given: every guard, ask, model call, decision and
    * action through it is checked and recorded under one run id.

@@ -66,6 +66,12 @@ export interface FourfoldError extends Error {
   /** The byte offset of the damage (`FOURFOLD_TRACE_CORRUPT`). */
   offset?: number
   frameIdx?: number
+  /** The control a session lacks (`FOURFOLD_CONFIG_ERROR`), such as `context store`. */
+  missing?: string
+  /** The plugin and hook that threw (`FOURFOLD_PLUGIN_ERROR`), and what it threw. */
+  plugin?: string
+  hook?: 'onEvent' | 'check'
+  cause?: unknown
 }
 
 /** Whether `error` is a fourfold error, and of `code` when one is given. */

@@ -130,7 +130,7 @@ class Fourfold extends native.Fourfold {
 
   /** Builds the controls a `fourfold.toml` describes, with `options.plugins`. */
   static fromConfig(path, options) {
-    const fourfold = native.Fourfold.fromConfig(path, wrapPlugins(options?.plugins))
+    const fourfold = native.Fourfold.fromConfig(path, { plugins: wrapPlugins(options?.plugins) })
     return Object.setPrototypeOf(fourfold, Fourfold.prototype)
   }
 }
@@ -152,3 +152,7 @@ module.exports = {
   usageCounts: native.usageCounts,
   version: native.version,
 }
+
+// Not part of the API: lets the tests prove that a Rust panic becomes a FOURFOLD_PANIC error.
+Object.defineProperty(module.exports, '__panicForTests', { value: native.__panicForTests })
+Object.defineProperty(module.exports, '__panicForTestsAsync', { value: native.__panicForTestsAsync })

@@ -1,12 +1,7 @@
 // The shapes of the JSON values the addon returns (camelCase keys; integers as numbers, so
 // nanosecond timestamps keep about a quarter of a microsecond of precision).
 
-/** The rule that decided, and where it was written. */
-export interface RuleOrigin {
-  id: string
-  file: string | null
-  line: number | null
-}
+import type { RuleOrigin } from '../index'
 
 /** What an agent asked to do, as the core records it. */
 export interface RecordedRequest {

@@ -36,3 +36,18 @@ pub fn version() -> String {
 pub fn error_codes() -> Vec<String> {
     error::CODES.iter().map(|code| code.to_string()).collect()
 }
+
+/// Panics inside the shield, so the tests can prove that a Rust panic reaches JS as a
+/// `FOURFOLD_PANIC` error and not as a crash. Not part of the API (left out of the types).
+#[napi(js_name = "__panicForTests", skip_typescript)]
+pub fn panic_for_tests(env: napi::Env) -> napi::Result<()> {
+    error::shield(&env, || panic!("a panic the tests asked for"))
+}
+
+/// [`panic_for_tests`] on the thread pool: the Promise rejects with `FOURFOLD_PANIC`.
+#[napi(js_name = "__panicForTestsAsync", skip_typescript)]
+pub fn panic_for_tests_async() -> napi::bindgen_prelude::AsyncTask<task::JsonTask> {
+    napi::bindgen_prelude::AsyncTask::new(task::JsonTask::new(|| {
+        panic!("a panic the tests asked for, off the JS thread")
+    }))
+}

@@ -106,13 +106,18 @@ impl Fourfold {
     }
 
     /// Builds the controls a `fourfold.toml` describes; relative paths are relative to it.
-    #[napi(factory)]
-    pub fn from_config(
-        env: Env,
-        path: String,
-        plugins: Option<Vec<Object>>,
-    ) -> napi::Result<Fourfold> {
+    #[napi(
+        factory,
+        ts_args_type = "path: string, options?: { plugins?: Array<object> } | undefined | null"
+    )]
+    pub fn from_config(env: Env, path: String, options: Option<Object>) -> napi::Result<Fourfold> {
         shield(&env, || {
+            let plugins: Option<Vec<Object>> = match &options {
+                Some(options) => options
+                    .get("plugins")
+                    .map_err(|_| FourfoldError::invalid("`plugins` must be an array of plugins"))?,
+                None => None,
+            };
             let builder = CoreFourfold::builder_from_config(&path)?;
             let builder = install_plugins(&env, builder, plugins)?;
             Ok(Fourfold {

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use fourfold::trace::{
     explain, verify, Durability, JsonLinesSink, RunTree, SpanKind, TraceFileSink,
-    TraceReader as CoreReader,
-    Tracer as CoreTracer,
+    TraceReader as CoreReader, Tracer as CoreTracer,
 };
 use napi::bindgen_prelude::{AsyncTask, Env};
 use napi_derive::napi;
