@@ -20,13 +20,6 @@ export declare class AgentSession {
   get task(): string | null
   /** The run's id, as the trace names it. */
   get runId(): string
-  /**
-   * Checks a tool call before it runs, as this session's agent, task and run. Returns the
-   * decision when it may go ahead; otherwise throws `FOURFOLD_POLICY_DENIED` (with `ruleId`),
-   * `FOURFOLD_GATE_PENDING` (with `approvalId`), `FOURFOLD_STALE_CONTEXT` (with `changes`) or
-   * `FOURFOLD_BUDGET_EXCEEDED`.
-   */
-  guard(request: RequestInput): Decision
   /** The context sections that answer `query`, within the budget; searched off the JS thread. */
   ask(query: string, options: AskOptions): Promise<import('./lib/types').Answer>
   /** `ask`, on the JS thread. */
@@ -136,11 +129,6 @@ export declare class Policy {
   static fromFile(path: string): Policy
   /** Parses a policy from TOML text; approvals are kept in memory. */
   static fromToml(text: string): Policy
-  /**
-   * Decides `request`. A denial is a decision, not an error; an error means no decision could
-   * be made, and the request must not go ahead.
-   */
-  check(request: RequestInput): Decision
   /** Approves the pending approval `id`: the identical request is allowed once. */
   approve(id: string, approver: string, reason: string): import('./lib/types').Approval
   /** Rejects the pending approval `id`. */
@@ -284,20 +272,6 @@ export declare function countChatTokens(modelOrEncoding: string, messages: Array
 /** Counts the tokens of `text` for a model (`gpt-4o`) or an encoding (`o200k_base`). */
 export declare function countTokens(modelOrEncoding: string, text: string): TokenCount
 
-/** What the policy decided about a request, and why. */
-export interface Decision {
-  /** `allow`, `deny` or `pending`. */
-  verdict: 'allow' | 'deny' | 'pending'
-  /** The rule that decided, if one did. */
-  rule?: RuleOrigin
-  /** Why, in one line. */
-  reason: string
-  /** The gates involved. */
-  gates: Array<string>
-  /** The approval that holds the request (pending) or that allowed it. */
-  approvalId?: string
-}
-
 /** Every error code a fourfold error can carry. */
 export declare function errorCodes(): Array<string>
 
@@ -325,46 +299,6 @@ export interface PolicyOptions {
   file?: string
   /** Policy TOML text; approvals are kept in memory. */
   toml?: string
-}
-
-/**
- * What an agent asks to do, as JS passes it:
- * `{ action: 'read', path: 'src/lib.rs' }`, `{ action: 'run', command: 'cargo test' }`,
- * `{ action: 'net', url: 'https://crates.io' }`, `{ action: 'tool', name: 'search', args: {...} }`.
- */
-export interface RequestInput {
-  /** `read`, `write`, `delete`, `run`, `net` or `tool`. */
-  action: string
-  /** The path of a `read`, `write` or `delete`. */
-  path?: string
-  /** The command line of a `run`. */
-  command?: string
-  /** The URL, `host` or `host:port` of a `net`. */
-  url?: string
-  /** The tool name of a `tool`. */
-  name?: string
-  /** The arguments of a `tool`, a JSON object. */
-  args?: Record<string, unknown>
-  /** The agent asking; a session sets its own. */
-  agent?: string
-  /** The task; a session sets its own. */
-  task?: string
-  /** The run; a session sets its own. */
-  runId?: string
-  /** The working directory of the request. */
-  cwd?: string
-  /** Resolve symbolic links in the request's paths before matching. */
-  resolveSymlinks?: boolean
-}
-
-/** The rule that made a decision, and where it was written. */
-export interface RuleOrigin {
-  /** The rule's id. */
-  id: string
-  /** The policy file, for a rule loaded from one. */
-  file?: string
-  /** The 1-based line of the rule in that file. */
-  line?: number
 }
 
 /** A token count, with its encoding and whether it is an estimate. */

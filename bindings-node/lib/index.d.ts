@@ -1,10 +1,28 @@
 // Types of the `fourfold` package: the generated declarations of the addon, with the pieces the
 // JS layer (`index.js`) adds or changes.
 import * as native from '../index'
-import type { FourfoldEvent } from './types'
+import type { Decision, FourfoldEvent, RequestInput } from './types'
 
 export * from '../index'
 export type * from './types'
+
+// Methods that `index.js` adds to the addon's classes (they read the request in JS, where it is
+// cheap, and hand the addon its parts).
+declare module '../index' {
+  interface AgentSession {
+    /**
+     * Checks a tool call before it runs, as this session's agent, task and run. Returns the
+     * decision when it may go ahead; otherwise throws `FOURFOLD_POLICY_DENIED` (with `ruleId`),
+     * `FOURFOLD_GATE_PENDING` (with `approvalId`), `FOURFOLD_STALE_CONTEXT` (with `changes`) or
+     * `FOURFOLD_BUDGET_EXCEEDED`.
+     */
+    guard(request: RequestInput): Decision
+  }
+  interface Policy {
+    /** Decides `request` (which needs an `agent`); a denial is a decision, not an error. */
+    check(request: RequestInput & { agent: string }): Decision
+  }
+}
 
 /** The error codes, by short name: `codes.POLICY_DENIED === 'FOURFOLD_POLICY_DENIED'`. */
 export declare const codes: {

@@ -122,6 +122,64 @@ function wrapPlugins(plugins) {
   return plugins.map(wrapPlugin)
 }
 
+const TARGETS = { read: 'path', write: 'path', delete: 'path', run: 'command', net: 'url', tool: 'name' }
+
+function invalid(message) {
+  return fourfoldError('FOURFOLD_INVALID_ARGUMENT', message)
+}
+
+/** The action of `request`, checked; its other parts are read where the addon is called. */
+function actionOf(request) {
+  if (request === null || typeof request !== 'object') {
+    throw invalid("a request is an object such as `{ action: 'read', path }`")
+  }
+  if (typeof request.action !== 'string') throw invalid('a request needs an `action`')
+  return request.action
+}
+
+/** The tool's arguments as JSON text, for a `tool` request that has them. */
+function argsOf(action, request) {
+  return action === 'tool' && request.args !== undefined ? JSON.stringify(request.args) : undefined
+}
+
+/** The decision object of the addon's one-string form (`decision_line` in `src/policy.rs`). */
+function decodeDecision(line) {
+  const fields = line.split('\0')
+  const ruleId = fields[3]
+  return {
+    verdict: fields[0],
+    rule: ruleId === '' ? null : { id: ruleId, file: fields[4] || null, line: fields[1] === '' ? null : Number(fields[1]) },
+    reason: fields[2],
+    gates: fields.length > 6 ? fields.slice(6) : [],
+    approvalId: fields[5] || null,
+  }
+}
+
+const HANDLE = Symbol('fourfold.sessionHandle')
+
+/** Checks a tool call before it runs, as this session's agent, task and run. */
+native.AgentSession.prototype.guard = function guard(request) {
+  const action = actionOf(request)
+  const handle = this[HANDLE] ?? (this[HANDLE] = this.__handle())
+  const line = native.__guard(handle, action, request[TARGETS[action]], argsOf(action, request), request.cwd, request.resolveSymlinks)
+  return decodeDecision(line)
+}
+
+/** Decides `request`; a denial is a decision, not an error. */
+native.Policy.prototype.check = function check(request) {
+  const action = actionOf(request)
+  if (typeof request.agent !== 'string') throw invalid('a request checked by a policy needs an `agent`')
+  const line = this.__check(
+    request.agent,
+    action,
+    request[TARGETS[action]],
+    argsOf(action, request),
+    request.cwd,
+    request.resolveSymlinks,
+  )
+  return decodeDecision(line)
+}
+
 /** The four controls of one agent fleet, wired together. */
 class Fourfold extends native.Fourfold {
   constructor(options) {

@@ -1,7 +1,49 @@
 // The shapes of the JSON values the addon returns (camelCase keys; integers as numbers, so
 // nanosecond timestamps keep about a quarter of a microsecond of precision).
 
-import type { RuleOrigin } from '../index'
+/** What an agent asks to do: `{ action: 'read', path: 'src/lib.rs' }`. */
+export interface RequestInput {
+  /** `read`, `write`, `delete`, `run`, `net` or `tool`. */
+  action: 'read' | 'write' | 'delete' | 'run' | 'net' | 'tool'
+  /** The path of a `read`, `write` or `delete`. */
+  path?: string
+  /** The command line of a `run`. */
+  command?: string
+  /** The URL, `host` or `host:port` of a `net`. */
+  url?: string
+  /** The tool name of a `tool`. */
+  name?: string
+  /** The arguments of a `tool`, a JSON object. */
+  args?: Record<string, unknown>
+  /** The agent asking: required by `Policy.check`; a session sets its own. */
+  agent?: string
+  /** The working directory of the request. */
+  cwd?: string
+  /** Resolve symbolic links in the request's paths before matching. */
+  resolveSymlinks?: boolean
+}
+
+/** The rule that decided, and where it was written. */
+export interface RuleOrigin {
+  id: string
+  /** The policy file, for a rule loaded from one. */
+  file: string | null
+  /** The 1-based line of the rule in that file. */
+  line: number | null
+}
+
+/** What the policy decided about a request, and why. */
+export interface Decision {
+  verdict: 'allow' | 'deny' | 'pending'
+  /** The rule that decided, if one did. */
+  rule: RuleOrigin | null
+  /** Why, in one line. */
+  reason: string
+  /** The gates involved. */
+  gates: string[]
+  /** The approval that holds the request (pending) or that allowed it. */
+  approvalId: string | null
+}
 
 /** What an agent asked to do, as the core records it. */
 export interface RecordedRequest {

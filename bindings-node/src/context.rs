@@ -75,19 +75,21 @@ impl ContextStore {
 impl ContextStore {
     /// An empty store in memory.
     #[napi(constructor)]
-    pub fn new(options: Option<ContextStoreOptions>) -> ContextStore {
-        let mut builder = CoreContextStore::builder();
-        if let Some(options) = options {
-            for prefix in options.archive.unwrap_or_default() {
-                builder = builder.archive(&prefix);
+    pub fn new(env: Env, options: Option<ContextStoreOptions>) -> napi::Result<ContextStore> {
+        shield(&env, || {
+            let mut builder = CoreContextStore::builder();
+            if let Some(options) = options {
+                for prefix in options.archive.unwrap_or_default() {
+                    builder = builder.archive(&prefix);
+                }
+                for key in options.pin.unwrap_or_default() {
+                    builder = builder.pin(&key);
+                }
             }
-            for key in options.pin.unwrap_or_default() {
-                builder = builder.pin(&key);
-            }
-        }
-        ContextStore {
-            store: builder.build(),
-        }
+            Ok(ContextStore {
+                store: builder.build(),
+            })
+        })
     }
 
     /// Puts a new version of document `key`; the same text again changes nothing.

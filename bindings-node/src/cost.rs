@@ -271,8 +271,11 @@ impl Reservation {
 
     /// Releases the hold without recording anything.
     #[napi]
-    pub fn release(&mut self) {
-        self.reservation = None;
+    pub fn release(&mut self, env: Env) -> napi::Result<()> {
+        shield(&env, || {
+            self.reservation = None;
+            Ok(())
+        })
     }
 }
 

@@ -11,110 +11,47 @@ use serde_json::Value;
 use crate::error::{shield, Fallible, FourfoldError};
 use crate::json::to_json;
 
-/// What an agent asks to do, as JS passes it:
-/// `{ action: 'read', path: 'src/lib.rs' }`, `{ action: 'run', command: 'cargo test' }`,
-/// `{ action: 'net', url: 'https://crates.io' }`, `{ action: 'tool', name: 'search', args: {...} }`.
-#[napi(object)]
-pub struct RequestInput {
-    /// `read`, `write`, `delete`, `run`, `net` or `tool`.
-    pub action: String,
-    /// The path of a `read`, `write` or `delete`.
-    pub path: Option<String>,
-    /// The command line of a `run`.
-    pub command: Option<String>,
-    /// The URL, `host` or `host:port` of a `net`.
-    pub url: Option<String>,
-    /// The tool name of a `tool`.
-    pub name: Option<String>,
-    /// The arguments of a `tool`, a JSON object.
-    #[napi(ts_type = "Record<string, unknown>")]
-    pub args: Option<Value>,
-    /// The agent asking; a session sets its own.
-    pub agent: Option<String>,
-    /// The task; a session sets its own.
-    pub task: Option<String>,
-    /// The run; a session sets its own.
-    pub run_id: Option<String>,
-    /// The working directory of the request.
-    pub cwd: Option<String>,
-    /// Resolve symbolic links in the request's paths before matching.
-    pub resolve_symlinks: Option<bool>,
-}
-
-/// The rule that made a decision, and where it was written.
-#[napi(object)]
-pub struct RuleOrigin {
-    /// The rule's id.
-    pub id: String,
-    /// The policy file, for a rule loaded from one.
-    pub file: Option<String>,
-    /// The 1-based line of the rule in that file.
-    pub line: Option<u32>,
-}
-
-/// What the policy decided about a request, and why.
-#[napi(object)]
-pub struct Decision {
-    /// `allow`, `deny` or `pending`.
-    #[napi(ts_type = "'allow' | 'deny' | 'pending'")]
-    pub verdict: String,
-    /// The rule that decided, if one did.
-    pub rule: Option<RuleOrigin>,
-    /// Why, in one line.
-    pub reason: String,
-    /// The gates involved.
-    pub gates: Vec<String>,
-    /// The approval that holds the request (pending) or that allowed it.
-    pub approval_id: Option<String>,
-}
-
-impl From<CoreDecision> for Decision {
-    fn from(decision: CoreDecision) -> Decision {
-        Decision {
-            verdict: match decision.verdict {
-                Verdict::Allow => "allow",
-                Verdict::Deny => "deny",
-                Verdict::Pending => "pending",
-            }
-            .to_string(),
-            rule: decision.rule.map(|rule| RuleOrigin {
-                id: rule.id,
-                file: rule.file,
-                line: rule.line,
-            }),
-            reason: decision.reason,
-            gates: decision.gates,
-            approval_id: decision.approval_id,
-        }
-    }
-}
-
-fn required(value: Option<String>, field: &str, action: &str) -> Fallible<String> {
-    value.ok_or_else(|| FourfoldError::invalid(format!("a `{action}` request needs a `{field}`")))
-}
-
-/// The core request for `input`; `default_agent` when the input names none.
-pub fn to_request(input: RequestInput, default_agent: &str) -> Fallible<Request> {
-    let action_name = input.action.as_str();
-    let action = match action_name {
+/// The core request for a request's parts, as `lib/index.js` reads them from the JS object (a
+/// JS property read costs a nanosecond, an N-API one hundreds): the action, its target (the
+/// `path`, `command`, `url` or tool `name`, by action), the tool's arguments as JSON text, the
+/// working directory and whether to resolve symbolic links. `agent` is the agent asking.
+pub fn request_from_parts(
+    agent: &str,
+    action: &str,
+    target: Option<String>,
+    args_json: Option<&str>,
+    cwd: Option<String>,
+    resolve_symlinks: Option<bool>,
+) -> Fallible<Request> {
+    let target = |field: &str| {
+        target.ok_or_else(|| {
+            FourfoldError::invalid(format!("a `{action}` request needs a `{field}`"))
+        })
+    };
+    let action = match action {
         "read" => Action::Read {
-            path: required(input.path, "path", action_name)?,
+            path: target("path")?,
         },
         "write" => Action::Write {
-            path: required(input.path, "path", action_name)?,
+            path: target("path")?,
         },
         "delete" => Action::Delete {
-            path: required(input.path, "path", action_name)?,
+            path: target("path")?,
         },
         "run" => Action::Run {
-            command: required(input.command, "command", action_name)?,
+            command: target("command")?,
         },
         "net" => Action::Net {
-            url: required(input.url, "url", action_name)?,
+            url: target("url")?,
         },
         "tool" => Action::Tool {
-            name: required(input.name, "name", action_name)?,
-            args: input.args.unwrap_or(Value::Object(Default::default())),
+            name: target("name")?,
+            args: match args_json {
+                Some(json) => serde_json::from_str(json).map_err(|error| {
+                    FourfoldError::invalid(format!("the tool's `args` are not JSON: {error}"))
+                })?,
+                None => Value::Object(Default::default()),
+            },
         },
         other => {
             return Err(FourfoldError::invalid(format!(
@@ -122,15 +59,49 @@ pub fn to_request(input: RequestInput, default_agent: &str) -> Fallible<Request>
         )))
         }
     };
-    let mut request = Request::new(
-        input.agent.unwrap_or_else(|| default_agent.to_string()),
-        action,
-    );
-    request.task = input.task;
-    request.run_id = input.run_id;
-    request.cwd = input.cwd;
-    request.resolve_symlinks = input.resolve_symlinks.unwrap_or(false);
+    let mut request = Request::new(agent, action);
+    request.cwd = cwd;
+    request.resolve_symlinks = resolve_symlinks.unwrap_or(false);
     Ok(request)
+}
+
+/// A decision as one string for `lib/index.js` to read back into an object: a string is the one
+/// value N-API hands to JS cheaply (an object costs microseconds). The fields are joined by NUL:
+/// the verdict, the rule's line, the reason, the rule id, the rule file, the approval id, then
+/// each gate; an absent value is empty (no rule id, file or approval id is empty), and a NUL
+/// inside a field is shown as U+FFFD.
+pub fn decision_line(decision: &CoreDecision) -> String {
+    let rule = decision.rule.as_ref();
+    let verdict = match decision.verdict {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+        Verdict::Pending => "pending",
+    };
+    let line = rule
+        .and_then(|rule| rule.line)
+        .map(|line| line.to_string())
+        .unwrap_or_default();
+    let mut fields: Vec<&str> = vec![
+        verdict,
+        &line,
+        &decision.reason,
+        rule.map_or("", |rule| rule.id.as_str()),
+        rule.and_then(|rule| rule.file.as_deref()).unwrap_or(""),
+        decision.approval_id.as_deref().unwrap_or(""),
+    ];
+    fields.extend(decision.gates.iter().map(String::as_str));
+    let mut out = String::with_capacity(fields.iter().map(|field| field.len() + 1).sum());
+    for (field_idx, field) in fields.iter().enumerate() {
+        if field_idx > 0 {
+            out.push('\0');
+        }
+        if field.contains('\0') {
+            out.push_str(&field.replace('\0', "\u{FFFD}"));
+        } else {
+            out.push_str(field);
+        }
+    }
+    out
 }
 
 /// Where a JS `Policy` finds its core policy: its own, or the one of a `Fourfold`.
@@ -182,16 +153,32 @@ impl Policy {
         })
     }
 
-    /// Decides `request`. A denial is a decision, not an error; an error means no decision could
-    /// be made, and the request must not go ahead.
-    #[napi]
-    pub fn check(&self, env: Env, request: RequestInput) -> napi::Result<Decision> {
+    /// Decides a request of `agent` (its parts, read by `lib/index.js`, whose `check(request)`
+    /// returns the decision as an object). A denial is a decision, not an error; an error means
+    /// no decision could be made, and the request must not go ahead.
+    #[napi(js_name = "__check", skip_typescript)]
+    // The request's parts travel as separate strings, the cheap way through N-API.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_parts(
+        &self,
+        env: Env,
+        agent: String,
+        action: String,
+        target: Option<String>,
+        args_json: Option<String>,
+        cwd: Option<String>,
+        resolve_symlinks: Option<bool>,
+    ) -> napi::Result<String> {
         shield(&env, || {
-            let agent = request.agent.clone().ok_or_else(|| {
-                FourfoldError::invalid("a request checked by a policy needs an `agent`")
-            })?;
-            let request = to_request(request, &agent)?;
-            Ok(self.policy().check(&request)?.into())
+            let request = request_from_parts(
+                &agent,
+                &action,
+                target,
+                args_json.as_deref(),
+                cwd,
+                resolve_symlinks,
+            )?;
+            Ok(decision_line(&self.policy().check(&request)?))
         })
     }
 

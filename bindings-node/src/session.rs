@@ -7,7 +7,7 @@ use fourfold::trace::{Span as CoreSpan, SpanKind};
 use fourfold::{
     ActionEvent, AgentSession as CoreSession, DecisionEvent, EventKind, Fourfold as CoreFourfold,
 };
-use napi::bindgen_prelude::{AsyncTask, Env, Object};
+use napi::bindgen_prelude::{AsyncTask, Env, External, Object};
 use napi_derive::napi;
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ use crate::cost::{
 use crate::error::{shield, Fallible, FourfoldError, FOURFOLD_ERROR};
 use crate::json::to_json;
 use crate::plugin::JsPlugin;
-use crate::policy::{to_request, Decision, Policy, PolicySource, RequestInput};
+use crate::policy::{decision_line, request_from_parts, Policy, PolicySource};
 use crate::task::JsonTask;
 use crate::trace::{build_tracer, Tracer, TracerOptions};
 
@@ -266,15 +266,37 @@ impl AgentSession {
         self.run_id.clone()
     }
 
-    /// Checks a tool call before it runs, as this session's agent, task and run. Returns the
-    /// decision when it may go ahead; otherwise throws `FOURFOLD_POLICY_DENIED` (with `ruleId`),
-    /// `FOURFOLD_GATE_PENDING` (with `approvalId`), `FOURFOLD_STALE_CONTEXT` (with `changes`) or
-    /// `FOURFOLD_BUDGET_EXCEEDED`.
-    #[napi]
-    pub fn guard(&self, env: Env, request: RequestInput) -> napi::Result<Decision> {
+    /// A handle on the session for [`guard`]: a free function taking it is cheaper to call than
+    /// a method (napi-rs tracks every borrow of a class instance). Not part of the API.
+    #[napi(js_name = "__handle", skip_typescript)]
+    pub fn handle(&self) -> External<SessionHandle> {
+        External::new(SessionHandle {
+            agent: self.agent.clone(),
+            session: Arc::clone(&self.session),
+        })
+    }
+
+    /// Guards the request `n` times in Rust and returns the mean nanoseconds per call: the core's
+    /// share of `guard`, for `benches/node/bench.js` to subtract from the time per call from JS.
+    /// Not part of the API (left out of the types).
+    #[napi(js_name = "__guardRepeatedInRust", skip_typescript)]
+    pub fn guard_repeated_in_rust(
+        &self,
+        env: Env,
+        action: String,
+        target: Option<String>,
+        n: u32,
+    ) -> napi::Result<f64> {
         shield(&env, || {
-            let request = to_request(request, &self.agent)?;
-            with_session(&self.session, |session| Ok(session.guard(request)?.into()))
+            let request = request_from_parts(&self.agent, &action, target, None, None, None)?;
+            with_session(&self.session, |session| {
+                let started = std::time::Instant::now();
+                for _ in 0..n {
+                    // A refusal is timed like a decision: both are the core's answer.
+                    let _ = std::hint::black_box(session.guard(request.clone()));
+                }
+                Ok(started.elapsed().as_nanos() as f64 / f64::from(n.max(1)))
+            })
         })
     }
 
@@ -408,6 +430,42 @@ impl AgentSession {
     }
 }
 
+/// What [`guard`] needs of an `AgentSession`.
+pub struct SessionHandle {
+    agent: String,
+    session: SharedSession,
+}
+
+/// Checks a tool call of the session behind `handle` before it runs, as its agent, task and run
+/// (the request's parts, read by `lib/index.js`, whose `session.guard(request)` returns the
+/// decision as an object). Returns the decision when it may go ahead; otherwise throws
+/// `FOURFOLD_POLICY_DENIED` (with `ruleId`), `FOURFOLD_GATE_PENDING` (with `approvalId`),
+/// `FOURFOLD_STALE_CONTEXT` (with `changes`) or `FOURFOLD_BUDGET_EXCEEDED`.
+#[napi(js_name = "__guard", skip_typescript)]
+pub fn guard(
+    env: Env,
+    handle: &External<SessionHandle>,
+    action: String,
+    target: Option<String>,
+    args_json: Option<String>,
+    cwd: Option<String>,
+    resolve_symlinks: Option<bool>,
+) -> napi::Result<String> {
+    shield(&env, || {
+        let request = request_from_parts(
+            &handle.agent,
+            &action,
+            target,
+            args_json.as_deref(),
+            cwd,
+            resolve_symlinks,
+        )?;
+        with_session(&handle.session, |session| {
+            Ok(decision_line(&session.guard(request)?))
+        })
+    })
+}
+
 /// A step, model call or tool call of a run, possibly nested.
 #[napi]
 pub struct Span {
@@ -472,9 +530,12 @@ impl Span {
 
     /// Ends the span, with the error it failed with, if any; ending twice does nothing.
     #[napi]
-    pub fn end(&mut self, error: Option<String>) {
-        if let Some(span) = self.span.take() {
-            span.end(error.as_deref());
-        }
+    pub fn end(&mut self, env: Env, error: Option<String>) -> napi::Result<()> {
+        shield(&env, || {
+            if let Some(span) = self.span.take() {
+                span.end(error.as_deref());
+            }
+            Ok(())
+        })
     }
 }
