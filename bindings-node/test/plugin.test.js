@@ -44,7 +44,10 @@ test('a gate check decides: pass, fail with its reason, or pending with an appro
     },
   })
   const session = fourfold.session('coder')
-  assert.equal(session.guard(DEPLOY('staging')).verdict, 'allow')
+  const allowed = session.guard(DEPLOY('staging'))
+  assert.equal(allowed.verdict, 'allow')
+  assert.deepEqual(allowed.gates, ['deploy-check'])
+  assert.deepEqual(allowed.rule, { id: 'deploy', file: fourfold.policy.root + '/policy.toml', line: 30 })
   assert.deepEqual(seen[0], {
     agent: 'coder',
     task: null,

@@ -28,6 +28,20 @@ test('a check returns the decision and names the rule, deny beats allow, no matc
   check({ action: 'net', url: 'https://example.com' }, 'deny', null)
 })
 
+test('a decision comes back whole, whatever its text holds', () => {
+  const tools = Policy.fromToml('[[rule]]\nid = "tools"\neffect = "allow"\ntools = [{ name = "s*" }]\n')
+  const decision = tools.check({ agent: 'coder', action: 'tool', name: 's\u0000x, ü', args: {} })
+  assert.deepEqual(decision, {
+    verdict: 'allow',
+    rule: { id: 'tools', file: null, line: 1 },
+    reason: 'call tool `s\uFFFDx, ü` is allowed by rule `tools`',
+    gates: [],
+    approvalId: null,
+  })
+  const none = policy.check({ agent: 'coder', action: 'run', command: 'echo ok' })
+  assert.deepEqual([none.verdict, none.rule, none.gates, none.approvalId], ['deny', null, [], null])
+})
+
 test('a pending request gets an approval id; once approved, the identical request passes once', () => {
   const dir = workspace()
   fs.writeFileSync(path.join(dir, 'standalone.toml'), STANDALONE)
