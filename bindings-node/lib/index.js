@@ -139,7 +139,28 @@ function actionOf(request) {
 
 /** The tool's arguments as JSON text, for a `tool` request that has them. */
 function argsOf(action, request) {
-  return action === 'tool' && request.args !== undefined ? JSON.stringify(request.args) : undefined
+  if (action !== 'tool' || request.args === undefined) return undefined
+  try {
+    return JSON.stringify(request.args)
+  } catch (cause) {
+    throw Object.assign(invalid(`the tool's \`args\` cannot be written as JSON: ${cause.message}`), { cause })
+  }
+}
+
+/** `value` when it is a string or absent; a typed error otherwise. */
+function optionalString(value, field) {
+  if (value === undefined || value === null || typeof value === 'string') return value ?? undefined
+  throw invalid(`a request's \`${field}\` must be a string`)
+}
+
+/** The target, working directory and symlink flag of `request`, checked. */
+function partsOf(action, request) {
+  const field = TARGETS[action] ?? 'path'
+  const resolveSymlinks = request.resolveSymlinks
+  if (resolveSymlinks !== undefined && typeof resolveSymlinks !== 'boolean') {
+    throw invalid("a request's `resolveSymlinks` must be a boolean")
+  }
+  return [optionalString(request[field], field), optionalString(request.cwd, 'cwd'), resolveSymlinks]
 }
 
 /** The decision object of the addon's one-string form (`decision_line` in `src/policy.rs`). */
@@ -161,23 +182,16 @@ const HANDLE = Symbol('fourfold.sessionHandle')
 native.AgentSession.prototype.guard = function guard(request) {
   const action = actionOf(request)
   const handle = this[HANDLE] ?? (this[HANDLE] = this.__handle())
-  const line = native.__guard(handle, action, request[TARGETS[action]], argsOf(action, request), request.cwd, request.resolveSymlinks)
-  return decodeDecision(line)
+  const [target, cwd, resolveSymlinks] = partsOf(action, request)
+  return decodeDecision(native.__guard(handle, action, target, argsOf(action, request), cwd, resolveSymlinks))
 }
 
 /** Decides `request`; a denial is a decision, not an error. */
 native.Policy.prototype.check = function check(request) {
   const action = actionOf(request)
   if (typeof request.agent !== 'string') throw invalid('a request checked by a policy needs an `agent`')
-  const line = this.__check(
-    request.agent,
-    action,
-    request[TARGETS[action]],
-    argsOf(action, request),
-    request.cwd,
-    request.resolveSymlinks,
-  )
-  return decodeDecision(line)
+  const [target, cwd, resolveSymlinks] = partsOf(action, request)
+  return decodeDecision(this.__check(request.agent, action, target, argsOf(action, request), cwd, resolveSymlinks))
 }
 
 /** The four controls of one agent fleet, wired together. */

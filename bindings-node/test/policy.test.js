@@ -5,6 +5,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const test = require('node:test')
+const { inspect } = require('node:util')
 
 const { Policy, codes } = require('../lib/index.js')
 const { POLICY, workspace, thrown } = require('./util.js')
@@ -89,9 +90,14 @@ test('a request the binding cannot read is a FOURFOLD_INVALID_ARGUMENT', () => {
     [{ agent: 'coder', action: 'read' }, /needs a `path`/],
     [{ agent: 'coder', action: 'launch' }, /unknown action `launch`/],
     [{ action: 'read', path: 'src/lib.rs' }, /needs an `agent`/],
+    [{ agent: 'coder', action: 'read', path: 42 }, /`path` must be a string/],
+    [{ agent: 'coder', action: 'read', path: 'src/lib.rs', cwd: ['/'] }, /`cwd` must be a string/],
+    [{ agent: 'coder', action: 'read', path: 'src/lib.rs', resolveSymlinks: 'yes' }, /must be a boolean/],
+    [{ agent: 'coder', action: 'tool', name: 'search', args: { n: 1n } }, /cannot be written as JSON/],
+    [null, /a request is an object/],
   ]) {
     const error = thrown(() => policy.check(request))
-    assert.equal(error.code, codes.INVALID_ARGUMENT, JSON.stringify(request))
+    assert.equal(error.code, codes.INVALID_ARGUMENT, inspect(request))
     assert.match(error.message, message)
   }
   // Arguments that are not an object reach the policy, which denies them (fail closed).
