@@ -153,14 +153,10 @@ function optionalString(value, field) {
   throw invalid(`a request's \`${field}\` must be a string`)
 }
 
-/** The target, working directory and symlink flag of `request`, checked. */
-function partsOf(action, request) {
-  const field = TARGETS[action] ?? 'path'
-  const resolveSymlinks = request.resolveSymlinks
-  if (resolveSymlinks !== undefined && typeof resolveSymlinks !== 'boolean') {
-    throw invalid("a request's `resolveSymlinks` must be a boolean")
-  }
-  return [optionalString(request[field], field), optionalString(request.cwd, 'cwd'), resolveSymlinks]
+/** `value` when it is a boolean or absent; a typed error otherwise. */
+function optionalBoolean(value, field) {
+  if (value === undefined || value === null || typeof value === 'boolean') return value ?? undefined
+  throw invalid(`a request's \`${field}\` must be a boolean`)
 }
 
 /** The decision object of the addon's one-string form (`decision_line` in `src/policy.rs`). */
@@ -182,16 +178,32 @@ const HANDLE = Symbol('fourfold.sessionHandle')
 native.AgentSession.prototype.guard = function guard(request) {
   const action = actionOf(request)
   const handle = this[HANDLE] ?? (this[HANDLE] = this.__handle())
-  const [target, cwd, resolveSymlinks] = partsOf(action, request)
-  return decodeDecision(native.__guard(handle, action, target, argsOf(action, request), cwd, resolveSymlinks))
+  const field = TARGETS[action] ?? 'path'
+  const line = native.__guard(
+    handle,
+    action,
+    optionalString(request[field], field),
+    argsOf(action, request),
+    optionalString(request.cwd, 'cwd'),
+    optionalBoolean(request.resolveSymlinks, 'resolveSymlinks'),
+  )
+  return decodeDecision(line)
 }
 
 /** Decides `request`; a denial is a decision, not an error. */
 native.Policy.prototype.check = function check(request) {
   const action = actionOf(request)
   if (typeof request.agent !== 'string') throw invalid('a request checked by a policy needs an `agent`')
-  const [target, cwd, resolveSymlinks] = partsOf(action, request)
-  return decodeDecision(this.__check(request.agent, action, target, argsOf(action, request), cwd, resolveSymlinks))
+  const field = TARGETS[action] ?? 'path'
+  const line = this.__check(
+    request.agent,
+    action,
+    optionalString(request[field], field),
+    argsOf(action, request),
+    optionalString(request.cwd, 'cwd'),
+    optionalBoolean(request.resolveSymlinks, 'resolveSymlinks'),
+  )
+  return decodeDecision(line)
 }
 
 /** The four controls of one agent fleet, wired together. */
