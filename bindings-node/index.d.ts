@@ -165,10 +165,11 @@ export declare class Span {
   end(error?: string | undefined | null): void
 }
 
-/** Records runs, spans and events to a trace file and a JSON Lines file, on its own thread. */
+/**
+ * Records runs, spans and events to a trace file and a JSON Lines file, on its own thread. Built
+ * by a `Fourfold` from its `trace` options (`fourfold.tracer`); sessions record through it.
+ */
 export declare class Tracer {
-  /** A tracer writing to `file` (the trace file) and/or `jsonl`. */
-  constructor(options: TracerOptions)
   /** Waits until every record so far is written. */
   flush(): void
   /** Flushes and stops the writer; later records are dropped. */

@@ -89,7 +89,8 @@ fn lowercase_outcomes(value: &mut Value) {
     }
 }
 
-/// Records runs, spans and events to a trace file and a JSON Lines file, on its own thread.
+/// Records runs, spans and events to a trace file and a JSON Lines file, on its own thread. Built
+/// by a `Fourfold` from its `trace` options (`fourfold.tracer`); sessions record through it.
 #[napi]
 pub struct Tracer {
     tracer: CoreTracer,
@@ -109,12 +110,6 @@ impl Tracer {
 
 #[napi]
 impl Tracer {
-    /// A tracer writing to `file` (the trace file) and/or `jsonl`.
-    #[napi(constructor)]
-    pub fn new(env: Env, options: TracerOptions) -> napi::Result<Tracer> {
-        shield(&env, || Ok(Tracer::wrap(build_tracer(&options)?)))
-    }
-
     /// Waits until every record so far is written.
     #[napi]
     pub fn flush(&self, env: Env) -> napi::Result<()> {

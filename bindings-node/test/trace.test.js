@@ -23,7 +23,9 @@ function writeTrace(dir) {
   call.end('merge conflict')
   step.end()
   session.end('gave up')
+  assert.ok(fourfold.tracer instanceof Tracer)
   fourfold.tracer.flush()
+  assert.equal(fourfold.tracer.nDropped, 0)
   return file
 }
 
@@ -80,8 +82,11 @@ test('a damaged trace rejects with FOURFOLD_TRACE_CORRUPT naming the offset', as
   fs.writeFileSync(notATrace, 'just some text, long enough to hold a header')
   await assert.rejects(new TraceReader(notATrace).runs(), { code: codes.TRACE_CORRUPT, offset: 0 })
   await assert.rejects(new TraceReader(path.join(dir, 'missing.trace')).runs(), { code: codes.TRACE_ERROR })
-  assert.throws(() => new Tracer({}), { code: codes.INVALID_ARGUMENT })
-  assert.throws(() => new Tracer({ file: path.join(dir, 'no', 'such', 'dir', 'x.trace') }), { code: codes.TRACE_ERROR })
+  const policy = { file: path.join(dir, 'policy.toml') }
+  assert.throws(() => new Fourfold({ policy, trace: {} }), { code: codes.INVALID_ARGUMENT })
+  assert.throws(() => new Fourfold({ policy, trace: { file: path.join(dir, 'no', 'such', 'dir', 'x.trace') } }), {
+    code: codes.TRACE_ERROR,
+  })
 })
 
 test('reading a trace runs off the JS thread: the read waits on a pipe only this thread can fill', { timeout: 20_000 }, async () => {
