@@ -124,6 +124,18 @@ test('a listener that throws never reaches the event loop: onError gets a typed 
   assert.match(warnings[0].message, /onEvent threw: later/)
 })
 
+test('a fourfold.toml takes JS plugins too', async () => {
+  const dir = workspace('[policy]\nfile = "policy.toml"\n')
+  const events = []
+  const fourfold = Fourfold.fromConfig(path.join(dir, 'fourfold.toml'), {
+    plugins: [{ name: 'deploy-check', onEvent: (event) => events.push(event), check: () => 'pass' }],
+  })
+  assert.ok(fourfold instanceof Fourfold)
+  assert.equal(fourfold.session('coder').guard(DEPLOY('staging')).verdict, 'allow')
+  await tick()
+  assert.deepEqual(events.map((event) => event.gate.outcome), ['allowed'])
+})
+
 test('a plugin that cannot be installed is a FOURFOLD_PLUGIN_ERROR', () => {
   const dir = workspace()
   const policy = { file: path.join(dir, 'policy.toml') }
