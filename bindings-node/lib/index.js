@@ -209,7 +209,10 @@ native.Policy.prototype.check = function check(request) {
 /** The four controls of one agent fleet, wired together. */
 class Fourfold extends native.Fourfold {
   constructor(options) {
-    super(options, wrapPlugins(options?.plugins))
+    if (options === null || typeof options !== 'object' || typeof options.policy !== 'object') {
+      throw invalid('a Fourfold needs a `policy`: `{ policy: { file } }` or `{ policy: { toml } }`')
+    }
+    super(options, wrapPlugins(options.plugins))
   }
 
   /** Builds the controls a `fourfold.toml` describes, with `options.plugins`. */

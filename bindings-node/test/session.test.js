@@ -117,6 +117,8 @@ test('a session cannot act for another agent, and a missing control is a typed e
 test('options that cannot build a Fourfold are typed errors', () => {
   const dir = workspace()
   assert.equal(thrown(() => new Fourfold({ policy: {} })).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => new Fourfold()).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => new Fourfold({ trace: { file: 'x.trace' } })).code, codes.INVALID_ARGUMENT)
   assert.equal(thrown(() => new Fourfold({ policy: { toml: 'x = [' } })).code, codes.CONFIG_ERROR)
   const policy = { file: path.join(dir, 'policy.toml') }
   assert.equal(thrown(() => new Fourfold({ policy, cost: { budgets: [{ scope: 'fleet', unit: 'XYZ', hard: 1 }] } })).code, codes.CONFIG_ERROR)
