@@ -1,0 +1,24 @@
+// ESM entry of `fourfold`: the same objects as the CommonJS entry.
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const fourfold = require('./index.js')
+
+export const {
+  AgentSession,
+  ContextStore,
+  CostMeter,
+  Fourfold,
+  Policy,
+  Reservation,
+  Span,
+  Tracer,
+  TraceReader,
+  codes,
+  countChatTokens,
+  countTokens,
+  isFourfoldError,
+  usageCounts,
+  version,
+} = fourfold
+export default fourfold

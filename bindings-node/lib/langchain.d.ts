@@ -1,0 +1,39 @@
+// Types of `fourfold/langchain`.
+import { BaseCallbackHandler } from '@langchain/core/callbacks/base'
+import type { DynamicStructuredTool, StructuredToolInterface } from '@langchain/core/tools'
+import type { AgentSession, RequestInput } from './index'
+import type { CostRecord } from './types'
+
+/** Records a LangChain.js agent's model calls, usage, cost, tool calls and errors in a session. */
+export declare class FourfoldCallbackHandler extends BaseCallbackHandler {
+  name: string
+  /** The session records go to. */
+  session: AgentSession
+  /** The cost records of the model calls, in order. */
+  records: CostRecord[]
+  /** Errors met while recording; the agent is never stopped by them. */
+  errors: unknown[]
+  /** `model` prices calls whose chat model reports no model name. */
+  constructor(session: AgentSession, options?: { model?: string })
+}
+
+/** Options of `guardTool`. */
+export interface GuardToolOptions<Input> {
+  /** The request to guard for a call (default: `{ action: 'tool', name, args: input }`). */
+  request?: (input: Input) => RequestInput
+}
+
+/** `tool`, with every call guarded by `session`; a refused call returns an error tool message. */
+export declare function guardTool(
+  tool: StructuredToolInterface,
+  session: AgentSession,
+  options?: GuardToolOptions<any>,
+): DynamicStructuredTool
+
+/** Token counts from a LangChain `usage_metadata`. */
+export declare function countsFromUsageMetadata(usage: {
+  input_tokens?: number
+  output_tokens?: number
+  input_token_details?: { cache_read?: number; cache_creation?: number }
+  output_token_details?: { reasoning?: number }
+}): { input: number; output: number; cacheRead: number; cacheWrite: number; reasoning: number }

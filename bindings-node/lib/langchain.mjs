@@ -1,0 +1,8 @@
+// ESM entry of `fourfold/langchain`.
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const langchain = require('./langchain.js')
+
+export const { FourfoldCallbackHandler, guardTool, countsFromUsageMetadata } = langchain
+export default langchain

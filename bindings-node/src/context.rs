@@ -1,0 +1,169 @@
+//! `ContextStore`: versioned documents, served as the current canonical sections.
+
+use std::path::PathBuf;
+
+use fourfold::context::{AskOptions as CoreAskOptions, ContextStore as CoreContextStore};
+use napi::bindgen_prelude::{AsyncTask, Env};
+use napi_derive::napi;
+use serde_json::Value;
+
+use crate::error::{shield, Fallible, FourfoldError};
+use crate::json::to_json;
+use crate::task::JsonTask;
+
+/// How to build a standalone `ContextStore`.
+#[napi(object)]
+pub struct ContextStoreOptions {
+    /// Key prefixes (such as `legacy/`) whose documents are never canonical.
+    pub archive: Option<Vec<String>>,
+    /// Keys canonical over their copies.
+    pub pin: Option<Vec<String>>,
+}
+
+/// How to ask.
+#[napi(object)]
+pub struct AskOptions {
+    /// The most tokens to serve (o200k_base).
+    pub budget_tokens: i64,
+    /// The most sections to serve (default 5).
+    pub max_hits: Option<u32>,
+    /// Also list stale and duplicate copies that match, as pointers.
+    pub with_copies: Option<bool>,
+}
+
+/// What `ingestDir` reads.
+#[napi(object)]
+pub struct IngestOptions {
+    /// Globs of the relative paths to put (default: every text file).
+    pub globs: Option<Vec<String>>,
+}
+
+/// A count from JS as the `u64` the core wants.
+pub fn to_u64(value: i64, what: &str) -> Fallible<u64> {
+    u64::try_from(value).map_err(|_| {
+        FourfoldError::invalid(format!(
+            "`{what}` must be a non-negative integer, not {value}"
+        ))
+    })
+}
+
+/// The core's ask options for `options`.
+pub fn ask_options(options: &AskOptions) -> Fallible<CoreAskOptions> {
+    let mut core = CoreAskOptions::budget(to_u64(options.budget_tokens, "budgetTokens")?);
+    if let Some(max_hits) = options.max_hits {
+        core.max_hits = max_hits as usize;
+    }
+    core.with_copies = options.with_copies.unwrap_or(false);
+    Ok(core)
+}
+
+/// The current canonical answer on demand: versioned documents split into sections, each marked
+/// canonical, stale or duplicate, searched with BM25.
+#[napi]
+pub struct ContextStore {
+    store: CoreContextStore,
+}
+
+impl ContextStore {
+    /// A JS store sharing `store`.
+    pub fn wrap(store: CoreContextStore) -> ContextStore {
+        ContextStore { store }
+    }
+}
+
+#[napi]
+impl ContextStore {
+    /// An empty store in memory.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: Option<ContextStoreOptions>) -> napi::Result<ContextStore> {
+        shield(&env, || {
+            let mut builder = CoreContextStore::builder();
+            if let Some(options) = options {
+                for prefix in options.archive.unwrap_or_default() {
+                    builder = builder.archive(&prefix);
+                }
+                for key in options.pin.unwrap_or_default() {
+                    builder = builder.pin(&key);
+                }
+            }
+            Ok(ContextStore {
+                store: builder.build(),
+            })
+        })
+    }
+
+    /// Puts a new version of document `key`; the same text again changes nothing.
+    #[napi(ts_return_type = "import('./lib/types').DocVersion")]
+    pub fn put(&self, env: Env, key: String, text: String) -> napi::Result<Value> {
+        shield(&env, || to_json(&self.store.put(&key, &text)?))
+    }
+
+    /// Deletes document `key`; whether it existed.
+    #[napi]
+    pub fn delete(&self, env: Env, key: String) -> napi::Result<bool> {
+        shield(&env, || Ok(self.store.delete(&key)?))
+    }
+
+    /// The current version of document `key`, or `null`.
+    #[napi(ts_return_type = "import('./lib/types').Document | null")]
+    pub fn get(&self, env: Env, key: String) -> napi::Result<Value> {
+        shield(&env, || match self.store.get(&key) {
+            Some(document) => to_json(&document),
+            None => Ok(Value::Null),
+        })
+    }
+
+    /// Every version of document `key`, oldest first.
+    #[napi(ts_return_type = "import('./lib/types').DocVersion[]")]
+    pub fn history(&self, env: Env, key: String) -> napi::Result<Value> {
+        shield(&env, || to_json(&self.store.history(&key)))
+    }
+
+    /// The keys of the live documents.
+    #[napi]
+    pub fn keys(&self, env: Env) -> napi::Result<Vec<String>> {
+        shield(&env, || Ok(self.store.keys()))
+    }
+
+    /// The section `id` at its current version, or `null`.
+    #[napi(ts_return_type = "import('./lib/types').Section | null")]
+    pub fn get_section(&self, env: Env, id: String) -> napi::Result<Value> {
+        shield(&env, || match self.store.get_section(&id) {
+            Some(section) => to_json(&section),
+            None => Ok(Value::Null),
+        })
+    }
+
+    /// The canonical sections that answer `query` within the budget, best first, searched off
+    /// the JS thread.
+    #[napi(ts_return_type = "Promise<import('./lib/types').Answer>")]
+    pub fn ask(&self, query: String, options: AskOptions) -> AsyncTask<JsonTask> {
+        let store = self.store.clone();
+        AsyncTask::new(JsonTask::new(move || {
+            to_json(&store.ask_with(&query, &ask_options(&options)?))
+        }))
+    }
+
+    /// `ask`, on the JS thread: for a small store, where a thread hop costs more than the search.
+    #[napi(ts_return_type = "import('./lib/types').Answer")]
+    pub fn ask_sync(&self, env: Env, query: String, options: AskOptions) -> napi::Result<Value> {
+        shield(&env, || {
+            to_json(&self.store.ask_with(&query, &ask_options(&options)?))
+        })
+    }
+
+    /// Puts every text file under `root` (matching `globs`, if given), keyed by its relative path,
+    /// off the JS thread. Unchanged files are not re-indexed; keys whose files are gone are deleted.
+    #[napi(ts_return_type = "Promise<import('./lib/types').IngestReport>")]
+    pub fn ingest_dir(&self, root: String, options: Option<IngestOptions>) -> AsyncTask<JsonTask> {
+        let store = self.store.clone();
+        let globs = options
+            .and_then(|options| options.globs)
+            .unwrap_or_default();
+        AsyncTask::new(JsonTask::new(move || {
+            let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+            let report = store.ingest_dir(&PathBuf::from(root), &globs, |_| {})?;
+            to_json(&report)
+        }))
+    }
+}

@@ -1,0 +1,59 @@
+//! Work run on libuv's thread pool, settled as a Promise of a JSON value.
+
+use napi::bindgen_prelude::{Env, Task, ToNapiValue, TypeName, ValueType};
+use napi::sys;
+use serde_json::Value;
+
+use crate::error::{shield_value, Fallible, FourfoldError, FOURFOLD_ERROR};
+
+type Work = Box<dyn FnOnce() -> Fallible<Value> + Send>;
+
+/// A closure run off the JS thread; its panic or error rejects the Promise with a fourfold error.
+pub struct JsonTask {
+    work: Option<Work>,
+}
+
+impl JsonTask {
+    /// A task that runs `work` on the thread pool.
+    pub fn new(work: impl FnOnce() -> Fallible<Value> + Send + 'static) -> JsonTask {
+        JsonTask {
+            work: Some(Box::new(work)),
+        }
+    }
+}
+
+impl Task for JsonTask {
+    type Output = Fallible<Value>;
+    type JsValue = Json;
+
+    fn compute(&mut self) -> napi::Result<Fallible<Value>> {
+        Ok(match self.work.take() {
+            Some(work) => shield_value(work),
+            None => Err(FourfoldError::new(FOURFOLD_ERROR, "the task already ran")),
+        })
+    }
+
+    fn resolve(&mut self, env: Env, output: Fallible<Value>) -> napi::Result<Json> {
+        output.map(Json).map_err(|error| error.into_js(&env))
+    }
+}
+
+/// A JSON value settling a Promise (the generated types are given with `ts_return_type`).
+pub struct Json(Value);
+
+impl TypeName for Json {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ToNapiValue for Json {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Json) -> napi::Result<sys::napi_value> {
+        // SAFETY: called by napi with the env of the JS thread that settles the Promise.
+        unsafe { Value::to_napi_value(env, value.0) }
+    }
+}

@@ -1,0 +1,72 @@
+// ContextStore: versions, asks off the JS thread, ingest of a folder, and typed errors.
+'use strict'
+
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const test = require('node:test')
+
+const { ContextStore, codes } = require('../lib/index.js')
+const { workspace } = require('./util.js')
+
+const AUTH_V1 = '# Auth\n\n## Logging in\n\nCall `login(user, password)`.\n\n## Logging out\n\nCall `logout()`.\n'
+const AUTH_V2 = '# Auth\n\n## Logging in\n\nCall `login(credentials)`.\n\n## Logging out\n\nCall `logout()`.\n'
+
+test('documents are versioned and an ask serves the current canonical section', async () => {
+  const store = new ContextStore({ archive: ['legacy/'] })
+  const v1 = store.put('docs/auth.md', AUTH_V1)
+  assert.deepEqual([v1.key, v1.version, v1.nSections], ['docs/auth.md', 1, 3])
+  assert.equal(store.put('docs/auth.md', AUTH_V1).version, 1)
+  store.put('legacy/auth.md', AUTH_V1)
+  const v2 = store.put('docs/auth.md', AUTH_V2)
+  assert.equal(v2.version, 2)
+  assert.deepEqual(store.history('docs/auth.md').map((version) => version.version), [1, 2])
+  assert.deepEqual(store.keys().sort(), ['docs/auth.md', 'legacy/auth.md'])
+
+  const pending = store.ask('login', { budgetTokens: 400, withCopies: true })
+  assert.ok(pending instanceof Promise)
+  const answer = await pending
+  assert.equal(answer.hits[0].key, 'docs/auth.md')
+  assert.equal(answer.hits[0].version, 2)
+  assert.match(answer.hits[0].text, /login\(credentials\)/)
+  assert.deepEqual(answer.hits[0].headingPath, ['Auth', 'Logging in'])
+  assert.ok(answer.copies.some((copy) => copy.key === 'legacy/auth.md' && copy.freshness === 'stale'))
+  assert.ok(answer.tokensServed <= 400)
+  assert.deepEqual(store.askSync('login', { budgetTokens: 400, withCopies: true }), answer)
+
+  const document = store.get('docs/auth.md')
+  assert.equal(document.current, true)
+  assert.equal(document.sections.length, 3)
+  assert.equal(store.getSection(answer.hits[0].sectionId).text, answer.hits[0].text)
+  assert.equal(store.get('docs/none.md'), null)
+  assert.equal(store.delete('legacy/auth.md'), true)
+  assert.equal(store.delete('legacy/auth.md'), false)
+})
+
+test('bad input to the store is a typed error', async () => {
+  const store = new ContextStore()
+  assert.throws(() => store.put('', 'text'), { code: codes.CONTEXT_ERROR })
+  await assert.rejects(store.ask('q', { budgetTokens: -1 }), { code: codes.INVALID_ARGUMENT })
+  await assert.rejects(store.ingestDir('/nonexistent/folder'), { code: codes.CONTEXT_ERROR })
+  await assert.rejects(store.ingestDir(workspace(), { globs: ['[unclosed'] }), {
+    code: codes.CONTEXT_ERROR,
+    message: /invalid glob/,
+  })
+})
+
+test('ingestDir puts the matching files, re-indexes only what changed, and drops what is gone', async () => {
+  const dir = workspace()
+  fs.mkdirSync(path.join(dir, 'docs'))
+  fs.writeFileSync(path.join(dir, 'docs', 'auth.md'), AUTH_V1)
+  fs.writeFileSync(path.join(dir, 'docs', 'deploy.md'), '# Deploy\n\nRun `make deploy`.\n')
+  fs.writeFileSync(path.join(dir, 'docs', 'logo.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 1]))
+  const store = new ContextStore()
+  const first = await store.ingestDir(dir, { globs: ['docs/**'] })
+  assert.deepEqual([first.nChanged, first.nUnchanged], [2, 0])
+  assert.deepEqual(first.skipped.map(([file]) => file), ['docs/logo.png'])
+  fs.writeFileSync(path.join(dir, 'docs', 'auth.md'), AUTH_V2)
+  fs.rmSync(path.join(dir, 'docs', 'deploy.md'))
+  const second = await store.ingestDir(dir, { globs: ['docs/**'] })
+  assert.deepEqual([second.nChanged, second.nUnchanged, second.deleted], [1, 0, ['docs/deploy.md']])
+  assert.equal(store.get('docs/auth.md').version.version, 2)
+})

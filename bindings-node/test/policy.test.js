@@ -1,0 +1,107 @@
+// Policy: requests in, decisions out; approvals; a malformed policy is a typed error.
+'use strict'
+
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const test = require('node:test')
+const { inspect } = require('node:util')
+
+const { Policy, codes } = require('../lib/index.js')
+const { POLICY, workspace, thrown } = require('./util.js')
+
+// A policy on its own has no `context-fresh` gate built in (a `Fourfold` adds it): declare it.
+const STANDALONE = `${POLICY}\n[gates.context-fresh]\nkind = "plugin"\n`
+const policy = Policy.fromToml(STANDALONE)
+
+function check(request, verdict, ruleId) {
+  const decision = policy.check({ agent: 'coder', ...request })
+  assert.equal(decision.verdict, verdict, JSON.stringify(request))
+  assert.equal(decision.rule?.id ?? null, ruleId, JSON.stringify(request))
+}
+
+test('a check returns the decision and names the rule, deny beats allow, no match is deny', () => {
+  check({ action: 'read', path: 'src/lib.rs' }, 'allow', 'reads')
+  check({ action: 'read', path: '.env' }, 'deny', 'no-secrets')
+  check({ action: 'write', path: 'README.md' }, 'deny', null)
+  check({ action: 'run', command: 'git push origin main' }, 'pending', 'push-review')
+  check({ action: 'tool', name: 'search', args: { query: 'login' } }, 'allow', 'search')
+  check({ action: 'net', url: 'https://example.com' }, 'deny', null)
+})
+
+test('a decision comes back whole, whatever its text holds', () => {
+  const tools = Policy.fromToml('[[rule]]\nid = "tools"\neffect = "allow"\ntools = [{ name = "s*" }]\n')
+  const decision = tools.check({ agent: 'coder', action: 'tool', name: 's\u0000x, ü', args: {} })
+  assert.deepEqual(decision, {
+    verdict: 'allow',
+    rule: { id: 'tools', file: null, line: 1 },
+    reason: 'call tool `s\uFFFDx, ü` is allowed by rule `tools`',
+    gates: [],
+    approvalId: null,
+  })
+  const none = policy.check({ agent: 'coder', action: 'run', command: 'echo ok' })
+  assert.deepEqual([none.verdict, none.rule, none.gates, none.approvalId], ['deny', null, [], null])
+})
+
+test('a pending request gets an approval id; once approved, the identical request passes once', () => {
+  const dir = workspace()
+  fs.writeFileSync(path.join(dir, 'standalone.toml'), STANDALONE)
+  const onDisk = Policy.fromFile(path.join(dir, 'standalone.toml'))
+  const request = { agent: 'coder', action: 'run', command: 'git push origin main' }
+  const pending = onDisk.check(request)
+  assert.equal(pending.verdict, 'pending')
+  assert.match(pending.approvalId, /^ap-/)
+  assert.deepEqual(
+    onDisk.pendingApprovals().map((approval) => [approval.id, approval.state, approval.request.command]),
+    [[pending.approvalId, 'pending', 'git push origin main']],
+  )
+  const approved = onDisk.approve(pending.approvalId, 'alice', 'reviewed')
+  assert.equal(approved.state, 'approved')
+  assert.equal(approved.approver, 'alice')
+  assert.equal(onDisk.check(request).verdict, 'allow')
+  assert.equal(onDisk.check(request).verdict, 'pending')
+  assert.equal(onDisk.approval(pending.approvalId).state, 'used')
+  assert.equal(onDisk.approval('ap-0000000000000000'), null)
+  const again = thrown(() => onDisk.approve(pending.approvalId, 'bob', 'twice'))
+  assert.equal(again.code, codes.POLICY_ERROR)
+  assert.match(again.message, /already used/)
+})
+
+test('a malformed policy is a FOURFOLD_CONFIG_ERROR with the line and rule', () => {
+  const error = thrown(() => Policy.fromToml('[[rule]]\nid = "typo"\neffect = "allow"\nread = ["src/**"]\nbogus = 1\n'))
+  assert.equal(error.code, 'FOURFOLD_CONFIG_ERROR')
+  assert.equal(error.name, 'FourfoldError')
+  assert.ok(error instanceof Error)
+  assert.match(error.message, /bogus/)
+  assert.equal(typeof error.line, 'number')
+
+  const effect = thrown(() => Policy.fromToml('[[rule]]\nid = "x"\neffect = "maybe"\n'))
+  assert.equal(effect.code, 'FOURFOLD_CONFIG_ERROR')
+  assert.equal(effect.ruleId, 'x')
+  assert.equal(effect.line, 3)
+
+  const missing = thrown(() => Policy.fromFile('/nonexistent/policy.toml'))
+  assert.equal(missing.code, 'FOURFOLD_CONFIG_ERROR')
+  assert.match(missing.message, /cannot read policy file/)
+})
+
+test('a request the binding cannot read is a FOURFOLD_INVALID_ARGUMENT', () => {
+  for (const [request, message] of [
+    [{ agent: 'coder', action: 'read' }, /needs a `path`/],
+    [{ agent: 'coder', action: 'launch' }, /unknown action `launch`/],
+    [{ action: 'read', path: 'src/lib.rs' }, /needs an `agent`/],
+    [{ agent: 'coder', action: 'read', path: 42 }, /`path` must be a string/],
+    [{ agent: 'coder', action: 'read', path: 'src/lib.rs', cwd: ['/'] }, /`cwd` must be a string/],
+    [{ agent: 'coder', action: 'read', path: 'src/lib.rs', resolveSymlinks: 'yes' }, /must be a boolean/],
+    [{ agent: 'coder', action: 'tool', name: 'search', args: { n: 1n } }, /cannot be written as JSON/],
+    [null, /a request is an object/],
+  ]) {
+    const error = thrown(() => policy.check(request))
+    assert.equal(error.code, codes.INVALID_ARGUMENT, inspect(request))
+    assert.match(error.message, message)
+  }
+  // Arguments that are not an object reach the policy, which denies them (fail closed).
+  const notObject = policy.check({ agent: 'coder', action: 'tool', name: 'search', args: [1, 2] })
+  assert.equal(notObject.verdict, 'deny')
+  assert.match(notObject.reason, /not a JSON object/)
+})

@@ -1,0 +1,130 @@
+// Fourfold and AgentSession: the four controls through one session, and each refusal's error.
+'use strict'
+
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const test = require('node:test')
+
+const { AgentSession, Fourfold, TraceReader, codes } = require('../lib/index.js')
+const { workspace, thrown } = require('./util.js')
+
+const CONFIG = `
+[policy]
+file = "policy.toml"
+
+[trace]
+file = "traces/fourfold.trace"
+
+[context]
+
+[cost]
+savings_model = "gpt-4o"
+
+[[budget]]
+scope = "agent:coder"
+unit = "tokens"
+hard = 5000
+`
+
+const AUTH_V1 = '# Auth\n\n## Logging in\n\nCall `login(user, password)`.\n'
+const AUTH_V2 = '# Auth\n\n## Logging in\n\nCall `login(credentials)`; the two-argument form is gone.\n'
+
+test('a governed run: context, cost, a stale-context hold, a re-read, a denial, and the trace', async () => {
+  const dir = workspace(CONFIG)
+  const fourfold = Fourfold.fromConfig(path.join(dir, 'fourfold.toml'))
+  assert.ok(fourfold instanceof Fourfold)
+  const docs = fourfold.context
+  docs.put('docs/auth.md', AUTH_V1)
+
+  const session = fourfold.session('coder', 'T-12')
+  assert.ok(session instanceof AgentSession)
+  assert.deepEqual([session.agent, session.task], ['coder', 'T-12'])
+  const answer = await session.ask('login', { budgetTokens: 400 })
+  assert.equal(answer.hits[0].key, 'docs/auth.md')
+  const call = session.reserve('gpt-4o', { input: 1200, output: 300 })
+  const record = call.commit({ input: 1150, output: 120 })
+  assert.equal(record.run, session.runId)
+  session.decide('edit src/auth/login.rs', 'the docs say login takes a user and a password')
+
+  docs.put('docs/auth.md', AUTH_V2)
+  const write = { action: 'write', path: 'src/auth/login.rs' }
+  const stale = thrown(() => session.guard(write))
+  assert.equal(stale.code, codes.STALE_CONTEXT)
+  assert.equal(stale.ruleId, 'coder-auth')
+  assert.deepEqual(
+    stale.changes.map((change) => [change.key, change.version, change.currentVersion]),
+    [['docs/auth.md', 1, 2]],
+  )
+  const reread = session.reread()
+  assert.match(reread[0].text, /login\(credentials\)/)
+  assert.equal(session.guard(write).verdict, 'allow')
+  session.act({ tool: 'edit', args: { path: 'src/auth/login.rs' }, durationMs: 2 })
+
+  const denied = thrown(() => session.guard({ action: 'read', path: '.env' }))
+  assert.equal(denied.code, codes.POLICY_DENIED)
+  assert.equal(denied.ruleId, 'no-secrets')
+  assert.equal(denied.ruleLine, 14)
+  assert.match(denied.ruleFile, /policy\.toml$/)
+
+  const over = thrown(() => session.reserve('gpt-4o', { input: 10_000 }))
+  assert.equal(over.code, codes.BUDGET_EXCEEDED)
+  assert.equal(over.budget, 'agent:coder/tokens')
+  assert.equal(over.spent, 1270)
+
+  session.end()
+  assert.equal(session.ended, true)
+  assert.equal(thrown(() => session.guard(write)).code, codes.INVALID_ARGUMENT)
+  fourfold.tracer.flush()
+
+  const [explanation] = await new TraceReader(path.join(dir, 'traces', 'fourfold.trace')).explain()
+  assert.deepEqual(
+    explanation.diagnoses.map((diagnosis) => diagnosis.verdict),
+    ['stale-context', 'permission', 'budget'],
+  )
+})
+
+test('a review gate holds the request with its approval id until a reviewer approves it', () => {
+  const dir = workspace()
+  const fourfold = new Fourfold({ policy: { file: path.join(dir, 'policy.toml') } })
+  const session = fourfold.session('coder')
+  const push = { action: 'run', command: 'git push origin main' }
+  const pending = thrown(() => session.guard(push))
+  assert.equal(pending.code, codes.GATE_PENDING)
+  assert.match(pending.approvalId, /^ap-[0-9a-f]+$/)
+  assert.deepEqual(pending.gates, ['human-review'])
+  assert.equal(pending.ruleId, 'push-review')
+  fourfold.policy.approve(pending.approvalId, 'alice', 'diff reviewed')
+  assert.equal(session.guard(push).approvalId, pending.approvalId)
+  assert.equal(thrown(() => session.guard(push)).code, codes.GATE_PENDING)
+})
+
+test('a session cannot act for another agent, and a missing control is a typed error', async () => {
+  const dir = workspace()
+  const fourfold = new Fourfold({ policy: { toml: fs.readFileSync(path.join(dir, 'policy.toml'), 'utf8') } })
+  assert.equal(fourfold.tracer, null)
+  assert.equal(fourfold.context, null)
+  assert.equal(fourfold.cost, null)
+  const session = fourfold.session('reviewer')
+  // The rule `coder-auth` is for the coder only; the session's agent replaces the request's.
+  assert.equal(thrown(() => session.guard({ agent: 'coder', action: 'write', path: 'src/auth/x.rs' })).code, codes.POLICY_DENIED)
+  await assert.rejects(session.ask('login', { budgetTokens: 100 }), { code: codes.CONFIG_ERROR, missing: 'context store' })
+  assert.equal(thrown(() => session.recordUsage('gpt-4o', { input: 1 })).missing, 'cost meter')
+  assert.equal(session.span('step', 'step'), null)
+  assert.equal(thrown(() => session.span('x', 'nap')).code, codes.INVALID_ARGUMENT)
+})
+
+test('options that cannot build a Fourfold are typed errors', () => {
+  const dir = workspace()
+  assert.equal(thrown(() => new Fourfold({ policy: {} })).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => new Fourfold()).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => new Fourfold({ trace: { file: 'x.trace' } })).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => new Fourfold({ policy: { toml: 'x = [' } })).code, codes.CONFIG_ERROR)
+  const policy = { file: path.join(dir, 'policy.toml') }
+  assert.equal(thrown(() => new Fourfold({ policy, cost: { budgets: [{ scope: 'fleet', unit: 'XYZ', hard: 1 }] } })).code, codes.CONFIG_ERROR)
+  fs.writeFileSync(path.join(dir, 'bad.toml'), '[policy]\nfile = "policy.toml"\n[tracing]\n')
+  const config = thrown(() => Fourfold.fromConfig(path.join(dir, 'bad.toml')))
+  assert.equal(config.code, codes.CONFIG_ERROR)
+  assert.match(config.message, /tracing/)
+  assert.equal(thrown(() => Fourfold.fromConfig(path.join(dir, 'none.toml'))).code, codes.CONFIG_ERROR)
+})
