@@ -33,13 +33,16 @@ export declare const codes: {
   readonly STALE_CONTEXT: 'FOURFOLD_STALE_CONTEXT'
   readonly TRACE_CORRUPT: 'FOURFOLD_TRACE_CORRUPT'
   readonly CONFIG_ERROR: 'FOURFOLD_CONFIG_ERROR'
-  readonly POLICY_ERROR: 'FOURFOLD_POLICY_ERROR'
+  readonly INVALID_POLICY: 'FOURFOLD_INVALID_POLICY'
+  readonly APPROVAL_ERROR: 'FOURFOLD_APPROVAL_ERROR'
   readonly TRACE_ERROR: 'FOURFOLD_TRACE_ERROR'
   readonly CONTEXT_ERROR: 'FOURFOLD_CONTEXT_ERROR'
   readonly COST_ERROR: 'FOURFOLD_COST_ERROR'
+  readonly UNKNOWN_MODEL: 'FOURFOLD_UNKNOWN_MODEL'
+  readonly MISSING_CONTROL: 'FOURFOLD_MISSING_CONTROL'
   readonly STORE_ERROR: 'FOURFOLD_STORE_ERROR'
   readonly PLUGIN_ERROR: 'FOURFOLD_PLUGIN_ERROR'
-  readonly INVALID_ARGUMENT: 'FOURFOLD_INVALID_ARGUMENT'
+  readonly INVALID_REQUEST: 'FOURFOLD_INVALID_REQUEST'
   readonly PANIC: 'FOURFOLD_PANIC'
 }
 
@@ -76,15 +79,15 @@ export interface FourfoldError extends Error {
   spent?: number
   reserved?: number
   requested?: number
-  /** The policy file and line of an invalid policy (`FOURFOLD_CONFIG_ERROR`). */
+  /** The policy file and line of an invalid policy (`FOURFOLD_INVALID_POLICY`). */
   file?: string | null
   line?: number | null
-  /** The unknown model (`FOURFOLD_COST_ERROR`). */
+  /** The unknown model (`FOURFOLD_UNKNOWN_MODEL`). */
   model?: string
   /** The byte offset of the damage (`FOURFOLD_TRACE_CORRUPT`). */
   offset?: number
   frameIdx?: number
-  /** The control a session lacks (`FOURFOLD_CONFIG_ERROR`), such as `context store`. */
+  /** The control a session lacks (`FOURFOLD_MISSING_CONTROL`), such as `context store`. */
   missing?: string
   /** The plugin and hook that threw (`FOURFOLD_PLUGIN_ERROR`), and what it threw. */
   plugin?: string

@@ -125,7 +125,7 @@ function wrapPlugins(plugins) {
 const TARGETS = { read: 'path', write: 'path', delete: 'path', run: 'command', net: 'url', tool: 'name' }
 
 function invalid(message) {
-  return fourfoldError('FOURFOLD_INVALID_ARGUMENT', message)
+  return fourfoldError('FOURFOLD_INVALID_REQUEST', message)
 }
 
 /** The action of `request`, checked; its other parts are read where the addon is called. */

@@ -28,22 +28,29 @@ pub const FOURFOLD_BUDGET_EXCEEDED: &str = "FOURFOLD_BUDGET_EXCEEDED";
 pub const FOURFOLD_STALE_CONTEXT: &str = "FOURFOLD_STALE_CONTEXT";
 /// A trace file is damaged or not a trace (Python `TraceCorrupt`).
 pub const FOURFOLD_TRACE_CORRUPT: &str = "FOURFOLD_TRACE_CORRUPT";
-/// A configuration or policy that cannot be loaded (Python `ConfigError`).
+/// A configuration, budget or price table that cannot be used (Python `ConfigError`).
 pub const FOURFOLD_CONFIG_ERROR: &str = "FOURFOLD_CONFIG_ERROR";
-/// The policy could not judge a request or resolve an approval (Python `PolicyError`).
-pub const FOURFOLD_POLICY_ERROR: &str = "FOURFOLD_POLICY_ERROR";
+/// A policy that cannot be loaded: bad TOML, an unknown field, a bad pattern (Python
+/// `InvalidPolicy`).
+pub const FOURFOLD_INVALID_POLICY: &str = "FOURFOLD_INVALID_POLICY";
+/// An unknown, expired or already settled approval (Python `ApprovalError`).
+pub const FOURFOLD_APPROVAL_ERROR: &str = "FOURFOLD_APPROVAL_ERROR";
 /// A trace could not be read or written (Python `TraceError`).
 pub const FOURFOLD_TRACE_ERROR: &str = "FOURFOLD_TRACE_ERROR";
 /// The context store failed (Python `ContextError`).
 pub const FOURFOLD_CONTEXT_ERROR: &str = "FOURFOLD_CONTEXT_ERROR";
-/// The cost meter refused a count or a record, such as an unknown model (Python `CostError`).
+/// The cost meter could not record a call (Python `CostError`).
 pub const FOURFOLD_COST_ERROR: &str = "FOURFOLD_COST_ERROR";
+/// A model or encoding that cannot be counted or priced (Python `UnknownModel`).
+pub const FOURFOLD_UNKNOWN_MODEL: &str = "FOURFOLD_UNKNOWN_MODEL";
+/// The session's `Fourfold` lacks the control a call needs (Python `MissingControl`).
+pub const FOURFOLD_MISSING_CONTROL: &str = "FOURFOLD_MISSING_CONTROL";
 /// The durable store failed (Python `StoreError`).
 pub const FOURFOLD_STORE_ERROR: &str = "FOURFOLD_STORE_ERROR";
 /// A plugin could not be installed, or a JS plugin misbehaved (Python `PluginError`).
 pub const FOURFOLD_PLUGIN_ERROR: &str = "FOURFOLD_PLUGIN_ERROR";
-/// An argument from JS that the binding cannot convert (Python `InvalidArgument`).
-pub const FOURFOLD_INVALID_ARGUMENT: &str = "FOURFOLD_INVALID_ARGUMENT";
+/// A malformed request or argument (Python `InvalidRequest`).
+pub const FOURFOLD_INVALID_REQUEST: &str = "FOURFOLD_INVALID_REQUEST";
 /// A Rust panic, caught at the edge (Python `FourfoldPanic`).
 pub const FOURFOLD_PANIC: &str = "FOURFOLD_PANIC";
 
@@ -67,7 +74,7 @@ impl FourfoldError {
 
     /// A bad argument from JS.
     pub fn invalid(message: impl Into<String>) -> FourfoldError {
-        FourfoldError::new(FOURFOLD_INVALID_ARGUMENT, message)
+        FourfoldError::new(FOURFOLD_INVALID_REQUEST, message)
     }
 
     /// Adds the field `name` (camelCase) to the JS error.
@@ -206,7 +213,7 @@ impl From<SessionError> for FourfoldError {
             SessionError::Cost(error) => error.into(),
             SessionError::Context(error) => error.into(),
             SessionError::Missing(control) => {
-                FourfoldError::new(FOURFOLD_CONFIG_ERROR, message).field("missing", control)
+                FourfoldError::new(FOURFOLD_MISSING_CONTROL, message).field("missing", control)
             }
         }
     }
@@ -215,7 +222,7 @@ impl From<SessionError> for FourfoldError {
 impl From<PolicyLoadError> for FourfoldError {
     fn from(error: PolicyLoadError) -> FourfoldError {
         let message = chain(&error);
-        let mut mapped = FourfoldError::new(FOURFOLD_CONFIG_ERROR, message);
+        let mut mapped = FourfoldError::new(FOURFOLD_INVALID_POLICY, message);
         if let PolicyLoadError::Invalid(invalid) = &error {
             mapped = mapped
                 .field("file", invalid.file())
@@ -231,7 +238,16 @@ impl From<PolicyError> for FourfoldError {
     fn from(error: PolicyError) -> FourfoldError {
         match error {
             PolicyError::Store(error) => error.into(),
-            other => FourfoldError::new(FOURFOLD_POLICY_ERROR, chain(&other)),
+            PolicyError::Approval(error) => {
+                FourfoldError::new(FOURFOLD_APPROVAL_ERROR, chain(&error))
+            }
+            PolicyError::InvalidRequest(_) => {
+                FourfoldError::new(FOURFOLD_INVALID_REQUEST, chain(&error))
+            }
+            PolicyError::InvalidGrant(_) => {
+                FourfoldError::new(FOURFOLD_INVALID_POLICY, chain(&error))
+            }
+            other => FourfoldError::new(FOURFOLD_ERROR, chain(&other)),
         }
     }
 }
@@ -261,6 +277,9 @@ impl From<ContextError> for FourfoldError {
     fn from(error: ContextError) -> FourfoldError {
         match error {
             ContextError::Store(error) => error.into(),
+            ContextError::InvalidKey { .. } | ContextError::InvalidGlob { .. } => {
+                FourfoldError::new(FOURFOLD_INVALID_REQUEST, chain(&error))
+            }
             other => FourfoldError::new(FOURFOLD_CONTEXT_ERROR, chain(&other)),
         }
     }
@@ -275,8 +294,14 @@ impl From<CostError> for FourfoldError {
             ),
             CostError::UnknownModel(model) => {
                 let message = CostError::UnknownModel(model.clone()).to_string();
-                FourfoldError::new(FOURFOLD_COST_ERROR, message).field("model", model)
+                FourfoldError::new(FOURFOLD_UNKNOWN_MODEL, message).field("model", model)
             }
+            CostError::Count(error) => error.into(),
+            CostError::Usage(error) => error.into(),
+            CostError::Budget(_) | CostError::Price(_) => {
+                FourfoldError::new(FOURFOLD_CONFIG_ERROR, chain(&error))
+            }
+            CostError::Store(error) => error.into(),
             other => FourfoldError::new(FOURFOLD_COST_ERROR, chain(&other)),
         }
     }
@@ -284,13 +309,13 @@ impl From<CostError> for FourfoldError {
 
 impl From<fourfold::cost::CountError> for FourfoldError {
     fn from(error: fourfold::cost::CountError) -> FourfoldError {
-        FourfoldError::new(FOURFOLD_COST_ERROR, chain(&error))
+        FourfoldError::new(FOURFOLD_UNKNOWN_MODEL, chain(&error))
     }
 }
 
 impl From<fourfold::cost::UsageError> for FourfoldError {
     fn from(error: fourfold::cost::UsageError) -> FourfoldError {
-        FourfoldError::new(FOURFOLD_COST_ERROR, chain(&error))
+        FourfoldError::new(FOURFOLD_INVALID_REQUEST, chain(&error))
     }
 }
 
@@ -311,7 +336,7 @@ impl From<fourfold::PluginError> for FourfoldError {
 }
 
 /// Every code, for `require('fourfold').codes`.
-pub const CODES: [&str; 15] = [
+pub const CODES: [&str; 18] = [
     FOURFOLD_ERROR,
     FOURFOLD_POLICY_DENIED,
     FOURFOLD_GATE_PENDING,
@@ -319,12 +344,15 @@ pub const CODES: [&str; 15] = [
     FOURFOLD_STALE_CONTEXT,
     FOURFOLD_TRACE_CORRUPT,
     FOURFOLD_CONFIG_ERROR,
-    FOURFOLD_POLICY_ERROR,
+    FOURFOLD_INVALID_POLICY,
+    FOURFOLD_APPROVAL_ERROR,
     FOURFOLD_TRACE_ERROR,
     FOURFOLD_CONTEXT_ERROR,
     FOURFOLD_COST_ERROR,
+    FOURFOLD_UNKNOWN_MODEL,
+    FOURFOLD_MISSING_CONTROL,
     FOURFOLD_STORE_ERROR,
     FOURFOLD_PLUGIN_ERROR,
-    FOURFOLD_INVALID_ARGUMENT,
+    FOURFOLD_INVALID_REQUEST,
     FOURFOLD_PANIC,
 ];

@@ -45,11 +45,11 @@ test('documents are versioned and an ask serves the current canonical section', 
 
 test('bad input to the store is a typed error', async () => {
   const store = new ContextStore()
-  assert.throws(() => store.put('', 'text'), { code: codes.CONTEXT_ERROR })
-  await assert.rejects(store.ask('q', { budgetTokens: -1 }), { code: codes.INVALID_ARGUMENT })
+  assert.throws(() => store.put('', 'text'), { code: codes.INVALID_REQUEST })
+  await assert.rejects(store.ask('q', { budgetTokens: -1 }), { code: codes.INVALID_REQUEST })
   await assert.rejects(store.ingestDir('/nonexistent/folder'), { code: codes.CONTEXT_ERROR })
   await assert.rejects(store.ingestDir(workspace(), { globs: ['[unclosed'] }), {
-    code: codes.CONTEXT_ERROR,
+    code: codes.INVALID_REQUEST,
     message: /invalid glob/,
   })
 })

@@ -29,8 +29,8 @@ test('token counts equal js-tiktoken on o200k_base and cl100k_base', () => {
   }
   assert.deepEqual(countTokens('gpt-4o', 'hello world'), { tokens: 2, encoding: 'o200k_base', estimated: false })
   assert.equal(countTokens('claude-sonnet-4-5', 'hello world').estimated, true)
-  assert.equal(thrown(() => countTokens('', 'x')).code, codes.COST_ERROR)
-  assert.equal(thrown(() => countTokens('p50k_base', 'x')).code, codes.COST_ERROR)
+  assert.equal(thrown(() => countTokens('', 'x')).code, codes.UNKNOWN_MODEL)
+  assert.equal(thrown(() => countTokens('p50k_base', 'x')).code, codes.UNKNOWN_MODEL)
 })
 
 test('a chat is counted as the chat completions API bills it', () => {
@@ -44,22 +44,22 @@ test('a chat is counted as the chat completions API bills it', () => {
   assert.equal(countChatTokens('gpt-4o', messages).tokens, expected)
 })
 
-test('a record is priced; an unknown model is a FOURFOLD_COST_ERROR naming it', () => {
+test('a record is priced; an unknown model is a FOURFOLD_UNKNOWN_MODEL naming it', () => {
   const meter = new CostMeter()
   assert.equal(meter.currency, 'USD')
   const record = meter.record({ agent: 'coder', model: 'gpt-4o', counts: { input: 500, output: 120 } })
   assert.equal(record.micros, 2450) // 500 x $2.50/M + 120 x $10/M
   assert.equal(record.kind, 'spent')
   const unknown = thrown(() => meter.record({ agent: 'coder', model: 'no-such-model', counts: { input: 1 } }))
-  assert.equal(unknown.code, 'FOURFOLD_COST_ERROR')
+  assert.equal(unknown.code, 'FOURFOLD_UNKNOWN_MODEL')
   assert.equal(unknown.model, 'no-such-model')
   const zero = new CostMeter({ unknownModel: 'zero' })
   const warned = zero.record({ agent: 'coder', model: 'no-such-model', counts: { input: 1 } })
   assert.equal(warned.micros, 0)
   assert.match(warned.warning, /no-such-model/)
   const negative = thrown(() => meter.record({ agent: 'coder', model: 'gpt-4o', counts: { input: -1 } }))
-  assert.equal(negative.code, codes.INVALID_ARGUMENT)
-  assert.equal(thrown(() => new CostMeter({ unknownModel: 'maybe' })).code, codes.INVALID_ARGUMENT)
+  assert.equal(negative.code, codes.INVALID_REQUEST)
+  assert.equal(thrown(() => new CostMeter({ unknownModel: 'maybe' })).code, codes.INVALID_REQUEST)
 })
 
 test('a hard budget refuses the reservation that would cross it, with the figures', () => {
@@ -73,11 +73,11 @@ test('a hard budget refuses the reservation that would cross it, with the figure
   )
   const record = reservation.commit({ input: 500, output: 100 })
   assert.deepEqual([record.counts.input, record.counts.output], [500, 100])
-  assert.equal(thrown(() => reservation.commit({ input: 1 })).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => reservation.commit({ input: 1 })).code, codes.INVALID_REQUEST)
   // Another agent is not covered by the budget.
   meter.reserve({ agent: 'reviewer', model: 'gpt-4o', counts: { input: 5000 } }).release()
-  assert.equal(thrown(() => meter.addBudget({ scope: 'team:x', unit: 'tokens', hard: 1 })).code, codes.INVALID_ARGUMENT)
-  assert.equal(thrown(() => meter.addBudget({ scope: 'fleet', unit: 'tokens' })).code, codes.COST_ERROR)
+  assert.equal(thrown(() => meter.addBudget({ scope: 'team:x', unit: 'tokens', hard: 1 })).code, codes.INVALID_REQUEST)
+  assert.equal(thrown(() => meter.addBudget({ scope: 'fleet', unit: 'tokens' })).code, codes.CONFIG_ERROR)
 })
 
 test('provider usage objects become token counts', () => {
@@ -85,6 +85,6 @@ test('provider usage objects become token counts', () => {
     usageCounts('openai', { prompt_tokens: 100, completion_tokens: 20, prompt_tokens_details: { cached_tokens: 40 } }),
     { input: 60, output: 20, cacheRead: 40, cacheWrite: 0, reasoning: 0 },
   )
-  assert.equal(thrown(() => usageCounts('openai', { completion_tokens: 'x' })).code, codes.COST_ERROR)
-  assert.equal(thrown(() => usageCounts('mistral', {})).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => usageCounts('openai', { completion_tokens: 'x' })).code, codes.INVALID_REQUEST)
+  assert.equal(thrown(() => usageCounts('mistral', {})).code, codes.INVALID_REQUEST)
 })

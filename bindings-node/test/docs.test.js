@@ -1,4 +1,5 @@
-// The guide's examples (`docs/node.md`) and the README's, run as written.
+// The guide's examples (`docs/node.md`), the package README's and the repository README's, run as
+// written.
 'use strict'
 
 const fs = require('node:fs')
@@ -25,6 +26,7 @@ function examples(file) {
 for (const [name, file] of [
   ['docs/node.md', path.join(__dirname, '..', '..', 'docs', 'node.md')],
   ['bindings-node/README.md', path.join(__dirname, '..', 'README.md')],
+  ['README.md', path.join(__dirname, '..', '..', 'README.md')],
 ]) {
   const blocks = examples(file)
   test(`${name} has examples`, (t) => {

@@ -16,18 +16,21 @@ test('the codes match the Python classes, and isFourfoldError tells them apart',
     'STALE_CONTEXT',
     'TRACE_CORRUPT',
     'CONFIG_ERROR',
-    'POLICY_ERROR',
+    'INVALID_POLICY',
+    'APPROVAL_ERROR',
     'TRACE_ERROR',
     'CONTEXT_ERROR',
     'COST_ERROR',
+    'UNKNOWN_MODEL',
+    'MISSING_CONTROL',
     'STORE_ERROR',
     'PLUGIN_ERROR',
-    'INVALID_ARGUMENT',
+    'INVALID_REQUEST',
     'PANIC',
   ])
   const error = thrown(() => fourfold.countTokens('', 'x'))
   assert.ok(fourfold.isFourfoldError(error))
-  assert.ok(fourfold.isFourfoldError(error, fourfold.codes.COST_ERROR))
+  assert.ok(fourfold.isFourfoldError(error, fourfold.codes.UNKNOWN_MODEL))
   assert.ok(!fourfold.isFourfoldError(error, fourfold.codes.POLICY_DENIED))
   assert.ok(!fourfold.isFourfoldError(new Error('plain')))
   assert.ok(!fourfold.isFourfoldError('FOURFOLD_ERROR'))

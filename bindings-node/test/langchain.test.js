@@ -166,7 +166,7 @@ test('a pending review gate names its approval id in the tool message', async ()
   assert.match(await guarded.invoke({ command: 'ls' }), /no rule allows/)
   // An error that is not a refusal (here, a request the policy cannot read) is thrown.
   const misdirected = guardTool(shell, session, { request: () => ({ action: 'launch' }) })
-  await assert.rejects(misdirected.invoke({ command: 'ls' }), { code: 'FOURFOLD_INVALID_ARGUMENT' })
+  await assert.rejects(misdirected.invoke({ command: 'ls' }), { code: 'FOURFOLD_INVALID_REQUEST' })
 })
 
 test('usage metadata becomes fourfold token counts, cache reads split from the prompt', () => {

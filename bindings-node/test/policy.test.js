@@ -63,29 +63,29 @@ test('a pending request gets an approval id; once approved, the identical reques
   assert.equal(onDisk.approval(pending.approvalId).state, 'used')
   assert.equal(onDisk.approval('ap-0000000000000000'), null)
   const again = thrown(() => onDisk.approve(pending.approvalId, 'bob', 'twice'))
-  assert.equal(again.code, codes.POLICY_ERROR)
+  assert.equal(again.code, codes.APPROVAL_ERROR)
   assert.match(again.message, /already used/)
 })
 
-test('a malformed policy is a FOURFOLD_CONFIG_ERROR with the line and rule', () => {
+test('a malformed policy is a FOURFOLD_INVALID_POLICY with the line and rule', () => {
   const error = thrown(() => Policy.fromToml('[[rule]]\nid = "typo"\neffect = "allow"\nread = ["src/**"]\nbogus = 1\n'))
-  assert.equal(error.code, 'FOURFOLD_CONFIG_ERROR')
+  assert.equal(error.code, 'FOURFOLD_INVALID_POLICY')
   assert.equal(error.name, 'FourfoldError')
   assert.ok(error instanceof Error)
   assert.match(error.message, /bogus/)
   assert.equal(typeof error.line, 'number')
 
   const effect = thrown(() => Policy.fromToml('[[rule]]\nid = "x"\neffect = "maybe"\n'))
-  assert.equal(effect.code, 'FOURFOLD_CONFIG_ERROR')
+  assert.equal(effect.code, 'FOURFOLD_INVALID_POLICY')
   assert.equal(effect.ruleId, 'x')
   assert.equal(effect.line, 3)
 
   const missing = thrown(() => Policy.fromFile('/nonexistent/policy.toml'))
-  assert.equal(missing.code, 'FOURFOLD_CONFIG_ERROR')
+  assert.equal(missing.code, 'FOURFOLD_INVALID_POLICY')
   assert.match(missing.message, /cannot read policy file/)
 })
 
-test('a request the binding cannot read is a FOURFOLD_INVALID_ARGUMENT', () => {
+test('a request the binding cannot read is a FOURFOLD_INVALID_REQUEST', () => {
   for (const [request, message] of [
     [{ agent: 'coder', action: 'read' }, /needs a `path`/],
     [{ agent: 'coder', action: 'launch' }, /unknown action `launch`/],
@@ -97,7 +97,7 @@ test('a request the binding cannot read is a FOURFOLD_INVALID_ARGUMENT', () => {
     [null, /a request is an object/],
   ]) {
     const error = thrown(() => policy.check(request))
-    assert.equal(error.code, codes.INVALID_ARGUMENT, inspect(request))
+    assert.equal(error.code, codes.INVALID_REQUEST, inspect(request))
     assert.match(error.message, message)
   }
   // Arguments that are not an object reach the policy, which denies them (fail closed).

@@ -74,7 +74,7 @@ test('a governed run: context, cost, a stale-context hold, a re-read, a denial, 
 
   session.end()
   assert.equal(session.ended, true)
-  assert.equal(thrown(() => session.guard(write)).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => session.guard(write)).code, codes.INVALID_REQUEST)
   fourfold.tracer.flush()
 
   const [explanation] = await new TraceReader(path.join(dir, 'traces', 'fourfold.trace')).explain()
@@ -108,18 +108,18 @@ test('a session cannot act for another agent, and a missing control is a typed e
   const session = fourfold.session('reviewer')
   // The rule `coder-auth` is for the coder only; the session's agent replaces the request's.
   assert.equal(thrown(() => session.guard({ agent: 'coder', action: 'write', path: 'src/auth/x.rs' })).code, codes.POLICY_DENIED)
-  await assert.rejects(session.ask('login', { budgetTokens: 100 }), { code: codes.CONFIG_ERROR, missing: 'context store' })
+  await assert.rejects(session.ask('login', { budgetTokens: 100 }), { code: codes.MISSING_CONTROL, missing: 'context store' })
   assert.equal(thrown(() => session.recordUsage('gpt-4o', { input: 1 })).missing, 'cost meter')
   assert.equal(session.span('step', 'step'), null)
-  assert.equal(thrown(() => session.span('x', 'nap')).code, codes.INVALID_ARGUMENT)
+  assert.equal(thrown(() => session.span('x', 'nap')).code, codes.INVALID_REQUEST)
 })
 
 test('options that cannot build a Fourfold are typed errors', () => {
   const dir = workspace()
-  assert.equal(thrown(() => new Fourfold({ policy: {} })).code, codes.INVALID_ARGUMENT)
-  assert.equal(thrown(() => new Fourfold()).code, codes.INVALID_ARGUMENT)
-  assert.equal(thrown(() => new Fourfold({ trace: { file: 'x.trace' } })).code, codes.INVALID_ARGUMENT)
-  assert.equal(thrown(() => new Fourfold({ policy: { toml: 'x = [' } })).code, codes.CONFIG_ERROR)
+  assert.equal(thrown(() => new Fourfold({ policy: {} })).code, codes.INVALID_REQUEST)
+  assert.equal(thrown(() => new Fourfold()).code, codes.INVALID_REQUEST)
+  assert.equal(thrown(() => new Fourfold({ trace: { file: 'x.trace' } })).code, codes.INVALID_REQUEST)
+  assert.equal(thrown(() => new Fourfold({ policy: { toml: 'x = [' } })).code, codes.INVALID_POLICY)
   const policy = { file: path.join(dir, 'policy.toml') }
   assert.equal(thrown(() => new Fourfold({ policy, cost: { budgets: [{ scope: 'fleet', unit: 'XYZ', hard: 1 }] } })).code, codes.CONFIG_ERROR)
   fs.writeFileSync(path.join(dir, 'bad.toml'), '[policy]\nfile = "policy.toml"\n[tracing]\n')

@@ -83,7 +83,7 @@ test('a damaged trace rejects with FOURFOLD_TRACE_CORRUPT naming the offset', as
   await assert.rejects(new TraceReader(notATrace).runs(), { code: codes.TRACE_CORRUPT, offset: 0 })
   await assert.rejects(new TraceReader(path.join(dir, 'missing.trace')).runs(), { code: codes.TRACE_ERROR })
   const policy = { file: path.join(dir, 'policy.toml') }
-  assert.throws(() => new Fourfold({ policy, trace: {} }), { code: codes.INVALID_ARGUMENT })
+  assert.throws(() => new Fourfold({ policy, trace: {} }), { code: codes.INVALID_REQUEST })
   assert.throws(() => new Fourfold({ policy, trace: { file: path.join(dir, 'no', 'such', 'dir', 'x.trace') } }), {
     code: codes.TRACE_ERROR,
   })

@@ -165,9 +165,9 @@ impl IntoPyError for TraceError {
     fn into_py_error(self) -> PyErr {
         let message = self.to_string();
         match self {
-            TraceError::Frame(_) | TraceError::NotATrace { .. } => {
-                raise("TraceCorrupt", message, Vec::new())
-            }
+            TraceError::Frame(_)
+            | TraceError::NotATrace { .. }
+            | TraceError::UnsupportedVersion { .. } => raise("TraceCorrupt", message, Vec::new()),
             _ => raise("TraceError", message, Vec::new()),
         }
     }
@@ -247,14 +247,15 @@ pub(crate) fn invalid_request(message: impl Into<String>) -> PyErr {
     raise("InvalidRequest", message.into(), Vec::new())
 }
 
-/// Runs `body`, turning a Rust panic into `fourfold.FourfoldError` with the panic's message, so no
+/// Runs `body`, turning a Rust panic into `fourfold.FourfoldPanic` (a `FourfoldError`) with the
+/// panic's message, so no
 /// panic reaches Python as pyo3's `PanicException` (a `BaseException` that `except Exception`
 /// would not catch).
 pub(crate) fn no_panic<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => result,
         Err(payload) => Err(raise(
-            "FourfoldError",
+            "FourfoldPanic",
             format!(
                 "internal error (a bug in fourfold): {}",
                 panic_message(&*payload)

@@ -185,8 +185,9 @@ def test_bad_input_is_a_typed_error() -> None:
 
 
 def test_a_panic_becomes_fourfold_error() -> None:
-    with pytest.raises(fourfold.FourfoldError, match="internal error .*boom"):
+    with pytest.raises(fourfold.FourfoldPanic, match="internal error .*boom") as panicked:
         fourfold._fourfold._panic_for_tests("boom")
+    assert isinstance(panicked.value, fourfold.FourfoldError)
 
 
 class Gate:

@@ -1,7 +1,7 @@
 """The exceptions fourfold raises, rooted at :class:`FourfoldError`.
 
 Every error of the Rust core maps to exactly one of these classes (see ``src/error.rs``).
-A Rust panic becomes a plain :class:`FourfoldError` naming the bug; it never crashes the interpreter.
+A Rust panic becomes :class:`FourfoldPanic`, a :class:`FourfoldError`; it never crashes the interpreter.
 Bad input also subclasses :class:`ValueError`, and file trouble :class:`OSError`, so generic handlers keep working.
 """
 
@@ -30,6 +30,7 @@ __all__ = [
     "PluginError",
     "StoreError",
     "MissingControl",
+    "FourfoldPanic",
 ]
 
 
@@ -132,4 +133,8 @@ class StoreError(FourfoldError, OSError):
 
 class MissingControl(FourfoldError):
     """The session's ``Fourfold`` was built without the control this call needs."""
+
+
+class FourfoldPanic(FourfoldError):
+    """A bug in fourfold: a Rust panic, caught before it reached Python. The message says where."""
 
