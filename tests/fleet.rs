@@ -640,3 +640,47 @@ fn the_traces_of_every_process_land_in_one_table() {
     // The local trace file has the same events.
     assert!(dir.path().join("local.trace").exists());
 }
+
+#[test]
+fn an_agent_waiting_on_a_gate_is_woken_by_a_reviewer_elsewhere() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "wait");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), REVIEWED_POLICY).unwrap();
+    let config = dir.path().join("fourfold.toml");
+    std::fs::write(
+        &config,
+        format!("[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n"),
+    )
+    .unwrap();
+    let agent_process = fourfold::Fourfold::from_config(&config).unwrap();
+    let push = Request::run("coder", "git push origin main");
+    let waiting = {
+        let push = push.clone();
+        std::thread::spawn(move || {
+            let session = agent_process.session("coder", None);
+            session.guard_waiting(push, Duration::from_secs(30))
+        })
+    };
+    // The reviewer, in another process, finds the pending approval and approves it.
+    let reviewer = fourfold::session::policy_from_config(&config).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let approval_id = loop {
+        if let Some(approval) = reviewer.pending_approvals().unwrap().pop() {
+            break approval.id;
+        }
+        assert!(Instant::now() < deadline, "the agent never asked");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    reviewer.approve(&approval_id, "alice", "ok").unwrap();
+    let decision = waiting.join().unwrap().unwrap();
+    assert_eq!(decision.verdict, Verdict::Allow);
+    assert_eq!(decision.approval_id.as_deref(), Some(approval_id.as_str()));
+    // Unanswered, the wait ends with the request still pending.
+    let agent_process = fourfold::Fourfold::from_config(&config).unwrap();
+    let session = agent_process.session("coder", None);
+    assert!(matches!(
+        session.guard_waiting(push, Duration::from_millis(200)),
+        Err(fourfold::SessionError::Pending(_))
+    ));
+}

@@ -144,6 +144,38 @@ fn a_review_gate_holds_until_a_person_approves() {
 }
 
 #[test]
+fn a_guard_can_wait_for_the_reviewer() {
+    let Setup { fourfold, .. } = setup(vec![]);
+    let push = Request::run("coder", "git push origin main");
+    let reviewer = fourfold.clone();
+    let waiting = std::thread::spawn({
+        let fourfold = fourfold.clone();
+        let push = push.clone();
+        move || {
+            let session = fourfold.session("coder", Some("T-1"));
+            session.guard_waiting(push, std::time::Duration::from_secs(30))
+        }
+    });
+    let approval_id = loop {
+        if let Some(approval) = reviewer.policy().pending_approvals().unwrap().pop() {
+            break approval.id;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    reviewer
+        .policy()
+        .reject(&approval_id, "bob", "not today")
+        .unwrap();
+    // Rejected: the wait ends, and the request is denied, naming the rule.
+    match waiting.join().unwrap() {
+        Err(SessionError::Denied(decision)) => {
+            assert_eq!(decision.rule.unwrap().id, "push-review")
+        }
+        other => panic!("expected the rejection to deny, got {other:?}"),
+    }
+}
+
+#[test]
 fn stale_context_holds_a_write_until_the_agent_rereads() {
     let Setup { fourfold, .. } = setup(vec![]);
     let session = fourfold.session("coder", Some("T-1"));

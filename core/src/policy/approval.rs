@@ -106,7 +106,7 @@ pub(crate) struct ApprovalBook<'a> {
 /// A stored approval and the exact bytes it was read from (the compare-and-swap witness).
 pub(crate) struct StoredApproval {
     pub(crate) approval: Approval,
-    bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl ApprovalBook<'_> {

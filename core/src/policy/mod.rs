@@ -655,6 +655,36 @@ impl Policy {
         Ok(book.get(id)?.map(|stored| stored.approval))
     }
 
+    /// Waits until approval `id` is no longer pending (approved, rejected, used or expired) or
+    /// `timeout` passes, and returns it as it is then (`None` if there is no such approval). A
+    /// store that can notify (PostgreSQL) wakes the wait the moment a reviewer anywhere resolves
+    /// it; others are polled.
+    pub fn wait_for_approval(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Approval>, PolicyError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let book = ApprovalBook {
+            store: self.store.as_ref(),
+        };
+        loop {
+            let Some(stored) = book.get(id)? else {
+                return Ok(None);
+            };
+            let now = std::time::Instant::now();
+            if stored.approval.state != ApprovalState::Pending || now >= deadline {
+                return Ok(Some(stored.approval));
+            }
+            self.store.wait_for_change(
+                approval::NAMESPACE,
+                id,
+                Some(&stored.bytes),
+                deadline - now,
+            )?;
+        }
+    }
+
     /// Every approval still waiting for its gates, oldest first.
     pub fn pending_approvals(&self) -> Result<Vec<Approval>, PolicyError> {
         let book = ApprovalBook {

@@ -111,6 +111,30 @@ impl AgentSession {
     }
 
     /// Says which control a denial came from: a built-in gate that fails now, or the policy.
+    /// Like [`AgentSession::guard`], but a request a review gate holds waits, up to `timeout`,
+    /// for a reviewer to resolve its approval (from any process sharing the policy's store; a
+    /// PostgreSQL store wakes the wait at once), then is decided again: allowed once approved,
+    /// denied once rejected or expired, still [`SessionError::Pending`] if nobody answered in time.
+    pub fn guard_waiting(
+        &self,
+        request: Request,
+        timeout: std::time::Duration,
+    ) -> Result<Decision, SessionError> {
+        match self.guard(request.clone()) {
+            Err(SessionError::Pending(decision)) => {
+                let Some(approval_id) = decision.approval_id.clone() else {
+                    return Err(SessionError::Pending(decision));
+                };
+                self.fourfold
+                    .shared
+                    .policy
+                    .wait_for_approval(&approval_id, timeout)?;
+                self.guard(request)
+            }
+            other => other,
+        }
+    }
+
     fn diagnose_denial(&self, decision: Decision) -> SessionError {
         let named = |gate: &str| decision.gates.iter().any(|name| name == gate);
         if named(CONTEXT_FRESH_GATE) {

@@ -18,6 +18,8 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 
+use std::time::{Duration, Instant};
+
 use crate::error::{InvalidKeyError, StoreError};
 
 /// A small key-value store with atomic single-key updates.
@@ -45,6 +47,29 @@ pub trait Store: Send + Sync {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<bool, StoreError>;
+
+    /// Returns when record `namespace/key` differs from `seen`, or when `timeout` has passed (the
+    /// caller reads the record again either way). The default polls every 50 ms; a store that can
+    /// be told of changes (PostgreSQL's `LISTEN`) returns as soon as one happens.
+    fn wait_for_change(
+        &self,
+        namespace: &str,
+        key: &str,
+        seen: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.get(namespace, key)?.as_deref() != seen {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        }
+    }
 }
 
 /// Checks that `name` can be used as a namespace or key by every backend.

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use postgres::fallible_iterator::FallibleIterator;
+
 use postgres::error::SqlState;
 use postgres::{Config, NoTls};
 use r2d2::{Pool, PooledConnection};
@@ -253,9 +255,13 @@ impl Store for PostgresStore {
     fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
         check_keys(namespace, Some(key))?;
         self.client()?
-            .execute(
-                "INSERT INTO fourfold_kv (namespace, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            .query(
+                "WITH written AS (
+                    INSERT INTO fourfold_kv (namespace, key, value) VALUES ($1, $2, $3)
+                    ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value
+                    RETURNING 1
+                 )
+                 SELECT pg_notify('fourfold_kv', $1 || '/' || $2) FROM written",
                 &[&namespace, &key, &value],
             )
             .map_err(|error| self.failed(error))?;
@@ -264,14 +270,17 @@ impl Store for PostgresStore {
 
     fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         check_keys(namespace, Some(key))?;
-        let n_rows = self
+        let rows = self
             .client()?
-            .execute(
-                "DELETE FROM fourfold_kv WHERE namespace = $1 AND key = $2",
+            .query(
+                "WITH deleted AS (
+                    DELETE FROM fourfold_kv WHERE namespace = $1 AND key = $2 RETURNING 1
+                 )
+                 SELECT pg_notify('fourfold_kv', $1 || '/' || $2) FROM deleted",
                 &[&namespace, &key],
             )
             .map_err(|error| self.failed(error))?;
-        Ok(n_rows > 0)
+        Ok(!rows.is_empty())
     }
 
     fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
@@ -295,7 +304,8 @@ impl Store for PostgresStore {
     ) -> Result<bool, StoreError> {
         check_keys(namespace, Some(key))?;
         let mut client = self.client()?;
-        // INVARIANT: each arm is one statement, so the swap is atomic on the server.
+        // INVARIANT: each arm is one statement, so the swap is atomic on the server; a swap that
+        // happened notifies `fourfold_kv` (delivered when it commits) for `wait_for_change`.
         let result = match (expected, new) {
             (None, None) => client
                 .query_opt(
@@ -303,20 +313,36 @@ impl Store for PostgresStore {
                     &[&namespace, &key],
                 )
                 .map(|row| u64::from(row.is_none())),
-            (None, Some(new)) => client.execute(
-                "INSERT INTO fourfold_kv (namespace, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (namespace, key) DO NOTHING",
-                &[&namespace, &key, &new],
-            ),
-            (Some(expected), Some(new)) => client.execute(
-                "UPDATE fourfold_kv SET value = $4
-                 WHERE namespace = $1 AND key = $2 AND value = $3",
-                &[&namespace, &key, &expected, &new],
-            ),
-            (Some(expected), None) => client.execute(
-                "DELETE FROM fourfold_kv WHERE namespace = $1 AND key = $2 AND value = $3",
-                &[&namespace, &key, &expected],
-            ),
+            (None, Some(new)) => client
+                .query(
+                    "WITH swapped AS (
+                        INSERT INTO fourfold_kv (namespace, key, value) VALUES ($1, $2, $3)
+                        ON CONFLICT (namespace, key) DO NOTHING RETURNING 1
+                     )
+                     SELECT pg_notify('fourfold_kv', $1 || '/' || $2) FROM swapped",
+                    &[&namespace, &key, &new],
+                )
+                .map(|rows| rows.len() as u64),
+            (Some(expected), Some(new)) => client
+                .query(
+                    "WITH swapped AS (
+                        UPDATE fourfold_kv SET value = $4
+                        WHERE namespace = $1 AND key = $2 AND value = $3 RETURNING 1
+                     )
+                     SELECT pg_notify('fourfold_kv', $1 || '/' || $2) FROM swapped",
+                    &[&namespace, &key, &expected, &new],
+                )
+                .map(|rows| rows.len() as u64),
+            (Some(expected), None) => client
+                .query(
+                    "WITH swapped AS (
+                        DELETE FROM fourfold_kv
+                        WHERE namespace = $1 AND key = $2 AND value = $3 RETURNING 1
+                     )
+                     SELECT pg_notify('fourfold_kv', $1 || '/' || $2) FROM swapped",
+                    &[&namespace, &key, &expected],
+                )
+                .map(|rows| rows.len() as u64),
         };
         match result {
             Ok(n_rows) => Ok(n_rows == 1),
@@ -324,5 +350,52 @@ impl Store for PostgresStore {
             Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
             Err(error) => Err(self.failed(error)),
         }
+    }
+
+    fn wait_for_change(
+        &self,
+        namespace: &str,
+        key: &str,
+        seen: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        check_keys(namespace, Some(key))?;
+        let deadline = std::time::Instant::now() + timeout;
+        let wanted = format!("{namespace}/{key}");
+        let mut client = self.client()?;
+        client
+            .batch_execute("LISTEN fourfold_kv")
+            .map_err(|error| self.failed(error))?;
+        // Listening first, then reading: a change between the two cannot be missed.
+        let waited = (|| -> Result<(), StoreError> {
+            loop {
+                let value: Option<Vec<u8>> = client
+                    .query_opt(
+                        "SELECT value FROM fourfold_kv WHERE namespace = $1 AND key = $2",
+                        &[&namespace, &key],
+                    )
+                    .map_err(|error| self.failed(error))?
+                    .map(|row| row.get(0));
+                if value.as_deref() != seen {
+                    return Ok(());
+                }
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    return Ok(());
+                }
+                // Wake on any notification for this record; look again at least every second.
+                let mut notifications = client.notifications();
+                let mut iter =
+                    notifications.timeout_iter((deadline - now).min(Duration::from_secs(1)));
+                while let Some(notification) = iter.next().map_err(|error| self.failed(error))? {
+                    if notification.payload() == wanted || std::time::Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+        })();
+        // INVARIANT: the pooled connection stops listening before other work gets it.
+        let _ = client.batch_execute("UNLISTEN fourfold_kv");
+        waited
     }
 }
