@@ -659,7 +659,9 @@ fn an_agent_waiting_on_a_gate_is_woken_by_a_reviewer_elsewhere() {
         let push = push.clone();
         std::thread::spawn(move || {
             let session = agent_process.session("coder", None);
-            session.guard_waiting(push, Duration::from_secs(30))
+            session
+                .guard_waiting(push, Duration::from_secs(30))
+                .map_err(Box::new)
         })
     };
     // The reviewer, in another process, finds the pending approval and approves it.

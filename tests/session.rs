@@ -153,7 +153,9 @@ fn a_guard_can_wait_for_the_reviewer() {
         let push = push.clone();
         move || {
             let session = fourfold.session("coder", Some("T-1"));
-            session.guard_waiting(push, std::time::Duration::from_secs(30))
+            session
+                .guard_waiting(push, std::time::Duration::from_secs(30))
+                .map_err(Box::new)
         }
     });
     let approval_id = loop {
@@ -167,7 +169,7 @@ fn a_guard_can_wait_for_the_reviewer() {
         .reject(&approval_id, "bob", "not today")
         .unwrap();
     // Rejected: the wait ends, and the request is denied, naming the rule.
-    match waiting.join().unwrap() {
+    match waiting.join().unwrap().map_err(|error| *error) {
         Err(SessionError::Denied(decision)) => {
             assert_eq!(decision.rule.unwrap().id, "push-review")
         }
