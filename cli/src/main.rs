@@ -6,6 +6,7 @@
 mod context_cmd;
 mod cost_cmd;
 mod demo;
+mod hook_cmd;
 mod policy_cmd;
 mod report_cmd;
 mod tokens_cmd;
@@ -46,6 +47,8 @@ enum Command {
     Tokens(tokens_cmd::TokensArgs),
     /// Report what agents spent and saved.
     Cost(cost_cmd::CostArgs),
+    /// Answer coding agents' hooks (Claude Code) with the policy, and record them in the trace.
+    Hook(hook_cmd::HookArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Trace(args) => trace_cmd::run(args),
         Command::Tokens(args) => tokens_cmd::run(args),
         Command::Cost(args) => cost_cmd::run(args),
+        Command::Hook(args) => hook_cmd::run(args),
     };
     match result {
         Ok(code) => code,
