@@ -7,6 +7,7 @@ mod context_cmd;
 mod cost_cmd;
 mod demo;
 mod hook_cmd;
+mod mcp_cmd;
 mod policy_cmd;
 mod report_cmd;
 mod tokens_cmd;
@@ -49,6 +50,8 @@ enum Command {
     Cost(cost_cmd::CostArgs),
     /// Answer coding agents' hooks (Claude Code) with the policy, and record them in the trace.
     Hook(hook_cmd::HookArgs),
+    /// Serve the context store to MCP clients.
+    Mcp(mcp_cmd::McpArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Tokens(args) => tokens_cmd::run(args),
         Command::Cost(args) => cost_cmd::run(args),
         Command::Hook(args) => hook_cmd::run(args),
+        Command::Mcp(args) => mcp_cmd::run(args),
     };
     match result {
         Ok(code) => code,

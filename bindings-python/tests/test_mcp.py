@@ -1,0 +1,98 @@
+"""`fourfold mcp serve` driven by the official MCP Python SDK (`mcp` on PyPI) as the client, over
+stdio, on the shipped sample docs (examples/fleet/): the tools it lists, canonical sections with
+pointers and markers, a pointer instead of the text the second time, changes since a read, a
+write-back the policy refuses and one it allows, and every call in the trace."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+import fourfold
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("FOURFOLD_BIN", REPO / "target" / "debug" / "fourfold"))
+SAMPLE_DOCS = REPO / "examples" / "fleet"
+
+POLICY = """
+[[rule]]
+id = "findings"
+effect = "allow"
+agents = ["mcp-client"]
+tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+"""
+
+
+def setup(tmp_path: Path) -> Path:
+    if not BINARY.exists():
+        pytest.fail(f"build the CLI first (cargo build -p fourfold-cli): {BINARY} is missing")
+    (tmp_path / "policy.toml").write_text(POLICY)
+    config = tmp_path / "fourfold.toml"
+    config.write_text(
+        '[policy]\nfile = "policy.toml"\n[trace]\nfile = "mcp.trace"\n[context]\narchive = ["legacy/"]\n'
+    )
+    return config
+
+
+def text_of(result: Any) -> Any:
+    assert not result.is_error, result
+    return json.loads(result.content[0].text)
+
+
+async def conversation(config: Path) -> dict[str, Any]:
+    params = StdioServerParameters(
+        command=str(BINARY), args=["mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS)]
+    )
+    seen: dict[str, Any] = {}
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            seen["tools"] = sorted(tool.name for tool in (await session.list_tools()).tools)
+            first = text_of(await session.call_tool("context_ask", {"query": "how do I create an order", "budget_tokens": 800}))
+            seen["first"] = first
+            seen["again"] = text_of(await session.call_tool("context_ask", {"query": "how do I create an order", "budget_tokens": 800}))
+            top = first["sections"][0]
+            seen["section"] = text_of(await session.call_tool("context_get_section", {"section_id": top["section_id"]}))
+            reads = [{"key": top["key"], "section_id": top["section_id"], "version": top["version"]}]
+            seen["unchanged"] = text_of(await session.call_tool("context_changed_since", {"reads": reads}))
+            seen["refused"] = await session.call_tool("context_record", {"topic": "docs/orders-api.md", "text": "# Orders\n\nnothing"})
+            seen["recorded"] = text_of(await session.call_tool("context_record", {"topic": "findings/orders.md", "text": "# Orders\n\nPOST /v2/orders needs an idempotency key."}))
+            seen["missing"] = await session.call_tool("context_get_section", {"section_id": "no-such-section"})
+    return seen
+
+
+def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    seen = asyncio.run(conversation(config))
+    assert seen["tools"] == ["context_ask", "context_changed_since", "context_get_section", "context_record"]
+    sections = seen["first"]["sections"]
+    assert sections, seen["first"]
+    assert all(section["freshness"] == "canonical" for section in sections)
+    assert all(not section["key"].startswith("legacy/") for section in sections)
+    assert sections[0]["pointer"].startswith(sections[0]["key"] + ":")
+    assert sections[0]["text"]
+    assert seen["first"]["tokens_served"] <= 800
+    # Asked again, the session holds those sections: pointers, not the text again.
+    assert all(section["already_served"] and section["text"] is None for section in seen["again"]["sections"])
+    assert seen["section"]["section_id"] == sections[0]["section_id"]
+    assert seen["unchanged"] == {"changes": []}
+    # The policy allows write-backs under findings/ only.
+    assert seen["refused"].is_error and "refused" in seen["refused"].content[0].text
+    assert seen["recorded"]["key"] == "records/findings-orders-md.md" and seen["recorded"]["version"] == 1
+    assert seen["missing"].is_error
+
+    reader = fourfold.TraceReader(tmp_path / "mcp.trace")
+    (run_id,) = reader.run_ids()
+    kinds = [event.kind for event in reader.events(run=run_id)]
+    assert kinds.count("context") == 2, kinds
+    tools = [event.data["tool"] for event in reader.events(kind="action")]
+    assert tools == ["context_get_section", "context_changed_since", "context_record", "context_get_section"]
+    gates = [event.data["outcome"] for event in reader.events(kind="gate")]
+    assert gates == ["Denied", "Allowed"]

@@ -1,0 +1,292 @@
+//! `fourfold mcp serve`: the ContextStore as an MCP server over stdio, for MCP clients and coding
+//! agents. The protocol is the official Rust SDK's (`rmcp`), not hand-written JSON-RPC.
+//!
+//! One server process is one client's session: one governed `AgentSession` (one traced run), whose
+//! context session remembers what it served, so a section asked for again unchanged comes back as
+//! a pointer. Tools: `context_ask`, `context_get_section`, `context_changed_since` and
+//! `context_record` (guarded by the policy as the tool `context_record`). Every call is traced; the
+//! tokens served against the baseline are priced as savings when the config names a
+//! `savings_model`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use fourfold::context::SectionRead;
+use fourfold::{ActionEvent, AgentSession, Fourfold, Request};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, ServerHandler, ServiceExt};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Args)]
+pub(crate) struct McpArgs {
+    #[command(subcommand)]
+    command: McpCommand,
+}
+
+#[derive(Subcommand)]
+enum McpCommand {
+    /// Serve the context store over MCP on stdio.
+    Serve {
+        /// The `fourfold.toml` (its `[context]` section is required).
+        #[arg(long)]
+        config: PathBuf,
+        /// Ingest this folder into the store before serving.
+        #[arg(long)]
+        docs: Option<PathBuf>,
+        /// Which files of `--docs` to ingest.
+        #[arg(long = "glob", default_value = "**/*.md")]
+        globs: Vec<String>,
+        /// The agent the policy and the trace see.
+        #[arg(long, default_value = "mcp-client")]
+        agent: String,
+    },
+}
+
+type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+pub(crate) fn run(args: McpArgs) -> CliResult {
+    match args.command {
+        McpCommand::Serve {
+            config,
+            docs,
+            globs,
+            agent,
+        } => serve(&config, docs, &globs, &agent),
+    }
+}
+
+fn serve(
+    config: &std::path::Path,
+    docs: Option<PathBuf>,
+    globs: &[String],
+    agent: &str,
+) -> CliResult {
+    let fourfold = Fourfold::from_config(config)?;
+    let Some(store) = fourfold.context() else {
+        return Err(format!("`{}` has no `[context]` section to serve", config.display()).into());
+    };
+    if let Some(docs) = docs {
+        let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+        store.ingest_dir(&docs, &globs, |_| {})?;
+    }
+    let session = Arc::new(fourfold.session(agent, None));
+    let server = ContextServer {
+        session: Arc::clone(&session),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let running = server.serve(rmcp::transport::stdio()).await?;
+        running.waiting().await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    if let Ok(session) = Arc::try_unwrap(session) {
+        session.end(None);
+    }
+    if let Some(tracer) = fourfold.tracer() {
+        tracer.close()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The MCP server: the session's context, as tools (the router is built from the `#[tool]`
+/// methods by `tool_router`).
+#[derive(Clone)]
+struct ContextServer {
+    session: Arc<AgentSession>,
+}
+
+/// `context_ask`'s arguments.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct AskParams {
+    /// What to look up, in words.
+    query: String,
+    /// The most tokens of section text to serve (default 2000).
+    budget_tokens: Option<u64>,
+}
+
+/// `context_get_section`'s arguments.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct SectionParams {
+    /// A section id from `context_ask`.
+    section_id: String,
+}
+
+/// A section version the client read.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct Read {
+    /// The document's key.
+    key: String,
+    /// The section's id.
+    section_id: String,
+    /// The version read.
+    version: u64,
+}
+
+/// `context_changed_since`'s arguments.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ChangedParams {
+    /// The section versions read.
+    reads: Vec<Read>,
+}
+
+/// `context_record`'s arguments.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct RecordParams {
+    /// What the finding is about (`findings/auth`, say); the policy may scope write-backs by it.
+    topic: String,
+    /// The finding, as markdown.
+    text: String,
+}
+
+fn json_result(value: serde_json::Value) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(value.to_string())])
+}
+
+fn failed(message: impl std::fmt::Display) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.to_string())])
+}
+
+impl ContextServer {
+    fn record(&self, tool: &str, arguments: serde_json::Value, error: Option<String>) {
+        self.session.act(ActionEvent {
+            tool: tool.into(),
+            arguments_json: arguments.to_string(),
+            result_digest: None,
+            duration_ns: None,
+            error,
+        });
+    }
+}
+
+#[tool_router]
+impl ContextServer {
+    #[tool(
+        description = "The current canonical documentation sections that answer a query, within a token budget, each with its key, heading path, file:line pointer, version and freshness. A section this session was already served, unchanged, comes back as a pointer without its text."
+    )]
+    async fn context_ask(
+        &self,
+        Parameters(params): Parameters<AskParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let budget = params.budget_tokens.unwrap_or(2_000);
+        match self.session.ask(&params.query, budget) {
+            Ok(answer) => Ok(json_result(json!({
+                "sections": answer.hits.iter().map(|hit| json!({
+                    "key": hit.key,
+                    "section_id": hit.section_id,
+                    "heading_path": hit.heading_path,
+                    "pointer": hit.pointer,
+                    "version": hit.version,
+                    "freshness": hit.freshness.name(),
+                    "tokens": hit.tokens,
+                    "already_served": hit.already_served,
+                    "text": hit.text,
+                })).collect::<Vec<_>>(),
+                "tokens_served": answer.tokens_served,
+                "tokens_baseline": answer.tokens_baseline,
+            }))),
+            Err(error) => Ok(failed(error)),
+        }
+    }
+
+    #[tool(description = "One section, as it is now, by the id `context_ask` gave.")]
+    async fn context_get_section(
+        &self,
+        Parameters(params): Parameters<SectionParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let store = self.session.fourfold().context();
+        let section = store.and_then(|store| store.get_section(&params.section_id));
+        self.record(
+            "context_get_section",
+            json!({ "section_id": params.section_id }),
+            section.is_none().then(|| "no such section".to_string()),
+        );
+        match section {
+            Some(section) => Ok(json_result(json!({
+                "key": section.key,
+                "section_id": section.id,
+                "heading_path": section.heading_path,
+                "pointer": section.pointer(),
+                "version": section.version,
+                "freshness": section.marker.freshness.name(),
+                "text": section.text,
+            }))),
+            None => Ok(failed(format!("no section `{}`", params.section_id))),
+        }
+    }
+
+    #[tool(
+        description = "Which of the section versions read are no longer current, with what changed and where the section is now."
+    )]
+    async fn context_changed_since(
+        &self,
+        Parameters(params): Parameters<ChangedParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let reads: Vec<SectionRead> = params
+            .reads
+            .into_iter()
+            .map(|read| SectionRead {
+                key: read.key,
+                section_id: read.section_id,
+                version: read.version,
+            })
+            .collect();
+        let Some(store) = self.session.fourfold().context() else {
+            return Ok(failed("this server has no context store"));
+        };
+        let changes = store.changed_since(&reads);
+        self.record(
+            "context_changed_since",
+            json!({ "n_reads": reads.len(), "n_changed": changes.len() }),
+            None,
+        );
+        Ok(json_result(json!({ "changes": changes })))
+    }
+
+    #[tool(
+        description = "Write a finding back to the documentation, as the next version of the record of `topic` (kept under `records/`, served like any document). The policy decides whether this client may, by the topic."
+    )]
+    async fn context_record(
+        &self,
+        Parameters(params): Parameters<RecordParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let arguments = json!({ "topic": params.topic });
+        let request = Request::tool(self.session.agent(), "context_record", arguments);
+        if let Err(refused) = self.session.guard(request) {
+            return Ok(failed(format!(
+                "fourfold refused context_record: {refused}"
+            )));
+        }
+        let Some(store) = self.session.fourfold().context() else {
+            return Ok(failed("this server has no context store"));
+        };
+        match store.record(&params.topic, &params.text) {
+            Ok(version) => {
+                self.record("context_record", json!({ "topic": params.topic }), None);
+                Ok(json_result(json!(version)))
+            }
+            Err(error) => {
+                self.record(
+                    "context_record",
+                    json!({ "topic": params.topic }),
+                    Some(error.to_string()),
+                );
+                Ok(failed(error))
+            }
+        }
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for ContextServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "fourfold's context store: ask for the current canonical documentation instead of rereading files; every answer carries a pointer, a version and a freshness marker.",
+        )
+    }
+}
