@@ -8,6 +8,7 @@ mod cost_cmd;
 mod demo;
 mod hook_cmd;
 mod mcp_cmd;
+mod mcp_gateway;
 mod policy_cmd;
 mod report_cmd;
 mod tokens_cmd;
@@ -50,7 +51,7 @@ enum Command {
     Cost(cost_cmd::CostArgs),
     /// Answer coding agents' hooks (Claude Code) with the policy, and record them in the trace.
     Hook(hook_cmd::HookArgs),
-    /// Serve the context store to MCP clients.
+    /// Serve the context store to MCP clients, or govern an upstream MCP server's tools.
     Mcp(mcp_cmd::McpArgs),
 }
 

@@ -44,6 +44,24 @@ enum McpCommand {
         #[arg(long, default_value = "mcp-client")]
         agent: String,
     },
+    /// Put every tool call of an upstream MCP server through the policy: start the server given
+    /// after `--`, offer its tools unchanged, pass allowed calls through, refuse denied ones with
+    /// the rule, and hold gated ones for a reviewer.
+    Gateway {
+        /// The `fourfold.toml`.
+        #[arg(long)]
+        config: PathBuf,
+        /// The agent the policy and the trace see.
+        #[arg(long, default_value = "mcp-client")]
+        agent: String,
+        /// How long a call a review gate holds waits for a reviewer, in seconds; 0 fails it at
+        /// once with the approval id (approve it, then call again).
+        #[arg(long, default_value_t = 0)]
+        wait_seconds: u64,
+        /// The upstream server's command and arguments.
+        #[arg(last = true, required = true)]
+        upstream: Vec<String>,
+    },
 }
 
 type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
@@ -56,6 +74,12 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
             globs,
             agent,
         } => serve(&config, docs, &globs, &agent),
+        McpCommand::Gateway {
+            config,
+            agent,
+            wait_seconds,
+            upstream,
+        } => super::mcp_gateway::run(&config, &agent, wait_seconds, &upstream),
     }
 }
 
