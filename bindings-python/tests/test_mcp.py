@@ -37,6 +37,7 @@ def setup(tmp_path: Path) -> Path:
     config = tmp_path / "fourfold.toml"
     config.write_text(
         '[policy]\nfile = "policy.toml"\n[trace]\nfile = "mcp.trace"\n[context]\narchive = ["legacy/"]\n'
+        '[cost]\nsavings_model = "gpt-4o"\n'
     )
     return config
 
@@ -96,3 +97,7 @@ def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
     assert tools == ["context_get_section", "context_changed_since", "context_record", "context_get_section"]
     gates = [event.data["outcome"] for event in reader.events(kind="gate")]
     assert gates == ["Denied", "Allowed"]
+    # The tokens served instead of whole documents are metered as savings for the client.
+    saved = [event.data for event in reader.events(kind="cost")]
+    assert saved and all(cost["saved_tokens"] > 0 and cost["model"] == "gpt-4o" for cost in saved)
+    assert {event.agent for event in reader.events(kind="cost")} == {"mcp-client"}
