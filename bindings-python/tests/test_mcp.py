@@ -101,3 +101,49 @@ def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
     saved = [event.data for event in reader.events(kind="cost")]
     assert saved and all(cost["saved_tokens"] > 0 and cost["model"] == "gpt-4o" for cost in saved)
     assert {event.agent for event in reader.events(kind="cost")} == {"mcp-client"}
+
+
+async def over_http(url: str) -> dict[str, Any]:
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with streamable_http_client(url) as streams:
+        read, write = streams[0], streams[1]
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            answer = text_of(await session.call_tool("context_ask", {"query": "how do I release", "budget_tokens": 500}))
+            return {"answer": answer, "tools": sorted(tool.name for tool in (await session.list_tools()).tools)}
+
+
+def test_an_mcp_client_over_streamable_http_on_loopback(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import time
+
+    config = setup(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(BINARY), "mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS), "--http", f"127.0.0.1:{port}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        deadline = time.monotonic() + 60
+        while "streamable HTTP" not in server.stderr.readline():
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+        seen = asyncio.run(over_http(f"http://127.0.0.1:{port}/mcp"))
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0, "the server stops cleanly on SIGTERM"
+    # It closed its trace: the ask is there, the file whole.
+    assert fourfold.TraceReader.verify(tmp_path / "mcp.trace") > 0
+    assert fourfold.TraceReader(tmp_path / "mcp.trace").events(kind="context")
+    assert "context_ask" in seen["tools"]
+    sections = seen["answer"]["sections"]
+    assert sections and sections[0]["key"] == "docs/releasing.md" and sections[0]["freshness"] == "canonical"
+    refused = subprocess.run(
+        [str(BINARY), "mcp", "serve", "--config", str(config), "--http", "0.0.0.0:0"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "loopback" in refused.stderr

@@ -43,6 +43,10 @@ enum McpCommand {
         /// The agent the policy and the trace see.
         #[arg(long, default_value = "mcp-client")]
         agent: String,
+        /// Serve streamable HTTP at this loopback address (`127.0.0.1:8765`, path `/mcp`) instead
+        /// of stdio; each MCP session is its own traced run.
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
     },
     /// Put every tool call of an upstream MCP server through the policy: start the server given
     /// after `--`, offer its tools unchanged, pass allowed calls through, refuse denied ones with
@@ -73,7 +77,11 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
             docs,
             globs,
             agent,
-        } => serve(&config, docs, &globs, &agent),
+            http,
+        } => match http {
+            Some(address) => serve_http(&config, docs, &globs, &agent, address),
+            None => serve(&config, docs, &globs, &agent),
+        },
         McpCommand::Gateway {
             config,
             agent,
@@ -83,12 +91,12 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
     }
 }
 
-fn serve(
+/// The controls of `config`, with `docs` ingested into its context store.
+fn load(
     config: &std::path::Path,
     docs: Option<PathBuf>,
     globs: &[String],
-    agent: &str,
-) -> CliResult {
+) -> Result<Fourfold, Box<dyn std::error::Error>> {
     let fourfold = Fourfold::from_config(config)?;
     let Some(store) = fourfold.context() else {
         return Err(format!("`{}` has no `[context]` section to serve", config.display()).into());
@@ -97,6 +105,80 @@ fn serve(
         let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
         store.ingest_dir(&docs, &globs, |_| {})?;
     }
+    Ok(fourfold)
+}
+
+/// Streamable HTTP on a loopback address, until interrupted.
+fn serve_http(
+    config: &std::path::Path,
+    docs: Option<PathBuf>,
+    globs: &[String],
+    agent: &str,
+    address: std::net::SocketAddr,
+) -> CliResult {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    if !address.ip().is_loopback() {
+        return Err(format!(
+            "`--http {address}` is not a loopback address; the MCP server listens on loopback only"
+        )
+        .into());
+    }
+    let fourfold = load(config, docs, globs)?;
+    let agent = agent.to_string();
+    let sessions = fourfold.clone();
+    let service = StreamableHttpService::new(
+        move || {
+            Ok(ContextServer {
+                session: Arc::new(sessions.session(&agent, None)),
+            })
+        },
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        eprintln!(
+            "fourfold: MCP over streamable HTTP at http://{}/mcp",
+            listener.local_addr()?
+        );
+        let router = axum::Router::new().nest_service("/mcp", service);
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                // Ctrl-C or SIGTERM: stop taking requests, then close the trace cleanly.
+                let mut terminate =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async {
+                        match terminate.as_mut() {
+                            Some(terminate) => { terminate.recv().await; }
+                            None => std::future::pending::<()>().await,
+                        }
+                    } => {}
+                }
+            })
+            .await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    if let Some(tracer) = fourfold.tracer() {
+        tracer.close()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(
+    config: &std::path::Path,
+    docs: Option<PathBuf>,
+    globs: &[String],
+    agent: &str,
+) -> CliResult {
+    let fourfold = load(config, docs, globs)?;
     let session = Arc::new(fourfold.session(agent, None));
     let server = ContextServer {
         session: Arc::clone(&session),
