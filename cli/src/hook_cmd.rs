@@ -1,4 +1,5 @@
-//! `fourfold hook claude-code`: Claude Code's hooks, answered by the policy and recorded in the trace.
+//! `fourfold hook claude-code` and `fourfold hook gemini-cli`: coding agents' hooks, answered by the
+//! policy and recorded in the trace.
 //!
 //! Claude Code runs the hook as a command for each event, with the event as JSON on stdin
 //! (`hook_event_name`, `session_id`, `cwd`, `tool_name`, `tool_input`, ...). For `PreToolUse` the
@@ -8,6 +9,11 @@
 //! arguments), and the answer is `permissionDecision` `allow`, `deny` (a rule, stale context or
 //! a budget refused it) or `ask` (a review gate holds it), with the deciding rule as the reason.
 //! `PostToolUse` and the session events are recorded as actions of the session's run.
+//!
+//! Gemini CLI's hooks follow the same conventions under other names: `BeforeTool` and `AfterTool`,
+//! the tools `run_shell_command`, `read_file`, `read_many_files`, `write_file`, `replace`, and the
+//! answer `{"decision": "allow" | "deny", "reason": ...}`; it has no "ask", so a call a review gate
+//! holds is denied with its approval id in the reason.
 //!
 //! INVARIANT: fail closed. An event that cannot be read, or a config that cannot be loaded, is
 //! reported on stderr with exit status 2, which blocks a `PreToolUse` call.
@@ -35,29 +41,77 @@ enum HookTool {
         /// `$CLAUDE_PROJECT_DIR/.fourfold/fourfold.toml`, else `./fourfold.toml`).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// The agent name the policy sees.
+        /// The agent the policy sees.
         #[arg(long, default_value = "claude-code")]
         agent: String,
     },
+    /// Answer a Gemini CLI hook event read from stdin (install it in `.gemini/settings.json`).
+    GeminiCli {
+        /// The `fourfold.toml` (default: `$FOURFOLD_CONFIG`, else
+        /// `$GEMINI_PROJECT_DIR/.fourfold/fourfold.toml`, else `./fourfold.toml`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The agent the policy sees.
+        #[arg(long, default_value = "gemini-cli")]
+        agent: String,
+    },
+}
+
+/// Whose hook protocol an event speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    ClaudeCode,
+    GeminiCli,
+}
+
+impl Dialect {
+    fn project_dir_variable(self) -> &'static str {
+        match self {
+            Dialect::ClaudeCode => "CLAUDE_PROJECT_DIR",
+            Dialect::GeminiCli => "GEMINI_PROJECT_DIR",
+        }
+    }
+
+    fn before_tool(self) -> &'static str {
+        match self {
+            Dialect::ClaudeCode => "PreToolUse",
+            Dialect::GeminiCli => "BeforeTool",
+        }
+    }
+
+    fn after_tool(self) -> &'static str {
+        match self {
+            Dialect::ClaudeCode => "PostToolUse",
+            Dialect::GeminiCli => "AfterTool",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Dialect::ClaudeCode => "claude-code",
+            Dialect::GeminiCli => "gemini-cli",
+        }
+    }
 }
 
 type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
 pub(crate) fn run(args: HookArgs) -> CliResult {
     match args.tool {
-        HookTool::ClaudeCode { config, agent } => claude_code(config, &agent),
+        HookTool::ClaudeCode { config, agent } => answer(Dialect::ClaudeCode, config, &agent),
+        HookTool::GeminiCli { config, agent } => answer(Dialect::GeminiCli, config, &agent),
     }
 }
 
 /// The config to use, in the documented order.
-fn config_path(given: Option<PathBuf>) -> PathBuf {
+fn config_path(dialect: Dialect, given: Option<PathBuf>) -> PathBuf {
     if let Some(path) = given {
         return path;
     }
     if let Some(path) = std::env::var_os("FOURFOLD_CONFIG") {
         return PathBuf::from(path);
     }
-    if let Some(dir) = std::env::var_os("CLAUDE_PROJECT_DIR") {
+    if let Some(dir) = std::env::var_os(dialect.project_dir_variable()) {
         return Path::new(&dir).join(".fourfold").join("fourfold.toml");
     }
     PathBuf::from("fourfold.toml")
@@ -81,7 +135,7 @@ fn take_turn(config: &Path) -> Result<File, Box<dyn std::error::Error>> {
     Ok(lock)
 }
 
-fn claude_code(config: Option<PathBuf>, agent: &str) -> CliResult {
+fn answer(dialect: Dialect, config: Option<PathBuf>, agent: &str) -> CliResult {
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
     let event: Value = serde_json::from_str(&input).map_err(|error| {
@@ -91,7 +145,7 @@ fn claude_code(config: Option<PathBuf>, agent: &str) -> CliResult {
         .get("hook_event_name")
         .and_then(Value::as_str)
         .ok_or("fourfold: the hook event has no `hook_event_name`; the tool call is blocked")?;
-    let config = config_path(config);
+    let config = config_path(dialect, config);
     let _turn = take_turn(&config)?;
     let fourfold = Fourfold::from_config(&config).map_err(|error| {
         format!(
@@ -102,16 +156,18 @@ fn claude_code(config: Option<PathBuf>, agent: &str) -> CliResult {
     let task = event.get("session_id").and_then(Value::as_str);
     let session = fourfold.session(agent, task);
     let outcome = match name {
-        "PreToolUse" => pre_tool_use(&session, &event).map(|answer| {
-            println!("{answer}");
-        }),
-        "PostToolUse" => {
+        name if name == dialect.before_tool() => {
+            pre_tool_use(dialect, &session, &event).map(|answer| {
+                println!("{answer}");
+            })
+        }
+        name if name == dialect.after_tool() => {
             session.act(post_tool_use(&event));
             Ok(())
         }
         other => {
             session.act(ActionEvent {
-                tool: format!("claude-code:{other}"),
+                tool: format!("{}:{other}", dialect.prefix()),
                 arguments_json: event.to_string(),
                 result_digest: None,
                 duration_ns: None,
@@ -129,35 +185,51 @@ fn claude_code(config: Option<PathBuf>, agent: &str) -> CliResult {
 }
 
 /// The request a Claude Code tool call makes.
-pub(crate) fn request_of(agent: &str, event: &Value) -> Result<Request, String> {
+fn request_of(dialect: Dialect, agent: &str, event: &Value) -> Result<Request, String> {
     let tool = event
         .get("tool_name")
         .and_then(Value::as_str)
-        .ok_or("fourfold: a PreToolUse event without `tool_name`; the tool call is blocked")?;
+        .ok_or("fourfold: a tool event without `tool_name`; the tool call is blocked")?;
     let input = event.get("tool_input").cloned().unwrap_or(json!({}));
-    let field = |key: &str| -> Result<String, String> {
-        input
-            .get(key)
-            .and_then(Value::as_str)
+    // The first of `keys` that the input has (tools have renamed their arguments over versions).
+    let field = |keys: &[&str]| -> Result<String, String> {
+        keys.iter()
+            .find_map(|key| input.get(*key).and_then(Value::as_str))
             .map(str::to_string)
             .ok_or_else(|| {
-                format!("fourfold: `{tool}` without `tool_input.{key}`; the tool call is blocked")
+                format!(
+                    "fourfold: `{tool}` without `tool_input.{}`; the tool call is blocked",
+                    keys[0]
+                )
             })
     };
-    let mut request = match tool {
-        "Bash" => Request::run(agent, field("command")?),
-        "Read" => Request::read(agent, field("file_path")?),
-        "Write" | "Edit" | "MultiEdit" => Request::write(agent, field("file_path")?),
-        "NotebookEdit" => Request::write(agent, field("notebook_path")?),
-        "WebFetch" => Request::net(agent, field("url")?),
+    let mut request = match (dialect, tool) {
+        (Dialect::ClaudeCode, "Bash") => Request::run(agent, field(&["command"])?),
+        (Dialect::ClaudeCode, "Read") => Request::read(agent, field(&["file_path"])?),
+        (Dialect::ClaudeCode, "Write" | "Edit" | "MultiEdit") => {
+            Request::write(agent, field(&["file_path"])?)
+        }
+        (Dialect::ClaudeCode, "NotebookEdit") => Request::write(agent, field(&["notebook_path"])?),
+        (Dialect::ClaudeCode, "WebFetch") => Request::net(agent, field(&["url"])?),
+        (Dialect::GeminiCli, "run_shell_command") => Request::run(agent, field(&["command"])?),
+        (Dialect::GeminiCli, "read_file") => {
+            Request::read(agent, field(&["file_path", "absolute_path", "path"])?)
+        }
+        (Dialect::GeminiCli, "write_file" | "replace") => {
+            Request::write(agent, field(&["file_path", "absolute_path", "path"])?)
+        }
         _ => Request::tool(agent, tool, input),
     };
     request.cwd = event.get("cwd").and_then(Value::as_str).map(str::to_string);
     Ok(request)
 }
 
-fn pre_tool_use(session: &fourfold::AgentSession, event: &Value) -> Result<Value, String> {
-    let request = request_of(session.agent(), event)?;
+fn pre_tool_use(
+    dialect: Dialect,
+    session: &fourfold::AgentSession,
+    event: &Value,
+) -> Result<Value, String> {
+    let request = request_of(dialect, session.agent(), event)?;
     let (decision, reason) = match session.guard(request) {
         Ok(decision) => ("allow", decision.reason),
         Err(SessionError::Pending(decision)) => ("ask", decision.reason),
@@ -167,13 +239,20 @@ fn pre_tool_use(session: &fourfold::AgentSession, event: &Value) -> Result<Value
         // Stale context, a budget, a failed store: every other answer blocks the call.
         Err(other) => ("deny", other.to_string()),
     };
-    Ok(json!({
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": decision,
-            "permissionDecisionReason": format!("fourfold: {reason}"),
-        }
-    }))
+    Ok(match dialect {
+        Dialect::ClaudeCode => json!({
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": decision,
+                "permissionDecisionReason": format!("fourfold: {reason}"),
+            }
+        }),
+        // Gemini CLI has allow and deny only: a held call is denied, its approval id in the reason.
+        Dialect::GeminiCli => json!({
+            "decision": if decision == "allow" { "allow" } else { "deny" },
+            "reason": format!("fourfold: {reason}"),
+        }),
+    })
 }
 
 /// The action a `PostToolUse` event reports.

@@ -1,5 +1,6 @@
-//! `fourfold hook claude-code` on hook events as Claude Code documents them (checked-in samples in
-//! `fixtures/claude-code/`, one per tool kind, with `$ROOT` standing for the project folder): the
+//! `fourfold hook claude-code` and `fourfold hook gemini-cli` on hook events as Claude Code and
+//! Gemini CLI document them (checked-in samples in `fixtures/claude-code/` and
+//! `fixtures/gemini-cli/`, one per tool kind, with `$ROOT` standing for the project folder): the
 //! decision for each, what lands in the trace, and the fail-closed answer to a malformed event.
 
 use std::io::Write;
@@ -40,8 +41,12 @@ fn project() -> tempfile::TempDir {
 }
 
 fn hook(root: &Path, event: &str) -> Output {
+    hook_of("claude-code", root, event)
+}
+
+fn hook_of(tool: &str, root: &Path, event: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fourfold"))
-        .args(["hook", "claude-code"])
+        .args(["hook", tool])
         .env("CLAUDE_PROJECT_DIR", root)
         .env("FOURFOLD_CONFIG", root.join("fourfold.toml"))
         .stdin(Stdio::piped())
@@ -59,9 +64,14 @@ fn hook(root: &Path, event: &str) -> Output {
 }
 
 fn sample(root: &Path, name: &str) -> String {
+    sample_of("claude-code", root, name)
+}
+
+fn sample_of(tool: &str, root: &Path, name: &str) -> String {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/claude-code")
+            .join("tests/fixtures")
+            .join(tool)
             .join(format!("{name}.json")),
     )
     .unwrap();
@@ -184,4 +194,52 @@ fn a_malformed_event_or_config_blocks_the_call_and_says_why() {
     assert!(String::from_utf8(output.stderr)
         .unwrap()
         .contains("cannot load"));
+}
+
+/// Runs Gemini CLI sample `name` and checks the decision and that the reason names `reason`.
+#[track_caller]
+fn check_gemini(root: &Path, name: &str, decision: &str, reason: &str) {
+    let output = hook_of("gemini-cli", root, &sample_of("gemini-cli", root, name));
+    assert!(output.status.success(), "{name}: {output:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{name}: {error}: {output:?}"));
+    assert_eq!(answer["decision"], decision, "{name}: {answer}");
+    let said = answer["reason"].as_str().unwrap();
+    assert!(
+        said.contains(reason),
+        "{name}: {said:?} should name {reason:?}"
+    );
+}
+
+#[test]
+fn gemini_cli_events_get_the_same_answers_in_its_protocol() {
+    let dir = project();
+    let root = dir.path();
+    // The policy's agent for Gemini CLI is `gemini-cli`; give it the same rights.
+    std::fs::write(
+        root.join("policy.toml"),
+        POLICY.replace("agents = [\"claude-code\"]", "agents = [\"gemini-cli\"]"),
+    )
+    .unwrap();
+    check_gemini(root, "shell-cat-env", "deny", "no-secrets");
+    check_gemini(root, "read-file", "allow", "claude-code");
+    check_gemini(root, "replace-outside", "deny", "deploy/prod.yaml");
+    // No "ask" in Gemini CLI: a held call is denied, with its approval id.
+    check_gemini(root, "shell-git-push", "deny", "approval `ap-");
+    let output = hook_of(
+        "gemini-cli",
+        root,
+        &sample_of("gemini-cli", root, "after-tool"),
+    );
+    assert!(
+        output.status.success() && output.stdout.is_empty(),
+        "{output:?}"
+    );
+    let shown = Command::new(env!("CARGO_BIN_EXE_fourfold"))
+        .args(["trace", "show", root.join("claude.trace").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    assert!(shown.contains("agent gemini-cli, task gem-1"), "{shown}");
+    assert!(shown.contains("action: read_file"), "{shown}");
 }
