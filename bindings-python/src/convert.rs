@@ -81,3 +81,8 @@ pub(crate) fn python_bool(value: bool) -> &'static str {
         "False"
     }
 }
+
+/// What a `with` block's `__exit__` records as the error: the exception's repr, or `None`.
+pub(crate) fn exception_text(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    value.map(|value| Ok(value.repr()?.to_string())).transpose()
+}

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::context::{Answer, ContextStore, Section};
-use crate::convert::{from_python, python_bool, repr, repr_list, repr_opt, Holder};
+use crate::convert::{exception_text, from_python, python_bool, repr, repr_list, repr_opt, Holder};
 use crate::cost::{meter_builder, token_counts, Budget, CostMeter, CostRecord, Reservation};
 use crate::error::{invalid_request, no_panic, raise, OrRaise};
 use crate::plugin::PyPlugin;
@@ -506,10 +506,7 @@ impl AgentSession {
         value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let error = match value {
-            Some(value) => Some(value.repr()?.to_string()),
-            None => None,
-        };
+        let error = exception_text(value)?;
         self.end(py, error)?;
         Ok(false)
     }

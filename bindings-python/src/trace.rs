@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::convert::{from_python, repr, repr_opt, to_python};
+use crate::convert::{exception_text, from_python, repr, repr_opt, to_python};
 use crate::error::{invalid_request, no_panic, raise, IntoPyError, OrRaise};
 
 /// One event of a trace: a decision, an action, a cost, a gate outcome or context served.
@@ -272,10 +272,7 @@ impl Span {
         value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let error = match value {
-            Some(value) => Some(value.repr()?.to_string()),
-            None => None,
-        };
+        let error = exception_text(value)?;
         self.end(error.as_deref())?;
         Ok(false)
     }
@@ -362,10 +359,7 @@ impl Run {
         value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let error = match value {
-            Some(value) => Some(value.repr()?.to_string()),
-            None => None,
-        };
+        let error = exception_text(value)?;
         self.end(error.as_deref())?;
         Ok(false)
     }

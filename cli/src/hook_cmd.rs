@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use fourfold::{ActionEvent, Fourfold, Request, SessionError, Verdict};
+use fourfold::{ActionEvent, Fourfold, Request, SessionError};
 use serde_json::{json, Value};
 
 #[derive(Args)]
@@ -233,9 +233,7 @@ fn pre_tool_use(
     let (decision, reason) = match session.guard(request) {
         Ok(decision) => ("allow", decision.reason),
         Err(SessionError::Pending(decision)) => ("ask", decision.reason),
-        Err(SessionError::Denied(decision)) if decision.verdict == Verdict::Deny => {
-            ("deny", decision.reason)
-        }
+        Err(SessionError::Denied(decision)) => ("deny", decision.reason),
         // Stale context, a budget, a failed store: every other answer blocks the call.
         Err(other) => ("deny", other.to_string()),
     };

@@ -131,12 +131,16 @@ class FourfoldCallbackHandler(BaseCallbackHandler):
                 self._started[run_id] = time.perf_counter()
         return span
 
-    def _close(self, run_id: UUID, error: Optional[BaseException] = None) -> tuple[Optional[Span], Optional[float]]:
+    def _close(
+        self, run_id: UUID
+    ) -> tuple[Optional[tuple[str, list[dict[str, str]], Any]], Optional[Span], Optional[float]]:
+        """Forgets LangChain run `run_id`: its call record (model or tool call), its span, and how long it took."""
         with self._lock:
+            call = self._calls.pop(run_id, None)
             span = self._spans.pop(run_id, None)
             started = self._started.pop(run_id, None)
         duration_ms = (time.perf_counter() - started) * 1e3 if started is not None else None
-        return span, duration_ms
+        return call, span, duration_ms
 
     @staticmethod
     def _end(span: Optional[Span], error: Optional[BaseException] = None) -> None:
@@ -170,9 +174,8 @@ class FourfoldCallbackHandler(BaseCallbackHandler):
         parent_run_id: Optional[UUID] = None,
         **kwargs: Any,
     ) -> None:
-        with self._lock:
-            model, prompt, _ = self._calls.pop(run_id, ("unknown-model", [], None))
-        span, duration_ms = self._close(run_id)
+        call, span, duration_ms = self._close(run_id)
+        model, prompt, _ = call or ("unknown-model", [], None)
         texts: list[str] = []
         usage: Optional[dict[str, Any]] = None
         for generations in response.generations:
@@ -225,9 +228,8 @@ class FourfoldCallbackHandler(BaseCallbackHandler):
         parent_run_id: Optional[UUID] = None,
         **kwargs: Any,
     ) -> None:
-        with self._lock:
-            model, prompt, _ = self._calls.pop(run_id, ("unknown-model", [], None))
-        span, duration_ms = self._close(run_id)
+        call, span, duration_ms = self._close(run_id)
+        model, prompt, _ = call or ("unknown-model", [], None)
         if span is not None:
             span.act(
                 f"chat {model}",
@@ -264,9 +266,8 @@ class FourfoldCallbackHandler(BaseCallbackHandler):
         parent_run_id: Optional[UUID] = None,
         **kwargs: Any,
     ) -> None:
-        with self._lock:
-            name, _, arguments = self._calls.pop(run_id, ("tool", [], None))
-        span, duration_ms = self._close(run_id)
+        call, span, duration_ms = self._close(run_id)
+        name, _, arguments = call or ("tool", [], None)
         content = getattr(output, "content", output)
         failed = getattr(output, "status", None) == "error"
         if span is not None:
@@ -287,9 +288,8 @@ class FourfoldCallbackHandler(BaseCallbackHandler):
         parent_run_id: Optional[UUID] = None,
         **kwargs: Any,
     ) -> None:
-        with self._lock:
-            name, _, arguments = self._calls.pop(run_id, ("tool", [], None))
-        span, duration_ms = self._close(run_id)
+        call, span, duration_ms = self._close(run_id)
+        name, _, arguments = call or ("tool", [], None)
         if span is not None:
             span.act(name, arguments, duration_ms=duration_ms, error=f"{type(error).__name__}: {error}")
         self._end(span, error)
@@ -318,7 +318,7 @@ class FourfoldCallbackHandler(BaseCallbackHandler):
         parent_run_id: Optional[UUID] = None,
         **kwargs: Any,
     ) -> None:
-        span, _ = self._close(run_id)
+        _, span, _ = self._close(run_id)
         self._end(span)
 
     def on_chain_error(
@@ -329,7 +329,7 @@ class FourfoldCallbackHandler(BaseCallbackHandler):
         parent_run_id: Optional[UUID] = None,
         **kwargs: Any,
     ) -> None:
-        span, _ = self._close(run_id)
+        _, span, _ = self._close(run_id)
         self._end(span, error)
 
     def on_agent_action(
