@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fourfold::context::{Answer, ContextStore, Freshness, Hit};
+use fourfold::context::{Answer, AskOptions, ContextStore, Freshness, Hit};
 use fourfold_benches::context_corpus::{load_questions, DriftedRepository, Question, Step};
 use fourfold_benches::grep_baseline::{BaselineRead, GrepBaseline};
 use serde_json::json;
@@ -30,6 +30,10 @@ const DEFAULT_BUDGET_TOKENS: u64 = 800;
 
 /// How many served hits the misses list shows per question.
 const N_HITS_SHOWN: usize = 3;
+
+/// How deep the second, unbudgeted ask looks for the canonical answer: its rank there shows how
+/// near a miss came, which the first-served count alone does not.
+const DEEP_HITS: usize = 20;
 
 /// Measures tokens per lookup: fourfold's ContextStore against grep-and-read, on the pydantic
 /// documentation corpus.
@@ -60,6 +64,8 @@ struct QuestionResult {
     answer: Answer,
     /// The 1-based rank of the first hit that answers canonically.
     canonical_rank: Option<usize>,
+    /// The same rank in an ask without a budget for up to `DEEP_HITS` sections.
+    deep_rank: Option<usize>,
     /// The hits that are stale copies, as pointers.
     stale_hits: Vec<String>,
     ask_time: Duration,
@@ -151,15 +157,23 @@ fn ask_question(
     let started = Instant::now();
     let answer = built.store.ask(&question.question, budget);
     let ask_time = started.elapsed();
-    let canonical_rank = answer
-        .hits
-        .iter()
-        .position(|hit| {
-            hit.freshness == Freshness::Canonical
-                && !is_stale_hit(hit, question, &built.current_versions)
-                && question.is_answered_by(&hit.key, &hit.heading_path)
-        })
-        .map(|idx| idx + 1);
+    let rank_in = |answer: &Answer| {
+        answer
+            .hits
+            .iter()
+            .position(|hit| {
+                hit.freshness == Freshness::Canonical
+                    && !is_stale_hit(hit, question, &built.current_versions)
+                    && question.is_answered_by(&hit.key, &hit.heading_path)
+            })
+            .map(|idx| idx + 1)
+    };
+    let canonical_rank = rank_in(&answer);
+    let deep_options = AskOptions {
+        max_hits: DEEP_HITS,
+        ..AskOptions::budget(u64::MAX)
+    };
+    let deep_rank = rank_in(&built.store.ask_with(&question.question, &deep_options));
     let stale_hits = answer
         .hits
         .iter()
@@ -173,6 +187,7 @@ fn ask_question(
         baseline_misled,
         answer,
         canonical_rank,
+        deep_rank,
         stale_hits,
         ask_time,
     }
@@ -206,8 +221,8 @@ fn percent(part: u64, whole: u64) -> f64 {
 
 fn print_table(results: &[QuestionResult]) {
     println!(
-        "{:<8} {:>9} {:>5} {:>6} {:>9} {:>4} {:>6} {:>5} {:>5}  first served",
-        "id", "baseline", "ans", "misled", "fourfold", "hits", "first", "rank", "stale"
+        "{:<8} {:>9} {:>5} {:>6} {:>9} {:>4} {:>6} {:>5} {:>5} {:>5}  first served",
+        "id", "baseline", "ans", "misled", "fourfold", "hits", "first", "rank", "deep", "stale"
     );
     for result in results {
         let first = result
@@ -217,7 +232,7 @@ fn print_table(results: &[QuestionResult]) {
             .map(describe_hit)
             .unwrap_or_else(|| "-".to_string());
         println!(
-            "{:<8} {:>9} {:>5} {:>6} {:>9} {:>4} {:>6} {:>5} {:>5}  {}",
+            "{:<8} {:>9} {:>5} {:>6} {:>9} {:>4} {:>6} {:>5} {:>5} {:>5}  {}",
             result.id,
             result.baseline.tokens,
             yes_no(result.baseline_answered),
@@ -227,6 +242,9 @@ fn print_table(results: &[QuestionResult]) {
             yes_no(result.canonical_first()),
             result
                 .canonical_rank
+                .map_or_else(|| "-".to_string(), |rank| rank.to_string()),
+            result
+                .deep_rank
                 .map_or_else(|| "-".to_string(), |rank| rank.to_string()),
             result.stale_hits.len(),
             first
@@ -269,6 +287,7 @@ fn result_json(result: &QuestionResult) -> serde_json::Value {
         "fourfold_tokens": result.answer.tokens_served,
         "canonical_first": result.canonical_first(),
         "canonical_rank": result.canonical_rank,
+        "deep_rank": result.deep_rank,
         "stale_hits": result.stale_hits,
         "ask_us": result.ask_time.as_secs_f64() * 1e6,
         "hits": result.answer.hits.iter().map(|hit| json!({
@@ -352,6 +371,13 @@ fn run(args: Args) -> Result<(), String> {
     let n_baseline_answered = count(&|result| result.baseline_answered);
     let n_baseline_misled = count(&|result| result.baseline_misled);
     let reduction = 100.0 - percent(fourfold_tokens, baseline_tokens);
+    let n_deep_top5 = count(&|result| result.deep_rank.is_some_and(|rank| rank <= 5));
+    let mrr = results
+        .iter()
+        .filter_map(|result| result.deep_rank)
+        .map(|rank| 1.0 / rank as f64)
+        .sum::<f64>()
+        / n_questions.max(1) as f64;
     let ask_total: Duration = results.iter().map(|result| result.ask_time).sum();
     let ask_mean_us = ask_total.as_secs_f64() * 1e6 / n_questions.max(1) as f64;
     println!();
@@ -378,6 +404,8 @@ fn run(args: Args) -> Result<(), String> {
                 "canonical_first": n_canonical_first,
                 "canonical_served": n_canonical_served,
                 "stale_served": n_stale_served,
+                "deep_top5": n_deep_top5,
+                "deep_mrr": mrr,
                 "baseline_answered": n_baseline_answered,
                 "baseline_misled": n_baseline_misled,
                 "ask_mean_us": ask_mean_us,
@@ -395,6 +423,7 @@ fn run(args: Args) -> Result<(), String> {
          fourfold_tokens={fourfold_tokens} reduction={reduction:.1}% \
          canonical_first={n_canonical_first}/{n_questions} ({:.1}%) \
          canonical_served={n_canonical_served}/{n_questions} stale_served={n_stale_served} \
+         deep_top5={n_deep_top5}/{n_questions} deep_mrr={mrr:.3} \
          baseline_answered={n_baseline_answered}/{n_questions} \
          baseline_misled={n_baseline_misled}/{n_questions}",
         args.budget,
