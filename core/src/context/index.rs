@@ -735,12 +735,9 @@ const SEED_POSTINGS: usize = 256;
 struct Scratch {
     /// Partial scores by ordinal; zero outside a search.
     scores: Vec<f32>,
-    /// One bit per ordinal: has a partial score in this search.
+    /// One bit per ordinal: has a partial score in this search. Read back in ordinal order,
+    /// which is the order the completion needs, so nothing is sorted.
     seen: Vec<u64>,
-    /// The ordinals with a partial score, in the order they were first seen.
-    touched: Vec<u32>,
-    /// The ordinals whose partial score may still make the results.
-    candidates: Vec<u32>,
 }
 
 thread_local! {
@@ -796,7 +793,7 @@ fn search_segment(
             Ok(scratch) => scratch,
             Err(_) => &mut fresh,
         };
-        accumulate(essential, docs, norm, scratch);
+        accumulate(essential, &cumulative, threshold(top), docs, norm, scratch);
         complete_candidates(
             non_essential,
             &cumulative,
@@ -812,7 +809,19 @@ fn search_segment(
 }
 
 /// Adds every posting of the essential cursors to its document's partial score.
-fn accumulate(essential: &[Cursor<'_>], docs: &Docs, norm: Norm, scratch: &mut Scratch) {
+///
+/// The cursors are read from the highest bound down. A document that no earlier cursor has
+/// shown is started only if its weight in this cursor, plus the bounds of every cursor below,
+/// can reach `bar`: a document missing from all the cursors above cannot reach it otherwise.
+/// `cumulative` holds the bounds of all the search's cursors, the essential ones last.
+fn accumulate(
+    essential: &[Cursor<'_>],
+    cumulative: &[f32],
+    bar: f32,
+    docs: &Docs,
+    norm: Norm,
+    scratch: &mut Scratch,
+) {
     let n_docs = docs.lens.len();
     if scratch.scores.len() < n_docs {
         scratch.scores.resize(n_docs, 0.0);
@@ -821,30 +830,38 @@ fn accumulate(essential: &[Cursor<'_>], docs: &Docs, norm: Norm, scratch: &mut S
     if scratch.seen.len() < n_words {
         scratch.seen.resize(n_words, 0);
     }
-    let Scratch {
-        scores,
-        seen,
-        touched,
-        ..
-    } = scratch;
-    for cursor in essential {
+    let Scratch { scores, seen } = scratch;
+    let first_essential = cumulative.len().saturating_sub(essential.len());
+    for (essential_idx, cursor) in essential.iter().enumerate().rev() {
+        let below = (first_essential + essential_idx)
+            .checked_sub(1)
+            .and_then(|idx| cumulative.get(idx))
+            .copied()
+            .unwrap_or(0.0);
+        let start_at = bar - below;
         for (ordinal, tf) in cursor.ordinals.iter().zip(cursor.tfs) {
             let doc_idx = *ordinal as usize;
-            let (Some(len), Some(score)) = (docs.lens.get(doc_idx), scores.get_mut(doc_idx)) else {
+            let (Some(len), Some(score), Some(word)) = (
+                docs.lens.get(doc_idx),
+                scores.get_mut(doc_idx),
+                seen.get_mut(doc_idx / 64),
+            ) else {
                 continue;
             };
-            let (word, bit) = (doc_idx / 64, 1u64 << (doc_idx % 64));
-            if seen[word] & bit == 0 {
-                seen[word] |= bit;
-                touched.push(*ordinal);
+            let weight = cursor.idf * norm.weight(*tf, *len);
+            let bit = 1u64 << (doc_idx % 64);
+            if *word & bit != 0 {
+                *score += weight;
+            } else if weight >= start_at {
+                *word |= bit;
+                *score = weight;
             }
-            *score += cursor.idf * norm.weight(*tf, *len);
         }
     }
 }
 
-/// Completes the documents whose partial scores may still make the results, and offers them;
-/// leaves the scratch clean.
+/// Completes, in ordinal order, the documents whose partial scores may still make the results,
+/// and offers them; leaves the scratch clean.
 #[allow(clippy::too_many_arguments)]
 fn complete_candidates(
     non_essential: &mut [Cursor<'_>],
@@ -857,35 +874,30 @@ fn complete_candidates(
     threshold: &impl Fn(&TopK) -> f32,
     scratch: &mut Scratch,
 ) {
-    let Scratch {
-        scores,
-        seen,
-        touched,
-        candidates,
-    } = scratch;
-    let floor = threshold(top);
-    for ordinal in touched.drain(..) {
-        let doc_idx = ordinal as usize;
-        seen[doc_idx / 64] = 0;
-        if scores[doc_idx] + rest >= floor {
-            candidates.push(ordinal);
-        } else {
-            scores[doc_idx] = 0.0;
-        }
-    }
-    candidates.sort_unstable();
-    for ordinal in candidates.drain(..) {
-        let doc_idx = ordinal as usize;
-        let partial = std::mem::take(&mut scores[doc_idx]);
-        let len = docs.lens.get(doc_idx).copied().unwrap_or(0.0);
-        let bar = threshold(top);
-        if partial + rest < bar {
-            continue;
-        }
-        let score = complete(non_essential, cumulative, bar, ordinal, partial, len, norm);
-        // A score below the bar may be partial: `complete` stops early for such documents.
-        if score >= bar {
-            offer(docs, ordinal, score, top, filter);
+    let Scratch { scores, seen } = scratch;
+    let n_words = docs.lens.len().div_ceil(64).min(seen.len());
+    // The bar only rises when a document makes the results.
+    let mut bar = threshold(top);
+    for (word_idx, word) in seen.iter_mut().enumerate().take(n_words) {
+        let mut bits = std::mem::take(word);
+        while bits != 0 {
+            let doc_idx = word_idx * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let Some(slot) = scores.get_mut(doc_idx) else {
+                continue;
+            };
+            let partial = std::mem::take(slot);
+            if partial + rest < bar {
+                continue;
+            }
+            let ordinal = doc_idx as u32;
+            let len = docs.lens.get(doc_idx).copied().unwrap_or(0.0);
+            let score = complete(non_essential, cumulative, bar, ordinal, partial, len, norm);
+            // A score below the bar may be partial: `complete` stops early for such documents.
+            if score >= bar {
+                offer(docs, ordinal, score, top, filter);
+                bar = threshold(top);
+            }
         }
     }
 }
