@@ -43,6 +43,29 @@ test('a decision comes back whole, whatever its text holds', () => {
   assert.deepEqual([none.verdict, none.rule, none.gates, none.approvalId], ['deny', null, [], null])
 })
 
+test('a decision with every field comes back whole: rule file and line, gates, approval id', () => {
+  const dir = workspace()
+  const file = path.join(dir, 'gated.toml')
+  fs.writeFileSync(
+    file,
+    '[gates.lint]\nkind = "plugin"\n\n[[rule]]\nid = "deploys"\neffect = "gate"\n' +
+      'run = ["deploy *"]\ngates = ["human-review", "lint"]\n',
+  )
+  const gated = Policy.fromFile(file)
+  const decision = gated.check({ agent: 'coder', action: 'run', command: 'deploy prod' })
+  assert.equal(decision.verdict, 'pending')
+  assert.match(decision.approvalId, /^ap-/)
+  assert.deepEqual(decision, {
+    verdict: 'pending',
+    rule: { id: 'deploys', file: fs.realpathSync(file), line: 4 },
+    reason: decision.reason,
+    gates: ['human-review', 'lint'],
+    approvalId: decision.approvalId,
+  })
+  assert.match(decision.reason, /deploy prod/)
+  assert.ok(decision.reason.includes(decision.approvalId), decision.reason)
+})
+
 test('a pending request gets an approval id; once approved, the identical request passes once', () => {
   const dir = workspace()
   fs.writeFileSync(path.join(dir, 'standalone.toml'), STANDALONE)
