@@ -6,6 +6,9 @@
 //
 // Usage: node benches/node/compare-addons.js OLD_ROOT NEW_ROOT [ROUNDS]
 'use strict'
+
+const path = require('node:path')
+
 const POLICY = `
 [[rule]]
 id = "reads"
@@ -17,39 +20,67 @@ id = "no-secrets"
 effect = "deny"
 read = [".env"]
 `
-const [oldRoot, newRoot] = process.argv.slice(2, 4)
+
+const [oldRoot, newRoot, roundsArg] = process.argv.slice(2)
 if (!oldRoot || !newRoot) throw new Error('usage: compare-addons.js OLD_ROOT NEW_ROOT [ROUNDS]')
-const rounds = Number(process.argv[4] || 31)
-const batch = 20000
+const rounds = Number(roundsArg ?? 31)
+const batch = 20_000
 const request = { action: 'read', path: 'src/auth/login.rs' }
-const denied = { action: 'read', path: '.env' }
+const deniedRequest = { action: 'read', path: '.env' }
+const checkRequest = { agent: 'coder', ...request }
+
 const sides = {}
-for (const [name, root] of [['old', oldRoot], ['new', newRoot]]) {
-  const lib = require(require('node:path').resolve(root, 'bindings-node', 'lib', 'index.js'))
+for (const [name, root] of [
+  ['old', oldRoot],
+  ['new', newRoot],
+]) {
+  const lib = require(path.resolve(root, 'bindings-node', 'lib', 'index.js'))
   const session = new lib.Fourfold({ policy: { toml: POLICY } }).session('coder', 'T-1')
   const policy = lib.Policy.fromToml(POLICY)
-  sides[name] = { lib, session, policy, js: [], rust: [], diff: [], check: [], denied: [] }
+  const guardDenied = () => {
+    try {
+      session.guard(deniedRequest)
+    } catch (error) {
+      return error
+    }
+    throw new Error('the denied request was allowed')
+  }
+  sides[name] = { session, policy, guardDenied, fromJs: [], inRust: [], overhead: [], check: [], deniedOverhead: [] }
 }
-const time = (body) => {
+
+/** The mean time per call of `batch` calls of `body`, in ns. */
+function perCall(body) {
   const started = process.hrtime.bigint()
   for (let i = 0; i < batch; i++) body()
   return Number(process.hrtime.bigint() - started) / batch
 }
-const checkRequest = { agent: 'coder', ...request }
+
+function median(values) {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+}
+
 for (const side of Object.values(sides)) {
-  time(() => side.session.guard(request)); time(() => side.policy.check(checkRequest))
-  time(() => { try { side.session.guard(denied) } catch (e) { return e } })
+  perCall(() => side.session.guard(request))
+  perCall(() => side.policy.check(checkRequest))
+  perCall(side.guardDenied)
 }
 for (let round = 0; round < rounds; round++) {
   for (const side of Object.values(sides)) {
-    const js = time(() => side.session.guard(request))
-    const rust = side.session.__guardRepeatedInRust('read', request.path, batch)
-    side.js.push(js); side.rust.push(rust); side.diff.push(js - rust)
-    side.check.push(time(() => side.policy.check(checkRequest)))
-    side.denied.push(time(() => { try { side.session.guard(denied) } catch (e) { return e } }) - side.session.__guardRepeatedInRust('read', denied.path, batch))
+    const fromJs = perCall(() => side.session.guard(request))
+    const inRust = side.session.__guardRepeatedInRust(request.action, request.path, batch)
+    side.fromJs.push(fromJs)
+    side.inRust.push(inRust)
+    side.overhead.push(fromJs - inRust)
+    side.check.push(perCall(() => side.policy.check(checkRequest)))
+    const denied = perCall(side.guardDenied)
+    side.deniedOverhead.push(denied - side.session.__guardRepeatedInRust(deniedRequest.action, deniedRequest.path, batch))
   }
 }
-const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]
 for (const [name, side] of Object.entries(sides)) {
-  console.log(`${name}: guard from JS ${median(side.js).toFixed(0)} ns, in Rust ${median(side.rust).toFixed(0)} ns, overhead (median of differences) ${median(side.diff).toFixed(0)} ns; check ${median(side.check).toFixed(0)} ns; denied overhead ${median(side.denied).toFixed(0)} ns`)
+  const ns = (values) => `${median(values).toFixed(0)} ns`
+  console.log(
+    `${name}: guard from JS ${ns(side.fromJs)}, in Rust ${ns(side.inRust)}, ` +
+      `overhead (median of differences) ${ns(side.overhead)}; check ${ns(side.check)}; ` +
+      `denied overhead ${ns(side.deniedOverhead)}`,
+  )
 }
