@@ -1,8 +1,9 @@
 // Node benches of the `fourfold` addon, one process, one thread:
-// - `session.guard` per call from JS (an allowed read), with and without a tracer, beside
-//   `policy.check`, a no-op native call (`version()`) for the FFI floor, and the same guard
-//   repeated inside Rust (the core's share), so that the binding's overhead is the difference of
-//   two figures of the same run;
+// - `session.guard` per call from JS (an allowed read, and a denied one caught), with and
+//   without a tracer, beside `policy.check`, a no-op native call (`version()`) for the FFI floor,
+//   and the same guards repeated inside Rust (the core's share), so that the binding's overhead is
+//   the difference of two figures of the same run; then the allowed guard from JS and in Rust
+//   again, interleaved round by round, so that both see the same load;
 // - token counting throughput of `countTokens` against js-tiktoken (the peer a Node user would
 //   pick), on the same texts in the same run, with the counts checked equal first.
 // Prints CSV rows to stdout and a readable table to stderr.
@@ -66,34 +67,67 @@ read = [".env"]
 
 function guardBenches() {
   const request = { action: 'read', path: 'src/auth/login.rs' }
+  const deniedRequest = { action: 'read', path: '.env' }
   const plain = new Fourfold({ policy: { toml: POLICY } }).session('coder', 'T-1')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fourfold-bench-'))
   const traced = new Fourfold({ policy: { toml: POLICY }, trace: { file: path.join(dir, 'bench.trace') } })
   const tracedSession = traced.session('coder', 'T-1')
   const policy = Policy.fromToml(POLICY)
   const checkRequest = { agent: 'coder', ...request }
+  const guardDenied = () => {
+    try {
+      plain.guard(deniedRequest)
+    } catch (error) {
+      return error
+    }
+    throw new Error('the denied request was allowed')
+  }
   const cases = [
     ['ffi_floor_version', () => version()],
     ['policy_check', () => policy.check(checkRequest)],
     ['session_guard', () => plain.guard(request)],
+    ['session_guard_denied', guardDenied],
     ['session_guard_traced', () => tracedSession.guard(request)],
   ]
   const samples = QUICK ? 5 : 31
+  const batch = 20_000
   const results = {}
   for (const [name, body] of cases) {
-    results[name] = perCall(body, { samples })
+    results[name] = perCall(body, { batch, samples })
     if (name === 'session_guard_traced') traced.tracer.flush()
   }
-  // The core's share: the same guard, 20,000 times in a loop in Rust, as many samples.
-  const inRust = []
-  for (let sample = 0; sample < samples; sample++) {
-    inRust.push(plain.__guardRepeatedInRust(request.action, request.path, 20_000))
+  // The core's share: the same guard, `batch` times in a loop in Rust, as many samples.
+  const inRust = (target) => {
+    const means = []
+    for (let sample = 0; sample < samples; sample++) {
+      means.push(plain.__guardRepeatedInRust(request.action, target, batch))
+    }
+    return median(means)
   }
-  results.session_guard_in_rust = median(inRust)
+  results.session_guard_in_rust = inRust(request.path)
   results.session_guard_overhead = results.session_guard - results.session_guard_in_rust
+  results.session_guard_denied_in_rust = inRust(deniedRequest.path)
+  results.session_guard_denied_overhead = results.session_guard_denied - results.session_guard_denied_in_rust
+  // The same two, interleaved: each round times a batch from JS, then a batch in Rust, so that
+  // both see the same load; the overhead is the median of the rounds' differences.
+  const fromJs = []
+  const fromRust = []
+  const differences = []
+  for (let round = 0; round < samples; round++) {
+    const started = process.hrtime.bigint()
+    for (let i = 0; i < batch; i++) plain.guard(request)
+    const jsNs = Number(process.hrtime.bigint() - started) / batch
+    const rustNs = plain.__guardRepeatedInRust(request.action, request.path, batch)
+    fromJs.push(jsNs)
+    fromRust.push(rustNs)
+    differences.push(jsNs - rustNs)
+  }
+  results.interleaved_session_guard = median(fromJs)
+  results.interleaved_session_guard_in_rust = median(fromRust)
+  results.interleaved_session_guard_overhead = median(differences)
   for (const [name, ns] of Object.entries(results)) {
     rows.push({ bench: 'guard', case: name, ns_per_call: ns.toFixed(1) })
-    console.error(`${name.padEnd(24)} ${ns.toFixed(0).padStart(6)} ns/call`)
+    console.error(`${name.padEnd(36)} ${ns.toFixed(0).padStart(6)} ns/call`)
   }
   tracedSession.end()
   traced.tracer.close()
@@ -160,7 +194,7 @@ function countBenches() {
         ratio: (theirsNs / oursNs).toFixed(2),
       })
       console.error(
-        `${`${encodingName}/${name}`.padEnd(24)} fourfold ${mbPerSecond(oursNs).toFixed(1).padStart(6)} MB/s  ` +
+        `${`${encodingName}/${name}`.padEnd(36)} fourfold ${mbPerSecond(oursNs).toFixed(1).padStart(6)} MB/s  ` +
           `js-tiktoken ${mbPerSecond(theirsNs).toFixed(1).padStart(6)} MB/s  ${(theirsNs / oursNs).toFixed(1)}x`,
       )
     }

@@ -1,18 +1,20 @@
 //! Node.js bindings for fourfold, built with napi-rs.
 //!
 //! One file per core area, as in the core: `policy.rs`, `trace.rs`, `context.rs`, `cost.rs`,
-//! `session.rs` (`Fourfold` and `AgentSession`), `plugin.rs` (JS plugins) and `error.rs` (every
-//! core error as a JS `Error` with a stable `code`).
+//! `session.rs` (`Fourfold` and `AgentSession`), `plugin.rs` (JS plugins), `error.rs` (every
+//! core error as a JS `Error` with a stable `code`) and `call.rs` (`session.guard` and
+//! `policy.check` as N-API functions written by hand, for speed).
 //!
 //! INVARIANT: this crate converts types at the edge and holds no logic; every behaviour lives in the
-//! `fourfold` core crate. Every exported function runs inside `error::shield`, so that no Rust panic
-//! reaches Node. Work that can take long (ingesting, asking a large store, reading a trace) runs on
+//! `fourfold` core crate. Every exported function runs inside `error::shield` (the hand-written ones
+//! of `call.rs` inside `error::shield_value`), so that no Rust panic reaches Node. Work that can take long (ingesting, asking a large store, reading a trace) runs on
 //! libuv's thread pool as an `AsyncTask` and returns a Promise; cheap checks stay synchronous.
 
 #![deny(missing_docs)]
 // In a test build napi-derive does not register exported functions, so they look unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod call;
 mod context;
 mod cost;
 mod error;

@@ -1,28 +1,58 @@
 //! `Policy`: requests and decisions as JS objects, and the policy on its own.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use fourfold::policy::{Action, Decision as CoreDecision, Request, Verdict};
 use fourfold::Policy as CorePolicy;
-use napi::bindgen_prelude::Env;
+use napi::bindgen_prelude::{Env, Unknown};
 use napi_derive::napi;
 use serde_json::Value;
 
+use crate::call::{bound_function, ActionArg, Args, BoundCall};
 use crate::error::{shield, Fallible, FourfoldError};
 use crate::json::to_json;
+
+/// Every action a request can take, in the order of its index (what `lib/index.js` passes
+/// instead of the name), with the request field that holds its target.
+pub const ACTIONS: [(&str, &str); 6] = [
+    ("read", "path"),
+    ("write", "path"),
+    ("delete", "path"),
+    ("run", "command"),
+    ("net", "url"),
+    ("tool", "name"),
+];
+
+/// Every action, as `[name, target field]` in the order of [`ACTIONS`], for `lib/index.js` to
+/// pass an action by its index. Not part of the API (left out of the types).
+#[napi(js_name = "__actions", skip_typescript)]
+pub fn actions() -> Vec<Vec<&'static str>> {
+    ACTIONS
+        .iter()
+        .map(|(name, field)| vec![*name, *field])
+        .collect()
+}
 
 /// The core request for a request's parts, as `lib/index.js` reads them from the JS object (a
 /// JS property read costs a nanosecond, an N-API one hundreds): the action, its target (the
 /// `path`, `command`, `url` or tool `name`, by action), the tool's arguments as JSON text, the
 /// working directory and whether to resolve symbolic links. `agent` is the agent asking.
 pub fn request_from_parts(
-    agent: &str,
-    action: &str,
+    agent: impl Into<String>,
+    action: &ActionArg,
     target: Option<String>,
     args_json: Option<&str>,
     cwd: Option<String>,
     resolve_symlinks: Option<bool>,
 ) -> Fallible<Request> {
+    let action = match action {
+        ActionArg::Code(code) => ACTIONS
+            .get(*code as usize)
+            .map(|(name, _)| *name)
+            .ok_or_else(|| FourfoldError::invalid(format!("unknown action number {code}")))?,
+        ActionArg::Name(name) => name.as_str(),
+    };
     let target = |field: &str| {
         target.ok_or_else(|| {
             FourfoldError::invalid(format!("a `{action}` request needs a `{field}`"))
@@ -65,9 +95,38 @@ pub fn request_from_parts(
     Ok(request)
 }
 
+/// The core request for the arguments of a bound guard or check, from `first`: the action, the
+/// target, then, when more were passed, the tool's arguments as JSON text, the working directory
+/// and whether to resolve symbolic links (`lib/index.js` leaves those off when absent).
+pub fn request_from_args(agent: impl Into<String>, args: &Args, first: usize) -> Fallible<Request> {
+    let action = args.action(first)?;
+    let target = args.optional_string(first + 1, "a request's target")?;
+    if args.len() <= first + 2 {
+        return request_from_parts(agent, &action, target, None, None, None);
+    }
+    let args_json = args.optional_string(first + 2, "a tool's `args`")?;
+    request_from_parts(
+        agent,
+        &action,
+        target,
+        args_json.as_deref(),
+        args.optional_string(first + 3, "a request's `cwd`")?,
+        args.optional_bool(first + 4, "a request's `resolveSymlinks`")?,
+    )
+}
+
+/// Appends `field` to `out`, a NUL inside it shown as U+FFFD.
+fn push_field(out: &mut String, field: &str) {
+    if field.as_bytes().contains(&0) {
+        out.push_str(&field.replace('\0', "\u{FFFD}"));
+    } else {
+        out.push_str(field);
+    }
+}
+
 /// A decision as one string for `lib/index.js` to read back into an object: a string is the one
 /// value N-API hands to JS cheaply (an object costs microseconds). The fields are joined by NUL:
-/// the verdict, the rule's line, the reason, the rule id, the rule file, the approval id, then
+/// the verdict, the rule's line, the rule id, the rule file, the approval id, the reason, then
 /// each gate; an absent value is empty (no rule id, file or approval id is empty), and a NUL
 /// inside a field is shown as U+FFFD.
 pub fn decision_line(decision: &CoreDecision) -> String {
@@ -77,29 +136,35 @@ pub fn decision_line(decision: &CoreDecision) -> String {
         Verdict::Deny => "deny",
         Verdict::Pending => "pending",
     };
-    let line = rule
-        .and_then(|rule| rule.line)
-        .map(|line| line.to_string())
-        .unwrap_or_default();
-    let mut fields: Vec<&str> = vec![
-        verdict,
-        &line,
-        &decision.reason,
-        rule.map_or("", |rule| rule.id.as_str()),
-        rule.and_then(|rule| rule.file.as_deref()).unwrap_or(""),
-        decision.approval_id.as_deref().unwrap_or(""),
-    ];
-    fields.extend(decision.gates.iter().map(String::as_str));
-    let mut out = String::with_capacity(fields.iter().map(|field| field.len() + 1).sum());
-    for (field_idx, field) in fields.iter().enumerate() {
-        if field_idx > 0 {
-            out.push('\0');
-        }
-        if field.contains('\0') {
-            out.push_str(&field.replace('\0', "\u{FFFD}"));
-        } else {
-            out.push_str(field);
-        }
+    let rule_id = rule.map_or("", |rule| rule.id.as_str());
+    let rule_file = rule.and_then(|rule| rule.file.as_deref()).unwrap_or("");
+    let approval_id = decision.approval_id.as_deref().unwrap_or("");
+    let n_bytes = verdict.len()
+        + 10
+        + rule_id.len()
+        + rule_file.len()
+        + approval_id.len()
+        + decision.reason.len()
+        + decision
+            .gates
+            .iter()
+            .map(|gate| gate.len() + 1)
+            .sum::<usize>()
+        + 5;
+    let mut out = String::with_capacity(n_bytes);
+    out.push_str(verdict);
+    out.push('\0');
+    if let Some(line) = rule.and_then(|rule| rule.line) {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{line}");
+    }
+    for field in [rule_id, rule_file, approval_id, decision.reason.as_str()] {
+        out.push('\0');
+        push_field(&mut out, field);
+    }
+    for gate in &decision.gates {
+        out.push('\0');
+        push_field(&mut out, gate);
     }
     out
 }
@@ -111,6 +176,15 @@ pub enum PolicySource {
     Own(Arc<CorePolicy>),
     /// The policy of a `Fourfold` instance.
     Of(fourfold::Fourfold),
+}
+
+impl PolicySource {
+    fn policy(&self) -> &CorePolicy {
+        match self {
+            PolicySource::Own(policy) => policy,
+            PolicySource::Of(fourfold) => fourfold.policy(),
+        }
+    }
 }
 
 /// Scoped permissions and review gates. Deny beats gate beats allow; no match is deny.
@@ -126,10 +200,7 @@ impl Policy {
     }
 
     fn policy(&self) -> &CorePolicy {
-        match &self.source {
-            PolicySource::Own(policy) => policy,
-            PolicySource::Of(fourfold) => fourfold.policy(),
-        }
+        self.source.policy()
     }
 }
 
@@ -153,33 +224,14 @@ impl Policy {
         })
     }
 
-    /// Decides a request of `agent` (its parts, read by `lib/index.js`, whose `check(request)`
-    /// returns the decision as an object). A denial is a decision, not an error; an error means
-    /// no decision could be made, and the request must not go ahead.
-    #[napi(js_name = "__check", skip_typescript)]
-    // The request's parts travel as separate strings, the cheap way through N-API.
-    #[allow(clippy::too_many_arguments)]
-    pub fn check_parts(
-        &self,
-        env: Env,
-        agent: String,
-        action: String,
-        target: Option<String>,
-        args_json: Option<String>,
-        cwd: Option<String>,
-        resolve_symlinks: Option<bool>,
-    ) -> napi::Result<String> {
-        shield(&env, || {
-            let request = request_from_parts(
-                &agent,
-                &action,
-                target,
-                args_json.as_deref(),
-                cwd,
-                resolve_symlinks,
-            )?;
-            Ok(decision_line(&self.policy().check(&request)?))
-        })
+    /// A function deciding a request of an agent (`(agent, action, target, argsJson?, cwd?,
+    /// resolveSymlinks?)`, the parts `lib/index.js` reads from the request; its `check(request)`
+    /// returns the decision as an object) with this policy. A denial is a decision, not an error;
+    /// an error means no decision could be made, and the request must not go ahead.
+    /// Not part of the API (left out of the types).
+    #[napi(js_name = "__checkFunction", skip_typescript)]
+    pub fn check_function<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        bound_function(env, "check", BoundCheck(self.source.clone()))
     }
 
     /// Approves the pending approval `id`: the identical request is allowed once.
@@ -235,5 +287,16 @@ impl Policy {
     #[napi(getter)]
     pub fn root(&self, env: Env) -> napi::Result<String> {
         shield(&env, || Ok(self.policy().root()))
+    }
+}
+
+/// What a policy's bound check function calls.
+struct BoundCheck(PolicySource);
+
+impl BoundCall for BoundCheck {
+    fn call(&self, args: &Args) -> Fallible<String> {
+        let agent = args.string(0, "a request's `agent`")?;
+        let request = request_from_args(agent, args, 1)?;
+        Ok(decision_line(&self.0.policy().check(&request)?))
     }
 }

@@ -7,10 +7,11 @@ use fourfold::trace::{Span as CoreSpan, SpanKind};
 use fourfold::{
     ActionEvent, AgentSession as CoreSession, DecisionEvent, EventKind, Fourfold as CoreFourfold,
 };
-use napi::bindgen_prelude::{AsyncTask, Env, External, Object};
+use napi::bindgen_prelude::{AsyncTask, Env, Object, Unknown};
 use napi_derive::napi;
 use serde_json::Value;
 
+use crate::call::{bound_function, ActionArg, Args, BoundCall};
 use crate::context::{ask_options, AskOptions, ContextStore, ContextStoreOptions};
 use crate::cost::{
     meter_builder, record_json, to_counts, CostMeter, CostMeterOptions, Reservation, TokenCounts,
@@ -18,7 +19,7 @@ use crate::cost::{
 use crate::error::{shield, Fallible, FourfoldError, FOURFOLD_ERROR};
 use crate::json::to_json;
 use crate::plugin::JsPlugin;
-use crate::policy::{decision_line, request_from_parts, Policy, PolicySource};
+use crate::policy::{decision_line, request_from_args, request_from_parts, Policy, PolicySource};
 use crate::task::JsonTask;
 use crate::trace::{build_tracer, Tracer, TracerOptions};
 
@@ -266,14 +267,23 @@ impl AgentSession {
         self.run_id.clone()
     }
 
-    /// A handle on the session for [`guard`]: a free function taking it is cheaper to call than
-    /// a method (napi-rs tracks every borrow of a class instance). Not part of the API.
-    #[napi(js_name = "__handle", skip_typescript)]
-    pub fn handle(&self) -> External<SessionHandle> {
-        External::new(SessionHandle {
-            agent: self.agent.clone(),
-            session: Arc::clone(&self.session),
-        })
+    /// A function guarding a tool call of this session (`(action, target, argsJson?, cwd?,
+    /// resolveSymlinks?)`, the parts `lib/index.js` reads from the request; its
+    /// `session.guard(request)` returns the decision as an object), as its agent, task and run.
+    /// It returns the decision when the call may go ahead; otherwise it throws
+    /// `FOURFOLD_POLICY_DENIED` (with `ruleId`), `FOURFOLD_GATE_PENDING` (with `approvalId`),
+    /// `FOURFOLD_STALE_CONTEXT` (with `changes`) or `FOURFOLD_BUDGET_EXCEEDED`.
+    /// Not part of the API (left out of the types).
+    #[napi(js_name = "__guardFunction", skip_typescript)]
+    pub fn guard_function<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        bound_function(
+            env,
+            "guard",
+            BoundGuard {
+                agent: self.agent.clone(),
+                session: Arc::clone(&self.session),
+            },
+        )
     }
 
     /// Guards the request `n` times in Rust and returns the mean nanoseconds per call: the core's
@@ -288,7 +298,9 @@ impl AgentSession {
         n: u32,
     ) -> napi::Result<f64> {
         shield(&env, || {
-            let request = request_from_parts(&self.agent, &action, target, None, None, None)?;
+            let action = ActionArg::Name(action);
+            let request =
+                request_from_parts(self.agent.as_str(), &action, target, None, None, None)?;
             with_session(&self.session, |session| {
                 let started = std::time::Instant::now();
                 for _ in 0..n {
@@ -430,40 +442,19 @@ impl AgentSession {
     }
 }
 
-/// What [`guard`] needs of an `AgentSession`.
-pub struct SessionHandle {
+/// What a session's bound guard function calls.
+struct BoundGuard {
     agent: String,
     session: SharedSession,
 }
 
-/// Checks a tool call of the session behind `handle` before it runs, as its agent, task and run
-/// (the request's parts, read by `lib/index.js`, whose `session.guard(request)` returns the
-/// decision as an object). Returns the decision when it may go ahead; otherwise throws
-/// `FOURFOLD_POLICY_DENIED` (with `ruleId`), `FOURFOLD_GATE_PENDING` (with `approvalId`),
-/// `FOURFOLD_STALE_CONTEXT` (with `changes`) or `FOURFOLD_BUDGET_EXCEEDED`.
-#[napi(js_name = "__guard", skip_typescript)]
-pub fn guard(
-    env: Env,
-    handle: &External<SessionHandle>,
-    action: String,
-    target: Option<String>,
-    args_json: Option<String>,
-    cwd: Option<String>,
-    resolve_symlinks: Option<bool>,
-) -> napi::Result<String> {
-    shield(&env, || {
-        let request = request_from_parts(
-            &handle.agent,
-            &action,
-            target,
-            args_json.as_deref(),
-            cwd,
-            resolve_symlinks,
-        )?;
-        with_session(&handle.session, |session| {
+impl BoundCall for BoundGuard {
+    fn call(&self, args: &Args) -> Fallible<String> {
+        let request = request_from_args(self.agent.as_str(), args, 0)?;
+        with_session(&self.session, |session| {
             Ok(decision_line(&session.guard(request)?))
         })
-    })
+    }
 }
 
 /// A step, model call or tool call of a run, possibly nested.

@@ -43,6 +43,62 @@ test('a decision comes back whole, whatever its text holds', () => {
   assert.deepEqual([none.verdict, none.rule, none.gates, none.approvalId], ['deny', null, [], null])
 })
 
+test('a decision with every field comes back whole: rule file and line, gates, approval id', () => {
+  const dir = workspace()
+  const file = path.join(dir, 'gated.toml')
+  fs.writeFileSync(
+    file,
+    '[gates.lint]\nkind = "plugin"\n\n[[rule]]\nid = "deploys"\neffect = "gate"\n' +
+      'run = ["deploy *"]\ngates = ["human-review", "lint"]\n',
+  )
+  const gated = Policy.fromFile(file)
+  const decision = gated.check({ agent: 'coder', action: 'run', command: 'deploy prod' })
+  assert.equal(decision.verdict, 'pending')
+  assert.match(decision.approvalId, /^ap-/)
+  assert.deepEqual(decision, {
+    verdict: 'pending',
+    rule: { id: 'deploys', file: fs.realpathSync(file), line: 4 },
+    reason: decision.reason,
+    gates: ['human-review', 'lint'],
+    approvalId: decision.approvalId,
+  })
+  assert.match(decision.reason, /deploy prod/)
+  assert.ok(decision.reason.includes(decision.approvalId), decision.reason)
+})
+
+test('a target of any length comes back whole, a character across the 256-byte mark too', () => {
+  // The addon reads strings under 256 bytes into a buffer on the stack and longer ones whole:
+  // shift a two-, three- and four-byte character across the boundary.
+  for (const character of ['\u00fc', '\u20ac', '\u{1F600}']) {
+    for (let nAscii = 240; nAscii <= 262; nAscii++) {
+      const target = `src/${'a'.repeat(nAscii)}${character}.rs`
+      const decision = policy.check({ agent: 'coder', action: 'read', path: target })
+      assert.equal(decision.verdict, 'allow')
+      assert.ok(decision.reason.includes(`\`${target}\``), `${nAscii} + ${character}`)
+    }
+  }
+})
+
+test("the addon's bound check function refuses bad arguments with a typed error, as the guard does", () => {
+  // `lib/index.js` never passes these, but the functions are reachable, so they must not crash.
+  const check = policy.__checkFunction()
+  for (const [args, message] of [
+    [[], /`agent` must be a string/],
+    [['coder'], /needs an `action`/],
+    [['coder', {}, 'src/lib.rs'], /needs an `action`/],
+    [['coder', 99, 'src/lib.rs'], /unknown action number 99/],
+    [['coder', 'launch', 'src/lib.rs'], /unknown action `launch`/],
+    [['coder', 0, 42], /target must be a string/],
+    [['coder', 0, 'src/lib.rs', undefined, 7], /`cwd` must be a string/],
+    [['coder', 0, 'src/lib.rs', undefined, undefined, 'yes'], /must be a boolean/],
+  ]) {
+    const error = thrown(() => check(...args))
+    assert.equal(error.code, codes.INVALID_REQUEST, inspect(args))
+    assert.match(error.message, message)
+  }
+  assert.match(check('coder', 0, 'src/lib.rs', undefined, null, null), /^allow\0/)
+})
+
 test('a pending request gets an approval id; once approved, the identical request passes once', () => {
   const dir = workspace()
   fs.writeFileSync(path.join(dir, 'standalone.toml'), STANDALONE)
