@@ -1,5 +1,5 @@
 //! Times token counting on files, one thread, for `benches/tokens_vs_tiktoken.py`: fourfold's
-//! counter (bpe-openai) and tiktoken-rs, on the same texts that script times `tiktoken` on.
+//! counter (`Encoding::count`) and tiktoken-rs, on the same texts that script times `tiktoken` on.
 //!
 //! Usage: `token_count ENCODING MIN_SECONDS FILE...`. Prints one JSON object per file and counter:
 //! `{"file", "counter", "bytes", "tokens", "seconds"}`, where `seconds` is the fastest of the

@@ -1,20 +1,23 @@
 //! Exact token counts with OpenAI's `o200k_base` and `cl100k_base` encodings.
 //!
-//! Counting is done by GitHub's `bpe-openai` crate, whose byte-pair encoder gives the same tokens
-//! as OpenAI's `tiktoken` in linear time (tiktoken's merge loop is quadratic in the length of a
-//! pre-tokenizer piece, and its backtracking regex overflows on huge whitespace runs).
-//! ASCII text is cut into pieces by a hand-written pre-tokenizer (`split.rs`) equal to the
-//! encodings' regexes on ASCII; other text goes through `bpe-openai`'s regex.
+//! Text is cut into pre-tokenizer pieces: ASCII text by a hand-written pre-tokenizer (`split.rs`)
+//! equal to the encodings' regexes on ASCII, other text by `bpe-openai`'s regex.
+//! A piece that is itself a token counts one, found by one hash lookup.
+//! Other pieces of up to 32 bytes are counted by `tiktoken`'s own merge loop over rank tables
+//! laid out for it (`merge.rs`), with the counts of repeated pieces kept in a per-thread cache.
+//! Longer pieces go to GitHub's `bpe-openai` crate, whose byte-pair encoder gives the same tokens
+//! as `tiktoken` in linear time (`tiktoken`'s merge loop is quadratic in the length of a piece,
+//! and its backtracking regex overflows on huge whitespace runs).
 //! The exactness test in `tests/cost.rs` checks every count against numbers made by `tiktoken`.
 //! Each encoder is built once per process, on first use, and shared by all threads.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::err::CountError;
+use super::merge::MergeRanks;
 use super::split::{ascii_pieces, stretches};
 
 /// A byte-pair encoding fourfold counts with.
@@ -70,22 +73,20 @@ impl Encoding {
     }
 }
 
-/// One encoding's counter: the tokenizer, and the rank of each of its tokens.
+/// One encoding's counter: the tokenizer, and its ranks laid out for the merge loop.
 struct Counter {
     tokenizer: &'static bpe_openai::Tokenizer,
-    // INVARIANT: maps the bytes of every token of `tokenizer` to its rank (its id, which is its
-    // line in the `.tiktoken` file). A pre-tokenizer piece that is itself a token encodes to that
-    // one token, as `tiktoken` looks it up before merging, so most pieces of prose and code are
-    // counted by one lookup.
-    ranks: FxHashMap<&'static [u8], u32>,
-    // INVARIANT: bit `first * 256 + second` is set exactly when the two bytes are one token.
-    // Every single byte is a token of both encodings, so a two-byte piece is one token or two.
-    pairs: Box<[u64; 1024]>,
+    // INVARIANT: holds the bytes and rank (id) of every token of `tokenizer`.
+    merge_ranks: MergeRanks,
 }
 
 /// Pieces up to this many bytes that are not a token have their count kept in a per-thread
 /// cache, so a repeated identifier is merged once.
 const CACHED_PIECE: usize = 32;
+
+/// Pieces shorter than this are merged every time: their merge costs less than a cache lookup
+/// (`callgrind` on random base64, where pieces are short and rarely repeat).
+const MIN_CACHED_PIECE: usize = 5;
 
 /// Slots of a thread's cache of piece counts, per encoding (a power of two).
 const CACHE_SLOTS: usize = 1 << 13;
@@ -135,17 +136,10 @@ impl Counter {
     fn new(tokenizer: &'static bpe_openai::Tokenizer) -> Counter {
         let bpe = &tokenizer.bpe;
         let n_tokens = u32::try_from(bpe.num_tokens()).unwrap_or(u32::MAX);
-        let ranks: FxHashMap<&'static [u8], u32> =
-            (0..n_tokens).map(|id| (bpe.token_bytes(id), id)).collect();
-        let mut pairs = Box::new([0u64; 1024]);
-        for token in ranks.keys().filter(|token| token.len() == 2) {
-            let pair = usize::from(token[0]) * 256 + usize::from(token[1]);
-            pairs[pair / 64] |= 1 << (pair % 64);
-        }
+        let merge_ranks = MergeRanks::new((0..n_tokens).map(|id| (bpe.token_bytes(id), id)));
         Counter {
             tokenizer,
-            ranks,
-            pairs,
+            merge_ranks,
         }
     }
 
@@ -176,34 +170,32 @@ impl Counter {
     }
 
     fn count_piece(&self, piece: &[u8], cache: &mut PieceCache) -> u64 {
-        match *piece {
-            [] => return 0,
-            [_] => return 1,
-            [first, second] => {
-                let pair = usize::from(first) * 256 + usize::from(second);
-                return if self.pairs[pair / 64] & (1 << (pair % 64)) != 0 {
-                    1
-                } else {
-                    2
-                };
-            }
-            _ => {}
+        if piece.is_empty() {
+            return 0;
         }
-        if self.ranks.contains_key(piece) {
+        if self.merge_ranks.is_token(piece) {
             return 1;
         }
-        if piece.len() > CACHED_PIECE {
-            return self.tokenizer.bpe.count(piece) as u64;
+        if !(MIN_CACHED_PIECE..=CACHED_PIECE).contains(&piece.len()) {
+            return self.count_merged(piece);
         }
         let slot = &mut cache.slots[PieceCache::slot(piece)];
         if usize::from(slot.n_bytes) == piece.len() && &slot.bytes[..piece.len()] == piece {
             return u64::from(slot.count);
         }
-        let count = self.tokenizer.bpe.count(piece);
+        let count = self.count_merged(piece);
         slot.n_bytes = piece.len() as u8;
         slot.bytes[..piece.len()].copy_from_slice(piece);
         slot.count = u32::try_from(count).unwrap_or(u32::MAX);
-        count as u64
+        count
+    }
+
+    /// The count of a piece that is not itself a token.
+    fn count_merged(&self, piece: &[u8]) -> u64 {
+        match self.merge_ranks.count_merged(piece) {
+            Some(count) => count as u64,
+            None => self.tokenizer.bpe.count(piece) as u64,
+        }
     }
 }
 

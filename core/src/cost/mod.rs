@@ -22,6 +22,7 @@ mod err;
 mod fleet;
 mod gate;
 mod ledger;
+mod merge;
 mod meter;
 mod price;
 mod record;
