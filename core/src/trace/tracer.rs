@@ -15,6 +15,11 @@
 //! wakes it) cut that short. A record can so wait in the queue for about a millisecond before any
 //! sink sees it.
 //!
+//! Once written, each record goes back to the recording threads in the box it came in, strings
+//! and all, 64 records at a time: the thread that takes the box frees the record's strings when it
+//! puts its next record there, so that a string is freed on a recording thread, where it was
+//! allocated, and never on the writer's (see `recycle.rs`).
+//!
 //! The records of a [`Run`]'s spans carry the run's ids without copying them on the caller's
 //! thread: the writer keeps the ids of every run that has spans left, and fills them in. A run
 //! numbers its events with a counter of its own, which [`Tracer::record`] shares for events that
