@@ -16,7 +16,9 @@ mod file;
 mod otlp;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod prefilter;
 mod reader;
+mod recycle;
 mod redact;
 mod report;
 mod sink;

@@ -15,6 +15,11 @@
 //! wakes it) cut that short. A record can so wait in the queue for about a millisecond before any
 //! sink sees it.
 //!
+//! Once written, each record goes back to the recording threads in the box it came in, strings
+//! and all, 64 records at a time: the thread that takes the box frees the record's strings when it
+//! puts its next record there, so that a string is freed on a recording thread, where it was
+//! allocated, and never on the writer's (see `recycle.rs`).
+//!
 //! The records of a [`Run`]'s spans carry the run's ids without copying them on the caller's
 //! thread: the writer keeps the ids of every run that has spans left, and fills them in. A run
 //! numbers its events with a counter of its own, which [`Tracer::record`] shares for events that
@@ -32,6 +37,7 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
 use super::err::TraceError;
+use super::recycle::{string_capacity, MAX_REUSED_BYTES};
 use super::redact::Redactor;
 use super::sink::Sink;
 use super::{SpanKind, TraceRecord};
@@ -63,20 +69,27 @@ const TICK: Duration = Duration::from_millis(20);
 /// How many emptied record boxes the writer hands back to recording threads at once.
 const SPARE_BATCH_LEN: usize = 64;
 
-/// How many batches of spare boxes wait for a recording thread to take them, at most.
-const N_SPARE_BATCHES: usize = 16;
+/// How many batches of spare boxes wait for a recording thread to take them, at most: as many
+/// as a full batch of records fills, so that a thread recording fast gets back as many boxes as it
+/// sends while the writer keeps up.
+const N_SPARE_BATCHES: usize = MAX_BATCH_LEN / SPARE_BATCH_LEN;
 
-/// Emptied record boxes. The boxes are what is reused, so they stay boxed inside the `Vec`.
+/// Written records in their boxes, for recording threads to reuse. The boxes are what is reused,
+/// so they stay boxed inside the `Vec`.
 #[allow(clippy::vec_box)]
 type SpareBoxes = Vec<Box<TraceRecord>>;
 
 thread_local! {
-    /// Record boxes emptied by a writer thread, for this thread's next records.
+    /// Written records in their boxes, handed back by a writer thread for this thread's next
+    /// records.
     ///
-    /// A box allocated on a recording thread and freed on the writer's makes glibc's allocator
-    /// take the recording thread's arena lock on both threads, for every record, and they contend
-    /// for it. Handing the boxes back, 64 at a time, lets recording reuse them instead: a thread
-    /// that records keeps at most 64 (20 KB) for its lifetime.
+    /// A box or a string allocated on a recording thread and freed on the writer's makes glibc's
+    /// allocator take the recording thread's arena lock on both threads, for every record, and
+    /// they contend for it; and the recording thread's own allocations, never served from its
+    /// thread cache, take the slow path. Handing the written records back, 64 at a time, lets
+    /// recording reuse the box and free the record's strings itself, into its thread cache, from
+    /// which the strings of its next records come. A thread that records keeps at most 64 records
+    /// (under 60 KB, see `recycle.rs`) for its lifetime.
     static SPARE_BOXES: RefCell<SpareBoxes> = const { RefCell::new(Vec::new()) };
 }
 
@@ -172,8 +185,9 @@ impl StringPool {
         }
     }
 
-    /// Keeps the id strings of a written record, which the writer filled in.
-    fn keep_ids(&mut self, record: TraceRecord) {
+    /// Takes back the id strings of a written record, which the writer filled in, leaving them
+    /// empty.
+    fn keep_ids(&mut self, record: &mut TraceRecord) {
         match record {
             TraceRecord::Event(Event {
                 run_id,
@@ -187,13 +201,13 @@ impl StringPool {
                 task_id,
                 ..
             } => {
-                self.keep(run_id);
-                self.keep(agent_id);
-                if let Some(task_id) = task_id {
+                self.keep(std::mem::take(run_id));
+                self.keep(std::mem::take(agent_id));
+                if let Some(task_id) = task_id.take() {
                     self.keep(task_id);
                 }
             }
-            TraceRecord::SpanEnd { run_id, .. } => self.keep(run_id),
+            TraceRecord::SpanEnd { run_id, .. } => self.keep(std::mem::take(run_id)),
             TraceRecord::Dropped { .. } => {}
         }
     }
@@ -252,6 +266,7 @@ impl TracerBuilder {
             clock: Arc::clone(&self.clock),
             failure: None,
             batch: Vec::new(),
+            batch_boxes: Vec::new(),
             runs: FxHashMap::default(),
             strings: StringPool::default(),
             spares: Vec::with_capacity(SPARE_BATCH_LEN),
@@ -433,8 +448,9 @@ impl Tracer {
         self.send(Command::InRun(run.key, self.boxed(record)), must_not_drop);
     }
 
-    /// Boxes `record` in a box the writer has emptied, if this thread holds one or can take a
-    /// batch of them, and in a new box otherwise.
+    /// Boxes `record` in the box of a written record, if this thread holds one or can take a
+    /// batch of them, and in a new box otherwise. The written record is freed here, on a
+    /// recording thread, where its strings were allocated.
     fn boxed(&self, record: TraceRecord) -> Box<TraceRecord> {
         let spare = SPARE_BOXES.try_with(|spares| {
             let mut spares = spares.try_borrow_mut().ok()?;
@@ -619,6 +635,10 @@ struct Writer {
     failure: Option<String>,
     /// The records taken off the queue and not yet handed to the sinks.
     batch: Vec<TraceRecord>,
+    /// The boxes the batch's records came in, in the same order, and whether the writer filled in
+    /// the record's ids; the `Dropped` record at a batch's end has none.
+    #[allow(clippy::vec_box)]
+    batch_boxes: Vec<(Box<TraceRecord>, bool)>,
     /// The ids of the runs that have spans left, by key.
     runs: FxHashMap<u64, RunIds>,
     strings: StringPool,
@@ -679,9 +699,16 @@ impl Writer {
         )
     }
 
-    /// Keeps an emptied box, and hands a batch of them back to recording threads when it has
-    /// one; a batch that finds no room is freed.
-    fn recycle(&mut self, boxed: Box<TraceRecord>) {
+    /// Keeps a written record in its box, and hands a batch of them back to recording threads
+    /// when it has one; a batch that finds no room is freed. The strings of a record that holds
+    /// more than `MAX_REUSED_BYTES` are freed, so that the records kept for reuse stay small.
+    fn recycle(&mut self, mut boxed: Box<TraceRecord>) {
+        if string_capacity(&mut boxed) > MAX_REUSED_BYTES {
+            *boxed = TraceRecord::Dropped {
+                n_events: 0,
+                at_ns: 0,
+            };
+        }
         self.spares.push(boxed);
         if self.spares.len() >= SPARE_BATCH_LEN {
             let spares = std::mem::replace(&mut self.spares, Vec::with_capacity(SPARE_BATCH_LEN));
@@ -694,7 +721,7 @@ impl Writer {
         match command {
             Command::Record(mut record) => {
                 self.batch.push(self.unbox(&mut record));
-                self.recycle(record);
+                self.batch_boxes.push((record, false));
             }
             Command::StartRun(key, ids) => {
                 self.runs.insert(key, *ids);
@@ -705,7 +732,7 @@ impl Writer {
                     ids.fill_in(&mut record, &mut self.strings);
                 }
                 self.batch.push(record);
-                self.recycle(boxed);
+                self.batch_boxes.push((boxed, true));
             }
             Command::ForgetRun(key) => {
                 self.runs.remove(&key);
@@ -743,9 +770,24 @@ impl Writer {
                 self.failure.get_or_insert(error.to_string());
             }
         }
-        for record in self.batch.drain(..) {
-            self.strings.keep_ids(record);
+        // Each written record goes back into its box, without the ids the writer filled in,
+        // for a recording thread to reuse.
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut batch_boxes = std::mem::take(&mut self.batch_boxes);
+        let mut boxes = batch_boxes.drain(..);
+        for mut record in batch.drain(..) {
+            let Some((mut boxed, has_filled_in_ids)) = boxes.next() else {
+                continue;
+            };
+            if has_filled_in_ids {
+                self.strings.keep_ids(&mut record);
+            }
+            *boxed = record;
+            self.recycle(boxed);
         }
+        drop(boxes);
+        self.batch = batch;
+        self.batch_boxes = batch_boxes;
     }
 
     fn tick(&mut self) {
