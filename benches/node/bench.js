@@ -18,14 +18,10 @@ const path = require('node:path')
 const ROOT = path.resolve(__dirname, '..', '..')
 const { Fourfold, Policy, countTokens, version } = require(path.join(ROOT, 'bindings-node', 'lib', 'index.js'))
 const { getEncoding } = require(path.join(ROOT, 'bindings-node', 'node_modules', 'js-tiktoken'))
+const { POLICY, REQUEST: request, DENIED_REQUEST: deniedRequest, median } = require('./guard-fixture.js')
 
 const QUICK = process.argv.includes('--quick')
 const rows = []
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]
-}
 
 /** The median over `samples` batches of `batch` calls of the mean time per call, in ns. */
 function perCall(body, { batch = 20_000, samples }) {
@@ -53,21 +49,7 @@ function fastest(body, minSeconds = QUICK ? 0.2 : 2) {
   return best
 }
 
-const POLICY = `
-[[rule]]
-id = "reads"
-effect = "allow"
-read = ["src/**"]
-
-[[rule]]
-id = "no-secrets"
-effect = "deny"
-read = [".env"]
-`
-
 function guardBenches() {
-  const request = { action: 'read', path: 'src/auth/login.rs' }
-  const deniedRequest = { action: 'read', path: '.env' }
   const plain = new Fourfold({ policy: { toml: POLICY } }).session('coder', 'T-1')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fourfold-bench-'))
   const traced = new Fourfold({ policy: { toml: POLICY }, trace: { file: path.join(dir, 'bench.trace') } })

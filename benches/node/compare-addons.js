@@ -9,24 +9,12 @@
 
 const path = require('node:path')
 
-const POLICY = `
-[[rule]]
-id = "reads"
-effect = "allow"
-read = ["src/**"]
-
-[[rule]]
-id = "no-secrets"
-effect = "deny"
-read = [".env"]
-`
+const { POLICY, REQUEST: request, DENIED_REQUEST: deniedRequest, median } = require('./guard-fixture.js')
 
 const [oldRoot, newRoot, roundsArg] = process.argv.slice(2)
 if (!oldRoot || !newRoot) throw new Error('usage: compare-addons.js OLD_ROOT NEW_ROOT [ROUNDS]')
 const rounds = Number(roundsArg ?? 31)
 const batch = 20_000
-const request = { action: 'read', path: 'src/auth/login.rs' }
-const deniedRequest = { action: 'read', path: '.env' }
 const checkRequest = { agent: 'coder', ...request }
 
 const sides = {}
@@ -53,10 +41,6 @@ function perCall(body) {
   const started = process.hrtime.bigint()
   for (let i = 0; i < batch; i++) body()
   return Number(process.hrtime.bigint() - started) / batch
-}
-
-function median(values) {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 }
 
 for (const side of Object.values(sides)) {
