@@ -166,10 +166,23 @@ fn serve_http(
             .await?;
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
+    shut_down(&fourfold, None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ends a server's session, once nothing else holds it, and closes the trace, so that the
+/// session's end and every record reach the trace file before the command exits.
+pub(crate) fn shut_down(
+    fourfold: &Fourfold,
+    session: Option<Arc<AgentSession>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(Ok(session)) = session.map(Arc::try_unwrap) {
+        session.end(None);
+    }
     if let Some(tracer) = fourfold.tracer() {
         tracer.close()?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn serve(
@@ -191,12 +204,7 @@ fn serve(
         running.waiting().await?;
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
-    if let Ok(session) = Arc::try_unwrap(session) {
-        session.end(None);
-    }
-    if let Some(tracer) = fourfold.tracer() {
-        tracer.close()?;
-    }
+    shut_down(&fourfold, Some(session))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -50,12 +50,7 @@ pub(crate) fn run(config: &Path, agent: &str, wait_seconds: u64, upstream: &[Str
         upstream.cancel().await?;
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
-    if let Ok(session) = Arc::try_unwrap(session) {
-        session.end(None);
-    }
-    if let Some(tracer) = fourfold.tracer() {
-        tracer.close()?;
-    }
+    super::mcp_cmd::shut_down(&fourfold, Some(session))?;
     Ok(ExitCode::SUCCESS)
 }
 
