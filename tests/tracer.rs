@@ -10,8 +10,8 @@ use fourfold::trace::{
     Tracer,
 };
 use fourfold::{
-    ActionEvent, CostEvent, DecisionEvent, EventKind, GateEvent, GateEventOutcome, PluginRegistry,
-    Policy, Request, Verdict,
+    ActionEvent, ActionRef, CostEvent, DecisionEvent, EventKind, GateEvent, GateEventOutcome,
+    PluginRegistry, Policy, Request, Verdict,
 };
 
 fn decision(choice: &str) -> EventKind {
@@ -346,6 +346,73 @@ fn secrets_are_masked_before_they_are_recorded() {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
     assert!(text.contains("[REDACTED:"), "{text}");
+}
+
+#[test]
+fn a_borrowed_action_is_recorded_as_the_same_event_as_an_owned_one() {
+    let (tracer, sink) = memory_tracer(Overflow::Block, 1024);
+    let run = tracer.start_run("coder", None);
+    let span = run.span("tools", SpanKind::Step);
+    let long_arguments = format!("{{\"text\":\"{}\"}}", "x".repeat(700));
+    let arguments = [
+        "{\"command\":\"cargo test\"}",
+        "{\"header\":\"Authorization: Bearer abcdef0123456789abcdef\"}",
+        "",
+        long_arguments.as_str(),
+    ];
+    let mut n_pairs = 0;
+    // Enough records for the writer to hand boxes back (64 at a time) several times over, so that
+    // borrowed actions land in boxes that held actions with other fields and events of other kinds.
+    for idx in 0..600 {
+        let action = ActionRef {
+            tool: if idx % 2 == 0 {
+                "bash"
+            } else {
+                "mail alice@example.com"
+            },
+            arguments_json: arguments[idx % arguments.len()],
+            result_digest: (idx % 3 == 0).then_some("blake3:00ff"),
+            duration_ns: (idx % 5 != 0).then_some(idx as u64),
+            error: (idx % 4 == 1).then_some("401 for key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
+        };
+        span.record_action(action);
+        span.record(EventKind::Action(action.to_event()));
+        n_pairs += 1;
+        if idx % 7 == 0 {
+            span.record(decision("something else"));
+            run.record_action(action);
+            run.record(EventKind::Action(action.to_event()));
+            n_pairs += 1;
+        }
+        if idx % 50 == 0 {
+            tracer.flush().unwrap();
+        }
+    }
+    span.end(None);
+    run.end(None);
+    tracer.flush().unwrap();
+    let records = sink.records();
+    let actions: Vec<&fourfold::Event> = events(&records)
+        .into_iter()
+        .filter(|event| matches!(event.kind, EventKind::Action(_)))
+        .collect();
+    assert_eq!(actions.len(), 2 * n_pairs);
+    for pair in actions.chunks(2) {
+        let (borrowed, owned) = (pair[0], pair[1]);
+        assert_eq!(borrowed.kind, owned.kind);
+        assert_eq!(borrowed.span_id, owned.span_id);
+        assert_eq!(borrowed.run_id, owned.run_id);
+        assert_eq!(borrowed.seq + 1, owned.seq);
+    }
+    let text = format!("{records:?}");
+    for secret in [
+        "abcdef0123456789abcdef",
+        "alice@example.com",
+        "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked");
+    }
+    assert!(text.contains("blake3:00ff"), "the digest is kept as it is");
 }
 
 #[test]

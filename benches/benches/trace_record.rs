@@ -30,7 +30,7 @@ use criterion::{
 use fourfold::trace::{
     self, Durability, Overflow, Redactor, SpanKind, TraceFileSink, TraceRecord, Tracer,
 };
-use fourfold::{ActionEvent, EventKind};
+use fourfold::{ActionEvent, ActionRef, EventKind};
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -61,6 +61,9 @@ fn trace_record(criterion: &mut Criterion) {
     check_arguments_are_not_redacted();
     let mut tracing_peer = TracingPeer::install(&bench_dir.path().join("tracing.jsonl"));
     let opentelemetry_peer = OpenTelemetryPeer::new(&bench_dir.path().join("opentelemetry.txt"));
+    if std::env::args().any(|arg| arg == "--bench") {
+        single_call_latency(bench_dir.path(), &mut tracing_peer, &opentelemetry_peer);
+    }
 
     let mut group = criterion.benchmark_group("trace_record_caller");
     group.sampling_mode(SamplingMode::Flat);
@@ -150,7 +153,18 @@ fn remove_trace(path: &Path) {
 #[derive(Clone, Copy)]
 enum FourfoldRecord {
     Event,
+    EventBorrowed,
     Span,
+}
+
+/// The Action event of the `event_borrowed` cases, recorded with `Run::record_action` from the
+/// same strings borrowed.
+fn action_ref(arguments_json: &str) -> ActionRef<'_> {
+    ActionRef {
+        tool: "bash",
+        arguments_json,
+        ..ActionRef::default()
+    }
 }
 
 fn bench_fourfold_caller(
@@ -159,6 +173,11 @@ fn bench_fourfold_caller(
 ) {
     let cases = [
         ("event", FourfoldRecord::Event, Redactor::default_patterns()),
+        (
+            "event_borrowed",
+            FourfoldRecord::EventBorrowed,
+            Redactor::default_patterns(),
+        ),
         (
             "event_no_redaction",
             FourfoldRecord::Event,
@@ -188,6 +207,11 @@ fn bench_fourfold_caller(
                             run.record(action(black_box(ARGUMENTS_JSON)));
                         }
                     }
+                    FourfoldRecord::EventBorrowed => {
+                        for _ in 0..n_iters {
+                            run.record_action(action_ref(black_box(ARGUMENTS_JSON)));
+                        }
+                    }
                     FourfoldRecord::Span => {
                         for _ in 0..n_iters {
                             run.span(black_box("bash"), SpanKind::ToolCall).end(None);
@@ -198,7 +222,7 @@ fn bench_fourfold_caller(
                 run.end(None);
                 tracer.close().expect("the trace file is written");
                 let n_records_per_iter = match fourfold_record {
-                    FourfoldRecord::Event => 1,
+                    FourfoldRecord::Event | FourfoldRecord::EventBorrowed => 1,
                     FourfoldRecord::Span => 2,
                 };
                 drop_log.add(n_iters, n_records_per_iter * n_iters, tracer.n_dropped());
@@ -657,6 +681,149 @@ fn bench_opentelemetry_sustained(
             })
         },
     );
+}
+
+/// Rounds of the single-call timing loop; in each, every case records `N_LATENCY_CALLS` times.
+const N_LATENCY_ROUNDS: usize = 200;
+
+const N_LATENCY_CALLS: usize = 500;
+
+/// The cases of the single-call timing loop.
+#[derive(Clone, Copy, Debug)]
+enum LatencyCase {
+    /// Two reads of the clock around nothing: what timing one call adds to it.
+    Timer,
+    FourfoldEvent,
+    FourfoldEventBorrowed,
+    FourfoldSpan,
+    TracingEvent,
+    OpenTelemetryEvent,
+}
+
+impl LatencyCase {
+    const ALL: [LatencyCase; 6] = [
+        LatencyCase::Timer,
+        LatencyCase::FourfoldEvent,
+        LatencyCase::FourfoldEventBorrowed,
+        LatencyCase::FourfoldSpan,
+        LatencyCase::TracingEvent,
+        LatencyCase::OpenTelemetryEvent,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            LatencyCase::Timer => "timer empty",
+            LatencyCase::FourfoldEvent => "fourfold event",
+            LatencyCase::FourfoldEventBorrowed => "fourfold event_borrowed",
+            LatencyCase::FourfoldSpan => "fourfold span",
+            LatencyCase::TracingEvent => "tracing event",
+            LatencyCase::OpenTelemetryEvent => "opentelemetry event",
+        }
+    }
+}
+
+/// Times single calls, each with its own two clock reads, at the pace of an agent whose writer
+/// keeps up: every case records `N_LATENCY_CALLS` times, then waits (untimed) until its writer has
+/// written them all, and the next case goes; the case that goes first rotates each round. Prints
+/// the p50, p99 and mean of the single calls of each case as `trace_latency` lines, and the same
+/// for two clock reads around nothing, which every other case's figures include.
+///
+/// criterion's figures time a burst instead: a sample's records all handed over while the writer
+/// catches up, so that most of them are built in new memory.
+fn single_call_latency(
+    dir: &Path,
+    tracing_peer: &mut TracingPeer,
+    opentelemetry_peer: &OpenTelemetryPeer,
+) {
+    let path = dir.join("latency.trace");
+    let tracer = build_tracer(
+        &path,
+        Durability::default(),
+        DEFAULT_QUEUE_CAPACITY,
+        Overflow::Drop,
+        Redactor::default_patterns(),
+    );
+    let run = tracer.start_run("agent", Some("task"));
+    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); LatencyCase::ALL.len()];
+    let timed = |call: &mut dyn FnMut()| -> Vec<u64> {
+        (0..N_LATENCY_CALLS)
+            .map(|_| {
+                let started = Instant::now();
+                call();
+                started.elapsed().as_nanos() as u64
+            })
+            .collect()
+    };
+    for round in 0..N_LATENCY_ROUNDS {
+        for case_idx in 0..LatencyCase::ALL.len() {
+            let case_idx = (case_idx + round) % LatencyCase::ALL.len();
+            let times = match LatencyCase::ALL[case_idx] {
+                LatencyCase::Timer => timed(&mut || black_box(())),
+                LatencyCase::FourfoldEvent => {
+                    let times = timed(&mut || run.record(action(black_box(ARGUMENTS_JSON))));
+                    tracer.flush().expect("the trace file is written");
+                    times
+                }
+                LatencyCase::FourfoldEventBorrowed => {
+                    let times =
+                        timed(&mut || run.record_action(action_ref(black_box(ARGUMENTS_JSON))));
+                    tracer.flush().expect("the trace file is written");
+                    times
+                }
+                LatencyCase::FourfoldSpan => {
+                    let times =
+                        timed(&mut || run.span(black_box("bash"), SpanKind::ToolCall).end(None));
+                    tracer.flush().expect("the trace file is written");
+                    times
+                }
+                LatencyCase::TracingEvent => {
+                    let times = timed(&mut || {
+                        tracing::info!(
+                            tool = "bash",
+                            arguments = black_box(ARGUMENTS_JSON),
+                            "action"
+                        )
+                    });
+                    tracing_peer.wait_until_written(N_LATENCY_CALLS as u64);
+                    times
+                }
+                LatencyCase::OpenTelemetryEvent => {
+                    let n_exported_before = opentelemetry_peer.n_exported();
+                    let times = timed(&mut || {
+                        opentelemetry_span_with_attributes(&opentelemetry_peer.tracer)
+                    });
+                    let n_dropped =
+                        opentelemetry_peer.flush(n_exported_before, N_LATENCY_CALLS as u64);
+                    assert_eq!(
+                        n_dropped, 0,
+                        "opentelemetry dropped spans in the latency loop"
+                    );
+                    times
+                }
+            };
+            samples[case_idx].extend(times);
+        }
+    }
+    assert_eq!(
+        tracer.n_dropped(),
+        0,
+        "fourfold dropped records in the latency loop"
+    );
+    run.end(None);
+    tracer.close().expect("the trace file is written");
+    remove_trace(&path);
+    for (case, mut times) in LatencyCase::ALL.into_iter().zip(samples) {
+        times.sort_unstable();
+        let percentile = |fraction: f64| times[((times.len() - 1) as f64 * fraction) as usize];
+        let mean = times.iter().sum::<u64>() as f64 / times.len() as f64;
+        println!(
+            "trace_latency {} p50_ns={} p99_ns={} mean_ns={mean:.0} calls={}",
+            case.name(),
+            percentile(0.50),
+            percentile(0.99),
+            times.len()
+        );
+    }
 }
 
 criterion_group!(benches, trace_record);

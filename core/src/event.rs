@@ -95,6 +95,35 @@ pub struct ActionEvent {
     pub error: Option<String>,
 }
 
+/// An action's fields, borrowed: what [`Span::record_action`](crate::trace::Span::record_action)
+/// copies into a record without the caller building an [`ActionEvent`] of owned strings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActionRef<'a> {
+    /// The tool or program.
+    pub tool: &'a str,
+    /// Its arguments, as JSON text.
+    pub arguments_json: &'a str,
+    /// A digest of the result, so a trace can show it changed without storing it.
+    pub result_digest: Option<&'a str>,
+    /// How long the call took, in nanoseconds.
+    pub duration_ns: Option<u64>,
+    /// The error the call ended with, if it failed.
+    pub error: Option<&'a str>,
+}
+
+impl ActionRef<'_> {
+    /// The action with owned strings, as an event's kind holds it.
+    pub fn to_event(&self) -> ActionEvent {
+        ActionEvent {
+            tool: self.tool.to_string(),
+            arguments_json: self.arguments_json.to_string(),
+            result_digest: self.result_digest.map(str::to_string),
+            duration_ns: self.duration_ns,
+            error: self.error.map(str::to_string),
+        }
+    }
+}
+
 /// A policy decision, or the outcome of a review gate on a pending approval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GateEvent {
@@ -281,9 +310,15 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ns(&self) -> u64 {
+        // Seconds and nanoseconds apart: `Duration::as_nanos` is a 128-bit product.
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+            .map(|elapsed| {
+                elapsed
+                    .as_secs()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(u64::from(elapsed.subsec_nanos()))
+            })
             .unwrap_or(0)
     }
 }

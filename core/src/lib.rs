@@ -20,8 +20,8 @@ pub use error::{
     StoreIoError,
 };
 pub use event::{
-    ActionEvent, Clock, ContextEvent, CostEvent, DecisionEvent, Event, EventKind, GateEvent,
-    GateEventOutcome, ManualClock, RuleOrigin, Sequencer, ServedSection, SystemClock,
+    ActionEvent, ActionRef, Clock, ContextEvent, CostEvent, DecisionEvent, Event, EventKind,
+    GateEvent, GateEventOutcome, ManualClock, RuleOrigin, Sequencer, ServedSection, SystemClock,
 };
 pub use plugin::{GateOutcome, Plugin, PluginRegistry};
 pub use policy::{
