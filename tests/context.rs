@@ -177,6 +177,21 @@ fn a_copy_of_deleted_text_is_stale_but_a_move_is_not() {
     assert!(markers(&store, "docs/concepts/export.md")
         .iter()
         .all(|(freshness, _)| *freshness == Freshness::Canonical));
+    // A later version of the moved page still carries the text on: it is no copy of it.
+    let edited = format!("{EXPORT_V1}\n## Questions\n\nAsk on the forum about exporting models.\n");
+    store.put("docs/concepts/export.md", &edited).unwrap();
+    assert!(markers(&store, "docs/concepts/export.md")
+        .iter()
+        .all(|(freshness, _)| *freshness == Freshness::Canonical));
+    // A copy made after the move is a duplicate of the text's new home.
+    store
+        .put("vendor/older-manual/export.md", EXPORT_V1)
+        .unwrap();
+    for (freshness, reason) in markers(&store, "vendor/older-manual/export.md") {
+        assert_eq!(freshness, Freshness::Duplicate);
+        assert!(reason.contains("`docs/concepts/export.md`"), "{reason}");
+    }
+    store.delete("vendor/older-manual/export.md").unwrap();
     // A copy made after the text was deleted and replaced elsewhere is stale.
     store.put("docs/concepts/export.md", EXPORT_V2).unwrap();
     store.put("vendor/old-manual/export.md", EXPORT_V1).unwrap();

@@ -885,6 +885,29 @@ impl State {
         markers
     }
 
+    /// Whether the text of `other_version` moved to document `doc_idx` rather than being replaced:
+    /// it was the last version of a document since deleted, and `doc_idx` was live when it was
+    /// deleted (a page moved to a new path is put there before the old path is deleted). The later
+    /// versions of the page at its new path carry the text on; they are not stale copies of it.
+    fn moved_here(&self, doc_idx: u32, other_doc: &DocEntry, other_version: &VersionEntry) -> bool {
+        let Some(deleted_at) = other_version.retired_op else {
+            return false;
+        };
+        let was_last = other_doc
+            .versions
+            .last()
+            .is_some_and(|last| std::ptr::eq(last, other_version));
+        if other_doc.current.is_some() || !was_last {
+            return false;
+        }
+        self.docs[doc_idx as usize].versions.iter().any(|version| {
+            version.created_op < deleted_at
+                && version
+                    .retired_op
+                    .is_none_or(|retired| retired >= deleted_at)
+        })
+    }
+
     /// A section's marker from the copies of its text: a duplicate if a preferred live document
     /// holds it, stale if it only matches text that had been replaced or deleted before this
     /// version was put.
@@ -921,6 +944,7 @@ impl State {
             } else if other_version
                 .retired_op
                 .is_some_and(|retired| retired < version.created_op)
+                && !self.moved_here(doc_idx, other_doc, other_version)
                 && stale_of.is_none_or(|(_, best)| similarity > best)
             {
                 stale_of = Some((at, similarity));
