@@ -75,6 +75,13 @@ for group, engine, case, median_ns, elements_per_s in rows:
 lines += table(("engine", "case", "200,000 records", "records/s", "time / fourfold no_periodic_sync"),
                body, 2)
 
+latency = [line.strip() for line in Path(log).read_text().splitlines()
+           if line.startswith("trace_latency ")]
+if latency:
+    lines += ["", "Single calls, each timed with two clock reads, the writer keeping up (500 calls a",
+              "case in turn, then untimed until written; 200 rounds; 'timer empty' is the two clock",
+              "reads around nothing, which every other line includes):", ""] + latency
+
 dropped = [line.strip() for line in Path(log).read_text().splitlines() if " dropped" in line]
 if dropped:
     lines += ["", "Dropped records (warm-up included):", ""] + dropped

@@ -361,8 +361,7 @@ fn a_borrowed_action_is_recorded_as_the_same_event_as_an_owned_one() {
         long_arguments.as_str(),
     ];
     let mut n_pairs = 0;
-    // Enough records for the writer to hand boxes back (64 at a time) several times over, so that
-    // borrowed actions land in boxes that held actions with other fields and events of other kinds.
+    // Records enough for the writer to hand its boxes back (64 at a time) several times over.
     for idx in 0..600 {
         let action = ActionRef {
             tool: if idx % 2 == 0 {
@@ -375,13 +374,21 @@ fn a_borrowed_action_is_recorded_as_the_same_event_as_an_owned_one() {
             duration_ns: (idx % 5 != 0).then_some(idx as u64),
             error: (idx % 4 == 1).then_some("401 for key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
         };
+        // The same action built by hand, owned.
+        let owned = EventKind::Action(ActionEvent {
+            tool: action.tool.to_string(),
+            arguments_json: action.arguments_json.to_string(),
+            result_digest: action.result_digest.map(String::from),
+            duration_ns: action.duration_ns,
+            error: action.error.map(String::from),
+        });
         span.record_action(action);
-        span.record(EventKind::Action(action.to_event()));
+        span.record(owned.clone());
         n_pairs += 1;
         if idx % 7 == 0 {
             span.record(decision("something else"));
             run.record_action(action);
-            run.record(EventKind::Action(action.to_event()));
+            run.record(owned);
             n_pairs += 1;
         }
         if idx % 50 == 0 {

@@ -30,7 +30,7 @@ use criterion::{
 use fourfold::trace::{
     self, Durability, Overflow, Redactor, SpanKind, TraceFileSink, TraceRecord, Tracer,
 };
-use fourfold::{ActionEvent, ActionRef, EventKind};
+use fourfold::{ActionEvent, EventKind};
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -153,18 +153,7 @@ fn remove_trace(path: &Path) {
 #[derive(Clone, Copy)]
 enum FourfoldRecord {
     Event,
-    EventBorrowed,
     Span,
-}
-
-/// The Action event of the `event_borrowed` cases, recorded with `Run::record_action` from the
-/// same strings borrowed.
-fn action_ref(arguments_json: &str) -> ActionRef<'_> {
-    ActionRef {
-        tool: "bash",
-        arguments_json,
-        ..ActionRef::default()
-    }
 }
 
 fn bench_fourfold_caller(
@@ -173,11 +162,6 @@ fn bench_fourfold_caller(
 ) {
     let cases = [
         ("event", FourfoldRecord::Event, Redactor::default_patterns()),
-        (
-            "event_borrowed",
-            FourfoldRecord::EventBorrowed,
-            Redactor::default_patterns(),
-        ),
         (
             "event_no_redaction",
             FourfoldRecord::Event,
@@ -207,11 +191,6 @@ fn bench_fourfold_caller(
                             run.record(action(black_box(ARGUMENTS_JSON)));
                         }
                     }
-                    FourfoldRecord::EventBorrowed => {
-                        for _ in 0..n_iters {
-                            run.record_action(action_ref(black_box(ARGUMENTS_JSON)));
-                        }
-                    }
                     FourfoldRecord::Span => {
                         for _ in 0..n_iters {
                             run.span(black_box("bash"), SpanKind::ToolCall).end(None);
@@ -222,7 +201,7 @@ fn bench_fourfold_caller(
                 run.end(None);
                 tracer.close().expect("the trace file is written");
                 let n_records_per_iter = match fourfold_record {
-                    FourfoldRecord::Event | FourfoldRecord::EventBorrowed => 1,
+                    FourfoldRecord::Event => 1,
                     FourfoldRecord::Span => 2,
                 };
                 drop_log.add(n_iters, n_records_per_iter * n_iters, tracer.n_dropped());
@@ -694,17 +673,15 @@ enum LatencyCase {
     /// Two reads of the clock around nothing: what timing one call adds to it.
     Timer,
     FourfoldEvent,
-    FourfoldEventBorrowed,
     FourfoldSpan,
     TracingEvent,
     OpenTelemetryEvent,
 }
 
 impl LatencyCase {
-    const ALL: [LatencyCase; 6] = [
+    const ALL: [LatencyCase; 5] = [
         LatencyCase::Timer,
         LatencyCase::FourfoldEvent,
-        LatencyCase::FourfoldEventBorrowed,
         LatencyCase::FourfoldSpan,
         LatencyCase::TracingEvent,
         LatencyCase::OpenTelemetryEvent,
@@ -714,7 +691,6 @@ impl LatencyCase {
         match self {
             LatencyCase::Timer => "timer empty",
             LatencyCase::FourfoldEvent => "fourfold event",
-            LatencyCase::FourfoldEventBorrowed => "fourfold event_borrowed",
             LatencyCase::FourfoldSpan => "fourfold span",
             LatencyCase::TracingEvent => "tracing event",
             LatencyCase::OpenTelemetryEvent => "opentelemetry event",
@@ -761,12 +737,6 @@ fn single_call_latency(
                 LatencyCase::Timer => timed(&mut || black_box(())),
                 LatencyCase::FourfoldEvent => {
                     let times = timed(&mut || run.record(action(black_box(ARGUMENTS_JSON))));
-                    tracer.flush().expect("the trace file is written");
-                    times
-                }
-                LatencyCase::FourfoldEventBorrowed => {
-                    let times =
-                        timed(&mut || run.record_action(action_ref(black_box(ARGUMENTS_JSON))));
                     tracer.flush().expect("the trace file is written");
                     times
                 }

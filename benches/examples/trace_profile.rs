@@ -14,8 +14,6 @@
 //! - `flat`: `measure` records all `N` at once while the writer runs, as the criterion bench does.
 //!   Under callgrind, which runs one thread at a time, how many written records come back in time
 //!   depends on its scheduling.
-//! - `borrowed`: records with `Run::record_action` from borrowed strings instead of building an
-//!   owned `ActionEvent` each time.
 //! - `held`: the writer thread is held at a barrier until `measure` returns, so it writes nothing
 //!   and hands nothing back: every record is built in new memory.
 //!
@@ -29,7 +27,7 @@ use std::time::Instant;
 use fourfold::trace::{
     Durability, Overflow, Redactor, Run, Sink, TraceError, TraceFileSink, TraceRecord, Tracer,
 };
-use fourfold::{ActionEvent, ActionRef, EventKind};
+use fourfold::{ActionEvent, EventKind};
 
 /// The bench's arguments: nothing the default redactor masks.
 const ARGUMENTS_JSON: &str = r#"{"command":"cargo test -p core --lib","cwd":"/work/project"}"#;
@@ -41,21 +39,11 @@ const N_WARM_UP_RECORDS: u64 = 20_000;
 const N_PACED_RECORDS: u64 = 1_000;
 
 #[inline(never)]
-fn measure(run: &Run, n_records: u64, is_borrowed: bool) {
-    record(run, n_records, is_borrowed);
+fn measure(run: &Run, n_records: u64) {
+    record(run, n_records);
 }
 
-fn record(run: &Run, n_records: u64, is_borrowed: bool) {
-    if is_borrowed {
-        for _ in 0..n_records {
-            run.record_action(ActionRef {
-                tool: "bash",
-                arguments_json: black_box(ARGUMENTS_JSON),
-                ..ActionRef::default()
-            });
-        }
-        return;
-    }
+fn record(run: &Run, n_records: u64) {
     for _ in 0..n_records {
         run.record(EventKind::Action(ActionEvent {
             tool: "bash".to_string(),
@@ -102,7 +90,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let is_held = args.iter().any(|arg| arg == "held");
     let is_flat = args.iter().any(|arg| arg == "flat");
-    let is_borrowed = args.iter().any(|arg| arg == "borrowed");
     let dir = tempfile::tempdir()?;
     let barrier = Arc::new(Barrier::new(2));
     let sink = HeldSink {
@@ -117,20 +104,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let run = tracer.start_run("agent", Some("task"));
     if !is_held {
-        record(&run, N_WARM_UP_RECORDS, is_borrowed);
+        record(&run, N_WARM_UP_RECORDS);
         tracer.flush()?;
     }
     let mut elapsed = std::time::Duration::ZERO;
     if is_held || is_flat {
         let started = Instant::now();
-        measure(&run, n_records, is_borrowed);
+        measure(&run, n_records);
         elapsed = started.elapsed();
     } else {
         let mut n_left = n_records;
         while n_left > 0 {
             let n_now = n_left.min(N_PACED_RECORDS);
             let started = Instant::now();
-            measure(&run, n_now, is_borrowed);
+            measure(&run, n_now);
             elapsed += started.elapsed();
             tracer.flush()?;
             n_left -= n_now;

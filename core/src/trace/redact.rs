@@ -385,18 +385,6 @@ impl Redactor {
     }
 
     /// Replaces `text` with its redacted form, allocating only when something matched.
-    /// Puts `text`, masked, in `out` in place of what it held, reusing its memory when `text` is
-    /// clean.
-    pub(crate) fn redact_into(&self, text: &str, out: &mut String) {
-        match self.redact(text) {
-            Cow::Borrowed(clean) => {
-                out.clear();
-                out.push_str(clean);
-            }
-            Cow::Owned(redacted) => *out = redacted,
-        }
-    }
-
     fn redact_in_place(&self, text: &mut String) {
         let redacted = match self.redact(text) {
             Cow::Borrowed(_) => return,

@@ -41,9 +41,7 @@ use super::recycle::{string_capacity, MAX_REUSED_BYTES};
 use super::redact::Redactor;
 use super::sink::Sink;
 use super::{SpanKind, TraceRecord};
-use crate::event::{
-    random_id, ActionEvent, ActionRef, Clock, Event, EventKind, Sequencer, SystemClock,
-};
+use crate::event::{random_id, ActionRef, Clock, Event, EventKind, Sequencer, SystemClock};
 use crate::plugin::Plugin;
 
 /// What recording does when the writer's queue is full.
@@ -611,64 +609,15 @@ impl Span {
             .send_in_run(&self.run, TraceRecord::Event(event), is_gate);
     }
 
-    /// Records an action in this span from borrowed fields: the same record as
-    /// [`Span::record`] of an [`EventKind::Action`], without the caller building owned strings.
+    /// Records an action in this span from borrowed fields: the same record as [`Span::record`]
+    /// of an [`EventKind::Action`], for callers that hold the tool and its arguments as `&str`.
     ///
-    /// The fields are masked and copied into the strings of a written record that this thread
-    /// reuses, so in the steady state (the writer keeping up) recording an action allocates
-    /// nothing.
+    /// It copies the fields into a new event. Copying them into the strings of a written record
+    /// that the writer hands back, to allocate nothing, was measured and is not faster on the
+    /// caller's thread: the writer has just touched that memory on the other core
+    /// (`docs/benchmarks.md`, "Trace recording").
     pub fn record_action(&self, action: ActionRef<'_>) {
-        let shared = &self.tracer.shared;
-        let mut boxed = self.tracer.spare_box().unwrap_or_else(|| {
-            Box::new(TraceRecord::Dropped {
-                n_events: 0,
-                at_ns: 0,
-            })
-        });
-        let placeholder = TraceRecord::Dropped {
-            n_events: 0,
-            at_ns: 0,
-        };
-        let mut reused = match std::mem::replace(&mut *boxed, placeholder) {
-            TraceRecord::Event(Event {
-                kind: EventKind::Action(reused),
-                ..
-            }) => reused,
-            _ => ActionEvent {
-                tool: String::new(),
-                arguments_json: String::new(),
-                result_digest: None,
-                duration_ns: None,
-                error: None,
-            },
-        };
-        let redactor = &shared.redactor;
-        redactor.redact_into(action.tool, &mut reused.tool);
-        redactor.redact_into(action.arguments_json, &mut reused.arguments_json);
-        // The digest is an identifier, not free text: it is not masked (see `redact_event`).
-        copy_optional(
-            action.result_digest,
-            &mut reused.result_digest,
-            |text, out| {
-                out.clear();
-                out.push_str(text);
-            },
-        );
-        copy_optional(action.error, &mut reused.error, |text, out| {
-            redactor.redact_into(text, out)
-        });
-        reused.duration_ns = action.duration_ns;
-        *boxed = TraceRecord::Event(Event {
-            run_id: String::new(),
-            agent_id: String::new(),
-            task_id: None,
-            seq: self.run.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            timestamp_ns: shared.clock.now_ns(),
-            span_id: Some(self.span_id),
-            parent_span_id: self.parent_span_id,
-            kind: EventKind::Action(reused),
-        });
-        self.tracer.send(Command::InRun(self.run.key, boxed), false);
+        self.record(EventKind::Action(action.to_event()));
     }
 
     /// Ends the span, with the error it failed with, if any.
@@ -692,18 +641,6 @@ impl Span {
             },
             false,
         );
-    }
-}
-
-/// Sets `out` to `text` through `copy`, reusing the string `out` holds, or to `None`.
-fn copy_optional(
-    text: Option<&str>,
-    out: &mut Option<String>,
-    copy: impl FnOnce(&str, &mut String),
-) {
-    match text {
-        Some(text) => copy(text, out.get_or_insert_with(String::new)),
-        None => *out = None,
     }
 }
 
