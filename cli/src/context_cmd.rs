@@ -10,6 +10,8 @@ use fourfold::context::{AskOptions, ContextStore};
 use fourfold::FileStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::CliResult;
+
 #[derive(Args)]
 pub(crate) struct ContextArgs {
     #[command(subcommand)]
@@ -51,8 +53,6 @@ enum ContextCommand {
         json: bool,
     },
 }
-
-type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
 pub(crate) fn run(args: ContextArgs) -> CliResult {
     match args.command {

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use fourfold::cost::{read_ledger, CostRecord, Report};
 use fourfold::trace::{self, TraceRecord, HEADER};
 
-use crate::trace_cmd::CliResult;
+use crate::CliResult;
 
 #[derive(Args)]
 pub(crate) struct CostArgs {

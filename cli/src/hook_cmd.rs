@@ -27,6 +27,8 @@ use clap::{Args, Subcommand};
 use fourfold::{ActionEvent, Fourfold, Request, SessionError};
 use serde_json::{json, Value};
 
+use crate::CliResult;
+
 #[derive(Args)]
 pub(crate) struct HookArgs {
     #[command(subcommand)]
@@ -93,8 +95,6 @@ impl Dialect {
         }
     }
 }
-
-type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
 pub(crate) fn run(args: HookArgs) -> CliResult {
     match args.tool {

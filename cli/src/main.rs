@@ -19,6 +19,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// What a subcommand returns: its exit code, or the error that stopped it.
+pub(crate) type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
 /// fourfold: reliability, observability, context and cost controls for AI agents.
 #[derive(Parser)]
 #[command(name = "fourfold", version, about)]

@@ -21,6 +21,8 @@ use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, ServerHandler, 
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::CliResult;
+
 #[derive(Args)]
 pub(crate) struct McpArgs {
     #[command(subcommand)]
@@ -67,8 +69,6 @@ enum McpCommand {
         upstream: Vec<String>,
     },
 }
-
-type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
 pub(crate) fn run(args: McpArgs) -> CliResult {
     match args.command {

@@ -25,7 +25,7 @@ use rmcp::service::{Peer, RequestContext, RoleClient, RoleServer};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
 
-type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+use crate::CliResult;
 
 pub(crate) fn run(config: &Path, agent: &str, wait_seconds: u64, upstream: &[String]) -> CliResult {
     let Some((program, args)) = upstream.split_first() else {

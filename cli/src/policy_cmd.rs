@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use fourfold::{Policy, Request};
 
+use crate::CliResult;
+
 #[derive(Args)]
 pub(crate) struct PolicyArgs {
     #[command(subcommand)]
@@ -106,8 +108,6 @@ struct Resolution {
     #[arg(long, default_value = "")]
     reason: String,
 }
-
-type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
 pub(crate) fn run(args: PolicyArgs) -> CliResult {
     match args.command {

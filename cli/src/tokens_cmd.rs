@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use fourfold::cost;
 
-use crate::trace_cmd::CliResult;
+use crate::CliResult;
 
 #[derive(Args)]
 pub(crate) struct TokensArgs {

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use fourfold::trace;
 
 use crate::trace_query;
+use crate::CliResult;
 
 #[derive(Args)]
 pub(crate) struct TraceArgs {
@@ -64,8 +65,6 @@ enum TraceCommand {
         service_name: String,
     },
 }
-
-pub(crate) type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
 pub(crate) fn run(args: TraceArgs) -> CliResult {
     match args.command {

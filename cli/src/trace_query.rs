@@ -8,7 +8,7 @@ use clap::Args;
 use fourfold::trace::{self, EventKindName, Query, TornTail, TraceReader};
 use fourfold::GateEventOutcome;
 
-use crate::trace_cmd::CliResult;
+use crate::CliResult;
 
 /// Which events `fourfold trace query` prints: every condition given must hold.
 #[derive(Args)]
