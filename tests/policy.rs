@@ -117,6 +117,55 @@ fn an_approval_survives_a_restart_and_is_used_once() {
 }
 
 #[test]
+fn an_approval_is_found_again_through_its_request_not_by_reading_every_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || util::builder(GATED).store_dir(dir.path()).build().unwrap();
+    let policy = open();
+    // Many approvals of other requests, and the one asked about among them.
+    for idx in 0..40 {
+        let other = Request::run("coder", format!("git push origin branch-{idx}")).task("T-1");
+        assert_eq!(policy.check(&other).unwrap().verdict, Verdict::Pending);
+    }
+    let approval_id = policy.check(&push()).unwrap().approval_id.unwrap();
+    assert_eq!(
+        open().check(&push()).unwrap().approval_id.as_deref(),
+        Some(approval_id.as_str())
+    );
+
+    // A store from before the index: the approvals alone. The first gated check indexes them.
+    std::fs::remove_dir_all(dir.path().join("approvals-by-request")).unwrap();
+    let upgraded = open();
+    assert_eq!(
+        upgraded.check(&push()).unwrap().approval_id.as_deref(),
+        Some(approval_id.as_str())
+    );
+    upgraded.approve(&approval_id, "alice", "").unwrap();
+    assert_eq!(open().check(&push()).unwrap().verdict, Verdict::Allow);
+    assert_eq!(open().check(&push()).unwrap().verdict, Verdict::Pending);
+
+    // Tool arguments that differ only in the order of their keys make the same request.
+    let merge = |args: serde_json::Value| Request::tool("coder", "merge", args);
+    let first = policy
+        .check(&merge(
+            serde_json::json!({"base": "main", "head": "fix", "squash": true}),
+        ))
+        .unwrap();
+    let reordered = policy
+        .check(&merge(
+            serde_json::json!({"squash": true, "head": "fix", "base": "main"}),
+        ))
+        .unwrap();
+    assert_eq!(first.verdict, Verdict::Pending);
+    assert_eq!(first.approval_id, reordered.approval_id);
+    let other = policy
+        .check(&merge(
+            serde_json::json!({"base": "main", "head": "other", "squash": true}),
+        ))
+        .unwrap();
+    assert_ne!(first.approval_id, other.approval_id);
+}
+
+#[test]
 fn rejected_and_unknown_approvals() {
     let policy = util::policy(GATED);
     let approval_id = policy.check(&push()).unwrap().approval_id.unwrap();
