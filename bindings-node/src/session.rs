@@ -1,5 +1,6 @@
 //! `Fourfold` and `AgentSession`: the four controls as one system, and one governed run.
 
+use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
 use fourfold::policy::Policy as CorePolicy;
@@ -235,15 +236,16 @@ pub struct AgentSession {
 }
 
 fn with_session<T>(
-    session: &SharedSession,
+    session_lock: &SharedSession,
     body: impl FnOnce(&CoreSession) -> Fallible<T>,
 ) -> Fallible<T> {
-    let guard = session
+    let guard = session_lock
         .read()
         .map_err(|_| FourfoldError::new(FOURFOLD_ERROR, "the session's lock is poisoned"))?;
     let session = guard
         .as_ref()
         .ok_or_else(|| FourfoldError::invalid("this session has ended"))?;
+    let _inside = InsideCall::enter(session_lock);
     body(session)
 }
 
@@ -422,6 +424,12 @@ impl AgentSession {
     #[napi]
     pub fn end(&self, env: Env, error: Option<String>) -> napi::Result<()> {
         shield(&env, || {
+            if InsideCall::is_inside(&self.session) {
+                return Err(FourfoldError::invalid(
+                    "the session is inside a call that has not returned (is a plugin ending the \
+                     session it is checking?); end it once the call has returned",
+                ));
+            }
             let mut guard = self.session.write().map_err(|_| {
                 FourfoldError::new(FOURFOLD_ERROR, "the session's lock is poisoned")
             })?;
@@ -439,6 +447,40 @@ impl AgentSession {
             .read()
             .map(|guard| guard.is_none())
             .unwrap_or(true)
+    }
+}
+
+thread_local! {
+    /// The sessions (by address) that this thread is inside a call of, so that `end` called from
+    /// inside one of them (a plugin's gate check ending the session it checks for) throws at once:
+    /// waiting for the call to return would wait for itself.
+    static INSIDE_CALLS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as inside a call of a session until dropped, unwinding included.
+struct InsideCall(usize);
+
+impl InsideCall {
+    fn enter(session: &SharedSession) -> InsideCall {
+        let address = Arc::as_ptr(session) as usize;
+        INSIDE_CALLS.with(|inside| inside.borrow_mut().push(address));
+        InsideCall(address)
+    }
+
+    fn is_inside(session: &SharedSession) -> bool {
+        let address = Arc::as_ptr(session) as usize;
+        INSIDE_CALLS.with(|inside| inside.borrow().contains(&address))
+    }
+}
+
+impl Drop for InsideCall {
+    fn drop(&mut self) {
+        INSIDE_CALLS.with(|inside| {
+            let mut inside = inside.borrow_mut();
+            if let Some(idx) = inside.iter().rposition(|&address| address == self.0) {
+                inside.remove(idx);
+            }
+        });
     }
 }
 

@@ -145,3 +145,27 @@ test('a plugin that cannot be installed is a FOURFOLD_PLUGIN_ERROR', () => {
   }
   assert.equal(thrown(() => Fourfold.fromConfig(path.join(dir, 'policy.toml'), { plugins: [{}] })).code, codes.PLUGIN_ERROR)
 })
+
+test('a gate check that ends its own session gets an error, not a hang, and its gate fails', () => {
+  const errors = []
+  let session
+  const fourfold = withPlugin({
+    name: 'deploy-check',
+    check() {
+      session.end()
+      return 'pass'
+    },
+    onError: (error) => errors.push(error),
+  })
+  session = fourfold.session('coder')
+  const failed = thrown(() => session.guard(DEPLOY('staging')))
+  assert.equal(failed.code, codes.POLICY_DENIED)
+  assert.equal(errors.length, 1)
+  // The check threw the session's error, so its gate failed, closed, and onError got it.
+  assert.equal(errors[0].code, codes.PLUGIN_ERROR)
+  assert.match(errors[0].message, /inside a call that has not returned/)
+  // Once the call has returned, ending works.
+  assert.equal(session.ended, false)
+  session.end()
+  assert.equal(session.ended, true)
+})

@@ -1,5 +1,6 @@
 //! `fourfold.Fourfold` and `AgentSession`: the four controls joined, one governed session per run.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -226,6 +227,7 @@ impl AgentSession {
     {
         py.detach(|| {
             let session = self.inner.read();
+            let _inside = InsideCall::enter(self);
             session.as_ref().map(body)
         })
         .ok_or_else(|| {
@@ -235,6 +237,40 @@ impl AgentSession {
                 Vec::new(),
             )
         })
+    }
+}
+
+thread_local! {
+    /// The sessions (by address) that this thread is inside a call of, so that `end` called from
+    /// inside one of them (a plugin's gate check ending the session it checks for) raises at once:
+    /// waiting for the call to return would wait for itself.
+    static INSIDE_CALLS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as inside a call of a session until dropped, unwinding included.
+struct InsideCall(usize);
+
+impl InsideCall {
+    fn enter(session: &AgentSession) -> InsideCall {
+        let address = std::ptr::from_ref(session) as usize;
+        INSIDE_CALLS.with(|inside| inside.borrow_mut().push(address));
+        InsideCall(address)
+    }
+
+    fn is_inside(session: &AgentSession) -> bool {
+        let address = std::ptr::from_ref(session) as usize;
+        INSIDE_CALLS.with(|inside| inside.borrow().contains(&address))
+    }
+}
+
+impl Drop for InsideCall {
+    fn drop(&mut self) {
+        INSIDE_CALLS.with(|inside| {
+            let mut inside = inside.borrow_mut();
+            if let Some(idx) = inside.iter().rposition(|&address| address == self.0) {
+                inside.remove(idx);
+            }
+        });
     }
 }
 
@@ -481,6 +517,17 @@ impl AgentSession {
     #[pyo3(signature = (error=None))]
     fn end(&self, py: Python<'_>, error: Option<String>) -> PyResult<()> {
         no_panic(|| {
+            if InsideCall::is_inside(self) {
+                return Err(raise(
+                    "FourfoldError",
+                    format!(
+                        "session `{}` is inside a call that has not returned (is a plugin ending \
+                         the session it is checking?); end it once the call has returned",
+                        self.run_id
+                    ),
+                    Vec::new(),
+                ));
+            }
             let session = py.detach(|| self.inner.write().take());
             if let Some(session) = session {
                 py.detach(|| session.end(error.as_deref()));

@@ -252,6 +252,28 @@ def test_a_python_gate_decides_and_fails_closed(verdict: Any, outcome: str) -> N
     assert gate.seen[0].agent == "coder" and gate.seen[0].task == "T-1"
 
 
+def test_a_gate_that_ends_its_own_session_gets_an_error_not_a_hang() -> None:
+    class Ending:
+        name = "ci"
+        session: fourfold.AgentSession | None = None
+
+        def check(self, request: fourfold.Request) -> bool:
+            assert self.session is not None
+            self.session.end()
+            return True
+
+    gate = Ending()
+    session = fourfold.Fourfold(GATED, plugins=[gate]).session("coder")
+    gate.session = session
+    with pytest.raises(fourfold.PolicyDenied) as denied:
+        session.guard(run="git merge feature")
+    # The check raised the session's error, so its gate failed, closed.
+    assert "inside a call that has not returned" in denied.value.reason
+    assert not session.ended
+    session.end()
+    assert session.ended
+
+
 class Listener:
     name = "listener"
 
