@@ -95,8 +95,8 @@ pub struct ActionEvent {
     pub error: Option<String>,
 }
 
-/// An action's fields, borrowed: what [`Span::record_action`](crate::trace::Span::record_action)
-/// copies into a record without the caller building an [`ActionEvent`] of owned strings.
+/// An action's fields, borrowed, for [`Span::record_action`](crate::trace::Span::record_action):
+/// the caller need not build an [`ActionEvent`] of owned strings itself.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ActionRef<'a> {
     /// The tool or program.

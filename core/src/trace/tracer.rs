@@ -452,28 +452,20 @@ impl Tracer {
     /// batch of them, and in a new box otherwise. The written record is freed here, on a
     /// recording thread, where its strings were allocated.
     fn boxed(&self, record: TraceRecord) -> Box<TraceRecord> {
-        match self.spare_box() {
-            Some(mut spare) => {
+        let spare = SPARE_BOXES.try_with(|spares| {
+            let mut spares = spares.try_borrow_mut().ok()?;
+            if spares.is_empty() {
+                *spares = self.shared.spares.try_recv().ok()?;
+            }
+            spares.pop()
+        });
+        match spare {
+            Ok(Some(mut spare)) => {
                 *spare = record;
                 spare
             }
-            None => Box::new(record),
+            Ok(None) | Err(_) => Box::new(record),
         }
-    }
-
-    /// The box of a written record, with the record still in it, if this thread holds one or can
-    /// take a batch of them.
-    fn spare_box(&self) -> Option<Box<TraceRecord>> {
-        SPARE_BOXES
-            .try_with(|spares| {
-                let mut spares = spares.try_borrow_mut().ok()?;
-                if spares.is_empty() {
-                    *spares = self.shared.spares.try_recv().ok()?;
-                }
-                spares.pop()
-            })
-            .ok()
-            .flatten()
     }
 
     fn send(&self, command: Command, must_not_drop: bool) {
@@ -613,9 +605,8 @@ impl Span {
     /// of an [`EventKind::Action`], for callers that hold the tool and its arguments as `&str`.
     ///
     /// It copies the fields into a new event. Copying them into the strings of a written record
-    /// that the writer hands back, to allocate nothing, was measured and is not faster on the
-    /// caller's thread: the writer has just touched that memory on the other core
-    /// (`docs/benchmarks.md`, "Trace recording").
+    /// that the writer hands back, to allocate nothing, was tried: fewer instructions, but no
+    /// faster on the caller's thread (`docs/benchmarks.md`, "Trace recording").
     pub fn record_action(&self, action: ActionRef<'_>) {
         self.record(EventKind::Action(action.to_event()));
     }
