@@ -282,27 +282,35 @@ struct Cursor<'a> {
 }
 
 impl Cursor<'_> {
-    fn current(&self) -> u32 {
-        self.ordinals
-            .get(self.position)
-            .copied()
-            .unwrap_or(u32::MAX)
-    }
-
-    /// Moves to the first posting at or after `target`, galloping.
-    fn advance_to(&mut self, target: u32) {
-        let rest = &self.ordinals[self.position.min(self.ordinals.len())..];
-        if rest.first().is_none_or(|first| *first >= target) {
-            return;
+    /// Moves to the first posting at or after `target`, galloping, and returns that posting's
+    /// index if it is `target`'s.
+    fn seek(&mut self, target: u32) -> Option<usize> {
+        let ordinals = self.ordinals;
+        let first = *ordinals.get(self.position)?;
+        if first >= target {
+            return (first == target).then_some(self.position);
         }
+        // `ordinals[below] < target` throughout; `above` is past it or at or after `target`.
+        let mut below = self.position;
         let mut step = 1;
-        while step < rest.len() && rest[step] < target {
-            step *= 2;
-        }
-        let low = step / 2;
-        let high = step.min(rest.len());
-        let found = rest[low..high].partition_point(|ordinal| *ordinal < target);
-        self.position += low + found;
+        let above = loop {
+            let probe = below + step;
+            match ordinals.get(probe) {
+                Some(ordinal) if *ordinal < target => {
+                    below = probe;
+                    step *= 2;
+                }
+                Some(_) => break probe,
+                None => break ordinals.len(),
+            }
+        };
+        let from = below + 1;
+        let position = from
+            + ordinals
+                .get(from..above)
+                .map_or(0, |gap| gap.partition_point(|ordinal| *ordinal < target));
+        self.position = position;
+        (ordinals.get(position) == Some(&target)).then_some(position)
     }
 }
 
@@ -770,8 +778,8 @@ fn search_segment(
         sum += cursor.upper;
         cumulative.push(sum * BOUND_SLACK);
     }
-    let seeded = seed_threshold(cursors, &cumulative, docs, norm, top, filter);
-    let threshold = |top: &TopK| top.threshold().max(seeded);
+    let n_seeded = seed(cursors, &cumulative, docs, norm, top, filter);
+    let threshold = |top: &TopK| top.threshold();
     let first_essential = cumulative
         .iter()
         .take_while(|bound| **bound < threshold(top))
@@ -793,7 +801,15 @@ fn search_segment(
             Ok(scratch) => scratch,
             Err(_) => &mut fresh,
         };
-        accumulate(essential, &cumulative, threshold(top), docs, norm, scratch);
+        accumulate(
+            essential,
+            &cumulative,
+            threshold(top),
+            n_seeded,
+            docs,
+            norm,
+            scratch,
+        );
         complete_candidates(
             non_essential,
             &cumulative,
@@ -814,10 +830,15 @@ fn search_segment(
 /// shown is started only if its weight in this cursor, plus the bounds of every cursor below,
 /// can reach `bar`: a document missing from all the cursors above cannot reach it otherwise.
 /// `cumulative` holds the bounds of all the search's cursors, the essential ones last.
+///
+/// The documents of the first `n_seeded` postings of the first cursor read, which [`seed`]
+/// has already offered, get a partial score of minus infinity, which keeps them out of the
+/// other cursors' new documents and out of the completion.
 fn accumulate(
     essential: &[Cursor<'_>],
     cumulative: &[f32],
     bar: f32,
+    n_seeded: usize,
     docs: &Docs,
     norm: Norm,
     scratch: &mut Scratch,
@@ -839,22 +860,52 @@ fn accumulate(
             .copied()
             .unwrap_or(0.0);
         let start_at = bar - below;
-        for (ordinal, tf) in cursor.ordinals.iter().zip(cursor.tfs) {
-            let doc_idx = *ordinal as usize;
-            let (Some(len), Some(score), Some(word)) = (
-                docs.lens.get(doc_idx),
-                scores.get_mut(doc_idx),
-                seen.get_mut(doc_idx / 64),
-            ) else {
-                continue;
-            };
-            let weight = cursor.idf * norm.weight(*tf, *len);
-            let bit = 1u64 << (doc_idx % 64);
-            if *word & bit != 0 {
-                *score += weight;
-            } else if weight >= start_at {
-                *word |= bit;
-                *score = weight;
+        let postings = cursor.ordinals.iter().zip(cursor.tfs);
+        if essential_idx + 1 == essential.len() {
+            // The first cursor read: no document has a partial score yet.
+            for ordinal in cursor.ordinals.iter().take(n_seeded) {
+                let doc_idx = *ordinal as usize;
+                if let (Some(score), Some(word)) =
+                    (scores.get_mut(doc_idx), seen.get_mut(doc_idx / 64))
+                {
+                    *word |= 1u64 << (doc_idx % 64);
+                    *score = f32::NEG_INFINITY;
+                }
+            }
+            for (ordinal, tf) in postings.skip(n_seeded) {
+                let doc_idx = *ordinal as usize;
+                let Some(len) = docs.lens.get(doc_idx) else {
+                    continue;
+                };
+                let weight = cursor.idf * norm.weight(*tf, *len);
+                if weight < start_at {
+                    continue;
+                }
+                if let (Some(score), Some(word)) =
+                    (scores.get_mut(doc_idx), seen.get_mut(doc_idx / 64))
+                {
+                    *word |= 1u64 << (doc_idx % 64);
+                    *score = weight;
+                }
+            }
+        } else {
+            for (ordinal, tf) in postings {
+                let doc_idx = *ordinal as usize;
+                let (Some(len), Some(score), Some(word)) = (
+                    docs.lens.get(doc_idx),
+                    scores.get_mut(doc_idx),
+                    seen.get_mut(doc_idx / 64),
+                ) else {
+                    continue;
+                };
+                let weight = cursor.idf * norm.weight(*tf, *len);
+                let bit = 1u64 << (doc_idx % 64);
+                if *word & bit != 0 {
+                    *score += weight;
+                } else if weight >= start_at {
+                    *word |= bit;
+                    *score = weight;
+                }
             }
         }
     }
@@ -887,7 +938,7 @@ fn complete_candidates(
                 continue;
             };
             let partial = std::mem::take(slot);
-            if partial + rest < bar {
+            if partial == f32::NEG_INFINITY || partial + rest < bar {
                 continue;
             }
             let ordinal = doc_idx as u32;
@@ -902,25 +953,21 @@ fn complete_candidates(
     }
 }
 
-/// Scores the first postings of the most selective cursor in full, as if they were results,
-/// and returns the threshold they would set (a little lower, so that rounding differences
-/// between this and the main pass cannot cut a result).
-fn seed_threshold(
+/// Scores the documents of the first postings of the most selective cursor (the last) in full
+/// and offers them, to set a first threshold; returns how many postings it read.
+///
+/// The weights are added in the order the main pass adds them (the cursors by bound, highest
+/// first), so a document gets the same score whichever pass scores it.
+fn seed(
     cursors: &[Cursor<'_>],
     cumulative: &[f32],
     docs: &Docs,
     norm: Norm,
-    top: &TopK,
+    top: &mut TopK,
     filter: &impl Fn(u32) -> bool,
-) -> f32 {
+) -> usize {
     let Some((selective, others)) = cursors.split_last() else {
-        return f32::NEG_INFINITY;
-    };
-    let mut seed_top = TopK {
-        limit: top.limit,
-        heap: BinaryHeap::new(),
-        min_relative: top.min_relative,
-        best: top.best,
+        return 0;
     };
     let mut others: Vec<Cursor<'_>> = others
         .iter()
@@ -937,18 +984,18 @@ fn seed_threshold(
     {
         let len = docs.lens.get(*ordinal as usize).copied().unwrap_or(0.0);
         let partial = selective.idf * norm.weight(*tf, len);
-        let bar = seed_top.threshold().max(top.threshold());
+        let bar = top.threshold();
         let score = complete(&mut others, cumulative, bar, *ordinal, partial, len, norm);
+        // A score below the bar may be partial: `complete` stops early for such documents.
         if score >= bar {
-            offer(docs, *ordinal, score, &mut seed_top, filter);
+            offer(docs, *ordinal, score, top, filter);
         }
     }
-    let seeded = seed_top.threshold();
-    if seeded.is_finite() {
-        seeded / BOUND_SLACK
-    } else {
-        seeded
-    }
+    selective
+        .ordinals
+        .len()
+        .min(selective.tfs.len())
+        .min(SEED_POSTINGS)
 }
 
 /// Adds the parts of `cursors` (all below the essential ones) to `score`, from the one with
@@ -968,11 +1015,10 @@ fn complete(
             break;
         }
         let cursor = &mut cursors[cursor_idx];
-        cursor.advance_to(ordinal);
-        if cursor.current() == ordinal {
-            let tf = cursor.tfs.get(cursor.position).copied().unwrap_or(0.0);
+        if let Some(position) = cursor.seek(ordinal) {
+            let tf = cursor.tfs.get(position).copied().unwrap_or(0.0);
             score += cursor.idf * norm.weight(tf, len);
-            cursor.position += 1;
+            cursor.position = position + 1;
         }
     }
     score
@@ -1566,6 +1612,33 @@ mod tests {
             let checksum = crc32fast::hash(&prefixed);
             prefixed.extend_from_slice(&checksum.to_le_bytes());
             let _ = Index::from_bytes(&prefixed);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn seek_matches_a_linear_search(mut ordinals in proptest::collection::vec(0..200u32, 0..80), mut targets in proptest::collection::vec(0..220u32, 0..20)) {
+            ordinals.sort_unstable();
+            ordinals.dedup();
+            targets.sort_unstable();
+            let tfs = vec![1.0; ordinals.len()];
+            let mut cursor = Cursor {
+                ordinals: &ordinals,
+                tfs: &tfs,
+                position: 0,
+                idf: 1.0,
+                upper: 1.0,
+            };
+            for target in targets {
+                let expected = cursor.position
+                    + ordinals[cursor.position..].partition_point(|ordinal| *ordinal < target);
+                let found = cursor.seek(target);
+                prop_assert_eq!(cursor.position, expected);
+                let at_target = ordinals.get(expected) == Some(&target);
+                prop_assert_eq!(found, at_target.then_some(expected));
+            }
         }
     }
 
