@@ -1010,11 +1010,13 @@ fn complete(
     len: f32,
     norm: Norm,
 ) -> f32 {
-    for cursor_idx in (0..cursors.len()).rev() {
-        if score + cumulative[cursor_idx] < bar {
+    // INVARIANT: `cumulative` has an entry for each cursor of the search, and `cursors` are
+    // its first ones, so zipping pairs each cursor with its own bound.
+    let cumulative = cumulative.get(..cursors.len()).unwrap_or(cumulative);
+    for (cursor, bound) in cursors.iter_mut().zip(cumulative).rev() {
+        if score + *bound < bar {
             break;
         }
-        let cursor = &mut cursors[cursor_idx];
         if let Some(position) = cursor.seek(ordinal) {
             let tf = cursor.tfs.get(position).copied().unwrap_or(0.0);
             score += cursor.idf * norm.weight(tf, len);
