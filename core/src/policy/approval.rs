@@ -6,6 +6,8 @@
 //! the one it was opened for. Every state change is a compare-and-swap on the stored record, so two
 //! processes sharing a store can never both use one approval.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 use super::err::ApprovalError;
@@ -112,6 +114,8 @@ impl Approval {
 /// Approvals in a store, with their compare-and-swap transitions.
 pub(crate) struct ApprovalBook<'a> {
     pub(crate) store: &'a dyn Store,
+    /// Whether the request index is known to be ready, so that lookups need not read its mark.
+    pub(crate) index_ready: &'a AtomicBool,
 }
 
 /// A stored approval and the exact bytes it was read from (the compare-and-swap witness).
@@ -150,8 +154,11 @@ impl ApprovalBook<'_> {
     /// older one can be live unless two processes opened one at once, and then the newest is the
     /// one a reviewer is shown first.
     pub(crate) fn find_for(&self, request: &Request) -> Result<Option<StoredApproval>, StoreError> {
-        if self.store.get(INDEX_NAMESPACE, INDEX_READY_KEY)?.is_none() {
-            self.build_index()?;
+        if !self.index_ready.load(Ordering::Acquire) {
+            if self.store.get(INDEX_NAMESPACE, INDEX_READY_KEY)?.is_none() {
+                self.build_index()?;
+            }
+            self.index_ready.store(true, Ordering::Release);
         }
         let key = request_key(request);
         let Some(id) = self.store.get(INDEX_NAMESPACE, &key)? else {

@@ -30,7 +30,7 @@ mod word;
 mod wrappers;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -262,6 +262,9 @@ pub struct Policy {
     // INVARIANT: held while a gated request looks up or opens its approval, so that one process
     // never opens two approvals for one request.
     gate_lock: Mutex<()>,
+    /// Whether this policy has seen the store's approval index marked ready; once it has, its
+    /// gated checks stop reading the mark (no process unmarks it).
+    approval_index_ready: AtomicBool,
     n_grants: AtomicU64,
 }
 
@@ -320,7 +323,15 @@ impl Policy {
             clock,
             sequencer: Sequencer::new(),
             gate_lock: Mutex::new(()),
+            approval_index_ready: AtomicBool::new(false),
             n_grants: AtomicU64::new(0),
+        }
+    }
+
+    fn approval_book(&self) -> ApprovalBook<'_> {
+        ApprovalBook {
+            store: self.store.as_ref(),
+            index_ready: &self.approval_index_ready,
         }
     }
 
@@ -393,9 +404,7 @@ impl Policy {
         held: Decision,
     ) -> Result<Decision, PolicyError> {
         let _gate_guard = self.gate_lock.lock();
-        let book = ApprovalBook {
-            store: self.store.as_ref(),
-        };
+        let book = self.approval_book();
         let now_ns = self.clock.now_ns();
         if let Some(stored) = book.find_for(request)? {
             if let Some(decision) = self.resume(state, &book, stored, request, &held, now_ns)? {
@@ -608,9 +617,7 @@ impl Policy {
         approver: &str,
         reason: &str,
     ) -> Result<Approval, PolicyError> {
-        let book = ApprovalBook {
-            store: self.store.as_ref(),
-        };
+        let book = self.approval_book();
         let stored = book
             .get(id)?
             .ok_or_else(|| ApprovalError::Unknown(id.to_string()))?;
@@ -649,9 +656,7 @@ impl Policy {
 
     /// The approval `id`, in whatever state.
     pub fn approval(&self, id: &str) -> Result<Option<Approval>, PolicyError> {
-        let book = ApprovalBook {
-            store: self.store.as_ref(),
-        };
+        let book = self.approval_book();
         Ok(book.get(id)?.map(|stored| stored.approval))
     }
 
@@ -665,9 +670,7 @@ impl Policy {
         timeout: std::time::Duration,
     ) -> Result<Option<Approval>, PolicyError> {
         let deadline = std::time::Instant::now() + timeout;
-        let book = ApprovalBook {
-            store: self.store.as_ref(),
-        };
+        let book = self.approval_book();
         loop {
             let Some(stored) = book.get(id)? else {
                 return Ok(None);
@@ -687,9 +690,7 @@ impl Policy {
 
     /// Every approval still waiting for its gates, oldest first.
     pub fn pending_approvals(&self) -> Result<Vec<Approval>, PolicyError> {
-        let book = ApprovalBook {
-            store: self.store.as_ref(),
-        };
+        let book = self.approval_book();
         Ok(book
             .all()?
             .into_iter()
