@@ -21,7 +21,8 @@ pub use error::{
 };
 pub use event::{
     ActionEvent, ActionRef, Clock, ContextEvent, CostEvent, DecisionEvent, Event, EventKind,
-    GateEvent, GateEventOutcome, ManualClock, RuleOrigin, Sequencer, ServedSection, SystemClock,
+    FastClock, GateEvent, GateEventOutcome, ManualClock, RuleOrigin, Sequencer, ServedSection,
+    SystemClock,
 };
 pub use plugin::{GateOutcome, Plugin, PluginRegistry};
 pub use policy::{

@@ -20,7 +20,7 @@ use super::model::{
 };
 use super::section::{split, SectionDraft};
 use super::similar::{Lsh, Signature, NEAR_IDENTICAL};
-use crate::event::{Clock, ContextEvent, Event, EventKind, Sequencer, ServedSection, SystemClock};
+use crate::event::{Clock, ContextEvent, Event, EventKind, FastClock, Sequencer, ServedSection};
 use crate::plugin::PluginRegistry;
 use crate::tokens::count_tokens;
 use crate::trace::EventKindName;
@@ -171,7 +171,7 @@ impl ContextStoreBuilder {
         self
     }
 
-    /// The clock for version timestamps (default: the system clock).
+    /// The clock for version timestamps (default: [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> ContextStoreBuilder {
         self.clock = Some(clock);
         self
@@ -207,7 +207,7 @@ impl ContextStoreBuilder {
                 state: RwLock::new(state),
                 subscribers: Mutex::new(Vec::new()),
                 plugins: self.plugins,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                clock: self.clock.unwrap_or_else(|| Arc::new(FastClock::new())),
                 sequencer: Sequencer::new(),
                 persist: self.persist,
             }),

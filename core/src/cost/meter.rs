@@ -14,7 +14,7 @@ use super::price::PriceTable;
 use super::record::{CostRecord, RecordKind};
 use super::report::Report;
 use super::usage::{TokenCounts, Usage};
-use crate::event::{Clock, Event, EventKind, GateEvent, GateEventOutcome, Sequencer, SystemClock};
+use crate::event::{Clock, Event, EventKind, FastClock, GateEvent, GateEventOutcome, Sequencer};
 use crate::plugin::PluginRegistry;
 use crate::trace::EventKindName;
 
@@ -116,7 +116,7 @@ impl CostMeterBuilder {
                 prices,
                 unknown_model: self.unknown_model,
                 plugins: self.plugins.unwrap_or_default(),
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                clock: self.clock.unwrap_or_else(|| Arc::new(FastClock::new())),
                 sequencer: Sequencer::new(),
                 next_reservation: AtomicU64::new(1),
                 savings_model: self.savings_model,

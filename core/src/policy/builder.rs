@@ -10,7 +10,7 @@ use super::compiled::{CompileContext, CompiledRules, RoleTable};
 use super::err::{InvalidPolicyError, PolicyLoadError};
 use super::rule::{GateDef, GateKind, Rule, HUMAN_REVIEW};
 use super::Policy;
-use crate::event::{Clock, SystemClock};
+use crate::event::{Clock, FastClock};
 use crate::plugin::PluginRegistry;
 use crate::store::{FileStore, MemoryStore, Store};
 
@@ -139,7 +139,7 @@ impl PolicyBuilder {
         self
     }
 
-    /// The clock for timestamps and expiry (default: the system clock).
+    /// The clock for timestamps and expiry (default: [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> PolicyBuilder {
         self.clock = Some(clock);
         self
@@ -165,7 +165,7 @@ impl PolicyBuilder {
             state,
             store,
             self.plugins.unwrap_or_default(),
-            self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            self.clock.unwrap_or_else(|| Arc::new(FastClock::new())),
         ))
     }
 

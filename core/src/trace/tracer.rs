@@ -41,7 +41,7 @@ use super::recycle::{string_capacity, MAX_REUSED_BYTES};
 use super::redact::Redactor;
 use super::sink::Sink;
 use super::{SpanKind, TraceRecord};
-use crate::event::{random_id, ActionRef, Clock, Event, EventKind, Sequencer, SystemClock};
+use crate::event::{random_id, ActionRef, Clock, Event, EventKind, FastClock, Sequencer};
 use crate::plugin::Plugin;
 
 /// What recording does when the writer's queue is full.
@@ -248,7 +248,7 @@ impl TracerBuilder {
         self
     }
 
-    /// The clock for timestamps (default: the system clock).
+    /// The clock for timestamps (default: [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> TracerBuilder {
         self.clock = clock;
         self
@@ -371,7 +371,7 @@ impl Tracer {
             capacity: 65_536,
             overflow: Overflow::default(),
             redactor: Redactor::default_patterns(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(FastClock::new()),
         }
     }
 
