@@ -193,6 +193,78 @@ fn a_run_numbers_its_events_in_one_sequence_whichever_way_they_come() {
     assert_eq!(seqs, vec![1, 2, 3]);
 }
 
+/// Written records come back to the recording thread for reuse, and a span's event is written
+/// into the record in place: whatever the record held before (an event recorded with ids of its
+/// own, a span's start), the new event carries its own fields and its run's ids only.
+#[test]
+fn events_recorded_into_reused_records_carry_only_their_own_fields() {
+    let (tracer, sink) = memory_tracer(Overflow::Block, 4096);
+    let foreign = |idx: u64| fourfold::Event {
+        run_id: "foreign-run".into(),
+        agent_id: "foreign-agent".into(),
+        task_id: Some("foreign-task".into()),
+        seq: idx + 1,
+        timestamp_ns: 7,
+        span_id: Some(999_999),
+        parent_span_id: Some(888_888),
+        kind: decision(&format!("foreign {idx}")),
+    };
+    let run = tracer.start_run("agent", None);
+    let span = run.span("step", SpanKind::Step);
+    for round in 0..4 {
+        for idx in 0..300 {
+            tracer.record(foreign(round * 300 + idx));
+        }
+        let _child = span.child("tool", SpanKind::ToolCall);
+        tracer.flush().unwrap();
+        for idx in 0..300 {
+            span.record(decision(&format!("mine {}", round * 300 + idx)));
+        }
+        tracer.flush().unwrap();
+    }
+    drop(span);
+    run.end(None);
+    tracer.close().unwrap();
+    let records = sink.records();
+    let events = events(&records);
+    let mine: Vec<_> = events
+        .iter()
+        .filter(|event| event.run_id != "foreign-run")
+        .collect();
+    assert_eq!(mine.len(), 1200);
+    for (idx, event) in mine.iter().enumerate() {
+        assert_eq!(event.run_id, run_id_of(&records));
+        assert_eq!(event.agent_id, "agent");
+        assert_eq!(event.task_id, None);
+        assert_eq!(event.seq, idx as u64 + 1);
+        assert!(event.timestamp_ns > 7);
+        assert_ne!(event.span_id, Some(999_999));
+        assert!(event.span_id.is_some());
+        assert!(event.parent_span_id.is_some());
+        assert_ne!(event.parent_span_id, Some(888_888));
+        assert_eq!(event.kind, decision(&format!("mine {idx}")));
+    }
+    let foreign_events: Vec<_> = events
+        .iter()
+        .filter(|event| event.run_id == "foreign-run")
+        .collect();
+    assert_eq!(foreign_events.len(), 1200);
+    for (idx, event) in foreign_events.iter().enumerate() {
+        assert_eq!(**event, &foreign(idx as u64));
+    }
+}
+
+/// The id of the only run that `records` start a span of.
+fn run_id_of(records: &[TraceRecord]) -> String {
+    records
+        .iter()
+        .find_map(|record| match record {
+            TraceRecord::SpanStart { run_id, .. } => Some(run_id.clone()),
+            _ => None,
+        })
+        .expect("a run started")
+}
+
 #[test]
 fn a_span_that_outlives_its_run_still_names_the_run() {
     let (tracer, sink) = memory_tracer(Overflow::Block, 1024);

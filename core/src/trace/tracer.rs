@@ -452,20 +452,64 @@ impl Tracer {
     /// batch of them, and in a new box otherwise. The written record is freed here, on a
     /// recording thread, where its strings were allocated.
     fn boxed(&self, record: TraceRecord) -> Box<TraceRecord> {
-        let spare = SPARE_BOXES.try_with(|spares| {
-            let mut spares = spares.try_borrow_mut().ok()?;
-            if spares.is_empty() {
-                *spares = self.shared.spares.try_recv().ok()?;
-            }
-            spares.pop()
-        });
-        match spare {
-            Ok(Some(mut spare)) => {
+        match self.spare_box() {
+            Some(mut spare) => {
                 *spare = record;
                 spare
             }
-            Ok(None) | Err(_) => Box::new(record),
+            None => Box::new(record),
         }
+    }
+
+    /// Boxes an event of a run's span, built with empty ids, as [`Tracer::boxed`] does. A spare
+    /// that held an event gets the new one's fields in place: no whole record is built on the
+    /// stack and then copied into the box.
+    fn boxed_span_event(&self, fields: SpanEventFields, kind: EventKind) -> Box<TraceRecord> {
+        let SpanEventFields {
+            seq,
+            timestamp_ns,
+            span_id,
+            parent_span_id,
+        } = fields;
+        match self.spare_box() {
+            Some(mut spare) => {
+                if let TraceRecord::Event(event) = &mut *spare {
+                    // A record recorded with its ids (`Tracer::record`) keeps them when written;
+                    // a span's record must go with none, for the writer to fill in.
+                    if event.run_id.capacity() != 0 {
+                        event.run_id = String::new();
+                    }
+                    if event.agent_id.capacity() != 0 {
+                        event.agent_id = String::new();
+                    }
+                    event.task_id = None;
+                    event.seq = seq;
+                    event.timestamp_ns = timestamp_ns;
+                    event.span_id = Some(span_id);
+                    event.parent_span_id = parent_span_id;
+                    event.kind = kind;
+                } else {
+                    *spare = TraceRecord::Event(fields.into_event(kind));
+                }
+                spare
+            }
+            None => Box::new(TraceRecord::Event(fields.into_event(kind))),
+        }
+    }
+
+    /// A box of a written record that this thread holds, or takes from a batch the writer
+    /// handed back, if any.
+    fn spare_box(&self) -> Option<Box<TraceRecord>> {
+        SPARE_BOXES
+            .try_with(|spares| {
+                let mut spares = spares.try_borrow_mut().ok()?;
+                if spares.is_empty() {
+                    *spares = self.shared.spares.try_recv().ok()?;
+                }
+                spares.pop()
+            })
+            .ok()
+            .flatten()
     }
 
     fn send(&self, command: Command, must_not_drop: bool) {
@@ -518,6 +562,30 @@ impl Plugin for Tracer {
     /// Records every event the controls emit, such as each policy decision and approval.
     fn on_event(&self, event: &Event) {
         self.record(event.clone());
+    }
+}
+
+/// The fields of a span's event besides its kind; its ids are the writer's to fill in.
+#[derive(Clone, Copy)]
+struct SpanEventFields {
+    seq: u64,
+    timestamp_ns: u64,
+    span_id: u64,
+    parent_span_id: Option<u64>,
+}
+
+impl SpanEventFields {
+    fn into_event(self, kind: EventKind) -> Event {
+        Event {
+            run_id: String::new(),
+            agent_id: String::new(),
+            task_id: None,
+            seq: self.seq,
+            timestamp_ns: self.timestamp_ns,
+            span_id: Some(self.span_id),
+            parent_span_id: self.parent_span_id,
+            kind,
+        }
     }
 }
 
@@ -587,18 +655,15 @@ impl Span {
         let shared = &self.tracer.shared;
         shared.redactor.redact_kind(&mut kind);
         let is_gate = matches!(kind, EventKind::Gate(_));
-        let event = Event {
-            run_id: String::new(),
-            agent_id: String::new(),
-            task_id: None,
+        let fields = SpanEventFields {
             seq: self.run.seq.fetch_add(1, Ordering::Relaxed) + 1,
             timestamp_ns: shared.clock.now_ns(),
-            span_id: Some(self.span_id),
+            span_id: self.span_id,
             parent_span_id: self.parent_span_id,
-            kind,
         };
+        let boxed = self.tracer.boxed_span_event(fields, kind);
         self.tracer
-            .send_in_run(&self.run, TraceRecord::Event(event), is_gate);
+            .send(Command::InRun(self.run.key, boxed), is_gate);
     }
 
     /// Records an action in this span from borrowed fields: the same record as [`Span::record`]
