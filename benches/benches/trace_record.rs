@@ -620,13 +620,23 @@ fn bench_opentelemetry_caller(
 /// A tool call the OpenTelemetry way (an `execute_tool` span): one span with the tool and its
 /// arguments as attributes. The arguments are copied into an owned string, as fourfold's are.
 fn opentelemetry_span_with_attributes(tracer: &SdkTracer) {
+    opentelemetry_span(tracer, opentelemetry_attributes());
+}
+
+/// The attributes of [`opentelemetry_span_with_attributes`]: the tool, and its arguments copied.
+fn opentelemetry_attributes() -> [KeyValue; 2] {
+    [
+        KeyValue::new("tool", "bash"),
+        KeyValue::new("arguments", black_box(ARGUMENTS_JSON).to_string()),
+    ]
+}
+
+/// An `execute_tool` span with `attributes`, started and ended.
+fn opentelemetry_span(tracer: &SdkTracer, attributes: [KeyValue; 2]) {
     tracer
         .span_builder("execute_tool")
         .with_kind(opentelemetry::trace::SpanKind::Internal)
-        .with_attributes([
-            KeyValue::new("tool", "bash"),
-            KeyValue::new("arguments", black_box(ARGUMENTS_JSON).to_string()),
-        ])
+        .with_attributes(attributes)
         .start(tracer)
         .end();
 }
@@ -673,27 +683,35 @@ enum LatencyCase {
     /// Two reads of the clock around nothing: what timing one call adds to it.
     Timer,
     FourfoldEvent,
+    /// The event's owned strings allocated before the call is timed: the `record` call alone.
+    FourfoldRecord,
     FourfoldSpan,
     TracingEvent,
     OpenTelemetryEvent,
+    /// The span's attributes built before the call is timed, as for `FourfoldRecord`.
+    OpenTelemetrySpan,
 }
 
 impl LatencyCase {
-    const ALL: [LatencyCase; 5] = [
+    const ALL: [LatencyCase; 7] = [
         LatencyCase::Timer,
         LatencyCase::FourfoldEvent,
+        LatencyCase::FourfoldRecord,
         LatencyCase::FourfoldSpan,
         LatencyCase::TracingEvent,
         LatencyCase::OpenTelemetryEvent,
+        LatencyCase::OpenTelemetrySpan,
     ];
 
     fn name(self) -> &'static str {
         match self {
             LatencyCase::Timer => "timer empty",
             LatencyCase::FourfoldEvent => "fourfold event",
+            LatencyCase::FourfoldRecord => "fourfold event built before",
             LatencyCase::FourfoldSpan => "fourfold span",
             LatencyCase::TracingEvent => "tracing event",
             LatencyCase::OpenTelemetryEvent => "opentelemetry event",
+            LatencyCase::OpenTelemetrySpan => "opentelemetry event built before",
         }
     }
 }
@@ -740,6 +758,17 @@ fn single_call_latency(
                     tracer.flush().expect("the trace file is written");
                     times
                 }
+                LatencyCase::FourfoldRecord => {
+                    let mut events = (0..N_LATENCY_CALLS)
+                        .map(|_| action(black_box(ARGUMENTS_JSON)))
+                        .collect::<Vec<_>>()
+                        .into_iter();
+                    let times = timed(&mut || {
+                        run.record(events.next().expect("an event a call"));
+                    });
+                    tracer.flush().expect("the trace file is written");
+                    times
+                }
                 LatencyCase::FourfoldSpan => {
                     let times =
                         timed(&mut || run.span(black_box("bash"), SpanKind::ToolCall).end(None));
@@ -761,6 +790,26 @@ fn single_call_latency(
                     let n_exported_before = opentelemetry_peer.n_exported();
                     let times = timed(&mut || {
                         opentelemetry_span_with_attributes(&opentelemetry_peer.tracer)
+                    });
+                    let n_dropped =
+                        opentelemetry_peer.flush(n_exported_before, N_LATENCY_CALLS as u64);
+                    assert_eq!(
+                        n_dropped, 0,
+                        "opentelemetry dropped spans in the latency loop"
+                    );
+                    times
+                }
+                LatencyCase::OpenTelemetrySpan => {
+                    let n_exported_before = opentelemetry_peer.n_exported();
+                    let mut attributes = (0..N_LATENCY_CALLS)
+                        .map(|_| opentelemetry_attributes())
+                        .collect::<Vec<_>>()
+                        .into_iter();
+                    let times = timed(&mut || {
+                        opentelemetry_span(
+                            &opentelemetry_peer.tracer,
+                            attributes.next().expect("attributes a call"),
+                        )
                     });
                     let n_dropped =
                         opentelemetry_peer.flush(n_exported_before, N_LATENCY_CALLS as u64);
