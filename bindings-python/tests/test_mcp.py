@@ -103,10 +103,12 @@ def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
     assert {event.agent for event in reader.events(kind="cost")} == {"mcp-client"}
 
 
-async def over_http(url: str) -> dict[str, Any]:
+async def over_http(url: str, token: str | None = None) -> dict[str, Any]:
     from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
 
-    async with streamable_http_client(url) as streams:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with streamable_http_client(url, http_client=create_mcp_http_client(headers=headers)) as streams:
         read, write = streams[0], streams[1]
         async with ClientSession(read, write) as session:
             await session.initialize()
@@ -147,3 +149,79 @@ def test_an_mcp_client_over_streamable_http_on_loopback(tmp_path: Path) -> None:
         [str(BINARY), "mcp", "serve", "--config", str(config), "--http", "0.0.0.0:0"], capture_output=True, text=True
     )
     assert refused.returncode == 2 and "loopback" in refused.stderr
+
+
+def post_initialize(url: str, headers: dict[str, str]) -> int:
+    """The HTTP status of an `initialize` request posted with `headers`."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        }
+    ).encode()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_the_http_server_wants_its_token_and_refuses_other_origins(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import time
+
+    config = setup(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "t0ken-for-the-test"
+    server = subprocess.Popen(
+        [str(BINARY), "mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS), "--http", f"127.0.0.1:{port}"]
+        + ["--auth-token-env", "FOURFOLD_TEST_MCP_TOKEN", "--allow-origin", "http://localhost:6274"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FOURFOLD_TEST_MCP_TOKEN": token},
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        assert server.stderr is not None
+        deadline = time.monotonic() + 60
+        while "bearer token required" not in server.stderr.readline():
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+        assert post_initialize(url, {}) == 401
+        assert post_initialize(url, {"Authorization": "Bearer wrong"}) == 401
+        assert post_initialize(url, {"Authorization": token}) == 401
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert post_initialize(url, bearer) == 200
+        # A web page of another origin cannot call it through the browser; its own origin and
+        # the one allowed can.
+        assert post_initialize(url, {**bearer, "Origin": "http://evil.example"}) == 403
+        assert post_initialize(url, {**bearer, "Origin": f"http://localhost:{port}"}) == 200
+        assert post_initialize(url, {**bearer, "Origin": "http://localhost:6274"}) == 200
+        seen = asyncio.run(over_http(url, token))
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0, "the server stops cleanly on SIGTERM"
+    assert seen["answer"]["sections"][0]["key"] == "docs/releasing.md"
+    # Without the variable it names, the server does not start.
+    refused = subprocess.run(
+        [str(BINARY), "mcp", "serve", "--config", str(config), "--http", "127.0.0.1:0"]
+        + ["--auth-token-env", "FOURFOLD_TEST_MCP_TOKEN_UNSET"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "FOURFOLD_TEST_MCP_TOKEN_UNSET"},
+    )
+    assert refused.returncode == 2 and "is not set" in refused.stderr

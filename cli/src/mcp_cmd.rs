@@ -49,6 +49,16 @@ enum McpCommand {
         /// of stdio; each MCP session is its own traced run.
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// With `--http`: require `Authorization: Bearer <token>` on every request, the token
+        /// read from this environment variable (never from the command line, where other users
+        /// of the machine can read it).
+        #[arg(long, requires = "http", value_name = "VAR")]
+        auth_token_env: Option<String>,
+        /// With `--http`: a browser origin allowed to call the server besides the server's own
+        /// (`http://localhost:6274`, say, for an inspector). Requests from any other origin are
+        /// refused; requests without an `Origin` header (every non-browser client) are served.
+        #[arg(long = "allow-origin", requires = "http", value_name = "ORIGIN")]
+        allowed_origins: Vec<String>,
     },
     /// Put every tool call of an upstream MCP server through the policy: start the server given
     /// after `--`, offer its tools unchanged, pass allowed calls through, refuse denied ones with
@@ -78,8 +88,13 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
             globs,
             agent,
             http,
+            auth_token_env,
+            allowed_origins,
         } => match http {
-            Some(address) => serve_http(&config, docs, &globs, &agent, address),
+            Some(address) => {
+                let access = HttpAccess::new(auth_token_env.as_deref(), allowed_origins)?;
+                serve_http(&config, docs, &globs, &agent, address, access)
+            }
             None => serve(&config, docs, &globs, &agent),
         },
         McpCommand::Gateway {
@@ -108,6 +123,65 @@ fn load(
     Ok(fourfold)
 }
 
+/// Who may call the HTTP server, besides being on the machine: the bearer token every request
+/// must carry, if one is set, and the browser origins allowed besides the server's own.
+struct HttpAccess {
+    token: Option<Arc<str>>,
+    allowed_origins: Vec<String>,
+}
+
+impl HttpAccess {
+    fn new(
+        token_env: Option<&str>,
+        allowed_origins: Vec<String>,
+    ) -> Result<HttpAccess, Box<dyn std::error::Error>> {
+        let token = match token_env {
+            None => None,
+            Some(var) => match std::env::var(var) {
+                Ok(token) if !token.trim().is_empty() => Some(Arc::from(token.trim())),
+                Ok(_) => return Err(format!("`--auth-token-env {var}`: `{var}` is empty").into()),
+                Err(std::env::VarError::NotPresent) => {
+                    return Err(format!("`--auth-token-env {var}`: `{var}` is not set").into())
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(format!("`--auth-token-env {var}`: `{var}` is not UTF-8").into())
+                }
+            },
+        };
+        Ok(HttpAccess {
+            token,
+            allowed_origins,
+        })
+    }
+}
+
+/// Refuses a request that does not carry the bearer token, with 401, before the MCP service
+/// sees it. The comparison takes the same time wherever the tokens differ.
+async fn require_token(
+    axum::extract::State(token): axum::extract::State<Arc<str>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use subtle::ConstantTimeEq;
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        next.run(request).await
+    } else {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            "fourfold: this MCP server needs `Authorization: Bearer <token>`\n",
+        )
+            .into_response()
+    }
+}
+
 /// Streamable HTTP on a loopback address, until interrupted.
 fn serve_http(
     config: &std::path::Path,
@@ -115,6 +189,7 @@ fn serve_http(
     globs: &[String],
     agent: &str,
     address: std::net::SocketAddr,
+    access: HttpAccess,
 ) -> CliResult {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{
@@ -129,25 +204,43 @@ fn serve_http(
     let fourfold = load(config, docs, globs)?;
     let agent = agent.to_string();
     let sessions = fourfold.clone();
-    let service = StreamableHttpService::new(
-        move || {
-            Ok(ContextServer {
-                session: Arc::new(sessions.session(&agent, None)),
-            })
-        },
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default(),
-    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(address).await?;
+        let port = listener.local_addr()?.port();
+        // rmcp checks the Host header against loopback names (DNS rebinding); the Origin check
+        // keeps web pages of other origins from calling the server through the browser.
+        let mut allowed_origins = vec![
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::1]:{port}"),
+        ];
+        allowed_origins.extend(access.allowed_origins);
+        let service = StreamableHttpService::new(
+            move || {
+                Ok(ContextServer {
+                    session: Arc::new(sessions.session(&agent, None)),
+                })
+            },
+            Arc::new(LocalSessionManager::default()),
+            StreamableHttpServerConfig::default().with_allowed_origins(allowed_origins),
+        );
         eprintln!(
-            "fourfold: MCP over streamable HTTP at http://{}/mcp",
-            listener.local_addr()?
+            "fourfold: MCP over streamable HTTP at http://{}/mcp{}",
+            listener.local_addr()?,
+            if access.token.is_some() {
+                " (bearer token required)"
+            } else {
+                ""
+            }
         );
         let router = axum::Router::new().nest_service("/mcp", service);
+        let router = match access.token {
+            Some(token) => router.layer(axum::middleware::from_fn_with_state(token, require_token)),
+            None => router,
+        };
         axum::serve(listener, router)
             .with_graceful_shutdown(async {
                 // Ctrl-C or SIGTERM: stop taking requests, then close the trace cleanly.
