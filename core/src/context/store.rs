@@ -171,7 +171,8 @@ impl ContextStoreBuilder {
         self
     }
 
-    /// The clock for version timestamps (default: [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
+    /// The clock for version timestamps (default:
+    /// [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> ContextStoreBuilder {
         self.clock = Some(clock);
         self

@@ -139,7 +139,8 @@ impl PolicyBuilder {
         self
     }
 
-    /// The clock for timestamps and expiry (default: [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
+    /// The clock for timestamps and expiry (default:
+    /// [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> PolicyBuilder {
         self.clock = Some(clock);
         self
