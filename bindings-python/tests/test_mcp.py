@@ -104,11 +104,12 @@ def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
 
 
 async def over_http(url: str, token: str | None = None) -> dict[str, Any]:
+    import httpx2
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    async with streamable_http_client(url, http_client=create_mcp_http_client(headers=headers)) as streams:
+    # The SDK's documented way to send headers: a client of one's own.
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers, timeout=30)) as streams:
         read, write = streams[0], streams[1]
         async with ClientSession(read, write) as session:
             await session.initialize()
