@@ -456,3 +456,64 @@ fn section_read(read: &Bound<'_, PyAny>) -> PyResult<SectionRead> {
         read.get_type().name()?
     )))
 }
+
+/// The fleet's shared documents (`[context] shared = true` with a PostgreSQL `[store]`): a put or
+/// a delete here changes the document for every process of the fleet, which each apply it to
+/// their own context store within about a second.
+#[pyclass(frozen, module = "fourfold._fourfold")]
+pub struct SharedDocuments {
+    pub(crate) fourfold: fourfold::Fourfold,
+}
+
+impl SharedDocuments {
+    fn documents(&self) -> PyResult<&fourfold::context::SharedDocuments> {
+        // INVARIANT: made only for a Fourfold that has shared documents, which it keeps for life.
+        self.fourfold
+            .shared_documents()
+            .ok_or_else(|| invalid_request("this Fourfold has no shared documents"))
+    }
+}
+
+#[pymethods]
+impl SharedDocuments {
+    /// Adds `text` as the next version of document `key` for the whole fleet; returns the version
+    /// record as this process applied it (every process applies the same).
+    fn put<'py>(&self, py: Python<'py>, key: &str, text: &str) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let documents = self.documents()?;
+            let version = py.detach(|| documents.put(key, text)).or_raise()?;
+            to_python(py, &version)
+        })
+    }
+
+    /// Retires document `key` for the whole fleet; returns whether this process held it.
+    fn delete(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        no_panic(|| {
+            let documents = self.documents()?;
+            py.detach(|| documents.delete(key)).or_raise()
+        })
+    }
+
+    /// Applies the puts and deletes other processes made since the last refresh, now rather than
+    /// within the second; returns how many.
+    fn refresh(&self, py: Python<'_>) -> PyResult<u64> {
+        no_panic(|| {
+            let documents = self.documents()?;
+            py.detach(|| documents.refresh()).or_raise()
+        })
+    }
+
+    /// The process's context store, kept current.
+    #[getter]
+    fn context(&self) -> PyResult<ContextStore> {
+        no_panic(|| {
+            Ok(ContextStore {
+                inner: self.documents()?.context().clone(),
+            })
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        "SharedDocuments()".to_string()
+    }
+}

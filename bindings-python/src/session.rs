@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::context::{Answer, ContextStore, Section};
+use crate::context::{Answer, ContextStore, Section, SharedDocuments};
 use crate::convert::{exception_text, from_python, python_bool, repr, repr_list, repr_opt, Holder};
 use crate::cost::{meter_builder, token_counts, Budget, CostMeter, CostRecord, Reservation};
 use crate::error::{invalid_request, no_panic, raise, OrRaise};
@@ -155,6 +155,15 @@ impl Fourfold {
             .context()
             .cloned()
             .map(|inner| ContextStore { inner })
+    }
+
+    /// The fleet's shared documents, if the config joined the context store to them
+    /// (`[context] shared = true` with a PostgreSQL `[store]`).
+    #[getter]
+    fn shared_documents(&self) -> Option<SharedDocuments> {
+        self.inner.shared_documents().map(|_| SharedDocuments {
+            fourfold: self.inner.clone(),
+        })
     }
 
     /// The cost meter, if there is one.

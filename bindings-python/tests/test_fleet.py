@@ -72,3 +72,31 @@ def test_a_store_that_cannot_be_reached_is_a_config_error(tmp_path: Path) -> Non
     config.write_text('[policy]\nfile = "policy.toml"\n[store]\nurl = "host=/nonexistent/dir user=x connect_timeout=1"\n')
     with pytest.raises(fourfold.ConfigError, match="store"):
         fourfold.Fourfold.from_config(config)
+
+
+def test_a_document_put_by_one_process_is_served_by_the_other(tmp_path: Path) -> None:
+    settings = fresh_database()
+    (tmp_path / "policy.toml").write_text(POLICY)
+    config = tmp_path / "fourfold.toml"
+    config.write_text(f'[policy]\nfile = "policy.toml"\n[store]\nurl = "{settings}"\n[context]\nshared = true\n')
+    writer, reader = fourfold.Fourfold.from_config(config), fourfold.Fourfold.from_config(config)
+    assert writer.shared_documents is not None and reader.shared_documents is not None
+    version = writer.shared_documents.put("docs/widgets.md", "# Widgets\n\nA widget is configured with widget.toml.\n")
+    assert version["key"] == "docs/widgets.md" and version["version"] == 1
+    # The reader applies the fleet's log within a second; refresh applies it now.
+    reader.shared_documents.refresh()
+    assert reader.context is not None
+    answer = reader.context.ask("how is a widget configured", budget_tokens=300)
+    assert answer.hits and answer.hits[0].key == "docs/widgets.md"
+    # Both processes number the versions alike.
+    assert reader.shared_documents.put("docs/widgets.md", "# Widgets\n\nWidgets read widgets.yaml now.\n")["version"] == 2
+    writer.shared_documents.refresh()
+    assert writer.shared_documents.context.get("docs/widgets.md") == "# Widgets\n\nWidgets read widgets.yaml now.\n"
+    assert writer.shared_documents.delete("docs/widgets.md")
+    reader.shared_documents.refresh()
+    assert reader.context.get("docs/widgets.md") is None
+    with pytest.raises(fourfold.InvalidRequest):
+        writer.shared_documents.put("", "an empty key is refused before anything is written")
+    # A Fourfold whose context is its own has no shared documents.
+    (tmp_path / "local.toml").write_text('[policy]\nfile = "policy.toml"\n[context]\n')
+    assert fourfold.Fourfold.from_config(tmp_path / "local.toml").shared_documents is None
