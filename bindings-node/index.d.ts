@@ -117,6 +117,11 @@ export declare class Fourfold {
   get tracer(): Tracer | null
   /** The context store, or `null`. */
   get context(): ContextStore | null
+  /**
+   * The fleet's shared documents, or `null` unless the config joined the context store to
+   * them (`[context] shared = true` with a PostgreSQL `[store]`).
+   */
+  get sharedDocuments(): SharedDocuments | null
   /** The cost meter, or `null`. */
   get cost(): CostMeter | null
   /** How many times a plugin's listener panicked or failed (those are caught, never raised). */
@@ -149,6 +154,28 @@ export declare class Reservation {
   commit(actual: TokenCounts): import('./lib/types').CostRecord
   /** Releases the hold without recording anything. */
   release(): void
+}
+
+/**
+ * The fleet's shared documents (`[context] shared = true` with a PostgreSQL `[store]`): a put or
+ * a delete here changes the document for every process of the fleet, which each apply it to
+ * their own context store within about a second.
+ */
+export declare class SharedDocuments {
+  /**
+   * Puts a new version of document `key` for the whole fleet; the version as this process
+   * applied it (every process applies the same).
+   */
+  put(key: string, text: string): import('./lib/types').DocVersion
+  /** Retires document `key` for the whole fleet; whether this process held it. */
+  delete(key: string): boolean
+  /**
+   * Applies the puts and deletes other processes made since the last refresh, now rather than
+   * within the second; how many.
+   */
+  refresh(): number
+  /** This process's context store, kept current. */
+  get context(): ContextStore
 }
 
 /** A step, model call or tool call of a run, possibly nested. */

@@ -841,6 +841,7 @@ module.exports.CostMeter = nativeBinding.CostMeter
 module.exports.Fourfold = nativeBinding.Fourfold
 module.exports.Policy = nativeBinding.Policy
 module.exports.Reservation = nativeBinding.Reservation
+module.exports.SharedDocuments = nativeBinding.SharedDocuments
 module.exports.Span = nativeBinding.Span
 module.exports.Tracer = nativeBinding.Tracer
 module.exports.TraceReader = nativeBinding.TraceReader

@@ -264,6 +264,7 @@ module.exports = {
   Fourfold,
   Policy: native.Policy,
   Reservation: native.Reservation,
+  SharedDocuments: native.SharedDocuments,
   Span: native.Span,
   Tracer: native.Tracer,
   TraceReader: native.TraceReader,

@@ -11,6 +11,7 @@ export const {
   Fourfold,
   Policy,
   Reservation,
+  SharedDocuments,
   Span,
   Tracer,
   TraceReader,

@@ -167,3 +167,61 @@ impl ContextStore {
         }))
     }
 }
+
+/// The fleet's shared documents (`[context] shared = true` with a PostgreSQL `[store]`): a put or
+/// a delete here changes the document for every process of the fleet, which each apply it to
+/// their own context store within about a second.
+#[napi]
+pub struct SharedDocuments {
+    fourfold: fourfold::Fourfold,
+}
+
+impl SharedDocuments {
+    /// The shared documents of `fourfold`, if it has some.
+    pub fn of(fourfold: &fourfold::Fourfold) -> Option<SharedDocuments> {
+        fourfold.shared_documents().map(|_| SharedDocuments {
+            fourfold: fourfold.clone(),
+        })
+    }
+
+    fn documents(&self) -> Fallible<&fourfold::context::SharedDocuments> {
+        // INVARIANT: made only for a Fourfold that has shared documents, which it keeps for life.
+        self.fourfold.shared_documents().ok_or_else(|| {
+            FourfoldError::new(
+                crate::error::FOURFOLD_ERROR,
+                "this Fourfold has no shared documents".to_string(),
+            )
+        })
+    }
+}
+
+#[napi]
+impl SharedDocuments {
+    /// Puts a new version of document `key` for the whole fleet; the version as this process
+    /// applied it (every process applies the same).
+    #[napi(ts_return_type = "import('./lib/types').DocVersion")]
+    pub fn put(&self, env: Env, key: String, text: String) -> napi::Result<Value> {
+        shield(&env, || to_json(&self.documents()?.put(&key, &text)?))
+    }
+
+    /// Retires document `key` for the whole fleet; whether this process held it.
+    #[napi]
+    pub fn delete(&self, env: Env, key: String) -> napi::Result<bool> {
+        shield(&env, || Ok(self.documents()?.delete(&key)?))
+    }
+
+    /// Applies the puts and deletes other processes made since the last refresh, now rather than
+    /// within the second; how many.
+    #[napi]
+    pub fn refresh(&self, env: Env) -> napi::Result<i64> {
+        shield(&env, || Ok(self.documents()?.refresh()? as i64))
+    }
+
+    /// This process's context store, kept current.
+    #[napi(getter)]
+    pub fn context(&self, env: Env) -> napi::Result<ContextStore> {
+        shield(&env, || {
+            Ok(ContextStore::wrap(self.documents()?.context().clone()))
+        })
+    }
+}

@@ -166,6 +166,13 @@ impl Fourfold {
         self.fourfold.context().cloned().map(ContextStore::wrap)
     }
 
+    /// The fleet's shared documents, or `null` unless the config joined the context store to
+    /// them (`[context] shared = true` with a PostgreSQL `[store]`).
+    #[napi(getter)]
+    pub fn shared_documents(&self) -> Option<crate::context::SharedDocuments> {
+        crate::context::SharedDocuments::of(&self.fourfold)
+    }
+
     /// The cost meter, or `null`.
     #[napi(getter)]
     pub fn cost(&self) -> Option<CostMeter> {

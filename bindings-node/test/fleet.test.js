@@ -1,0 +1,57 @@
+// The fleet from Node: two Fourfolds built from one fourfold.toml with a PostgreSQL [store] and
+// shared documents. The server comes from scripts/with-postgres.sh (FOURFOLD_TEST_POSTGRES);
+// without one the test says why it is skipped, except under CI=true, where it must run.
+'use strict'
+
+const assert = require('node:assert/strict')
+const { execFileSync } = require('node:child_process')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const path = require('node:path')
+const test = require('node:test')
+
+const { Fourfold, SharedDocuments, codes } = require('../lib/index.js')
+const { thrown, workspace } = require('./util.js')
+
+const SERVER = process.env.FOURFOLD_TEST_POSTGRES ?? ''
+
+/** Connection settings of a new, empty database on the test server, or null to skip. */
+function freshDatabase(t) {
+  if (!SERVER) {
+    assert.notEqual(process.env.CI, 'true', 'CI must run the PostgreSQL tests: run them under scripts/with-postgres.sh')
+    t.skip('no PostgreSQL server (run the tests under scripts/with-postgres.sh)')
+    return null
+  }
+  const name = `ff_node_${crypto.randomBytes(6).toString('hex')}`
+  execFileSync('psql', [`${SERVER} dbname=postgres`, '-q', '-c', `CREATE DATABASE ${name}`])
+  return `${SERVER} dbname=${name}`
+}
+
+test('a document put by one process is served by the other', async (t) => {
+  const settings = freshDatabase(t)
+  if (settings === null) return
+  const dir = workspace(`[policy]\nfile = "policy.toml"\n[store]\nurl = "${settings}"\n[context]\nshared = true\n`)
+  const config = path.join(dir, 'fourfold.toml')
+  const writer = Fourfold.fromConfig(config)
+  const reader = Fourfold.fromConfig(config)
+  assert.ok(writer.sharedDocuments instanceof SharedDocuments)
+  const text = '# Widgets\n\nA widget is configured with widget.toml.\n'
+  const version = writer.sharedDocuments.put('docs/widgets.md', text)
+  assert.deepEqual([version.key, version.version], ['docs/widgets.md', 1])
+  // The reader applies the fleet's log within a second; refresh applies it now.
+  reader.sharedDocuments.refresh()
+  const answer = await reader.context.ask('how is a widget configured', { budgetTokens: 300 })
+  assert.equal(answer.hits[0].key, 'docs/widgets.md')
+  // Both number the versions alike.
+  const next = '# Widgets\n\nWidgets read widgets.yaml now.\n'
+  assert.equal(reader.sharedDocuments.put('docs/widgets.md', next).version, 2)
+  writer.sharedDocuments.refresh()
+  assert.equal(writer.sharedDocuments.context.get('docs/widgets.md').text, next)
+  assert.equal(writer.sharedDocuments.delete('docs/widgets.md'), true)
+  reader.sharedDocuments.refresh()
+  assert.equal(reader.context.get('docs/widgets.md'), null)
+  assert.equal(thrown(() => writer.sharedDocuments.put('', 'an empty key is refused')).code, codes.INVALID_REQUEST)
+  // A Fourfold whose context is its own has no shared documents.
+  fs.writeFileSync(path.join(dir, 'local.toml'), '[policy]\nfile = "policy.toml"\n[context]\n')
+  assert.equal(Fourfold.fromConfig(path.join(dir, 'local.toml')).sharedDocuments, null)
+})
