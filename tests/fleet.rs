@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fourfold::context::{ContextStore, SharedDocuments};
 use fourfold::cost::{CostError, FleetBudgets};
 use fourfold::store::PostgresStore;
 use fourfold::{Request, Store, StoreError, Verdict};
@@ -116,7 +117,7 @@ fn processes_starting_together_migrate_the_schema_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
 }
 
 #[test]
@@ -685,4 +686,83 @@ fn an_agent_waiting_on_a_gate_is_woken_by_a_reviewer_elsewhere() {
         session.guard_waiting(push, Duration::from_millis(200)),
         Err(fourfold::SessionError::Pending(_))
     ));
+}
+
+#[test]
+fn an_ingest_publishes_a_folder_to_the_fleet_and_retires_only_its_own_documents() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "ingest");
+    let join =
+        || SharedDocuments::join(connect(&settings), ContextStore::builder().build()).unwrap();
+    let publisher = join();
+    let agents = join();
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(docs.path().join("guide")).unwrap();
+    std::fs::write(
+        docs.path().join("guide/install.md"),
+        "# Install\n\nRun `pip install widgets`.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.path().join("guide/config.md"),
+        "# Config\n\nWidgets read widgets.toml.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.path().join("logo.png"), [0u8, 159, 146, 150, 0, 1]).unwrap();
+    // A finding an agent recorded, not from the folder: an ingest must never retire it.
+    agents
+        .put(
+            "findings/flaky-test.md",
+            "# Flaky\n\nThe login test is flaky.\n",
+        )
+        .unwrap();
+
+    let report = publisher.ingest_dir(docs.path(), &[], |_| {}).unwrap();
+    assert_eq!(report.n_changed, 2, "{report:?}");
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    agents.refresh().unwrap();
+    assert!(agents.context().get("guide/install.md").is_some());
+    let log_len = |documents: &SharedDocuments| {
+        documents.refresh().unwrap();
+        documents
+            .context()
+            .keys()
+            .iter()
+            .map(|key| documents.context().history(key).len())
+            .sum::<usize>()
+    };
+    let n_versions = log_len(&agents);
+
+    // Nothing changed: nothing is appended for the fleet.
+    let again = publisher.ingest_dir(docs.path(), &[], |_| {}).unwrap();
+    assert_eq!((again.n_changed, again.n_unchanged), (0, 2), "{again:?}");
+    assert_eq!(log_len(&agents), n_versions);
+
+    // One file changes and one goes: the other process sees version 2 and the retirement, and
+    // the recorded finding stays.
+    std::fs::write(
+        docs.path().join("guide/config.md"),
+        "# Config\n\nWidgets read widgets.yaml now.\n",
+    )
+    .unwrap();
+    std::fs::remove_file(docs.path().join("guide/install.md")).unwrap();
+    let changed = publisher.ingest_dir(docs.path(), &[], |_| {}).unwrap();
+    assert_eq!(changed.n_changed, 1, "{changed:?}");
+    assert_eq!(changed.deleted, vec!["guide/install.md".to_string()]);
+    agents.refresh().unwrap();
+    let config = agents.context().get("guide/config.md").unwrap();
+    assert_eq!(config.version.version, 2);
+    assert!(config.text.contains("widgets.yaml"));
+    assert!(agents.context().get("guide/install.md").is_none());
+    assert!(agents.context().get("findings/flaky-test.md").is_some());
+
+    // A process that joins later learns where each document came from, so its ingest of the
+    // same folder retires what the first one published.
+    let late = join();
+    std::fs::remove_file(docs.path().join("guide/config.md")).unwrap();
+    let emptied = late.ingest_dir(docs.path(), &[], |_| {}).unwrap();
+    assert_eq!(emptied.deleted, vec!["guide/config.md".to_string()]);
+    agents.refresh().unwrap();
+    assert!(agents.context().get("guide/config.md").is_none());
+    assert!(agents.context().get("findings/flaky-test.md").is_some());
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use fourfold::context::{AskOptions, ContextStore};
+use fourfold::context::{AskOptions, ContextStore, IngestReport};
 use fourfold::FileStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -34,6 +34,11 @@ enum ContextCommand {
         /// Folders whose copies are never canonical, e.g. --archive legacy/.
         #[arg(long = "archive")]
         archive: Vec<String>,
+        /// Publish to the fleet instead: the shared documents of this `fourfold.toml` (its
+        /// `[context]` has `shared = true` and its `[store]` is PostgreSQL). Documents an ingest
+        /// of DIR put before whose files are gone are retired for every process.
+        #[arg(long, conflicts_with_all = ["store", "archive"])]
+        config: Option<PathBuf>,
     },
     /// Ask the saved store: the current canonical sections that answer QUERY within the budget.
     Ask {
@@ -61,7 +66,11 @@ pub(crate) fn run(args: ContextArgs) -> CliResult {
             globs,
             store,
             archive,
-        } => ingest(dir, &globs, store, &archive),
+            config,
+        } => match config {
+            Some(config) => ingest_fleet(&dir, &globs, &config),
+            None => ingest(dir, &globs, store, &archive),
+        },
         ContextCommand::Ask {
             query,
             budget,
@@ -81,20 +90,63 @@ fn open(store: PathBuf, archive: &[String]) -> Result<ContextStore, Box<dyn std:
     Ok(builder.open(file_store)?)
 }
 
-fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) -> CliResult {
-    let context = open(store, archive)?;
+/// A spinner on stderr for an ingest, and the callback that keeps it up to date.
+fn ingest_progress() -> Result<ProgressBar, Box<dyn std::error::Error>> {
     let progress = ProgressBar::new_spinner();
     progress.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}")?);
     progress.enable_steady_tick(Duration::from_millis(100));
+    Ok(progress)
+}
+
+fn show_progress(progress: &ProgressBar, report: &IngestReport) {
+    progress.set_message(format!(
+        "{} files, {} changed, {:.1} MB",
+        report.n_files,
+        report.n_changed,
+        report.bytes as f64 / 1e6
+    ));
+}
+
+fn print_skipped(report: &IngestReport) {
+    for (path, why) in &report.skipped {
+        println!("  skipped {path}: {why}");
+    }
+}
+
+/// `context ingest DIR --config CONFIG`: publish DIR to the fleet's shared documents.
+fn ingest_fleet(dir: &std::path::Path, globs: &[String], config: &std::path::Path) -> CliResult {
+    let fourfold = fourfold::Fourfold::from_config(config)?;
+    let Some(shared) = fourfold.shared_documents() else {
+        return Err(format!(
+            "`{}` has no shared documents: its `[context]` needs `shared = true` and a PostgreSQL `[store]` (without --config, the store is the --store folder)",
+            config.display()
+        )
+        .into());
+    };
+    let progress = ingest_progress()?;
     let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-    let report = context.ingest_dir(&dir, &globs, |report| {
-        progress.set_message(format!(
-            "{} files, {} changed, {:.1} MB",
-            report.n_files,
-            report.n_changed,
-            report.bytes as f64 / 1e6
-        ));
-    })?;
+    let report = shared.ingest_dir(dir, &globs, |report| show_progress(&progress, report))?;
+    progress.finish_and_clear();
+    println!(
+        "published {} to the fleet: {} files ({} new or changed, {} unchanged), {} retired, {} skipped, {:.2} MB; {} documents shared",
+        dir.display(),
+        report.n_files,
+        report.n_changed,
+        report.n_unchanged,
+        report.deleted.len(),
+        report.skipped.len(),
+        report.bytes as f64 / 1e6,
+        shared.context().keys().len()
+    );
+    print_skipped(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) -> CliResult {
+    let context = open(store, archive)?;
+    let progress = ingest_progress()?;
+    let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+    let report = context.ingest_dir(&dir, &globs, |report| show_progress(&progress, report))?;
     progress.finish_and_clear();
     let saved = context.save()?;
     println!(
@@ -109,9 +161,7 @@ fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) ->
         saved.n_documents,
         saved.n_bytes
     );
-    for (path, why) in &report.skipped {
-        println!("  skipped {path}: {why}");
-    }
+    print_skipped(&report);
     Ok(ExitCode::SUCCESS)
 }
 

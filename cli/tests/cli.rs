@@ -184,8 +184,9 @@ fn approvals_work_across_invocations() {
         .contains("already used"));
 }
 
-#[test]
-fn approvals_of_a_fleet_are_resolved_from_another_process_through_its_config() {
+/// The connection settings of a new database `ff_cli_<name>_<pid>` on the test server, or `None`
+/// (the test is skipped) when there is no server outside CI.
+fn fresh_database(name: &str) -> Option<String> {
     let server = match std::env::var("FOURFOLD_TEST_POSTGRES") {
         Ok(server) => server,
         Err(_) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
@@ -195,23 +196,29 @@ fn approvals_of_a_fleet_are_resolved_from_another_process_through_its_config() {
         }
         Err(_) => {
             eprintln!("skipped: no PostgreSQL server (run `scripts/with-postgres.sh cargo test`)");
-            return;
+            return None;
         }
     };
-    let database = format!("ff_cli_{}", std::process::id());
+    let database = format!("ff_cli_{name}_{}", std::process::id());
     let mut admin =
         postgres::Client::connect(&format!("{server} dbname=postgres"), postgres::NoTls).unwrap();
     admin
         .batch_execute(&format!("CREATE DATABASE {database}"))
         .unwrap();
+    Some(format!("{server} dbname={database}"))
+}
+
+#[test]
+fn approvals_of_a_fleet_are_resolved_from_another_process_through_its_config() {
+    let Some(settings) = fresh_database("approvals") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     write_policy(dir.path());
     let config = dir.path().join("fourfold.toml");
     std::fs::write(
         &config,
-        format!(
-            "[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{server} dbname={database}\"\n"
-        ),
+        format!("[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n"),
     )
     .unwrap();
     // An agent's process is held at the review gate; the approval lands in PostgreSQL.
@@ -769,4 +776,75 @@ fn the_report_opens_in_headless_chromium_with_the_runs_and_verdicts() {
         "{} bytes",
         png.len()
     );
+}
+
+#[test]
+fn context_ingest_with_a_config_publishes_a_folder_to_the_fleet() {
+    let Some(settings) = fresh_database("ingest") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_policy(dir.path());
+    let config = dir.path().join("fourfold.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n[context]\nshared = true\n"
+        ),
+    )
+    .unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("deploy.md"),
+        "# Deploy\n\nRun `make deploy` from main.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("old.md"), "# Old\n\nSoon gone.\n").unwrap();
+    let ingest = || {
+        fourfold(
+            &[
+                "context",
+                "ingest",
+                docs.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            "",
+        )
+    };
+    let first = ingest();
+    assert!(first.status.success(), "{first:?}");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains("2 new or changed"), "{stdout}");
+    // Another process of the fleet is served what the command published.
+    let fleet = fourfold::Fourfold::from_config(&config).unwrap();
+    let shared = fleet.shared_documents().unwrap();
+    let answer = shared.context().ask("how do I deploy", 300);
+    assert_eq!(answer.hits[0].key, "deploy.md");
+    std::fs::remove_file(docs.join("old.md")).unwrap();
+    let second = ingest();
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.status.success() && stdout.contains("1 retired"),
+        "{stdout}"
+    );
+    shared.refresh().unwrap();
+    assert!(shared.context().get("old.md").is_none());
+    assert!(shared.context().get("deploy.md").is_some());
+    // A config without shared documents is refused with why.
+    let local = dir.path().join("local.toml");
+    std::fs::write(&local, "[policy]\nfile = \"policy.toml\"\n[context]\n").unwrap();
+    let refused = fourfold(
+        &[
+            "context",
+            "ingest",
+            docs.to_str().unwrap(),
+            "--config",
+            local.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("shared = true"));
 }

@@ -9,6 +9,7 @@
 //! version numbers everywhere, and an agent is served the current version within moments of
 //! the put, whichever machine it runs on.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,7 +19,8 @@ use parking_lot::Mutex;
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::err::ContextError;
-use super::model::DocVersion;
+use super::ingest::{ingest_into, IngestTarget};
+use super::model::{DocVersion, IngestReport};
 use super::store::ContextStore;
 use crate::store::PostgresStore;
 
@@ -88,7 +90,16 @@ impl SharedDocuments {
     /// Puts `text` as the next version of `key` for the whole fleet; returns the version as this
     /// process applied it (every process applies the same).
     pub fn put(&self, key: &str, text: &str) -> Result<DocVersion, ContextError> {
-        let seq = self.inner.append(key, Some(text))?;
+        self.put_from(key, text, None)
+    }
+
+    fn put_from(
+        &self,
+        key: &str,
+        text: &str,
+        source: Option<&str>,
+    ) -> Result<DocVersion, ContextError> {
+        let seq = self.inner.append(key, Some(text), source)?;
         self.inner.refresh_to(seq)?;
         self.inner
             .context
@@ -103,7 +114,7 @@ impl SharedDocuments {
     /// Retires `key` for the whole fleet.
     pub fn delete(&self, key: &str) -> Result<bool, ContextError> {
         let live = self.inner.context.get(key).is_some();
-        let seq = self.inner.append(key, None)?;
+        let seq = self.inner.append(key, None, None)?;
         self.inner.refresh_to(seq)?;
         Ok(live)
     }
@@ -111,6 +122,43 @@ impl SharedDocuments {
     /// Applies the entries other processes appended since the last refresh; returns how many.
     pub fn refresh(&self) -> Result<u64, ContextError> {
         self.inner.refresh()
+    }
+
+    /// [`ContextStore::ingest_dir`] for the whole fleet: puts the text files under `root` that
+    /// changed, and retires the documents an ingest of `root` put before whose files are gone
+    /// (documents put otherwise, or from another folder, are left alone). A file whose text is
+    /// the document's current text appends nothing to the fleet's log.
+    pub fn ingest_dir(
+        &self,
+        root: &Path,
+        globs: &[&str],
+        progress: impl FnMut(&IngestReport),
+    ) -> Result<IngestReport, ContextError> {
+        self.refresh()?;
+        ingest_into(self, root, globs, progress)
+    }
+}
+
+impl IngestTarget for SharedDocuments {
+    fn view(&self) -> &ContextStore {
+        &self.inner.context
+    }
+
+    fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError> {
+        let current = self.inner.context.get(key);
+        match current {
+            Some(document)
+                if document.text == text
+                    && self.inner.context.source_of(key).as_deref() == Some(source) =>
+            {
+                Ok(document.version)
+            }
+            _ => SharedDocuments::put_from(self, key, text, Some(source)),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, ContextError> {
+        SharedDocuments::delete(self, key)
     }
 }
 
@@ -124,7 +172,12 @@ impl Drop for SharedDocuments {
 }
 
 impl Inner {
-    fn append(&self, key: &str, text: Option<&str>) -> Result<i64, ContextError> {
+    fn append(
+        &self,
+        key: &str,
+        text: Option<&str>,
+        source: Option<&str>,
+    ) -> Result<i64, ContextError> {
         super::store::validate_key(key)?;
         let mut client = self.store.client()?;
         let mut transaction = client
@@ -135,8 +188,9 @@ impl Inner {
             .map_err(|error| self.store.failed(error))?;
         let seq: i64 = transaction
             .query_one(
-                "INSERT INTO fourfold_document_log (key, text) VALUES ($1, $2) RETURNING seq",
-                &[&key, &text],
+                "INSERT INTO fourfold_document_log (key, text, source) VALUES ($1, $2, $3) \
+                 RETURNING seq",
+                &[&key, &text, &source],
             )
             .map_err(|error| self.store.failed(error))?
             .get(0);
@@ -163,17 +217,18 @@ impl Inner {
             .store
             .client()?
             .query(
-                "SELECT seq, key, text FROM fourfold_document_log WHERE seq > $1 ORDER BY seq",
+                "SELECT seq, key, text, source FROM fourfold_document_log WHERE seq > $1 \
+                 ORDER BY seq",
                 &[&*applied],
             )
             .map_err(|error| self.store.failed(error))?;
         let mut n_applied = 0;
         for row in rows {
-            let (entry_seq, key, text): (i64, String, Option<String>) =
-                (row.get(0), row.get(1), row.get(2));
+            let (entry_seq, key, text, source): (i64, String, Option<String>, Option<String>) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
             match text {
                 Some(text) => {
-                    self.context.put(&key, &text)?;
+                    self.context.put_from(&key, &text, source.as_deref())?;
                 }
                 None => {
                     self.context.delete(&key)?;

@@ -388,6 +388,13 @@ impl ContextStore {
         keys
     }
 
+    /// The directory document `key` was last ingested from, if it was.
+    #[cfg(feature = "postgres")]
+    pub(super) fn source_of(&self, key: &str) -> Option<String> {
+        let state = self.shared.state.read();
+        state.docs[*state.doc_idx.get(key)? as usize].source.clone()
+    }
+
     /// The live keys that were ingested from directory `source`.
     pub(super) fn keys_from(&self, source: &str) -> Vec<String> {
         let state = self.shared.state.read();

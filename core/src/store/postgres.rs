@@ -74,6 +74,12 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
         CREATE INDEX fourfold_trace_run ON fourfold_trace (run_id, id);
         CREATE INDEX fourfold_trace_agent ON fourfold_trace (agent_id, at_ns)",
     ),
+    (
+        5,
+        // The folder a document was ingested from, so that an ingest of the folder later retires
+        // the documents whose files are gone, and only those.
+        "ALTER TABLE fourfold_document_log ADD COLUMN source text",
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock` while migrating ("ffld").
