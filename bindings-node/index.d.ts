@@ -174,6 +174,12 @@ export declare class SharedDocuments {
    * within the second; how many.
    */
   refresh(): number
+  /**
+   * Publishes the files under `root` (matching `globs`, if given) to the whole fleet, off the
+   * JS thread: changed files become new versions, unchanged ones append nothing, and documents
+   * an ingest of `root` put before whose files are gone are retired.
+   */
+  ingestDir(root: string, options?: IngestOptions | undefined | null): Promise<import('./lib/types').IngestReport>
   /** This process's context store, kept current. */
   get context(): ContextStore
 }

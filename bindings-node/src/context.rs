@@ -217,6 +217,27 @@ impl SharedDocuments {
         shield(&env, || Ok(self.documents()?.refresh()? as i64))
     }
 
+    /// Publishes the files under `root` (matching `globs`, if given) to the whole fleet, off the
+    /// JS thread: changed files become new versions, unchanged ones append nothing, and documents
+    /// an ingest of `root` put before whose files are gone are retired.
+    #[napi(ts_return_type = "Promise<import('./lib/types').IngestReport>")]
+    pub fn ingest_dir(&self, root: String, options: Option<IngestOptions>) -> AsyncTask<JsonTask> {
+        let fourfold = self.fourfold.clone();
+        let globs = options
+            .and_then(|options| options.globs)
+            .unwrap_or_default();
+        AsyncTask::new(JsonTask::new(move || {
+            let documents = SharedDocuments {
+                fourfold: fourfold.clone(),
+            };
+            let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+            let report = documents
+                .documents()?
+                .ingest_dir(&PathBuf::from(root), &globs, |_| {})?;
+            to_json(&report)
+        }))
+    }
+
     /// This process's context store, kept current.
     #[napi(getter)]
     pub fn context(&self, env: Env) -> napi::Result<ContextStore> {

@@ -51,6 +51,18 @@ test('a document put by one process is served by the other', async (t) => {
   reader.sharedDocuments.refresh()
   assert.equal(reader.context.get('docs/widgets.md'), null)
   assert.equal(thrown(() => writer.sharedDocuments.put('', 'an empty key is refused')).code, codes.INVALID_REQUEST)
+  // A folder published by one process is served by the other, and a removed file is retired.
+  const docs = path.join(dir, 'docs')
+  fs.mkdirSync(docs)
+  fs.writeFileSync(path.join(docs, 'deploy.md'), '# Deploy\n\nRun `make deploy` from main.\n')
+  fs.writeFileSync(path.join(docs, 'old.md'), '# Old\n\nSoon gone.\n')
+  assert.equal((await writer.sharedDocuments.ingestDir(docs)).nChanged, 2)
+  reader.sharedDocuments.refresh()
+  assert.equal((await reader.context.ask('how do I deploy', { budgetTokens: 300 })).hits[0].key, 'deploy.md')
+  fs.unlinkSync(path.join(docs, 'old.md'))
+  assert.deepEqual((await writer.sharedDocuments.ingestDir(docs)).deleted, ['old.md'])
+  reader.sharedDocuments.refresh()
+  assert.equal(reader.context.get('old.md'), null)
   // A Fourfold whose context is its own has no shared documents.
   fs.writeFileSync(path.join(dir, 'local.toml'), '[policy]\nfile = "policy.toml"\n[context]\n')
   assert.equal(Fourfold.fromConfig(path.join(dir, 'local.toml')).sharedDocuments, null)

@@ -503,6 +503,26 @@ impl SharedDocuments {
         })
     }
 
+    /// Publishes the files under `root` that match `globs` to the whole fleet: changed files
+    /// become new versions, unchanged ones append nothing, and documents an ingest of `root` put
+    /// before whose files are gone are retired. Returns the report, as `ContextStore.ingest_dir`.
+    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()]))]
+    fn ingest_dir<'py>(
+        &self,
+        py: Python<'py>,
+        root: PathBuf,
+        globs: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let documents = self.documents()?;
+            let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+            let report = py
+                .detach(|| documents.ingest_dir(&root, &globs, |_| {}))
+                .or_raise()?;
+            to_python(py, &report)
+        })
+    }
+
     /// The process's context store, kept current.
     #[getter]
     fn context(&self) -> PyResult<ContextStore> {

@@ -97,6 +97,19 @@ def test_a_document_put_by_one_process_is_served_by_the_other(tmp_path: Path) ->
     assert reader.context.get("docs/widgets.md") is None
     with pytest.raises(fourfold.InvalidRequest):
         writer.shared_documents.put("", "an empty key is refused before anything is written")
+    # A folder published by one process is served by the other, and a removed file is retired.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "deploy.md").write_text("# Deploy\n\nRun `make deploy` from main.\n")
+    (docs / "old.md").write_text("# Old\n\nSoon gone.\n")
+    report = writer.shared_documents.ingest_dir(docs)
+    assert report["n_changed"] == 2
+    reader.shared_documents.refresh()
+    assert reader.context.ask("how do I deploy", budget_tokens=300).hits[0].key == "deploy.md"
+    (docs / "old.md").unlink()
+    assert writer.shared_documents.ingest_dir(docs)["deleted"] == ["old.md"]
+    reader.shared_documents.refresh()
+    assert reader.context.get("old.md") is None
     # A Fourfold whose context is its own has no shared documents.
     (tmp_path / "local.toml").write_text('[policy]\nfile = "policy.toml"\n[context]\n')
     assert fourfold.Fourfold.from_config(tmp_path / "local.toml").shared_documents is None
