@@ -329,7 +329,7 @@ impl Clock for SystemClock {
 /// Reading the system clock costs about 30 ns on the test machine (a virtual machine, vDSO
 /// `clock_gettime`), a tenth of recording an event; reading the time-stamp counter costs about
 /// 12 ns. This clock reads the counter through `quanta` (calibrated once per process, in about
-/// a millisecond; `quanta` falls back to the monotonic clock where the counter is not stable)
+/// a millisecond here and at most 200 ms, by the first `FastClock::new`; `quanta` falls back to the monotonic clock where the counter is not stable)
 /// and adds the offset between the counter's time and the system clock, which it measures again
 /// at most once a second. So it follows the system clock, steps and all, within a second, and
 /// strays from it by the counter's drift over that second: about a microsecond on the test
