@@ -327,13 +327,14 @@ impl Clock for SystemClock {
 /// records with by default.
 ///
 /// Reading the system clock costs about 30 ns on the test machine (a virtual machine, vDSO
-/// `clock_gettime`), a tenth of recording an event; reading the time-stamp counter costs about
-/// 12 ns. This clock reads the counter through `quanta` (calibrated once per process, in about
-/// a millisecond here and at most 200 ms, by the first `FastClock::new`; `quanta` falls back to the monotonic clock where the counter is not stable)
-/// and adds the offset between the counter's time and the system clock, which it measures again
-/// at most once a second. So it follows the system clock, steps and all, within a second, and
-/// strays from it by the counter's drift over that second: about a microsecond on the test
-/// machine. Between two measurements its readings never go back; at one they may, by that drift.
+/// `clock_gettime`), a sixth of recording an event; reading the time-stamp counter costs about
+/// 12 ns. This clock reads the counter through `quanta`, which the first `FastClock::new` of a
+/// process calibrates (about a millisecond here, at most 200 ms) and which falls back to the
+/// monotonic clock where the counter is not stable, and adds the offset between the counter's
+/// time and the system clock, which it measures again at most once a second. So it follows the
+/// system clock, steps and all, within a second, and strays from it by the counter's drift over
+/// that second: about a microsecond on the test machine. Between two measurements its readings
+/// never go back; at one they may, by that drift.
 #[derive(Debug)]
 pub struct FastClock {
     counter: &'static quanta::Clock,
