@@ -7,7 +7,9 @@
 //! batches are kept and new ones are dropped and counted (the trace file still has everything,
 //! and `fourfold trace export` can resend it). A failed post is retried with exponential backoff
 //! when it may succeed later (connection errors, 408, 429, 500, 502, 503, 504, as the OTLP
-//! specification says), and dropped and counted when it cannot (any other status).
+//! specification says), and dropped and counted when it cannot (any other status). Posts carry
+//! the headers of [`OtlpHttpOptions::headers`], which a config fills from the OpenTelemetry
+//! environment variables ([`otlp_headers_from_env`]).
 //!
 //! Plain `http://` only: the sink carries no TLS stack. Put a collector next to the agents (the
 //! usual deployment: an OpenTelemetry Collector agent per host) and let it forward over TLS.
@@ -35,6 +37,9 @@ pub struct OtlpHttpOptions {
     pub backoff: Duration,
     /// The most one post may take.
     pub timeout: Duration,
+    /// Headers every post carries besides `Content-Type`, such as a collector's API key; see
+    /// [`otlp_headers_from_env`] for the OpenTelemetry environment variables.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for OtlpHttpOptions {
@@ -44,6 +49,7 @@ impl Default for OtlpHttpOptions {
             max_attempts: 5,
             backoff: Duration::from_millis(100),
             timeout: Duration::from_secs(10),
+            headers: Vec::new(),
         }
     }
 }
@@ -120,6 +126,15 @@ impl OtlpHttpSink {
             return Err(invalid(format!(
                 "OTLP endpoint `{endpoint}`: only http:// is supported (send to a local collector, which forwards over TLS)"
             )));
+        }
+        for (name, value) in &options.headers {
+            let valid = ureq::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                && ureq::http::HeaderValue::from_str(value).is_ok();
+            if !valid {
+                return Err(invalid(format!(
+                    "OTLP header `{name}`: not a valid HTTP header name and value"
+                )));
+            }
         }
         let (queue, batches) = bounded(options.queue.max(1));
         let counters = Arc::new(Counters::default());
@@ -214,10 +229,13 @@ fn send_all(
     for (body, n_spans) in batches {
         let mut wait = options.backoff;
         for attempt in 1..=options.max_attempts.max(1) {
-            let outcome = agent
+            let mut request = agent
                 .post(endpoint)
-                .header("Content-Type", "application/json")
-                .send(&body[..]);
+                .header("Content-Type", "application/json");
+            for (name, value) in &options.headers {
+                request = request.header(name, value);
+            }
+            let outcome = request.send(&body[..]);
             let retryable = match outcome {
                 Ok(response) if response.status().is_success() => {
                     counters.n_batches_sent.fetch_add(1, Ordering::Relaxed);
@@ -241,4 +259,54 @@ fn send_all(
             wait = wait.saturating_mul(2);
         }
     }
+}
+
+/// The headers the OpenTelemetry environment variables give OTLP exports of traces:
+/// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, or else `OTEL_EXPORTER_OTLP_HEADERS`, each a list of
+/// `key=value` pairs separated by commas, values percent-encoded (`api-key=abc%20def`). Neither
+/// set gives none.
+pub fn otlp_headers_from_env() -> Result<Vec<(String, String)>, TraceError> {
+    for var in [
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ] {
+        match std::env::var(var) {
+            Ok(list) => {
+                return parse_otlp_headers(&list).map_err(|reason| TraceError::Sink {
+                    reason: format!("`{var}`: {reason}"),
+                })
+            }
+            Err(std::env::VarError::NotPresent) => {}
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(TraceError::Sink {
+                    reason: format!("`{var}` is not UTF-8"),
+                })
+            }
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Parses an OpenTelemetry headers list (`k1=v1,k2=v2`, values percent-encoded); blank entries
+/// are skipped, and an entry without `=` or with an empty key is an error.
+pub(crate) fn parse_otlp_headers(list: &str) -> Result<Vec<(String, String)>, String> {
+    let mut headers = Vec::new();
+    for entry in list
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let Some((name, value)) = entry.split_once('=') else {
+            return Err(format!("`{entry}` is not `key=value`"));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("`{entry}` has no key"));
+        }
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| format!("the value of `{name}` is not UTF-8 once decoded"))?;
+        headers.push((name.to_string(), value.into_owned()));
+    }
+    Ok(headers)
 }

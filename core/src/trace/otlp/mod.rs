@@ -44,7 +44,9 @@ mod http;
 mod sink;
 mod wire;
 
-pub use http::{OtlpHttpMonitor, OtlpHttpOptions, OtlpHttpSink, OtlpHttpStats};
+pub use http::{
+    otlp_headers_from_env, OtlpHttpMonitor, OtlpHttpOptions, OtlpHttpSink, OtlpHttpStats,
+};
 pub use sink::OtlpJsonLinesSink;
 use wire::*;
 

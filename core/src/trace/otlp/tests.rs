@@ -842,3 +842,67 @@ fn only_plain_http_endpoints_are_taken() {
         );
     }
 }
+
+#[test]
+fn headers_lists_parse_as_the_opentelemetry_variables_write_them() {
+    assert_eq!(
+        http::parse_otlp_headers(" api-key=abc%20def%3D , x-team=blue,,").unwrap(),
+        vec![
+            ("api-key".to_string(), "abc def=".to_string()),
+            ("x-team".to_string(), "blue".to_string()),
+        ]
+    );
+    assert_eq!(http::parse_otlp_headers("").unwrap(), vec![]);
+    assert!(http::parse_otlp_headers("no-equals").is_err());
+    assert!(http::parse_otlp_headers("=value").is_err());
+    assert!(http::parse_otlp_headers("k=%FF").is_err());
+}
+
+#[test]
+fn posts_carry_the_configured_headers_and_bad_ones_are_refused_up_front() {
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let endpoint = format!("http://{}/v1/traces", server.server_addr());
+    let listening = std::sync::Arc::clone(&server);
+    let seen = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while let Ok(mut request) = listening.recv() {
+            let headers: Vec<(String, String)> = request
+                .headers()
+                .iter()
+                .map(|header| {
+                    (
+                        header.field.to_string().to_ascii_lowercase(),
+                        header.value.to_string(),
+                    )
+                })
+                .collect();
+            seen.push(headers);
+            let mut body = String::new();
+            std::io::Read::read_to_string(request.as_reader(), &mut body).unwrap();
+            request.respond(tiny_http::Response::empty(200)).unwrap();
+        }
+        seen
+    });
+    let options = OtlpHttpOptions {
+        headers: http::parse_otlp_headers("api-key=abc%20def,x-team=blue").unwrap(),
+        ..quick(1)
+    };
+    let (stats, _) = post_scenario(&endpoint, options);
+    server.unblock();
+    let seen = seen.join().unwrap();
+    assert!(stats.n_batches_sent > 0 && seen.len() as u64 == stats.n_batches_sent);
+    for headers in &seen {
+        assert!(headers.contains(&("api-key".to_string(), "abc def".to_string())));
+        assert!(headers.contains(&("x-team".to_string(), "blue".to_string())));
+    }
+    for bad in [("bad name", "v"), ("x-ok", "line\nbreak")] {
+        let options = OtlpHttpOptions {
+            headers: vec![(bad.0.to_string(), bad.1.to_string())],
+            ..quick(1)
+        };
+        assert!(matches!(
+            OtlpHttpSink::new(&endpoint, "my-agent", options),
+            Err(TraceError::Sink { .. })
+        ));
+    }
+}
