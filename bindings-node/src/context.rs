@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use fourfold::context::{AskOptions as CoreAskOptions, ContextStore as CoreContextStore};
+use fourfold::context::{
+    AskOptions as CoreAskOptions, ContextStore as CoreContextStore, IngestReport,
+};
 use napi::bindgen_prelude::{AsyncTask, Env};
 use napi_derive::napi;
 use serde_json::Value;
@@ -157,15 +159,25 @@ impl ContextStore {
     #[napi(ts_return_type = "Promise<import('./lib/types').IngestReport>")]
     pub fn ingest_dir(&self, root: String, options: Option<IngestOptions>) -> AsyncTask<JsonTask> {
         let store = self.store.clone();
-        let globs = options
-            .and_then(|options| options.globs)
-            .unwrap_or_default();
-        AsyncTask::new(JsonTask::new(move || {
-            let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-            let report = store.ingest_dir(&PathBuf::from(root), &globs, |_| {})?;
-            to_json(&report)
-        }))
+        ingest_task(root, options, move |root, globs| {
+            Ok(store.ingest_dir(root, globs, |_| {})?)
+        })
     }
+}
+
+/// An ingest of `root` with the globs of `options`, off the JS thread, its report as JSON.
+fn ingest_task(
+    root: String,
+    options: Option<IngestOptions>,
+    ingest: impl FnOnce(&std::path::Path, &[&str]) -> Fallible<IngestReport> + Send + 'static,
+) -> AsyncTask<JsonTask> {
+    let globs = options
+        .and_then(|options| options.globs)
+        .unwrap_or_default();
+    AsyncTask::new(JsonTask::new(move || {
+        let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+        to_json(&ingest(&PathBuf::from(root), &globs)?)
+    }))
 }
 
 /// The fleet's shared documents (`[context] shared = true` with a PostgreSQL `[store]`): a put or
@@ -185,14 +197,22 @@ impl SharedDocuments {
     }
 
     fn documents(&self) -> Fallible<&fourfold::context::SharedDocuments> {
-        // INVARIANT: made only for a Fourfold that has shared documents, which it keeps for life.
-        self.fourfold.shared_documents().ok_or_else(|| {
-            FourfoldError::new(
-                crate::error::FOURFOLD_ERROR,
-                "this Fourfold has no shared documents".to_string(),
-            )
-        })
+        shared_documents_of(&self.fourfold)
     }
+}
+
+/// The shared documents of `fourfold`.
+fn shared_documents_of(
+    fourfold: &fourfold::Fourfold,
+) -> Fallible<&fourfold::context::SharedDocuments> {
+    // INVARIANT: a SharedDocuments is made only for a Fourfold that has shared documents, which
+    // it keeps for life.
+    fourfold.shared_documents().ok_or_else(|| {
+        FourfoldError::new(
+            crate::error::FOURFOLD_ERROR,
+            "this Fourfold has no shared documents".to_string(),
+        )
+    })
 }
 
 #[napi]
@@ -223,19 +243,9 @@ impl SharedDocuments {
     #[napi(ts_return_type = "Promise<import('./lib/types').IngestReport>")]
     pub fn ingest_dir(&self, root: String, options: Option<IngestOptions>) -> AsyncTask<JsonTask> {
         let fourfold = self.fourfold.clone();
-        let globs = options
-            .and_then(|options| options.globs)
-            .unwrap_or_default();
-        AsyncTask::new(JsonTask::new(move || {
-            let documents = SharedDocuments {
-                fourfold: fourfold.clone(),
-            };
-            let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-            let report = documents
-                .documents()?
-                .ingest_dir(&PathBuf::from(root), &globs, |_| {})?;
-            to_json(&report)
-        }))
+        ingest_task(root, options, move |root, globs| {
+            Ok(shared_documents_of(&fourfold)?.ingest_dir(root, globs, |_| {})?)
+        })
     }
 
     /// This process's context store, kept current.

@@ -397,11 +397,9 @@ impl ContextStore {
         globs: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         no_panic(|| {
-            let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-            let report = py
-                .detach(|| self.inner.ingest_dir(&root, &globs, |_| {}))
-                .or_raise()?;
-            to_python(py, &report)
+            ingest_report(py, &root, &globs, |root, globs| {
+                self.inner.ingest_dir(root, globs, |_| {})
+            })
         })
     }
 
@@ -455,6 +453,22 @@ fn section_read(read: &Bound<'_, PyAny>) -> PyResult<SectionRead> {
         "changed_since takes the Hit or Section objects read, not {}",
         read.get_type().name()?
     )))
+}
+
+/// Runs `ingest` of `root` with `globs` with the GIL released; its report as a dict.
+fn ingest_report<'py>(
+    py: Python<'py>,
+    root: &std::path::Path,
+    globs: &[String],
+    ingest: impl FnOnce(
+            &std::path::Path,
+            &[&str],
+        ) -> Result<fourfold::context::IngestReport, fourfold::context::ContextError>
+        + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+    let report = py.detach(|| ingest(root, &globs)).or_raise()?;
+    to_python(py, &report)
 }
 
 /// The fleet's shared documents (`[context] shared = true` with a PostgreSQL `[store]`): a put or
@@ -515,11 +529,9 @@ impl SharedDocuments {
     ) -> PyResult<Bound<'py, PyAny>> {
         no_panic(|| {
             let documents = self.documents()?;
-            let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-            let report = py
-                .detach(|| documents.ingest_dir(&root, &globs, |_| {}))
-                .or_raise()?;
-            to_python(py, &report)
+            ingest_report(py, &root, &globs, |root, globs| {
+                documents.ingest_dir(root, globs, |_| {})
+            })
         })
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use fourfold::context::{AskOptions, ContextStore, IngestReport};
+use fourfold::context::{AskOptions, ContextError, ContextStore, IngestReport};
 use fourfold::FileStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -90,24 +90,39 @@ fn open(store: PathBuf, archive: &[String]) -> Result<ContextStore, Box<dyn std:
     Ok(builder.open(file_store)?)
 }
 
-/// A spinner on stderr for an ingest, and the callback that keeps it up to date.
-fn ingest_progress() -> Result<ProgressBar, Box<dyn std::error::Error>> {
+/// Runs `ingest` with DIR's globs and a spinner on stderr that shows the report so far.
+fn with_progress(
+    globs: &[String],
+    ingest: impl FnOnce(&[&str], &mut dyn FnMut(&IngestReport)) -> Result<IngestReport, ContextError>,
+) -> Result<IngestReport, Box<dyn std::error::Error>> {
     let progress = ProgressBar::new_spinner();
     progress.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}")?);
     progress.enable_steady_tick(Duration::from_millis(100));
-    Ok(progress)
+    let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+    let report = ingest(&globs, &mut |report| {
+        progress.set_message(format!(
+            "{} files, {} changed, {:.1} MB",
+            report.n_files,
+            report.n_changed,
+            report.bytes as f64 / 1e6
+        ));
+    })?;
+    progress.finish_and_clear();
+    Ok(report)
 }
 
-fn show_progress(progress: &ProgressBar, report: &IngestReport) {
-    progress.set_message(format!(
-        "{} files, {} changed, {:.1} MB",
+/// Prints what an ingest did, after `done` (`gone`: what became of the documents whose files are
+/// gone; `after`: the end of the line), and the files it skipped below.
+fn print_report(done: &str, report: &IngestReport, gone: &str, after: &str) {
+    println!(
+        "{done}: {} files ({} new or changed, {} unchanged), {} {gone}, {} skipped, {:.2} MB; {after}",
         report.n_files,
         report.n_changed,
-        report.bytes as f64 / 1e6
-    ));
-}
-
-fn print_skipped(report: &IngestReport) {
+        report.n_unchanged,
+        report.deleted.len(),
+        report.skipped.len(),
+        report.bytes as f64 / 1e6,
+    );
     for (path, why) in &report.skipped {
         println!("  skipped {path}: {why}");
     }
@@ -123,45 +138,33 @@ fn ingest_fleet(dir: &std::path::Path, globs: &[String], config: &std::path::Pat
         )
         .into());
     };
-    let progress = ingest_progress()?;
-    let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-    let report = shared.ingest_dir(dir, &globs, |report| show_progress(&progress, report))?;
-    progress.finish_and_clear();
-    println!(
-        "published {} to the fleet: {} files ({} new or changed, {} unchanged), {} retired, {} skipped, {:.2} MB; {} documents shared",
-        dir.display(),
-        report.n_files,
-        report.n_changed,
-        report.n_unchanged,
-        report.deleted.len(),
-        report.skipped.len(),
-        report.bytes as f64 / 1e6,
-        shared.context().keys().len()
+    let report = with_progress(globs, |globs, progress| {
+        shared.ingest_dir(dir, globs, progress)
+    })?;
+    print_report(
+        &format!("published {} to the fleet", dir.display()),
+        &report,
+        "retired",
+        &format!("{} documents shared", shared.context().keys().len()),
     );
-    print_skipped(&report);
     Ok(ExitCode::SUCCESS)
 }
 
 fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) -> CliResult {
     let context = open(store, archive)?;
-    let progress = ingest_progress()?;
-    let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-    let report = context.ingest_dir(&dir, &globs, |report| show_progress(&progress, report))?;
-    progress.finish_and_clear();
+    let report = with_progress(globs, |globs, progress| {
+        context.ingest_dir(&dir, globs, progress)
+    })?;
     let saved = context.save()?;
-    println!(
-        "ingested {}: {} files ({} new or changed, {} unchanged), {} deleted, {} skipped, {:.2} MB; saved {} documents ({} bytes)",
-        dir.display(),
-        report.n_files,
-        report.n_changed,
-        report.n_unchanged,
-        report.deleted.len(),
-        report.skipped.len(),
-        report.bytes as f64 / 1e6,
-        saved.n_documents,
-        saved.n_bytes
+    print_report(
+        &format!("ingested {}", dir.display()),
+        &report,
+        "deleted",
+        &format!(
+            "saved {} documents ({} bytes)",
+            saved.n_documents, saved.n_bytes
+        ),
     );
-    print_skipped(&report);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -208,19 +208,26 @@ fn fresh_database(name: &str) -> Option<String> {
     Some(format!("{server} dbname={database}"))
 }
 
+/// A `fourfold.toml` in `dir` with the test policy, a PostgreSQL `[store]` at `settings`, and
+/// `more` after them.
+fn write_fleet_config(dir: &std::path::Path, settings: &str, more: &str) -> std::path::PathBuf {
+    write_policy(dir);
+    let config = dir.join("fourfold.toml");
+    std::fs::write(
+        &config,
+        format!("[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n{more}"),
+    )
+    .unwrap();
+    config
+}
+
 #[test]
 fn approvals_of_a_fleet_are_resolved_from_another_process_through_its_config() {
     let Some(settings) = fresh_database("approvals") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    write_policy(dir.path());
-    let config = dir.path().join("fourfold.toml");
-    std::fs::write(
-        &config,
-        format!("[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n"),
-    )
-    .unwrap();
+    let config = write_fleet_config(dir.path(), &settings, "");
     // An agent's process is held at the review gate; the approval lands in PostgreSQL.
     let fleet = fourfold::Fourfold::from_config(&config).unwrap();
     let session = fleet.session("a", None);
@@ -784,15 +791,7 @@ fn context_ingest_with_a_config_publishes_a_folder_to_the_fleet() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    write_policy(dir.path());
-    let config = dir.path().join("fourfold.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n[context]\nshared = true\n"
-        ),
-    )
-    .unwrap();
+    let config = write_fleet_config(dir.path(), &settings, "[context]\nshared = true\n");
     let docs = dir.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(
