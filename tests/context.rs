@@ -449,6 +449,65 @@ fn re_ingest_indexes_only_changed_files_and_deletes_gone_ones() {
     assert!(matches!(bad_glob, Err(ContextError::InvalidGlob { .. })));
 }
 
+#[test]
+fn an_ingest_puts_files_in_walk_order_like_one_put_after_another() {
+    // The ingest prepares files on several threads; versions, markers and answers must be
+    // those of putting the files one after another in the walk's order (here, key order).
+    let dir = tempfile::tempdir().unwrap();
+    let texts = [EXPORT_V1, EXPORT_V2, VALIDATORS];
+    let mut files = Vec::new();
+    for n in 0..60 {
+        let key = format!("d{n:02}/page.md");
+        let text = match n % 4 {
+            3 => format!("# Page {n}\n\nNotes on topic {n}: retries, backoff and limits.\n"),
+            other => texts[other].to_string(),
+        };
+        std::fs::create_dir_all(dir.path().join(format!("d{n:02}"))).unwrap();
+        std::fs::write(dir.path().join(&key), &text).unwrap();
+        files.push((key, text));
+    }
+    let ingested = ContextStore::new();
+    let mut progress = Vec::new();
+    let report = ingested
+        .ingest_dir(dir.path(), &[], |report| progress.push(report.n_files))
+        .unwrap();
+    assert_eq!((report.n_files, report.n_changed), (60, 60));
+    assert_eq!(progress, (1..=60).collect::<Vec<_>>());
+    let one_by_one = ContextStore::new();
+    for (key, text) in &files {
+        one_by_one.put(key, text).unwrap();
+    }
+    for (key, _) in &files {
+        let (a, b) = (ingested.get(key).unwrap(), one_by_one.get(key).unwrap());
+        assert_eq!(a.version.version, b.version.version, "{key}");
+        let markers = |doc: &fourfold::context::Document| -> Vec<_> {
+            doc.sections
+                .iter()
+                .map(|section| section.marker.clone())
+                .collect()
+        };
+        assert_eq!(markers(&a), markers(&b), "{key}");
+    }
+    for query in [
+        "export a model to a dict",
+        "validators",
+        "retries and backoff",
+    ] {
+        let pointers = |store: &ContextStore| -> Vec<String> {
+            store
+                .ask(query, 2_000)
+                .hits
+                .into_iter()
+                .map(|hit| hit.pointer)
+                .collect()
+        };
+        assert_eq!(pointers(&ingested), pointers(&one_by_one), "{query}");
+    }
+    // Nothing changed: a second ingest finds every file unchanged.
+    let again = ingested.ingest_dir(dir.path(), &[], |_| {}).unwrap();
+    assert_eq!((again.n_changed, again.n_unchanged), (0, 60));
+}
+
 #[cfg(unix)]
 #[test]
 fn a_path_that_is_not_utf8_is_skipped_with_a_reason() {

@@ -8,10 +8,17 @@
 //! `model` and `basemodel`), so a query for the identifier prefers the exact identifier while
 //! a query for its words still finds it.
 
+use std::cell::RefCell;
+
 use rust_stemmers::{Algorithm, Stemmer};
+use rustc_hash::FxHashMap;
 
 /// Terms longer than this many bytes (hashes, base64 blobs) are dropped.
 const MAX_TERM_BYTES: usize = 64;
+
+/// An analyzer remembers at most this many stems; past it, it forgets them all and starts over.
+/// Text repeats its words, so a few thousand stems cover most of any corpus.
+const MAX_CACHED_STEMS: usize = 1 << 15;
 
 /// English stop words, sorted for binary search.
 const STOP_WORDS: &[&str] = &[
@@ -160,25 +167,40 @@ const STOP_WORDS: &[&str] = &[
 /// ```
 pub fn analyze(text: &str) -> Vec<String> {
     let mut terms = Vec::new();
-    Analyzer::new().each_term(text, |term| terms.push(term.to_string()));
+    Analyzer::with(|analyzer| analyzer.each_term(text, |term| terms.push(term.to_string())));
     terms
 }
 
-/// The analyzer, holding its stemmer and scratch buffers so that analysing many texts does not
-/// allocate per word.
+/// The analyzer, holding its stemmer, the stems it has computed and scratch buffers, so that
+/// analysing many texts does not allocate per word and stems each distinct word once.
 pub(crate) struct Analyzer {
     stemmer: Stemmer,
+    stems: FxHashMap<Box<str>, Box<str>>,
     part: String,
     whole: String,
+}
+
+thread_local! {
+    static ANALYZER: RefCell<Analyzer> = RefCell::new(Analyzer::new());
 }
 
 impl Analyzer {
     pub(crate) fn new() -> Analyzer {
         Analyzer {
             stemmer: Stemmer::create(Algorithm::English),
+            stems: FxHashMap::default(),
             part: String::new(),
             whole: String::new(),
         }
+    }
+
+    /// Runs `f` with this thread's analyzer, whose stems outlive the call.
+    pub(crate) fn with<R>(f: impl FnOnce(&mut Analyzer) -> R) -> R {
+        ANALYZER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut analyzer) => f(&mut analyzer),
+            // Only if `f` itself analyses: a fresh analyzer gives the same terms.
+            Err(_) => f(&mut Analyzer::new()),
+        })
     }
 
     /// Calls `emit` with each term of `text`, in order.
@@ -201,7 +223,16 @@ impl Analyzer {
                 continue;
             }
             if self.part.is_ascii() {
-                emit(&self.stemmer.stem(&self.part));
+                if let Some(stem) = self.stems.get(self.part.as_str()) {
+                    emit(stem);
+                } else {
+                    let stem: Box<str> = self.stemmer.stem(&self.part).into();
+                    emit(&stem);
+                    if self.stems.len() >= MAX_CACHED_STEMS {
+                        self.stems.clear();
+                    }
+                    self.stems.insert(self.part.as_str().into(), stem);
+                }
             } else {
                 emit(&self.part);
             }
@@ -308,6 +339,24 @@ mod tests {
         for (text, expected) in cases {
             check(text, expected);
         }
+    }
+
+    #[test]
+    fn cached_stems_match_the_stemmer() {
+        let text = "Serialization serializing validators validated models modelling";
+        let first = analyze(text);
+        let mut fresh = Analyzer::new();
+        let mut again = Vec::new();
+        fresh.each_term(text, |term| again.push(term.to_string()));
+        assert_eq!(first, again);
+        // A full cache starts over rather than growing.
+        Analyzer::with(|analyzer| {
+            for n in 0..MAX_CACHED_STEMS + 10 {
+                analyzer.each_term(&format!("word{n}s"), |_| {});
+            }
+            assert!(analyzer.stems.len() <= MAX_CACHED_STEMS);
+        });
+        assert_eq!(analyze(text), first);
     }
 
     #[test]

@@ -72,6 +72,14 @@ fn corrupt<T>(reason: &'static str) -> Result<T, IndexError> {
     Err(IndexError::Corrupt(IndexCorruptError { reason }))
 }
 
+/// A document's terms with their weighted frequencies, and its weighted length: what
+/// [`Index::analyze`] makes of its fields.
+#[derive(Clone, Debug, Default)]
+pub struct AnalyzedDocument {
+    terms: Vec<(Box<str>, f32)>,
+    len: f32,
+}
+
 /// A BM25 index over documents identified by `u32` slots.
 ///
 /// ```
@@ -456,34 +464,55 @@ impl Index {
     /// A weight that is negative or not finite counts as 0. This may merge the delta segment
     /// into the main one (see [`Index::merge`]) when the delta has grown large.
     pub fn insert(&mut self, slot: u32, fields: &[(&str, f32)]) {
-        self.remove(slot);
-        let mut analyzer = Analyzer::new();
+        self.insert_analyzed(slot, Index::analyze(fields));
+    }
+
+    /// Analyses a document's `fields` for [`Index::insert_analyzed`], without touching an index:
+    /// the part of an insert that can run before taking a writer's lock, or on another thread.
+    pub fn analyze(fields: &[(&str, f32)]) -> AnalyzedDocument {
         let mut tfs: FxHashMap<String, f32> = FxHashMap::default();
         let mut len = 0.0f32;
-        for (text, weight) in fields {
-            let weight = if weight.is_finite() && *weight > 0.0 {
-                *weight
-            } else {
-                0.0
-            };
-            if weight == 0.0 {
-                continue;
-            }
-            analyzer.each_term(text, |term| {
-                len += weight;
-                match tfs.get_mut(term) {
-                    Some(tf) => *tf += weight,
-                    None => {
-                        tfs.insert(term.to_string(), weight);
-                    }
+        Analyzer::with(|analyzer| {
+            for (text, weight) in fields {
+                let weight = if weight.is_finite() && *weight > 0.0 {
+                    *weight
+                } else {
+                    0.0
+                };
+                if weight == 0.0 {
+                    continue;
                 }
-            });
-        }
+                analyzer.each_term(text, |term| {
+                    len += weight;
+                    match tfs.get_mut(term) {
+                        Some(tf) => *tf += weight,
+                        None => {
+                            tfs.insert(term.to_string(), weight);
+                        }
+                    }
+                });
+            }
+        });
         let len = if len.is_finite() { len } else { f32::MAX };
+        let terms = tfs
+            .into_iter()
+            .map(|(term, tf)| {
+                (
+                    term.into_boxed_str(),
+                    if tf.is_finite() { tf } else { f32::MAX },
+                )
+            })
+            .collect();
+        AnalyzedDocument { terms, len }
+    }
+
+    /// [`Index::insert`] for a document [`Index::analyze`] has analysed.
+    pub fn insert_analyzed(&mut self, slot: u32, document: AnalyzedDocument) {
+        self.remove(slot);
+        let AnalyzedDocument { terms, len } = document;
         let ordinal = self.delta.docs.push(slot, len);
-        for (term, tf) in tfs {
-            let tf = if tf.is_finite() { tf } else { f32::MAX };
-            let postings = self.delta.terms.entry(term.into_boxed_str()).or_default();
+        for (term, tf) in terms {
+            let postings = self.delta.terms.entry(term).or_default();
             postings.ordinals.push(ordinal);
             postings.tfs.push(tf);
             postings.bound.widen(tf, len);
@@ -675,7 +704,7 @@ impl Index {
             return Vec::new();
         }
         let mut terms: Vec<String> = Vec::new();
-        Analyzer::new().each_term(query, |term| terms.push(term.to_string()));
+        Analyzer::with(|analyzer| analyzer.each_term(query, |term| terms.push(term.to_string())));
         terms.sort_unstable();
         terms.dedup();
         let n_docs = self.n_live as f32;

@@ -7,7 +7,10 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use super::err::ContextError;
 use super::model::{DocVersion, IngestReport};
 use super::section::is_probably_binary;
-use super::store::ContextStore;
+use super::store::{ContextStore, PutPlan};
+
+/// An ingest prepares at most this many files ahead of the one it is putting.
+const FILES_AHEAD: usize = 32;
 
 fn glob_set(globs: &[&str]) -> Result<Option<GlobSet>, ContextError> {
     if globs.is_empty() {
@@ -39,6 +42,11 @@ pub(super) trait IngestTarget {
     fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError>;
     /// Retires `key`; whether it was there.
     fn delete(&self, key: &str) -> Result<bool, ContextError>;
+    /// The store to prepare puts in on other threads ([`ContextStore::plan_put`]) and apply
+    /// in order, if this target's puts can be split so.
+    fn local(&self) -> Option<&ContextStore> {
+        None
+    }
 }
 
 impl IngestTarget for ContextStore {
@@ -52,6 +60,10 @@ impl IngestTarget for ContextStore {
 
     fn delete(&self, key: &str) -> Result<bool, ContextError> {
         ContextStore::delete(self, key)
+    }
+
+    fn local(&self) -> Option<&ContextStore> {
+        Some(self)
     }
 }
 
@@ -97,6 +109,9 @@ pub(super) fn ingest_into(
         .require_git(false)
         .sort_by_file_name(|a, b| a.cmp(b))
         .build();
+    // The walk is cheap; reading and preparing the files is not, so it is done first and the
+    // files then go through `put_files` in walk order.
+    let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
     for entry in walker {
         let entry = match entry {
             Ok(entry) => entry,
@@ -121,30 +136,11 @@ pub(super) fn ingest_into(
         if include.as_ref().is_some_and(|set| !set.is_match(&key)) {
             continue;
         }
-        report.n_files += 1;
         // A file that is there is never deleted from the store, even if it cannot be read now.
         seen.insert(key.clone());
-        match std::fs::read(entry.path()) {
-            Err(error) => report.skipped.push((key.clone(), error.to_string())),
-            Ok(bytes) if is_probably_binary(&bytes) => {
-                report
-                    .skipped
-                    .push((key.clone(), "binary or not UTF-8".to_string()));
-            }
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let before = target.view().get(&key).map(|doc| doc.version.version);
-                let version = target.put_from(&key, &text, &source)?;
-                if before == Some(version.version) {
-                    report.n_unchanged += 1;
-                } else {
-                    report.n_changed += 1;
-                    report.bytes += bytes.len() as u64;
-                }
-            }
-        }
-        progress(&report);
+        files.push((key, entry.into_path()));
     }
+    put_files(target, &files, &source, &mut report, &mut progress)?;
     for key in target.view().keys_from(&source) {
         if !seen.contains(&key) && target.delete(&key)? {
             report.deleted.push(key);
@@ -152,4 +148,131 @@ pub(super) fn ingest_into(
     }
     target.view().shared.state.write().merge_index();
     Ok(report)
+}
+
+/// What reading one file gave, before it is put.
+enum Loaded {
+    Failed(String),
+    Binary,
+    /// The text and its size in bytes, for a target that prepares nothing ahead.
+    Text(String, u64),
+    /// What the local store made of it, and its size in bytes.
+    Planned(Result<PutPlan, ContextError>, u64),
+}
+
+/// Reads one file and, when `local` is given, prepares its put there.
+fn load(path: &Path, key: &str, local: Option<&ContextStore>) -> Loaded {
+    match std::fs::read(path) {
+        Err(error) => Loaded::Failed(error.to_string()),
+        Ok(bytes) if is_probably_binary(&bytes) => Loaded::Binary,
+        Ok(bytes) => {
+            let n_bytes = bytes.len() as u64;
+            let text = match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+            };
+            match local {
+                Some(store) => Loaded::Planned(store.plan_put(key, &text), n_bytes),
+                None => Loaded::Text(text, n_bytes),
+            }
+        }
+    }
+}
+
+/// Puts `files` (key and path) into `target` in order, counting them in `report` and calling
+/// `progress` after each. For a local store, other threads read and prepare up to
+/// [`FILES_AHEAD`] files ahead of the one being put (splitting, counting tokens, signing and
+/// analysing are most of an ingest's work, and need no lock); the puts themselves, and so the
+/// versions and markers, come in the same order as with one thread.
+fn put_files(
+    target: &impl IngestTarget,
+    files: &[(String, std::path::PathBuf)],
+    source: &str,
+    report: &mut IngestReport,
+    progress: &mut impl FnMut(&IngestReport),
+) -> Result<(), ContextError> {
+    let mut put = |key: &str, loaded: Loaded| -> Result<(), ContextError> {
+        report.n_files += 1;
+        match loaded {
+            Loaded::Failed(reason) => report.skipped.push((key.to_string(), reason)),
+            Loaded::Binary => report
+                .skipped
+                .push((key.to_string(), "binary or not UTF-8".to_string())),
+            Loaded::Text(text, n_bytes) => {
+                let before = target.view().get(key).map(|doc| doc.version.version);
+                let version = target.put_from(key, &text, source)?;
+                if before == Some(version.version) {
+                    report.n_unchanged += 1;
+                } else {
+                    report.n_changed += 1;
+                    report.bytes += n_bytes;
+                }
+            }
+            Loaded::Planned(plan, n_bytes) => match (plan?, target.local()) {
+                (PutPlan::Unchanged(_), _) => report.n_unchanged += 1,
+                (PutPlan::Prepared(prepared), Some(store)) => {
+                    store.apply_put(*prepared, Some(source));
+                    report.n_changed += 1;
+                    report.bytes += n_bytes;
+                }
+                // INVARIANT: only a target with a local store gets planned files.
+                (PutPlan::Prepared(_), None) => {}
+            },
+        }
+        progress(report);
+        Ok(())
+    };
+    let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let Some(local) = target.local().filter(|_| n_threads > 1 && files.len() > 1) else {
+        for (key, path) in files {
+            put(key, load(path, key, target.local()))?;
+        }
+        return Ok(());
+    };
+    std::thread::scope(|scope| {
+        let (jobs, job_queue) = crossbeam_channel::unbounded::<usize>();
+        let (results, result_queue) = crossbeam_channel::unbounded::<(usize, Loaded)>();
+        for _ in 0..n_threads {
+            let job_queue = job_queue.clone();
+            let results = results.clone();
+            scope.spawn(move || {
+                for idx in job_queue {
+                    let Some((key, path)) = files.get(idx) else {
+                        continue;
+                    };
+                    if results.send((idx, load(path, key, Some(local)))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(results);
+        let mut next_job = 0;
+        while next_job < files.len().min(FILES_AHEAD) {
+            let _ = jobs.send(next_job);
+            next_job += 1;
+        }
+        let mut waiting: std::collections::BTreeMap<usize, Loaded> = Default::default();
+        for (idx, (key, _)) in files.iter().enumerate() {
+            let loaded = loop {
+                if let Some(loaded) = waiting.remove(&idx) {
+                    break loaded;
+                }
+                match result_queue.recv() {
+                    Ok((done, loaded)) => {
+                        waiting.insert(done, loaded);
+                    }
+                    // Every worker has stopped, which they do only once the jobs end.
+                    Err(_) => break Loaded::Failed("the file was not read".to_string()),
+                }
+            };
+            if next_job < files.len() {
+                let _ = jobs.send(next_job);
+                next_job += 1;
+            }
+            // Returning drops the job queue, so the workers stop after the file at hand.
+            put(key, loaded)?;
+        }
+        Ok(())
+    })
 }

@@ -22,7 +22,7 @@ pub use analyze::analyze;
 pub use err::ContextError;
 #[cfg(feature = "postgres")]
 pub use fleet::SharedDocuments;
-pub use index::{Index, IndexCorruptError, IndexError};
+pub use index::{AnalyzedDocument, Index, IndexCorruptError, IndexError};
 pub use model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, IngestReport,
     Marker, Section, SectionRead,

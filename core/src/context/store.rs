@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::err::ContextError;
-use super::index::Index;
+use super::index::{AnalyzedDocument, Index};
 use super::model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, Marker,
     Section, SectionRead,
@@ -112,14 +112,24 @@ pub(super) struct State {
     archive: Vec<String>,
 }
 
-/// A document split, tokenised and signed, ready to be swapped in.
-struct Prepared {
+/// A document split, tokenised, signed and analysed, ready to be swapped in.
+pub(super) struct Prepared {
     key: String,
     text: String,
     hash: String,
     front_matter: BTreeMap<String, String>,
     sections: Vec<SectionEntry>,
+    /// Each section's search terms, in the order of `sections`.
+    analyzed: Vec<AnalyzedDocument>,
     tokens: u64,
+}
+
+/// What [`ContextStore::plan_put`] found a put needs.
+pub(super) enum PutPlan {
+    /// The text is the current version's: nothing to do.
+    Unchanged(DocVersion),
+    /// A new version, ready for [`ContextStore::apply_put`].
+    Prepared(Box<Prepared>),
 }
 
 /// The current canonical answer on demand: versioned documents split into sections, each marked
@@ -246,6 +256,19 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The words of a key worth indexing: `docs/concepts/json_schema.md` gives `concepts json schema`.
+/// A section's fields as the index weighs them: its heading path, its document's key, its text.
+fn index_fields<'a>(
+    headings: &'a str,
+    key_text: &'a str,
+    section: &'a SectionEntry,
+) -> [(&'a str, f32); 3] {
+    [
+        (headings, HEADING_WEIGHT),
+        (key_text, KEY_WEIGHT),
+        (section.text.as_str(), BODY_WEIGHT),
+    ]
+}
+
 fn key_words(key: &str) -> String {
     key.rsplit_once('.')
         .map_or(key, |(stem, _)| stem)
@@ -293,7 +316,19 @@ impl ContextStore {
                 slot: None,
             })
             .collect();
+        let key_text = key_words(key);
+        let analyzed = sections
+            .iter()
+            .map(|section| {
+                Index::analyze(&index_fields(
+                    &section.heading_path.join(" "),
+                    &key_text,
+                    section,
+                ))
+            })
+            .collect();
         Prepared {
+            analyzed,
             key: key.to_string(),
             hash: hex(&hash16(text.as_bytes())),
             tokens: count_tokens(text) as u64,
@@ -315,15 +350,29 @@ impl ContextStore {
         text: &str,
         source: Option<&str>,
     ) -> Result<DocVersion, ContextError> {
+        Ok(match self.plan_put(key, text)? {
+            PutPlan::Unchanged(version) => version,
+            PutPlan::Prepared(prepared) => self.apply_put(*prepared, source),
+        })
+    }
+
+    /// The part of a put that needs no lock but a reader's for a moment, and may run on any
+    /// thread: the key checked, the text compared with the current version and, if it differs,
+    /// split, counted, signed and analysed.
+    pub(super) fn plan_put(&self, key: &str, text: &str) -> Result<PutPlan, ContextError> {
         validate_key(key)?;
-        if let Some(unchanged) = self.unchanged(key, text) {
-            return Ok(unchanged);
-        }
-        let prepared = ContextStore::prepare(key, text);
+        Ok(match self.unchanged(key, text) {
+            Some(version) => PutPlan::Unchanged(version),
+            None => PutPlan::Prepared(Box::new(ContextStore::prepare(key, text))),
+        })
+    }
+
+    /// Swaps a prepared document in as the next version of its key.
+    pub(super) fn apply_put(&self, prepared: Prepared, source: Option<&str>) -> DocVersion {
         let at_ns = self.shared.clock.now_ns();
         let (version, change) = self.shared.state.write().put(prepared, at_ns, source);
         self.notify(change);
-        Ok(version)
+        version
     }
 
     fn unchanged(&self, key: &str, text: &str) -> Option<DocVersion> {
@@ -715,7 +764,7 @@ impl State {
         });
         let version_idx = (doc.versions.len() - 1) as u32;
         doc.current = Some(version_idx);
-        self.add_current(doc_idx, version_idx, &mut affected);
+        self.add_current(doc_idx, version_idx, prepared.analyzed, &mut affected);
         affected.insert(doc_idx);
         self.remark(&affected);
         let change = ContextChange {
@@ -772,10 +821,19 @@ impl State {
         affected
     }
 
-    fn add_current(&mut self, doc_idx: u32, version_idx: u32, affected: &mut BTreeSet<u32>) {
+    /// Makes version `version_idx` of `doc_idx` current in the index, with its sections' terms
+    /// as [`ContextStore::prepare`] analysed them (or analysed here, if they do not match).
+    fn add_current(
+        &mut self,
+        doc_idx: u32,
+        version_idx: u32,
+        analyzed: Vec<AnalyzedDocument>,
+        affected: &mut BTreeSet<u32>,
+    ) {
         let doc = &mut self.docs[doc_idx as usize];
         let key_text = key_words(&doc.key);
         let version = &mut doc.versions[version_idx as usize];
+        let mut analyzed = (analyzed.len() == version.sections.len()).then(|| analyzed.into_iter());
         for (section_idx, section) in version.sections.iter_mut().enumerate() {
             let at = SectionRef {
                 doc: doc_idx,
@@ -785,15 +843,15 @@ impl State {
             let slot = self.slots.len() as u32;
             self.slots.push(Some(at));
             section.slot = Some(slot);
-            let headings = section.heading_path.join(" ");
-            self.index.insert(
-                slot,
-                &[
-                    (headings.as_str(), HEADING_WEIGHT),
-                    (key_text.as_str(), KEY_WEIGHT),
-                    (section.text.as_str(), BODY_WEIGHT),
-                ],
-            );
+            let terms = match analyzed.as_mut().and_then(Iterator::next) {
+                Some(terms) => terms,
+                None => Index::analyze(&index_fields(
+                    &section.heading_path.join(" "),
+                    &key_text,
+                    section,
+                )),
+            };
+            self.index.insert_analyzed(slot, terms);
             self.by_id.entry(section.id.clone()).or_insert(at);
             if let Some(signature) = &section.signature {
                 affected.extend(self.lsh.candidates(signature).iter().map(|at| at.doc));
