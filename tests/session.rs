@@ -628,8 +628,8 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
         "command gate `tests-pass` has an empty `command`",
     );
     check(
-        "[policy]\nfile = \"policy.toml\"\n[trace]\notlp_endpoint = \"https://collector.example.com/v1/traces\"\n",
-        "only http:// is supported",
+        "[policy]\nfile = \"policy.toml\"\n[trace]\notlp_endpoint = \"ftp://collector.example.com/v1/traces\"\n",
+        "must be http:// or https://",
     );
     // A command gate may not take the name of a built-in one.
     check(

@@ -113,3 +113,23 @@ def test_a_document_put_by_one_process_is_served_by_the_other(tmp_path: Path) ->
     # A Fourfold whose context is its own has no shared documents.
     (tmp_path / "local.toml").write_text('[policy]\nfile = "policy.toml"\n[context]\n')
     assert fourfold.Fourfold.from_config(tmp_path / "local.toml").shared_documents is None
+
+
+def test_otlp_tls_settings_come_from_the_opentelemetry_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "policy.toml").write_text(POLICY)
+    config = tmp_path / "fourfold.toml"
+    config.write_text('[policy]\nfile = "policy.toml"\n[trace]\notlp_endpoint = "https://127.0.0.1:9/v1/traces"\n')
+    for var in ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"):
+        monkeypatch.delenv(var, raising=False)
+    fourfold.Fourfold.from_config(config)  # an https:// collector, verified with Mozilla's roots
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(tmp_path / "missing.pem"))
+    with pytest.raises(fourfold.ConfigError, match="OTEL_EXPORTER_OTLP_CERTIFICATE"):
+        fourfold.Fourfold.from_config(config)
+    (tmp_path / "not.pem").write_text("not a certificate")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", str(tmp_path / "not.pem"))
+    with pytest.raises(fourfold.ConfigError, match="no PEM certificate"):
+        fourfold.Fourfold.from_config(config)
+    # The traces variable wins over the general one (still naming a missing file).
+    ca = Path(__file__).resolve().parents[2] / "core" / "src" / "trace" / "otlp" / "testdata" / "ca.pem"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", str(ca))
+    fourfold.Fourfold.from_config(config)

@@ -57,8 +57,8 @@ use crate::cost::{Budget, BudgetError, CostMeter, PriceTable, Scope, UnknownMode
 use crate::policy::{Policy, PolicyBuilder};
 use crate::store::FileStore;
 use crate::trace::{
-    otlp_headers_from_env, Durability, JsonLinesSink, OtlpHttpOptions, OtlpHttpSink, TraceFileSink,
-    Tracer,
+    otlp_certificate_from_env, otlp_headers_from_env, Durability, JsonLinesSink, OtlpHttpOptions,
+    OtlpHttpSink, TraceFileSink, Tracer,
 };
 
 use super::command::CommandGate;
@@ -236,10 +236,12 @@ pub(crate) fn builder_from_text(
         }
         if let Some(endpoint) = &trace.otlp_endpoint {
             let service_name = trace.service_name.as_deref().unwrap_or("fourfold");
-            // Headers such as a collector's API key come from the OpenTelemetry environment
-            // variables, never from the config file.
+            // Headers such as a collector's API key, and a private CA's certificate, come from
+            // the OpenTelemetry environment variables, never from the config file.
             let options = OtlpHttpOptions {
                 headers: otlp_headers_from_env().map_err(|error| invalid(error.to_string()))?,
+                root_certificates: otlp_certificate_from_env()
+                    .map_err(|error| invalid(error.to_string()))?,
                 ..OtlpHttpOptions::default()
             };
             tracer = tracer.sink(

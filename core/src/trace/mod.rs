@@ -33,8 +33,8 @@ pub use file::{
     TraceWriter, Verified, HEADER, MAX_PAYLOAD_LEN,
 };
 pub use otlp::{
-    export_otlp, otlp_headers_from_env, OtlpBatch, OtlpExporter, OtlpHttpMonitor, OtlpHttpOptions,
-    OtlpHttpSink, OtlpHttpStats, OtlpJsonLinesSink, OtlpStats,
+    export_otlp, otlp_certificate_from_env, otlp_headers_from_env, OtlpBatch, OtlpExporter,
+    OtlpHttpMonitor, OtlpHttpOptions, OtlpHttpSink, OtlpHttpStats, OtlpJsonLinesSink, OtlpStats,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresTraceSink;

@@ -11,8 +11,11 @@
 //! the headers of [`OtlpHttpOptions::headers`], which a config fills from the OpenTelemetry
 //! environment variables ([`otlp_headers_from_env`]).
 //!
-//! Plain `http://` only: the sink carries no TLS stack. Put a collector next to the agents (the
-//! usual deployment: an OpenTelemetry Collector agent per host) and let it forward over TLS.
+//! `https://` endpoints are verified with Mozilla's root certificates (webpki-roots, built in,
+//! so a container without a CA bundle still works) through rustls, or with the certificates of
+//! [`OtlpHttpOptions::root_certificates`] instead (a private CA), which a config reads from
+//! `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` / `OTEL_EXPORTER_OTLP_CERTIFICATE`
+//! ([`otlp_certificate_from_env`]). Verification cannot be turned off.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,6 +43,9 @@ pub struct OtlpHttpOptions {
     /// Headers every post carries besides `Content-Type`, such as a collector's API key; see
     /// [`otlp_headers_from_env`] for the OpenTelemetry environment variables.
     pub headers: Vec<(String, String)>,
+    /// PEM certificates that an `https://` endpoint's certificate must chain to, instead of
+    /// Mozilla's roots; see [`otlp_certificate_from_env`]. Unused for `http://`.
+    pub root_certificates: Option<Vec<u8>>,
 }
 
 impl Default for OtlpHttpOptions {
@@ -50,6 +56,7 @@ impl Default for OtlpHttpOptions {
             backoff: Duration::from_millis(100),
             timeout: Duration::from_secs(10),
             headers: Vec::new(),
+            root_certificates: None,
         }
     }
 }
@@ -112,8 +119,9 @@ pub struct OtlpHttpSink {
 }
 
 impl OtlpHttpSink {
-    /// Posts to `endpoint` (`http://localhost:4318/v1/traces`); batches carry `service.name =
-    /// service_name`.
+    /// Posts to `endpoint` (`http://localhost:4318/v1/traces`, or `https://`); batches carry
+    /// `service.name = service_name`. A malformed endpoint, header or certificate is an error
+    /// here, not at the first post.
     pub fn new(
         endpoint: &str,
         service_name: &str,
@@ -122,11 +130,18 @@ impl OtlpHttpSink {
         let invalid = |reason: String| TraceError::Sink { reason };
         let url = url::Url::parse(endpoint)
             .map_err(|error| invalid(format!("OTLP endpoint `{endpoint}`: {error}")))?;
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(format!(
-                "OTLP endpoint `{endpoint}`: only http:// is supported (send to a local collector, which forwards over TLS)"
+                "OTLP endpoint `{endpoint}`: the scheme must be http:// or https://"
             )));
         }
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(pem) = &options.root_certificates {
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(
+                &pem_certificates(pem).map_err(invalid)?,
+            ));
+        }
+        let tls = tls.build();
         for (name, value) in &options.headers {
             let valid = ureq::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
                 && ureq::http::HeaderValue::from_str(value).is_ok();
@@ -142,7 +157,7 @@ impl OtlpHttpSink {
         let endpoint = endpoint.to_string();
         let sender = std::thread::Builder::new()
             .name("fourfold-otlp-http".into())
-            .spawn(move || send_all(&endpoint, &options, &batches, &sender_counters))
+            .spawn(move || send_all(&endpoint, &options, tls, &batches, &sender_counters))
             .map_err(|error| invalid(format!("cannot start the OTLP sender thread: {error}")))?;
         Ok(OtlpHttpSink {
             exporter: OtlpExporter::new(service_name),
@@ -218,12 +233,14 @@ impl Drop for OtlpHttpSink {
 fn send_all(
     endpoint: &str,
     options: &OtlpHttpOptions,
+    tls: ureq::tls::TlsConfig,
     batches: &Receiver<(Vec<u8>, usize)>,
     counters: &Counters,
 ) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(options.timeout))
         .http_status_as_error(false)
+        .tls_config(tls)
         .build()
         .into();
     for (body, n_spans) in batches {
@@ -285,6 +302,46 @@ pub fn otlp_headers_from_env() -> Result<Vec<(String, String)>, TraceError> {
         }
     }
     Ok(Vec::new())
+}
+
+/// The certificate the OpenTelemetry environment variables give OTLP exports of traces to
+/// verify the collector with: the PEM file named by `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, or
+/// else `OTEL_EXPORTER_OTLP_CERTIFICATE`. Neither set gives none (Mozilla's roots); a file that
+/// cannot be read, or holds no certificate, is an error.
+pub fn otlp_certificate_from_env() -> Result<Option<Vec<u8>>, TraceError> {
+    for var in [
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    ] {
+        let Some(path) = std::env::var_os(var) else {
+            continue;
+        };
+        let path = std::path::PathBuf::from(path);
+        let pem = std::fs::read(&path).map_err(|error| TraceError::Sink {
+            reason: format!("`{var}`: cannot read {}: {error}", path.display()),
+        })?;
+        pem_certificates(&pem).map_err(|reason| TraceError::Sink {
+            reason: format!("`{var}` ({}): {reason}", path.display()),
+        })?;
+        return Ok(Some(pem));
+    }
+    Ok(None)
+}
+
+/// The certificates of a PEM file (other items, such as keys, are skipped); none is an error.
+fn pem_certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => certificates.push(certificate),
+            Ok(_) => {}
+            Err(error) => return Err(format!("not valid PEM: {error}")),
+        }
+    }
+    if certificates.is_empty() {
+        return Err("no PEM certificate (`-----BEGIN CERTIFICATE-----`) found".to_string());
+    }
+    Ok(certificates)
 }
 
 /// Parses an OpenTelemetry headers list (`k1=v1,k2=v2`, values percent-encoded); blank entries

@@ -45,7 +45,8 @@ mod sink;
 mod wire;
 
 pub use http::{
-    otlp_headers_from_env, OtlpHttpMonitor, OtlpHttpOptions, OtlpHttpSink, OtlpHttpStats,
+    otlp_certificate_from_env, otlp_headers_from_env, OtlpHttpMonitor, OtlpHttpOptions,
+    OtlpHttpSink, OtlpHttpStats,
 };
 pub use sink::OtlpJsonLinesSink;
 use wire::*;

@@ -827,12 +827,8 @@ fn a_collector_that_is_down_never_blocks_the_writer() {
 }
 
 #[test]
-fn only_plain_http_endpoints_are_taken() {
-    for endpoint in [
-        "https://collector.example.com/v1/traces",
-        "not a url",
-        "ftp://x/v1/traces",
-    ] {
+fn only_http_and_https_endpoints_are_taken() {
+    for endpoint in ["not a url", "ftp://x/v1/traces", "file:///tmp/traces"] {
         assert!(
             matches!(
                 OtlpHttpSink::new(endpoint, "a", OtlpHttpOptions::default()),
@@ -840,6 +836,160 @@ fn only_plain_http_endpoints_are_taken() {
             ),
             "{endpoint}"
         );
+    }
+    let sink = OtlpHttpSink::new(
+        "https://collector.example.com/v1/traces",
+        "a",
+        OtlpHttpOptions::default(),
+    );
+    assert!(sink.is_ok());
+}
+
+const TEST_CA: &[u8] = include_bytes!("testdata/ca.pem");
+
+/// An HTTPS collector stand-in on loopback, serving `testdata/server.pem` (for `127.0.0.1`,
+/// signed by `testdata/ca.pem`): answers every post 200 and closes the connection.
+struct HttpsCollector {
+    endpoint: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    address: std::net::SocketAddr,
+    /// The posts' bodies, and how many connections failed their TLS handshake.
+    served: std::thread::JoinHandle<(Vec<String>, usize)>,
+}
+
+impl HttpsCollector {
+    fn start() -> HttpsCollector {
+        use std::io::{Read, Write};
+        let der = |pem: &[u8]| -> Vec<Vec<u8>> {
+            ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item.unwrap() {
+                    ureq::tls::PemItem::Certificate(cert) => Some(cert.der().to_vec()),
+                    ureq::tls::PemItem::PrivateKey(key) => Some(key.der().to_vec()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let chain = der(include_bytes!("testdata/server.pem"))
+            .into_iter()
+            .map(rustls::pki_types::CertificateDer::from)
+            .collect();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            der(include_bytes!("testdata/server.key")).remove(0).into(),
+        );
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = std::sync::Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        let served = std::thread::spawn(move || {
+            let (mut bodies, mut n_refused) = (Vec::new(), 0);
+            for stream in listener.incoming() {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let connection = rustls::ServerConnection::new(std::sync::Arc::clone(&config));
+                let mut tls = rustls::StreamOwned::new(connection.unwrap(), stream.unwrap());
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                let complete = loop {
+                    match tls.read(&mut buffer) {
+                        Ok(0) | Err(_) => break None,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = head
+                        .lines()
+                        .find_map(|line| {
+                            let (name, value) = line.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some(body.to_string());
+                    }
+                };
+                match complete {
+                    Some(body) => {
+                        bodies.push(body);
+                        let _ = tls.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        tls.conn.send_close_notify();
+                        let _ = tls.flush();
+                    }
+                    None => n_refused += 1,
+                }
+            }
+            (bodies, n_refused)
+        });
+        HttpsCollector {
+            endpoint: format!("https://{address}/v1/traces"),
+            stop,
+            address,
+            served,
+        }
+    }
+
+    fn stop(self) -> (Vec<String>, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.address);
+        self.served.join().unwrap()
+    }
+}
+
+#[test]
+fn https_posts_reach_a_collector_whose_certificate_chains_to_the_given_root() {
+    let collector = HttpsCollector::start();
+    let options = OtlpHttpOptions {
+        root_certificates: Some(TEST_CA.to_vec()),
+        ..quick(1)
+    };
+    let (stats, _) = post_scenario(&collector.endpoint, options);
+    let (bodies, n_refused) = collector.stop();
+    assert!(stats.n_batches_sent > 0, "{stats:?}");
+    assert_eq!(bodies.len() as u64, stats.n_batches_sent);
+    assert_eq!((stats.n_batches_failed, n_refused), (0, 0));
+    let posted: usize = bodies.iter().map(|body| spans(&parse(body)).len()).sum();
+    assert_eq!(posted as u64, stats.n_spans_sent);
+}
+
+#[test]
+fn https_to_a_collector_the_roots_do_not_vouch_for_fails_and_sends_nothing() {
+    // Mozilla's roots (the default) do not include the test CA: no post may go out.
+    let collector = HttpsCollector::start();
+    let (stats, _) = post_scenario(&collector.endpoint, quick(1));
+    let (bodies, n_refused) = collector.stop();
+    assert!(bodies.is_empty());
+    assert_eq!(stats.n_batches_sent, 0);
+    assert!(stats.n_batches_failed > 0 && n_refused > 0, "{stats:?}");
+}
+
+#[test]
+fn a_root_certificate_that_is_not_pem_is_refused_up_front() {
+    for pem in [
+        &b"not a certificate"[..],
+        include_bytes!("testdata/server.key"),
+    ] {
+        let options = OtlpHttpOptions {
+            root_certificates: Some(pem.to_vec()),
+            ..quick(1)
+        };
+        assert!(matches!(
+            OtlpHttpSink::new("https://127.0.0.1:1/v1/traces", "a", options),
+            Err(TraceError::Sink { .. })
+        ));
     }
 }
 
