@@ -226,3 +226,97 @@ def test_the_http_server_wants_its_token_and_refuses_other_origins(tmp_path: Pat
         env={k: v for k, v in os.environ.items() if k != "FOURFOLD_TEST_MCP_TOKEN_UNSET"},
     )
     assert refused.returncode == 2 and "is not set" in refused.stderr
+
+
+GATEWAY_POLICY = """
+[[rule]]
+id = "asks"
+effect = "allow"
+agents = ["mcp-client"]
+tools = [{ name = "context_ask" }]
+"""
+
+
+async def through_gateway(params: StdioServerParameters) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            seen["tools"] = sorted(tool.name for tool in (await session.list_tools()).tools)
+            seen["ask"] = text_of(await session.call_tool("context_ask", {"query": "how do I release", "budget_tokens": 500}))
+            seen["record"] = await session.call_tool("context_record", {"topic": "findings/x.md", "text": "# X\n\nnothing"})
+    return seen
+
+
+def test_the_gateway_governs_a_remote_upstream_over_streamable_http(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import time
+
+    upstream_config = setup(tmp_path)
+    gateway_dir = tmp_path / "gateway"
+    gateway_dir.mkdir()
+    (gateway_dir / "policy.toml").write_text(GATEWAY_POLICY)
+    gateway_config = gateway_dir / "fourfold.toml"
+    gateway_config.write_text('[policy]\nfile = "policy.toml"\n[trace]\nfile = "gateway.trace"\n')
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "upstream-t0ken"
+    upstream = subprocess.Popen(
+        [str(BINARY), "mcp", "serve", "--config", str(upstream_config), "--docs", str(SAMPLE_DOCS), "--http", f"127.0.0.1:{port}"]
+        + ["--auth-token-env", "FOURFOLD_TEST_UPSTREAM_TOKEN"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FOURFOLD_TEST_UPSTREAM_TOKEN": token},
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    def gateway(token_value: str) -> StdioServerParameters:
+        return StdioServerParameters(
+            command=str(BINARY),
+            args=["mcp", "gateway", "--config", str(gateway_config), "--upstream-url", url]
+            + ["--upstream-token-env", "FOURFOLD_TEST_GATEWAY_TOKEN"],
+            env={**os.environ, "FOURFOLD_TEST_GATEWAY_TOKEN": token_value},
+        )
+
+    try:
+        assert upstream.stderr is not None
+        deadline = time.monotonic() + 60
+        while "bearer token required" not in upstream.stderr.readline():
+            assert time.monotonic() < deadline and upstream.poll() is None, "the upstream did not start"
+        seen = asyncio.run(through_gateway(gateway(token)))
+        # With the wrong token the upstream refuses the gateway, which then does not start.
+        refused = subprocess.run(
+            [str(BINARY), "mcp", "gateway", "--config", str(gateway_config), "--upstream-url", url]
+            + ["--upstream-token-env", "FOURFOLD_TEST_GATEWAY_TOKEN"],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "FOURFOLD_TEST_GATEWAY_TOKEN": "wrong"},
+        )
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=30)
+    # The upstream's tools, unchanged; the allowed call answered by the upstream; the call the
+    # gateway's policy does not allow refused before it reaches the upstream.
+    assert seen["tools"] == ["context_ask", "context_changed_since", "context_get_section", "context_record"]
+    assert seen["ask"]["sections"][0]["key"] == "docs/releasing.md"
+    assert seen["record"].is_error and "fourfold denied this call" in seen["record"].content[0].text
+    assert refused.returncode != 0 and url in refused.stderr
+    reader = fourfold.TraceReader(gateway_dir / "gateway.trace")
+    actions = [(event.data["tool"], event.data.get("error")) for event in reader.events(kind="action")]
+    assert [tool for tool, _ in actions] == ["context_ask", "context_record"]
+    assert actions[0][1] is None and "denied" in actions[1][1]
+    upstream_records = [event.data["tool"] for event in fourfold.TraceReader(tmp_path / "mcp.trace").events(kind="action")]
+    assert "context_record" not in upstream_records
+    # Flags that cannot work are refused up front.
+    for args, message in [
+        (["--upstream-url", "ftp://x/mcp"], "http:// or https://"),
+        (["--upstream-url", url, "--upstream-token-env", "FOURFOLD_TEST_UNSET_TOKEN"], "is not set"),
+    ]:
+        bad = subprocess.run(
+            [str(BINARY), "mcp", "gateway", "--config", str(gateway_config), *args], capture_output=True, text=True, timeout=60
+        )
+        assert bad.returncode != 0 and message in bad.stderr, bad.stderr

@@ -61,8 +61,8 @@ enum McpCommand {
         allowed_origins: Vec<String>,
     },
     /// Put every tool call of an upstream MCP server through the policy: start the server given
-    /// after `--`, offer its tools unchanged, pass allowed calls through, refuse denied ones with
-    /// the rule, and hold gated ones for a reviewer.
+    /// after `--` (or reach the one at `--upstream-url`), offer its tools unchanged, pass allowed
+    /// calls through, refuse denied ones with the rule, and hold gated ones for a reviewer.
     Gateway {
         /// The `fourfold.toml`.
         #[arg(long)]
@@ -74,8 +74,20 @@ enum McpCommand {
         /// once with the approval id (approve it, then call again).
         #[arg(long, default_value_t = 0)]
         wait_seconds: u64,
+        /// A remote upstream server's streamable HTTP endpoint (`https://host/mcp`), instead of
+        /// a command to start.
+        #[arg(long = "upstream-url", value_name = "URL", conflicts_with = "upstream")]
+        upstream_url: Option<String>,
+        /// The environment variable holding the bearer token the upstream URL wants (sent as
+        /// `Authorization: Bearer <token>`; never taken on the command line).
+        #[arg(
+            long = "upstream-token-env",
+            value_name = "VAR",
+            requires = "upstream_url"
+        )]
+        upstream_token_env: Option<String>,
         /// The upstream server's command and arguments.
-        #[arg(last = true, required = true)]
+        #[arg(last = true, required_unless_present = "upstream_url")]
         upstream: Vec<String>,
     },
 }
@@ -101,8 +113,16 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
             config,
             agent,
             wait_seconds,
+            upstream_url,
+            upstream_token_env,
             upstream,
-        } => super::mcp_gateway::run(&config, &agent, wait_seconds, &upstream),
+        } => {
+            let upstream = match upstream_url {
+                Some(url) => super::mcp_gateway::Upstream::remote(&url, upstream_token_env)?,
+                None => super::mcp_gateway::Upstream::Command(upstream),
+            };
+            super::mcp_gateway::run(&config, &agent, wait_seconds, upstream)
+        }
     }
 }
 
@@ -135,23 +155,30 @@ impl HttpAccess {
         token_env: Option<&str>,
         allowed_origins: Vec<String>,
     ) -> Result<HttpAccess, Box<dyn std::error::Error>> {
-        let token = match token_env {
-            None => None,
-            Some(var) => match std::env::var(var) {
-                Ok(token) if !token.trim().is_empty() => Some(Arc::from(token.trim())),
-                Ok(_) => return Err(format!("`--auth-token-env {var}`: `{var}` is empty").into()),
-                Err(std::env::VarError::NotPresent) => {
-                    return Err(format!("`--auth-token-env {var}`: `{var}` is not set").into())
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(format!("`--auth-token-env {var}`: `{var}` is not UTF-8").into())
-                }
-            },
-        };
+        let token = token_env
+            .map(|var| token_from_env("--auth-token-env", var))
+            .transpose()?
+            .map(|token| Arc::from(token.as_str()));
         Ok(HttpAccess {
             token,
             allowed_origins,
         })
+    }
+}
+
+/// The token held by the environment variable `var`, which the option `flag` names: unset, empty
+/// or not UTF-8 is an error, never no token. Tokens are not taken on the command line, where
+/// other users could read them.
+pub(crate) fn token_from_env(flag: &str, var: &str) -> Result<String, Box<dyn std::error::Error>> {
+    match std::env::var(var) {
+        Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
+        Ok(_) => Err(format!("`{flag} {var}`: `{var}` is empty").into()),
+        Err(std::env::VarError::NotPresent) => {
+            Err(format!("`{flag} {var}`: `{var}` is not set").into())
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("`{flag} {var}`: `{var}` is not UTF-8").into())
+        }
     }
 }
 

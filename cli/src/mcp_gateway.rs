@@ -1,7 +1,8 @@
 //! `fourfold mcp gateway`: every `tools/call` of an upstream MCP server, through the policy.
 //!
 //! The gateway starts the upstream server as a child process (an MCP client over its stdio, with
-//! the official SDK), and serves the MCP client on its own stdio: `tools/list` is the upstream's,
+//! the official SDK), or reaches a remote one over streamable HTTP (`--upstream-url`, with a
+//! bearer token from the environment), and serves the MCP client on its own stdio: `tools/list` is the upstream's,
 //! unchanged; each `tools/call` is first `session.guard` of the tool call (the tool's name, its
 //! arguments as the request's arguments). An allowed call goes through; a denied one returns a tool
 //! error naming the rule; a call a review gate holds waits for a reviewer up to `--wait-seconds`, or
@@ -22,24 +23,77 @@ use rmcp::model::{
     PaginatedRequestParams, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{Peer, RequestContext, RoleClient, RoleServer};
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
 
 use crate::CliResult;
 
-pub(crate) fn run(config: &Path, agent: &str, wait_seconds: u64, upstream: &[String]) -> CliResult {
-    let Some((program, args)) = upstream.split_first() else {
-        return Err("give the upstream server's command after `--`".into());
-    };
+/// Where the gateway's upstream server is.
+pub(crate) enum Upstream {
+    /// A command (and its arguments) to start, spoken to over its stdio.
+    Command(Vec<String>),
+    /// A streamable HTTP endpoint, with the bearer token to send, if any.
+    Remote { url: String, token: Option<String> },
+}
+
+impl Upstream {
+    /// A remote upstream at `url` (`http://` or `https://`), with the token held by the
+    /// environment variable `token_env`, if given: unset or empty is an error, not no token.
+    pub(crate) fn remote(
+        url: &str,
+        token_env: Option<String>,
+    ) -> Result<Upstream, Box<dyn std::error::Error>> {
+        match url.split_once("://") {
+            Some(("http" | "https", rest)) if !rest.is_empty() => {}
+            _ => {
+                return Err(
+                    format!("--upstream-url `{url}`: give an http:// or https:// URL").into(),
+                )
+            }
+        }
+        let token = token_env
+            .map(|var| super::mcp_cmd::token_from_env("--upstream-token-env", &var))
+            .transpose()?;
+        Ok(Upstream::Remote {
+            url: url.to_string(),
+            token,
+        })
+    }
+}
+
+pub(crate) fn run(config: &Path, agent: &str, wait_seconds: u64, upstream: Upstream) -> CliResult {
+    if let Upstream::Command(command) = &upstream {
+        if command.is_empty() {
+            return Err("give the upstream server's command after `--`".into());
+        }
+    }
     let fourfold = Fourfold::from_config(config)?;
     let session = Arc::new(fourfold.session(agent, None));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut command = tokio::process::Command::new(program);
-        command.args(args);
-        let upstream = ().serve(TokioChildProcess::new(command)?).await?;
+        let upstream = match upstream {
+            Upstream::Command(command) => {
+                let (program, args) = command.split_first().ok_or("no upstream command")?;
+                let mut command = tokio::process::Command::new(program);
+                command.args(args);
+                ().serve(TokioChildProcess::new(command)?).await?
+            }
+            Upstream::Remote { url, token } => {
+                // reqwest's rustls carries no crypto provider of its own here: use ring's, as
+                // the OTLP sink does (a provider installed already is kept).
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let mut transport = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                if let Some(token) = token {
+                    transport = transport.auth_header(token);
+                }
+                ().serve(StreamableHttpClientTransport::from_config(transport))
+                    .await
+                    .map_err(|error| format!("upstream {url}: {error}"))?
+            }
+        };
         let gateway = Gateway {
             upstream: upstream.peer().clone(),
             session: Arc::clone(&session),
