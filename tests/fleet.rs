@@ -436,6 +436,98 @@ fn meters_of_two_processes_spend_one_shared_budget() {
     assert_eq!((standing.spent, standing.reserved), (1_000, 0));
 }
 
+/// Keeps the reasons of the gate events it is handed.
+#[derive(Default)]
+struct GateReasons(parking_lot::Mutex<Vec<String>>);
+
+impl fourfold::Plugin for GateReasons {
+    fn name(&self) -> &str {
+        "gate-reasons"
+    }
+    fn on_event(&self, event: &fourfold::Event) {
+        if let fourfold::EventKind::Gate(gate) = &event.kind {
+            self.0.lock().push(gate.reason.clone());
+        }
+    }
+}
+
+#[test]
+fn a_shared_soft_limit_is_announced_once_for_the_fleet_and_holds_the_gate() {
+    use fourfold::cost::{Budget, BudgetStanding, CostMeter, Scope, TokenCounts, Usage};
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "shared_soft");
+    let budget = || Budget::tokens(Scope::Fleet).soft(500.0).hard(10_000.0);
+    let process = || {
+        let reasons = Arc::new(GateReasons::default());
+        let plugins = Arc::new(fourfold::PluginRegistry::new());
+        plugins.install(reasons.clone()).unwrap();
+        let fleet: Arc<dyn fourfold::cost::SharedBudgets> =
+            Arc::new(FleetBudgets::new(connect(&settings)));
+        let meter = CostMeter::builder()
+            .plugins(plugins)
+            .shared_budget(fleet, budget())
+            .build()
+            .unwrap();
+        (meter, reasons)
+    };
+    let processes = [process(), process()];
+    let call = |input: u64| {
+        Usage::new(
+            "coder",
+            "gpt-4o",
+            TokenCounts {
+                input,
+                ..TokenCounts::default()
+            },
+        )
+    };
+    assert_eq!(
+        processes[0].0.check("coder", None, None).unwrap(),
+        BudgetStanding::Within
+    );
+    // Eight threads in two processes spend 10 tokens 20 times each, half through reservations:
+    // 1,600 in all, crossing 500 once.
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let meter = &processes[thread % 2].0;
+            scope.spawn(move || {
+                for round in 0..20 {
+                    if round % 2 == 0 {
+                        meter.record(call(10)).unwrap();
+                    } else {
+                        let held = meter.reserve(&call(10)).unwrap();
+                        held.commit(TokenCounts {
+                            input: 10,
+                            ..TokenCounts::default()
+                        })
+                        .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let announced: Vec<String> = processes
+        .iter()
+        .flat_map(|(_, reasons)| reasons.0.lock().clone())
+        .filter(|reason| reason.contains("passed its soft limit"))
+        .collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert!(announced[0].contains("of 500 tokens"), "{announced:?}");
+    for (meter, _) in &processes {
+        assert_eq!(
+            meter.check("coder", None, None).unwrap(),
+            BudgetStanding::OverSoft("fleet/tokens".into())
+        );
+    }
+    // A shared budget needs a hard limit: a soft one alone is refused.
+    let fleet: Arc<dyn fourfold::cost::SharedBudgets> =
+        Arc::new(FleetBudgets::new(connect(&settings)));
+    let soft_only = CostMeter::builder()
+        .shared_budget(fleet, Budget::tokens(Scope::Fleet).soft(10.0))
+        .build();
+    assert!(soft_only.is_err());
+}
+
 #[test]
 fn a_config_with_a_store_shares_approvals_and_budgets() {
     let Some(server) = server() else { return };

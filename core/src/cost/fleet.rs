@@ -137,24 +137,28 @@ impl FleetBudgets {
 
     /// Settles `reservation` at `actual` (more or less than was held): the hold is released and
     /// `actual` is added to what was spent. If the lease had passed and the hold was swept,
-    /// `actual` is still recorded.
-    pub fn commit(&self, reservation: FleetReservation, actual: u64) -> Result<(), CostError> {
+    /// `actual` is still recorded. Returns what the budget has spent now, this commit included
+    /// (0 if it is not defined).
+    pub fn commit(&self, reservation: FleetReservation, actual: u64) -> Result<u64, CostError> {
         let actual = to_sql(actual)?;
-        // INVARIANT: one statement, so releasing the hold and adding the spend happen together.
-        self.store
+        // INVARIANT: one statement, so releasing the hold and adding the spend happen together,
+        // and the spend it returns is the one this commit made.
+        let row = self
+            .store
             .client()?
-            .execute(
+            .query_opt(
                 "WITH settled AS (
                     DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
                  )
                  UPDATE fourfold_budget AS budget
                  SET reserved = budget.reserved - coalesce((SELECT amount FROM settled), 0),
                      spent = budget.spent + $3
-                 WHERE budget.name = $2",
+                 WHERE budget.name = $2
+                 RETURNING budget.spent",
                 &[&reservation.id, &reservation.budget, &actual],
             )
             .map_err(|error| self.store.failed(error))?;
-        Ok(())
+        Ok(row.map_or(0, |row| from_sql(row.get(0))))
     }
 
     /// Gives the held amount back: the call did not happen.
@@ -173,17 +177,19 @@ impl FleetBudgets {
         Ok(())
     }
 
-    /// Records `amount` spent without a reservation (a call made before it could be reserved).
-    pub fn record(&self, name: &str, amount: u64) -> Result<(), CostError> {
+    /// Records `amount` spent without a reservation (a call made before it could be reserved);
+    /// returns what the budget has spent now (0 if it is not defined).
+    pub fn record(&self, name: &str, amount: u64) -> Result<u64, CostError> {
         let amount = to_sql(amount)?;
-        self.store
+        let row = self
+            .store
             .client()?
-            .execute(
-                "UPDATE fourfold_budget SET spent = spent + $2 WHERE name = $1",
+            .query_opt(
+                "UPDATE fourfold_budget SET spent = spent + $2 WHERE name = $1 RETURNING spent",
                 &[&name, &amount],
             )
             .map_err(|error| self.store.failed(error))?;
-        Ok(())
+        Ok(row.map_or(0, |row| from_sql(row.get(0))))
     }
 
     /// Budget `name`'s limit, spend and live reservations, or `None` if it is not defined.
@@ -260,7 +266,7 @@ impl SharedBudgets for FleetBudgets {
         Ok(u64::try_from(reservation.id).unwrap_or(0))
     }
 
-    fn settle(&self, name: &str, hold: u64, actual: u64) -> Result<(), CostError> {
+    fn settle(&self, name: &str, hold: u64, actual: u64) -> Result<u64, CostError> {
         self.commit(held(name, hold), actual)
     }
 
@@ -268,7 +274,7 @@ impl SharedBudgets for FleetBudgets {
         FleetBudgets::release(self, held("", hold))
     }
 
-    fn spend(&self, name: &str, amount: u64) -> Result<(), CostError> {
+    fn spend(&self, name: &str, amount: u64) -> Result<u64, CostError> {
         self.record(name, amount)
     }
 

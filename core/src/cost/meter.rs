@@ -75,7 +75,9 @@ impl CostMeterBuilder {
 
     /// Enforces `budget` together with every other process that shares `backend` (a fleet
     /// budget in PostgreSQL, say): reservations hold against it there, commits spend there.
-    /// A shared budget has a hard limit over its lifetime only.
+    /// A shared budget has a hard limit, and may have a soft one, over its lifetime (no rolling
+    /// window): past the soft limit the `budget` gate holds requests for a person, and the one
+    /// spend of the fleet that crosses it emits an `allowed` gate event saying so.
     pub fn shared_budget(
         mut self,
         backend: Arc<dyn SharedBudgets>,
@@ -242,14 +244,17 @@ impl Reservation {
 
     /// Like [`Reservation::commit`], with counts and the estimate flag from a finished call.
     pub fn commit_usage(mut self, actual: Usage) -> Result<CostRecord, CostError> {
+        let shared_usage = (!self.shared_holds.is_empty()).then(|| actual.clone());
         let record = self.meter.record_inner(actual, Some(self.id))?;
         self.settled = true;
         let tokens = u128::from(record.counts.total()?);
         for (limit_idx, hold) in std::mem::take(&mut self.shared_holds) {
             let limit = &self.meter.shared.shared_limits[limit_idx];
-            limit
-                .backend
-                .settle(&limit.name, hold, limit.amount(tokens, record.femtos))?;
+            let amount = limit.amount(tokens, record.femtos);
+            let spent = limit.backend.settle(&limit.name, hold, amount)?;
+            if let Some(usage) = &shared_usage {
+                self.meter.note_shared_spend(limit, spent, amount, usage);
+            }
         }
         Ok(record)
     }
@@ -411,16 +416,38 @@ impl CostMeter {
 
     /// Records a call made without a reservation (on the shared budgets too).
     pub fn record(&self, usage: Usage) -> Result<CostRecord, CostError> {
+        let shared_usage = (!self.shared.shared_limits.is_empty()).then(|| usage.clone());
         let record = self.record_inner(usage, None)?;
         let tokens = u128::from(record.counts.total()?);
         for limit in &self.shared.shared_limits {
             if limit.covers(&record.agent, record.task.as_deref(), record.run.as_deref()) {
-                limit
-                    .backend
-                    .spend(&limit.name, limit.amount(tokens, record.femtos))?;
+                let amount = limit.amount(tokens, record.femtos);
+                let spent = limit.backend.spend(&limit.name, amount)?;
+                if let Some(usage) = &shared_usage {
+                    self.note_shared_spend(limit, spent, amount, usage);
+                }
             }
         }
         Ok(record)
+    }
+
+    /// Emits the `allowed` gate event saying that a shared budget passed its soft limit, when
+    /// the spend that took it to `spent` (adding `amount`) is the one that crossed it: once for
+    /// the whole fleet.
+    fn note_shared_spend(&self, limit: &SharedLimit, spent: u64, amount: u64, usage: &Usage) {
+        if let Some(soft) = limit.crossed_soft(spent, amount) {
+            let reason = format!(
+                "shared budget `{}` passed its soft limit: {spent} of {soft} {}",
+                limit.name,
+                limit.unit_name()
+            );
+            self.emit_gate(
+                usage,
+                GateEventOutcome::Allowed,
+                reason,
+                self.shared.clock.now_ns(),
+            );
+        }
     }
 
     /// Records that `agent` did not spend `tokens` input tokens on `model` (the ContextStore
@@ -513,6 +540,9 @@ impl CostMeter {
                     u128::from(reserved),
                     0,
                 ));
+            }
+            if limit.soft.is_some_and(|soft| spent > soft) {
+                standing = BudgetStanding::OverSoft(limit.name.clone());
             }
         }
         Ok(standing)

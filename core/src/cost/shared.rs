@@ -2,8 +2,8 @@
 //!
 //! The meter holds them behind [`SharedBudgets`], so it does not depend on where they live; the
 //! PostgreSQL backend ([`super::FleetBudgets`], feature `postgres`) is the one fourfold ships.
-//! A shared budget has a hard limit over its lifetime; soft limits and rolling windows stay with
-//! the meter's own budgets.
+//! A shared budget has a hard limit, and may have a soft one, over its lifetime; rolling windows
+//! stay with the meter's own budgets.
 
 use std::sync::Arc;
 
@@ -29,12 +29,14 @@ pub trait SharedBudgets: Send + Sync + std::fmt::Debug {
     /// Holds `amount` against `name`, or fails with [`CostError::Exceeded`] holding nothing.
     /// Returns the hold's id.
     fn hold(&self, name: &str, amount: u64) -> Result<u64, CostError>;
-    /// Releases hold `hold` of `name` and adds `actual` to what was spent.
-    fn settle(&self, name: &str, hold: u64, actual: u64) -> Result<(), CostError>;
+    /// Releases hold `hold` of `name` and adds `actual` to what was spent; returns what `name`
+    /// has spent now, `actual` included, as of that one atomic change (0 if it is not defined).
+    fn settle(&self, name: &str, hold: u64, actual: u64) -> Result<u64, CostError>;
     /// Releases hold `hold` without spending (the call did not happen).
     fn release(&self, hold: u64) -> Result<(), CostError>;
-    /// Adds `amount` to what `name` spent, without a hold.
-    fn spend(&self, name: &str, amount: u64) -> Result<(), CostError>;
+    /// Adds `amount` to what `name` spent, without a hold; returns what `name` has spent now, as
+    /// [`SharedBudgets::settle`] does.
+    fn spend(&self, name: &str, amount: u64) -> Result<u64, CostError>;
     /// `name`'s limit, spend and holds, or `None` if it is not defined.
     fn standing(&self, name: &str) -> Result<Option<FleetStanding>, CostError>;
 }
@@ -46,6 +48,9 @@ pub(crate) struct SharedLimit {
     pub(crate) name: String,
     scope: Scope,
     is_money: bool,
+    /// The soft limit, in the backend's units; the meter keeps it (every process reads the same
+    /// config), the backend keeps only the hard one.
+    pub(crate) soft: Option<u64>,
 }
 
 impl SharedLimit {
@@ -56,34 +61,58 @@ impl SharedLimit {
         price_currency: &str,
     ) -> Result<SharedLimit, CostError> {
         let name = budget.name();
-        if budget.soft.is_some() || budget.window != Window::Lifetime {
+        if budget.window != Window::Lifetime || budget.hard.is_none() {
             return Err(BudgetError::InvalidLimit {
                 budget: name,
                 which: "shared",
-                reason: "a shared budget has a hard limit over its lifetime only (no soft limit, no window)".into(),
+                reason: "a shared budget has a hard limit (and maybe a soft one) over its lifetime only (no window)".into(),
             }
             .into());
         }
         let scope = budget.scope.clone();
         let state = BudgetState::new(budget, price_currency)?;
-        let hard = state.hard.unwrap_or(0);
-        let hard = if state.is_money {
-            hard / FEMTOS_PER_MICRO
-        } else {
-            hard
+        let units = |limit: u128, which: &'static str| -> Result<u64, CostError> {
+            let limit = if state.is_money {
+                limit / FEMTOS_PER_MICRO
+            } else {
+                limit
+            };
+            u64::try_from(limit).map_err(|_| {
+                BudgetError::InvalidLimit {
+                    budget: name.clone(),
+                    which,
+                    reason: "it is too large for a shared budget".into(),
+                }
+                .into()
+            })
         };
-        let hard = u64::try_from(hard).map_err(|_| BudgetError::InvalidLimit {
-            budget: name.clone(),
-            which: "hard",
-            reason: "it is too large for a shared budget".into(),
-        })?;
+        let hard = units(state.hard.unwrap_or(0), "hard")?;
+        let soft = state.soft.map(|soft| units(soft, "soft")).transpose()?;
         backend.define(&name, hard)?;
         Ok(SharedLimit {
             backend,
             name,
             scope,
             is_money: state.is_money,
+            soft,
         })
+    }
+
+    /// The soft limit, if spending that reached `spent` by adding `amount` is what took this
+    /// budget past it. The backend adds each amount atomically and returns the total it made, so
+    /// of all the processes spending, exactly one sees the crossing.
+    pub(crate) fn crossed_soft(&self, spent: u64, amount: u64) -> Option<u64> {
+        self.soft
+            .filter(|soft| spent > *soft && spent.saturating_sub(amount) <= *soft)
+    }
+
+    /// The unit of this budget's amounts.
+    pub(crate) fn unit_name(&self) -> &'static str {
+        if self.is_money {
+            "millionths of the currency"
+        } else {
+            "tokens"
+        }
     }
 
     /// Whether this budget limits calls of `agent` for `task` in `run`.
