@@ -1055,6 +1055,7 @@ impl State {
         Marker::CANONICAL
     }
 
+    /// The hit for the section at `at`, without its text (which only a served hit needs).
     fn hit(&self, at: SectionRef, score: f32) -> Hit {
         let (doc, version, section) = self.entry(at);
         Hit {
@@ -1069,7 +1070,7 @@ impl State {
             freshness: section.marker.freshness,
             reason: section.marker.reason.clone(),
             tokens: section.header_tokens + section.tokens,
-            text: Some(section.text.clone()),
+            text: None,
             truncated: false,
             already_served: false,
             score,
@@ -1101,7 +1102,6 @@ impl State {
             for (slot, score) in copies.into_iter().take(options.max_hits) {
                 if let Some(at) = self.slots.get(slot as usize).copied().flatten() {
                     let mut hit = self.hit(at, score);
-                    hit.text = None;
                     hit.tokens = 0;
                     answer.copies.push(hit);
                 }
@@ -1132,17 +1132,19 @@ impl State {
             };
             let mut hit = self.hit(at, score);
             let left = options.budget_tokens.saturating_sub(answer.tokens_served);
+            let section = self.entry(at).2;
             if held(&hit) {
-                hit.text = None;
                 hit.already_served = true;
-                hit.tokens = self.entry(at).2.header_tokens;
+                hit.tokens = section.header_tokens;
             } else if u64::from(hit.tokens) > left {
                 if !answer.hits.is_empty() {
                     continue;
                 }
-                if !truncate(&mut hit, self.entry(at).2.header_tokens, left) {
+                if !truncate(&mut hit, &section.text, section.header_tokens, left) {
                     continue;
                 }
+            } else {
+                hit.text = Some(section.text.clone());
             }
             if u64::from(hit.tokens) > left {
                 continue;
@@ -1201,12 +1203,9 @@ impl State {
     }
 }
 
-/// Cuts `hit`'s text at a line boundary so that it fits in `budget` tokens with its header.
+/// Gives `hit` the first lines of `text` (its section's) that fit in `budget` tokens with its header.
 /// Returns false if not even one line fits.
-fn truncate(hit: &mut Hit, header_tokens: u32, budget: u64) -> bool {
-    let Some(text) = hit.text.take() else {
-        return false;
-    };
+fn truncate(hit: &mut Hit, text: &str, header_tokens: u32, budget: u64) -> bool {
     let mut kept = String::new();
     let mut kept_tokens = header_tokens;
     for line in text.split_inclusive('\n') {
