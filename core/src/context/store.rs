@@ -255,7 +255,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// The words of a key worth indexing: `docs/concepts/json_schema.md` gives `concepts json schema`.
 /// A section's fields as the index weighs them: its heading path, its document's key, its text.
 fn index_fields<'a>(
     headings: &'a str,
@@ -269,6 +268,7 @@ fn index_fields<'a>(
     ]
 }
 
+/// The words of a key worth indexing: `docs/concepts/json_schema.md` gives `concepts json schema`.
 fn key_words(key: &str) -> String {
     key.rsplit_once('.')
         .map_or(key, |(stem, _)| stem)
