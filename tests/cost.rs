@@ -103,24 +103,10 @@ use fourfold::cost::{
     read_ledger, Budget, CostError, CostMeter, ModelPrice, PriceTable, Provider, RecordKind,
     Report, Scope, TokenCounts, UnknownModel, Usage, BUDGET_GATE,
 };
-use fourfold::{
-    ContextEvent, Event, EventKind, ManualClock, Plugin, PluginRegistry, Request, Verdict,
-};
-use parking_lot::Mutex;
+use fourfold::{ContextEvent, Event, EventKind, ManualClock, PluginRegistry, Request, Verdict};
 use proptest::prelude::*;
 
-/// Keeps every event it is handed.
-#[derive(Default)]
-struct Events(Mutex<Vec<Event>>);
-
-impl Plugin for Events {
-    fn name(&self) -> &str {
-        "events"
-    }
-    fn on_event(&self, event: &Event) {
-        self.0.lock().push(event.clone());
-    }
-}
+use crate::util::Events;
 
 impl Events {
     /// `cost` for cost events, `gate:<outcome>:<reason>` for gate events.

@@ -436,21 +436,6 @@ fn meters_of_two_processes_spend_one_shared_budget() {
     assert_eq!((standing.spent, standing.reserved), (1_000, 0));
 }
 
-/// Keeps the reasons of the gate events it is handed.
-#[derive(Default)]
-struct GateReasons(parking_lot::Mutex<Vec<String>>);
-
-impl fourfold::Plugin for GateReasons {
-    fn name(&self) -> &str {
-        "gate-reasons"
-    }
-    fn on_event(&self, event: &fourfold::Event) {
-        if let fourfold::EventKind::Gate(gate) = &event.kind {
-            self.0.lock().push(gate.reason.clone());
-        }
-    }
-}
-
 #[test]
 fn a_shared_soft_limit_is_announced_once_for_the_fleet_and_holds_the_gate() {
     use fourfold::cost::{Budget, BudgetStanding, CostMeter, Scope, TokenCounts, Usage};
@@ -458,9 +443,9 @@ fn a_shared_soft_limit_is_announced_once_for_the_fleet_and_holds_the_gate() {
     let settings = fresh_database(&server, "shared_soft");
     let budget = || Budget::tokens(Scope::Fleet).soft(500.0).hard(10_000.0);
     let process = || {
-        let reasons = Arc::new(GateReasons::default());
+        let events = Arc::new(crate::util::Events::default());
         let plugins = Arc::new(fourfold::PluginRegistry::new());
-        plugins.install(reasons.clone()).unwrap();
+        plugins.install(events.clone()).unwrap();
         let fleet: Arc<dyn fourfold::cost::SharedBudgets> =
             Arc::new(FleetBudgets::new(connect(&settings)));
         let meter = CostMeter::builder()
@@ -468,7 +453,7 @@ fn a_shared_soft_limit_is_announced_once_for_the_fleet_and_holds_the_gate() {
             .shared_budget(fleet, budget())
             .build()
             .unwrap();
-        (meter, reasons)
+        (meter, events)
     };
     let processes = [process(), process()];
     let call = |input: u64| {
@@ -508,7 +493,11 @@ fn a_shared_soft_limit_is_announced_once_for_the_fleet_and_holds_the_gate() {
     });
     let announced: Vec<String> = processes
         .iter()
-        .flat_map(|(_, reasons)| reasons.0.lock().clone())
+        .flat_map(|(_, events)| events.0.lock().clone())
+        .filter_map(|event| match event.kind {
+            fourfold::EventKind::Gate(gate) => Some(gate.reason),
+            _ => None,
+        })
         .filter(|reason| reason.contains("passed its soft limit"))
         .collect();
     assert_eq!(announced.len(), 1, "{announced:?}");

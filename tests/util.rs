@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
-use fourfold::{Policy, PolicyBuilder, Request, Verdict};
+use fourfold::{Event, Plugin, Policy, PolicyBuilder, Request, Verdict};
+use parking_lot::Mutex;
 
 /// The workspace root every test policy uses; it need not exist.
 pub const ROOT: &str = "/work/repo";
@@ -36,4 +37,17 @@ pub fn check(policy: &Policy, request: Request, expected: Verdict) {
         "{request:?}\n  reason: {}",
         decision.reason
     );
+}
+
+/// A plugin that keeps every event it is handed.
+#[derive(Default)]
+pub struct Events(pub Mutex<Vec<Event>>);
+
+impl Plugin for Events {
+    fn name(&self) -> &str {
+        "events"
+    }
+    fn on_event(&self, event: &Event) {
+        self.0.lock().push(event.clone());
+    }
 }
