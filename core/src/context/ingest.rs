@@ -151,17 +151,17 @@ pub(super) fn ingest_into(
 }
 
 /// What reading one file gave, before it is put.
-enum Loaded {
+enum Loaded<'a> {
     Failed(String),
     Binary,
     /// The text and its size in bytes, for a target that prepares nothing ahead.
     Text(String, u64),
-    /// What the local store made of it, and its size in bytes.
-    Planned(Result<PutPlan, ContextError>, u64),
+    /// The local store that prepared it, what it made of it, and its size in bytes.
+    Planned(&'a ContextStore, Result<PutPlan, ContextError>, u64),
 }
 
 /// Reads one file and, when `local` is given, prepares its put there.
-fn load(path: &Path, key: &str, local: Option<&ContextStore>) -> Loaded {
+fn load<'a>(path: &Path, key: &str, local: Option<&'a ContextStore>) -> Loaded<'a> {
     match std::fs::read(path) {
         Err(error) => Loaded::Failed(error.to_string()),
         Ok(bytes) if is_probably_binary(&bytes) => Loaded::Binary,
@@ -172,7 +172,7 @@ fn load(path: &Path, key: &str, local: Option<&ContextStore>) -> Loaded {
                 Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
             };
             match local {
-                Some(store) => Loaded::Planned(store.plan_put(key, &text), n_bytes),
+                Some(store) => Loaded::Planned(store, store.plan_put(key, &text), n_bytes),
                 None => Loaded::Text(text, n_bytes),
             }
         }
@@ -208,15 +208,13 @@ fn put_files(
                     report.bytes += n_bytes;
                 }
             }
-            Loaded::Planned(plan, n_bytes) => match (plan?, target.local()) {
-                (PutPlan::Unchanged(_), _) => report.n_unchanged += 1,
-                (PutPlan::Prepared(prepared), Some(store)) => {
+            Loaded::Planned(store, plan, n_bytes) => match plan? {
+                PutPlan::Unchanged(_) => report.n_unchanged += 1,
+                PutPlan::Prepared(prepared) => {
                     store.apply_put(*prepared, Some(source));
                     report.n_changed += 1;
                     report.bytes += n_bytes;
                 }
-                // INVARIANT: only a target with a local store gets planned files.
-                (PutPlan::Prepared(_), None) => {}
             },
         }
         progress(report);
