@@ -6,10 +6,14 @@ write-back the policy refuses and one it allows, and every call in the trace."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
+import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from mcp import ClientSession, StdioServerParameters
@@ -103,6 +107,32 @@ def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
     assert {event.agent for event in reader.events(kind="cost")} == {"mcp-client"}
 
 
+@contextlib.contextmanager
+def serving_http(
+    config: Path, *extra: str, env: dict[str, str] | None = None, ready: str = "streamable HTTP"
+) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
+    """`fourfold mcp serve --http` on a free loopback port with the sample docs, once it logs `ready`:
+    the process, its URL and its port. Stopped with SIGTERM on leaving (its `returncode` is then set)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(BINARY), "mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS), "--http", f"127.0.0.1:{port}", *extra],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stderr is not None
+        deadline = time.monotonic() + 60
+        while ready not in server.stderr.readline():
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+        yield server, f"http://127.0.0.1:{port}/mcp", port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 async def over_http(url: str, token: str | None = None) -> dict[str, Any]:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
@@ -118,28 +148,10 @@ async def over_http(url: str, token: str | None = None) -> dict[str, Any]:
 
 
 def test_an_mcp_client_over_streamable_http_on_loopback(tmp_path: Path) -> None:
-    import socket
-    import subprocess
-    import time
-
     config = setup(tmp_path)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(BINARY), "mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS), "--http", f"127.0.0.1:{port}"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stderr is not None
-        deadline = time.monotonic() + 60
-        while "streamable HTTP" not in server.stderr.readline():
-            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
-        seen = asyncio.run(over_http(f"http://127.0.0.1:{port}/mcp"))
-    finally:
-        server.terminate()
-        assert server.wait(timeout=30) == 0, "the server stops cleanly on SIGTERM"
+    with serving_http(config) as (server, url, _):
+        seen = asyncio.run(over_http(url))
+    assert server.returncode == 0, "the server stops cleanly on SIGTERM"
     # It closed its trace: the ask is there, the file whole.
     assert fourfold.TraceReader.verify(tmp_path / "mcp.trace") > 0
     assert fourfold.TraceReader(tmp_path / "mcp.trace").events(kind="context")
@@ -179,29 +191,14 @@ def post_initialize(url: str, headers: dict[str, str]) -> int:
 
 
 def test_the_http_server_wants_its_token_and_refuses_other_origins(tmp_path: Path) -> None:
-    import os
-    import socket
-    import subprocess
-    import time
-
     config = setup(tmp_path)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     token = "t0ken-for-the-test"
-    server = subprocess.Popen(
-        [str(BINARY), "mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS), "--http", f"127.0.0.1:{port}"]
-        + ["--auth-token-env", "FOURFOLD_TEST_MCP_TOKEN", "--allow-origin", "http://localhost:6274"],
-        stderr=subprocess.PIPE,
-        text=True,
+    with serving_http(
+        config,
+        *["--auth-token-env", "FOURFOLD_TEST_MCP_TOKEN", "--allow-origin", "http://localhost:6274"],
         env={**os.environ, "FOURFOLD_TEST_MCP_TOKEN": token},
-    )
-    url = f"http://127.0.0.1:{port}/mcp"
-    try:
-        assert server.stderr is not None
-        deadline = time.monotonic() + 60
-        while "bearer token required" not in server.stderr.readline():
-            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+        ready="bearer token required",
+    ) as (server, url, port):
         assert post_initialize(url, {}) == 401
         assert post_initialize(url, {"Authorization": "Bearer wrong"}) == 401
         assert post_initialize(url, {"Authorization": token}) == 401
@@ -213,9 +210,7 @@ def test_the_http_server_wants_its_token_and_refuses_other_origins(tmp_path: Pat
         assert post_initialize(url, {**bearer, "Origin": f"http://localhost:{port}"}) == 200
         assert post_initialize(url, {**bearer, "Origin": "http://localhost:6274"}) == 200
         seen = asyncio.run(over_http(url, token))
-    finally:
-        server.terminate()
-        assert server.wait(timeout=30) == 0, "the server stops cleanly on SIGTERM"
+    assert server.returncode == 0, "the server stops cleanly on SIGTERM"
     assert seen["answer"]["sections"][0]["key"] == "docs/releasing.md"
     # Without the variable it names, the server does not start.
     refused = subprocess.run(
@@ -249,43 +244,26 @@ async def through_gateway(params: StdioServerParameters) -> dict[str, Any]:
 
 
 def test_the_gateway_governs_a_remote_upstream_over_streamable_http(tmp_path: Path) -> None:
-    import socket
-    import subprocess
-    import time
-
     upstream_config = setup(tmp_path)
     gateway_dir = tmp_path / "gateway"
     gateway_dir.mkdir()
     (gateway_dir / "policy.toml").write_text(GATEWAY_POLICY)
     gateway_config = gateway_dir / "fourfold.toml"
     gateway_config.write_text('[policy]\nfile = "policy.toml"\n[trace]\nfile = "gateway.trace"\n')
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     token = "upstream-t0ken"
-    upstream = subprocess.Popen(
-        [str(BINARY), "mcp", "serve", "--config", str(upstream_config), "--docs", str(SAMPLE_DOCS), "--http", f"127.0.0.1:{port}"]
-        + ["--auth-token-env", "FOURFOLD_TEST_UPSTREAM_TOKEN"],
-        stderr=subprocess.PIPE,
-        text=True,
+    with serving_http(
+        upstream_config,
+        *["--auth-token-env", "FOURFOLD_TEST_UPSTREAM_TOKEN"],
         env={**os.environ, "FOURFOLD_TEST_UPSTREAM_TOKEN": token},
-    )
-    url = f"http://127.0.0.1:{port}/mcp"
-
-    def gateway(token_value: str) -> StdioServerParameters:
-        return StdioServerParameters(
+        ready="bearer token required",
+    ) as (_, url, _):
+        gateway = StdioServerParameters(
             command=str(BINARY),
             args=["mcp", "gateway", "--config", str(gateway_config), "--upstream-url", url]
             + ["--upstream-token-env", "FOURFOLD_TEST_GATEWAY_TOKEN"],
-            env={**os.environ, "FOURFOLD_TEST_GATEWAY_TOKEN": token_value},
+            env={**os.environ, "FOURFOLD_TEST_GATEWAY_TOKEN": token},
         )
-
-    try:
-        assert upstream.stderr is not None
-        deadline = time.monotonic() + 60
-        while "bearer token required" not in upstream.stderr.readline():
-            assert time.monotonic() < deadline and upstream.poll() is None, "the upstream did not start"
-        seen = asyncio.run(through_gateway(gateway(token)))
+        seen = asyncio.run(through_gateway(gateway))
         # With the wrong token the upstream refuses the gateway, which then does not start.
         refused = subprocess.run(
             [str(BINARY), "mcp", "gateway", "--config", str(gateway_config), "--upstream-url", url]
@@ -296,9 +274,6 @@ def test_the_gateway_governs_a_remote_upstream_over_streamable_http(tmp_path: Pa
             timeout=60,
             env={**os.environ, "FOURFOLD_TEST_GATEWAY_TOKEN": "wrong"},
         )
-    finally:
-        upstream.terminate()
-        upstream.wait(timeout=30)
     # The upstream's tools, unchanged; the allowed call answered by the upstream; the call the
     # gateway's policy does not allow refused before it reaches the upstream.
     assert seen["tools"] == ["context_ask", "context_changed_since", "context_get_section", "context_record"]
@@ -308,7 +283,8 @@ def test_the_gateway_governs_a_remote_upstream_over_streamable_http(tmp_path: Pa
     reader = fourfold.TraceReader(gateway_dir / "gateway.trace")
     actions = [(event.data["tool"], event.data.get("error")) for event in reader.events(kind="action")]
     assert [tool for tool, _ in actions] == ["context_ask", "context_record"]
-    assert actions[0][1] is None and "denied" in actions[1][1]
+    denied = actions[1][1]
+    assert actions[0][1] is None and isinstance(denied, str) and "denied" in denied
     upstream_records = [event.data["tool"] for event in fourfold.TraceReader(tmp_path / "mcp.trace").events(kind="action")]
     assert "context_record" not in upstream_records
     # Flags that cannot work are refused up front.
