@@ -103,6 +103,11 @@ pub(super) struct State {
     doc_idx: FxHashMap<String, u32>,
     /// The section in each index slot (slots of replaced versions are `None`).
     slots: Vec<Option<SectionRef>>,
+    /// Whether each index slot holds a current canonical section: what a search filters on,
+    /// kept beside the slots so that the filter reads one byte instead of following the slot
+    /// to its section. Derived from the markers, so not saved; [`State::remark`] keeps it.
+    #[serde(skip)]
+    canonical: Vec<bool>,
     /// Current sections by id.
     by_id: FxHashMap<String, SectionRef>,
     index: Index,
@@ -809,6 +814,9 @@ impl State {
             if let Some(slot) = section.slot.take() {
                 self.index.remove(slot);
                 self.slots[slot as usize] = None;
+                if let Some(canonical) = self.canonical.get_mut(slot as usize) {
+                    *canonical = false;
+                }
             }
             self.by_id.remove(&section.id);
         }
@@ -873,10 +881,30 @@ impl State {
             };
             let markers = self.markers(doc_idx, version_idx);
             let version = &mut self.docs[doc_idx as usize].versions[version_idx as usize];
+            let mut slots = Vec::with_capacity(markers.len());
             for (section, marker) in version.sections.iter_mut().zip(markers) {
+                if let Some(slot) = section.slot {
+                    slots.push((slot, marker.freshness == Freshness::Canonical));
+                }
                 section.marker = marker;
             }
+            for (slot, canonical) in slots {
+                self.set_canonical(slot, canonical);
+            }
         }
+    }
+
+    fn set_canonical(&mut self, slot: u32, canonical: bool) {
+        let idx = slot as usize;
+        if self.canonical.len() <= idx {
+            self.canonical.resize(idx + 1, false);
+        }
+        self.canonical[idx] = canonical;
+    }
+
+    /// Whether `slot` holds a current canonical section.
+    fn is_canonical(&self, slot: u32) -> bool {
+        self.canonical.get(slot as usize).copied().unwrap_or(false)
     }
 
     /// The order in which two copies' documents are preferred as canonical: pinned, then not
@@ -1078,13 +1106,7 @@ impl State {
     }
 
     fn ask(&self, query: &str, options: &AskOptions, held: impl Fn(&Hit) -> bool) -> Answer {
-        let canonical = |slot: u32| {
-            self.slots
-                .get(slot as usize)
-                .copied()
-                .flatten()
-                .is_some_and(|at| self.entry(at).2.marker.freshness == Freshness::Canonical)
-        };
+        let canonical = |slot: u32| self.is_canonical(slot);
         // Only the best `2 * max_hits` candidates are considered: a section far down the list
         // is not worth serving just because it is small enough to fit what is left of the
         // budget, and a small limit lets the search skip most postings.
@@ -1228,4 +1250,51 @@ fn truncate(hit: &mut Hit, text: &str, header_tokens: u32, budget: u64) -> bool 
     hit.tokens = exact;
     hit.truncated = true;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const INTRO: &str =
+        "# Models\n\nA model is a class with typed fields, validated on creation.\n\
+        Fields without a default are required; the rest take their default when left out.\n\n\
+        ## Export\n\nA model exports its fields to a dictionary with include and exclude sets, \
+        and to JSON with the same options and an indent.\n";
+    const EXPORT: &str = "# Export\n\nA model exports its fields to a dictionary with include and \
+        exclude sets, and to JSON with the same options and an indent.\n";
+    const OTHER: &str = "# Validators\n\nA validator runs before or after a field's own parsing \
+        and may change the value it returns.\n";
+
+    /// Whether every index slot's canonical flag agrees with the marker of its section.
+    fn flags_match_markers(state: &State) -> bool {
+        state.slots.iter().enumerate().all(|(slot, at)| {
+            let marked =
+                at.is_some_and(|at| state.entry(at).2.marker.freshness == Freshness::Canonical);
+            state.is_canonical(slot as u32) == marked
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn canonical_flags_follow_every_marker(
+            ops in proptest::collection::vec((0usize..4, proptest::option::of(0usize..3)), 1..24),
+        ) {
+            let texts = [INTRO, EXPORT, OTHER];
+            let store = ContextStore::new();
+            for (key_idx, text) in ops {
+                let key = format!("docs/page-{key_idx}.md");
+                match text {
+                    Some(text_idx) => drop(store.put(&key, texts[text_idx]).unwrap()),
+                    None => drop(store.delete(&key).unwrap()),
+                }
+                prop_assert!(flags_match_markers(&store.shared.state.read()));
+            }
+            let reopened = ContextStore::builder().build_with(store.shared.state.read().clone());
+            prop_assert!(flags_match_markers(&reopened.shared.state.read()));
+        }
+    }
 }
