@@ -26,7 +26,7 @@ class ScriptedChatModel(GenericFakeChatModel):
     """LangChain's fake chat model, answering turn by turn from a script; `bind_tools` returns itself
     so that `create_agent` runs it offline."""
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
         return self
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:

@@ -1,5 +1,6 @@
 """The stubs and types of the package: every public name of the compiled module has a stub, the
-stubs agree with the module (mypy's stubtest), and a typed program passes `mypy --strict`."""
+stubs agree with the module (mypy's stubtest), and a typed program, the package and these tests
+pass `mypy --strict`."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def test_the_package_itself_passes_mypy_strict() -> None:
         capture_output=True,
         text=True,
         cwd=HERE.parent / "python",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_tests_themselves_pass_mypy_strict() -> None:
+    # The tests use the package as its users would, so a stub that disagrees with a call they
+    # make fails here as well as in stubtest.
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "tests"],
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
