@@ -10,7 +10,9 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +26,8 @@ import fourfold
 REPO = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("FOURFOLD_BIN", REPO / "target" / "debug" / "fourfold"))
 SAMPLE_DOCS = REPO / "examples" / "fleet"
+# A test CA and a certificate for 127.0.0.1 it signed (valid to 2126), from the OTLP sink's tests.
+TLS_TESTDATA = REPO / "core" / "src" / "trace" / "otlp" / "testdata"
 
 POLICY = """
 [[rule]]
@@ -243,13 +247,20 @@ async def through_gateway(params: StdioServerParameters) -> dict[str, Any]:
     return seen
 
 
-def test_the_gateway_governs_a_remote_upstream_over_streamable_http(tmp_path: Path) -> None:
-    upstream_config = setup(tmp_path)
+def gateway_setup(tmp_path: Path) -> tuple[Path, Path]:
+    """A gateway's own config (GATEWAY_POLICY, a trace file) beside the upstream's: its directory and
+    its `fourfold.toml`."""
     gateway_dir = tmp_path / "gateway"
     gateway_dir.mkdir()
     (gateway_dir / "policy.toml").write_text(GATEWAY_POLICY)
     gateway_config = gateway_dir / "fourfold.toml"
     gateway_config.write_text('[policy]\nfile = "policy.toml"\n[trace]\nfile = "gateway.trace"\n')
+    return gateway_dir, gateway_config
+
+
+def test_the_gateway_governs_a_remote_upstream_over_streamable_http(tmp_path: Path) -> None:
+    upstream_config = setup(tmp_path)
+    gateway_dir, gateway_config = gateway_setup(tmp_path)
     token = "upstream-t0ken"
     with serving_http(
         upstream_config,
@@ -296,3 +307,68 @@ def test_the_gateway_governs_a_remote_upstream_over_streamable_http(tmp_path: Pa
             [str(BINARY), "mcp", "gateway", "--config", str(gateway_config), *args], capture_output=True, text=True, timeout=60
         )
         assert bad.returncode != 0 and message in bad.stderr, bad.stderr
+
+
+@contextlib.contextmanager
+def tls_in_front(port: int) -> Iterator[int]:
+    """A TLS endpoint on a free loopback port, with the test certificate for 127.0.0.1, that forwards
+    each connection it accepts to the plain HTTP server on `port`: its port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS_TESTDATA / "server.pem", TLS_TESTDATA / "server.key")
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        source.close()
+        sink.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed
+            try:
+                client = context.wrap_socket(raw, server_side=True)
+            except OSError:
+                raw.close()  # a client that does not trust the certificate ends the handshake
+                continue
+            upstream = socket.create_connection(("127.0.0.1", port))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_the_gateway_trusts_a_private_ca_for_a_remote_upstream(tmp_path: Path) -> None:
+    upstream_config = setup(tmp_path)
+    _, gateway_config = gateway_setup(tmp_path)
+    ca = str(TLS_TESTDATA / "ca.pem")
+    gateway_args = [str(BINARY), "mcp", "gateway", "--config", str(gateway_config), "--upstream-url"]
+    with serving_http(upstream_config) as (_, plain_url, port), tls_in_front(port) as tls_port:
+        url = f"https://127.0.0.1:{tls_port}/mcp"
+        gateway = StdioServerParameters(command=gateway_args[0], args=[*gateway_args[1:], url, "--upstream-ca-file", ca])
+        seen = asyncio.run(through_gateway(gateway))
+        # Without the CA, the system's roots do not trust the upstream: the gateway does not start.
+        untrusted = subprocess.run([*gateway_args, url], input="", capture_output=True, text=True, timeout=60)
+        bad_files = [
+            ([plain_url, "--upstream-ca-file", ca], "is not an https:// URL"),
+            ([url, "--upstream-ca-file", str(tmp_path / "missing.pem")], "missing.pem"),
+            ([url, "--upstream-ca-file", str(gateway_config)], "no PEM certificate"),
+        ]
+        refused = [
+            (subprocess.run([*gateway_args, *args], input="", capture_output=True, text=True, timeout=60), message)
+            for args, message in bad_files
+        ]
+    assert seen["tools"] == ["context_ask", "context_changed_since", "context_get_section", "context_record"]
+    assert seen["ask"]["sections"][0]["key"] == "docs/releasing.md"
+    assert seen["record"].is_error and "fourfold denied this call" in seen["record"].content[0].text
+    assert untrusted.returncode != 0 and url in untrusted.stderr, untrusted.stderr
+    for result, message in refused:
+        assert result.returncode != 0 and message in result.stderr, result.stderr

@@ -86,6 +86,14 @@ enum McpCommand {
             requires = "upstream_url"
         )]
         upstream_token_env: Option<String>,
+        /// A PEM file of the certificate authorities to trust for an https:// upstream URL,
+        /// instead of the system's (a private CA).
+        #[arg(
+            long = "upstream-ca-file",
+            value_name = "PEM",
+            requires = "upstream_url"
+        )]
+        upstream_ca_file: Option<PathBuf>,
         /// The upstream server's command and arguments.
         #[arg(last = true, required_unless_present = "upstream_url")]
         upstream: Vec<String>,
@@ -115,10 +123,15 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
             wait_seconds,
             upstream_url,
             upstream_token_env,
+            upstream_ca_file,
             upstream,
         } => {
             let upstream = match upstream_url {
-                Some(url) => super::mcp_gateway::Upstream::remote(&url, upstream_token_env)?,
+                Some(url) => super::mcp_gateway::Upstream::remote(
+                    &url,
+                    upstream_token_env,
+                    upstream_ca_file.as_deref(),
+                )?,
                 None => super::mcp_gateway::Upstream::Command(upstream),
             };
             super::mcp_gateway::run(&config, &agent, wait_seconds, upstream)

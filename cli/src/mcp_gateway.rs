@@ -33,34 +33,95 @@ use crate::CliResult;
 pub(crate) enum Upstream {
     /// A command (and its arguments) to start, spoken to over its stdio.
     Command(Vec<String>),
-    /// A streamable HTTP endpoint, with the bearer token to send, if any.
-    Remote { url: String, token: Option<String> },
+    /// A streamable HTTP endpoint, with the bearer token to send, if any, and the certificate
+    /// authorities to trust instead of the system's, if any.
+    Remote {
+        url: String,
+        token: Option<String>,
+        roots: Option<Vec<reqwest::Certificate>>,
+    },
 }
 
 impl Upstream {
     /// A remote upstream at `url` (`http://` or `https://`), with the token held by the
     /// environment variable `token_env`, if given: unset or empty is an error, not no token.
+    /// With `ca_file`, an https:// upstream's certificate must chain to one of the PEM
+    /// certificates in it (and only to those); a file without one is an error.
     pub(crate) fn remote(
         url: &str,
         token_env: Option<String>,
+        ca_file: Option<&Path>,
     ) -> Result<Upstream, Box<dyn std::error::Error>> {
-        match url.split_once("://") {
-            Some(("http" | "https", rest)) if !rest.is_empty() => {}
+        let https = match url.split_once("://") {
+            Some((scheme @ ("http" | "https"), rest)) if !rest.is_empty() => scheme == "https",
             _ => {
                 return Err(
                     format!("--upstream-url `{url}`: give an http:// or https:// URL").into(),
                 )
             }
-        }
+        };
         let token = token_env
             .map(|var| super::mcp_cmd::token_from_env("--upstream-token-env", &var))
+            .transpose()?;
+        let roots = ca_file
+            .map(|path| {
+                if !https {
+                    return Err(format!(
+                        "--upstream-ca-file: `{url}` is not an https:// URL"
+                    ));
+                }
+                let pem = std::fs::read(path)
+                    .map_err(|error| format!("--upstream-ca-file `{}`: {error}", path.display()))?;
+                match reqwest::Certificate::from_pem_bundle(&pem) {
+                    Ok(roots) if !roots.is_empty() => Ok(roots),
+                    Ok(_) => Err(format!(
+                        "--upstream-ca-file `{}`: no PEM certificate in it",
+                        path.display()
+                    )),
+                    Err(error) => Err(format!("--upstream-ca-file `{}`: {error}", path.display())),
+                }
+            })
             .transpose()?;
         Ok(Upstream::Remote {
             url: url.to_string(),
             token,
+            roots,
         })
     }
 }
+
+/// The HTTP client for an upstream whose certificate chains to `roots` only: as rmcp's own
+/// default client (no idle connections kept, redirects followed only within the origin, at most
+/// ten), with the roots in place of the system's.
+fn client_trusting(
+    roots: Vec<reqwest::Certificate>,
+) -> Result<reqwest::Client, Box<dyn std::error::Error>> {
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt.previous().first().is_some_and(|first| {
+            let next = attempt.url();
+            (
+                first.scheme(),
+                first.host_str(),
+                first.port_or_known_default(),
+            ) == (next.scheme(), next.host_str(), next.port_or_known_default())
+        });
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if same_origin {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    });
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(redirects)
+        .tls_certs_only(roots)
+        .build()?)
+}
+
+/// Redirects an upstream request may follow, as rmcp's default client.
+const MAX_REDIRECTS: usize = 10;
 
 pub(crate) fn run(config: &Path, agent: &str, wait_seconds: u64, upstream: Upstream) -> CliResult {
     if let Upstream::Command(command) = &upstream {
@@ -81,15 +142,21 @@ pub(crate) fn run(config: &Path, agent: &str, wait_seconds: u64, upstream: Upstr
                 command.args(args);
                 ().serve(TokioChildProcess::new(command)?).await?
             }
-            Upstream::Remote { url, token } => {
+            Upstream::Remote { url, token, roots } => {
                 // reqwest's rustls carries no crypto provider of its own here: use ring's, as
                 // the OTLP sink does (a provider installed already is kept).
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                let mut transport = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 if let Some(token) = token {
-                    transport = transport.auth_header(token);
+                    config = config.auth_header(token);
                 }
-                ().serve(StreamableHttpClientTransport::from_config(transport))
+                let transport = match roots {
+                    Some(roots) => {
+                        StreamableHttpClientTransport::with_client(client_trusting(roots)?, config)
+                    }
+                    None => StreamableHttpClientTransport::from_config(config),
+                };
+                ().serve(transport)
                     .await
                     .map_err(|error| format!("upstream {url}: {error}"))?
             }
