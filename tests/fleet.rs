@@ -117,7 +117,7 @@ fn processes_starting_together_migrate_the_schema_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
 }
 
 #[test]
@@ -203,11 +203,21 @@ fn worker(job: &str) -> Command {
 
 #[test]
 fn four_processes_of_eight_threads_never_overspend_a_fleet_budget() {
+    four_processes_spend(None);
+}
+
+#[test]
+fn four_processes_of_eight_threads_never_overspend_a_windowed_fleet_budget() {
+    // An hour: nothing leaves the window during the test, so its spend is all the spend.
+    four_processes_spend(Some(Duration::from_secs(3_600)));
+}
+
+fn four_processes_spend(window: Option<Duration>) {
     let Some(server) = server() else { return };
     let settings = fresh_database(&server, "overspend");
     let budgets = FleetBudgets::new(connect(&settings));
     let hard = 5_000;
-    budgets.define("fleet-tokens", hard).unwrap();
+    budgets.define_window("fleet-tokens", hard, window).unwrap();
     let children: Vec<_> = (0..4)
         .map(|seed| {
             worker(&format!("reserve|{settings}|{}", seed + 1))
@@ -434,6 +444,82 @@ fn meters_of_two_processes_spend_one_shared_budget() {
         .unwrap()
         .unwrap();
     assert_eq!((standing.spent, standing.reserved), (1_000, 0));
+}
+
+#[test]
+fn a_windowed_shared_budget_counts_only_the_spend_of_its_window() {
+    use fourfold::cost::{Budget, CostMeter, Scope, TokenCounts, Usage};
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "window");
+    let (first, second) = (
+        FleetBudgets::new(connect(&settings)),
+        FleetBudgets::new(connect(&settings)),
+    );
+    first
+        .define_window("per-2s", 100, Some(Duration::from_secs(2)))
+        .unwrap();
+    first.define("lifetime", 100).unwrap();
+    let spent_at = Instant::now();
+    for budget in ["per-2s", "lifetime"] {
+        let held = first.reserve(budget, 60).unwrap();
+        assert_eq!(first.commit(held, 60).unwrap(), 60);
+        assert_eq!(second.record(budget, 30).unwrap(), 90);
+        assert!(matches!(
+            second.reserve(budget, 20),
+            Err(CostError::Exceeded(_))
+        ));
+    }
+    // Once the spend has left the window, the windowed budget takes reservations again, and not
+    // before: a bucket counts until all of it is out (the window's first bucket started at most
+    // a sixtieth of the window before the spend).
+    let reopened = loop {
+        match second.reserve("per-2s", 20) {
+            Ok(held) => break held,
+            Err(CostError::Exceeded(_)) => {
+                assert!(
+                    spent_at.elapsed() < Duration::from_secs(20),
+                    "it never reopened"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => panic!("{error}"),
+        }
+    };
+    let waited = spent_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1_900),
+        "reopened after {waited:?}"
+    );
+    let standing = first.standing("per-2s").unwrap().unwrap();
+    assert_eq!((standing.spent, standing.reserved), (0, 20));
+    assert_eq!(second.commit(reopened, 20).unwrap(), 20);
+    assert!(matches!(
+        second.reserve("lifetime", 20),
+        Err(CostError::Exceeded(_))
+    ));
+    assert!(matches!(
+        first.define_window("empty", 1, Some(Duration::ZERO)),
+        Err(CostError::Budget(_))
+    ));
+    // A meter's shared budget with `rolling` (`window_seconds` in a config) is such a budget.
+    let fleet: Arc<dyn fourfold::cost::SharedBudgets> =
+        Arc::new(FleetBudgets::new(connect(&settings)));
+    let meter = CostMeter::builder()
+        .shared_budget(fleet, Budget::tokens(Scope::Fleet).hard(50.0).rolling(1))
+        .build()
+        .unwrap();
+    let call = Usage::new(
+        "coder",
+        "gpt-4o",
+        TokenCounts {
+            input: 50,
+            ..TokenCounts::default()
+        },
+    );
+    meter.record(call.clone()).unwrap();
+    assert!(matches!(meter.reserve(&call), Err(CostError::Exceeded(_))));
+    std::thread::sleep(Duration::from_millis(1_200));
+    drop(meter.reserve(&call).unwrap());
 }
 
 #[test]

@@ -9,11 +9,17 @@
 //! [`FleetBudgets::expire`] sweeps every budget). Committing settles a reservation at the actual
 //! amount, in one statement; spend whose reservation has expired is still recorded, because the
 //! call it paid for happened.
+//!
+//! A budget with a rolling window limits what was spent in its last `window` instead of over its
+//! lifetime. Its row keeps the spend in buckets of a sixtieth of the window each (a JSON object
+//! from bucket number to amount, in the same row, so that a reservation is still one statement
+//! on one row); a bucket counts until all of it has left the window, so the check errs toward
+//! refusing, by at most one bucket's spend.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::err::{BudgetExceeded, CostError};
+use super::err::{BudgetError, BudgetExceeded, CostError};
 use super::shared::{FleetStanding, SharedBudgets};
 use crate::store::PostgresStore;
 use crate::StoreError;
@@ -61,6 +67,49 @@ fn from_sql(amount: i64) -> u64 {
     u64::try_from(amount).unwrap_or(0)
 }
 
+/// The SQL expression for what the budget row `row` counts against its hard limit: its lifetime
+/// spend, or with a window, the spend of the buckets not wholly out of the window (by the
+/// server's clock, so that every process agrees).
+fn counted_spend(row: &str) -> String {
+    format!(
+        "CASE WHEN {row}.window_ms IS NULL THEN {row}.spent ELSE (
+            SELECT coalesce(sum(bucket.amount::bigint), 0)::bigint
+            FROM jsonb_each_text({row}.buckets) AS bucket(number, amount)
+            WHERE bucket.number::bigint >= {first}
+         ) END",
+        first = first_bucket(row)
+    )
+}
+
+/// The SQL expression for the first bucket of `row`'s window still counted.
+fn first_bucket(row: &str) -> String {
+    format!("(({NOW_MS} - {row}.window_ms) / greatest({row}.window_ms / 60, 1))")
+}
+
+/// The server's clock, in milliseconds since the epoch.
+const NOW_MS: &str = "(extract(epoch FROM now()) * 1000)::bigint";
+
+/// The SQL expression for `row`'s buckets once `amount` (a parameter) is added to the current
+/// one, leaving out the buckets wholly out of the window.
+fn add_to_buckets(row: &str, amount: &str) -> String {
+    format!(
+        "CASE WHEN {row}.window_ms IS NULL THEN {row}.buckets ELSE (
+            SELECT coalesce(jsonb_object_agg(part.number, part.amount), '{{}}'::jsonb)
+            FROM (
+                SELECT number, sum(amount)::bigint AS amount FROM (
+                    SELECT bucket.number, bucket.amount::bigint AS amount
+                    FROM jsonb_each_text({row}.buckets) AS bucket(number, amount)
+                    UNION ALL
+                    SELECT ({NOW_MS} / greatest({row}.window_ms / 60, 1))::text, {amount}::bigint
+                ) AS parts
+                WHERE number::bigint >= {first}
+                GROUP BY number
+            ) AS part
+         ) END",
+        first = first_bucket(row)
+    )
+}
+
 impl FleetBudgets {
     /// Fleet budgets in `store`'s database. Reservations are held for `lease` (60 s by default)
     /// and name this process (`host:pid`) as their holder.
@@ -79,16 +128,38 @@ impl FleetBudgets {
         self
     }
 
-    /// Creates budget `name` with limit `hard`, or changes the limit of an existing one (what was
-    /// spent and reserved stays).
+    /// Creates budget `name` with limit `hard` over its lifetime, or changes the limit of an
+    /// existing one (what was spent and reserved stays).
     pub fn define(&self, name: &str, hard: u64) -> Result<(), CostError> {
+        self.define_window(name, hard, None)
+    }
+
+    /// Creates budget `name` with limit `hard` over the last `window` (over its lifetime with
+    /// `None`), or changes the limit and window of an existing one. What was spent and reserved
+    /// stays; spend from before a budget had a window does not count in it. A window under a
+    /// millisecond is an error.
+    pub fn define_window(
+        &self,
+        name: &str,
+        hard: u64,
+        window: Option<Duration>,
+    ) -> Result<(), CostError> {
         let hard = to_sql(hard)?;
+        let window_ms = match window {
+            Some(window) => Some(
+                i64::try_from(window.as_millis())
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| BudgetError::EmptyWindow(format!("fleet:{name}")))?,
+            ),
+            None => None,
+        };
         self.store
             .client()?
             .execute(
-                "INSERT INTO fourfold_budget (name, hard) VALUES ($1, $2)
-                 ON CONFLICT (name) DO UPDATE SET hard = excluded.hard",
-                &[&name, &hard],
+                "INSERT INTO fourfold_budget (name, hard, window_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET hard = excluded.hard, window_ms = excluded.window_ms",
+                &[&name, &hard, &window_ms],
             )
             .map_err(|error| self.store.failed(error))?;
         Ok(())
@@ -108,16 +179,22 @@ impl FleetBudgets {
             }
             // INVARIANT: one statement: the UPDATE takes the budget row's lock, so concurrent
             // reservations of the same budget see each other's `reserved`.
+            // A window's spend is computed from the row itself, so a reservation that waited for
+            // the lock checks the row as the statement before it left it.
             let row = client
                 .query_opt(
-                    "WITH held AS (
-                        UPDATE fourfold_budget SET reserved = reserved + $2
-                        WHERE name = $1 AND spent + reserved + $2 <= hard
-                        RETURNING name
-                     )
-                     INSERT INTO fourfold_reservation (budget, amount, holder, expires_at)
-                     SELECT name, $2, $3, now() + $4::bigint * interval '1 millisecond' FROM held
-                     RETURNING id",
+                    &format!(
+                        "WITH held AS (
+                            UPDATE fourfold_budget AS budget SET reserved = budget.reserved + $2
+                            WHERE budget.name = $1
+                              AND {spend} + budget.reserved + $2 <= budget.hard
+                            RETURNING budget.name
+                         )
+                         INSERT INTO fourfold_reservation (budget, amount, holder, expires_at)
+                         SELECT name, $2, $3, now() + $4::bigint * interval '1 millisecond' FROM held
+                         RETURNING id",
+                        spend = counted_spend("budget")
+                    ),
                     &[&name, &sql_amount, &self.holder, &lease_ms],
                 )
                 .map_err(|error| self.store.failed(error))?;
@@ -147,14 +224,21 @@ impl FleetBudgets {
             .store
             .client()?
             .query_opt(
-                "WITH settled AS (
-                    DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
-                 )
-                 UPDATE fourfold_budget AS budget
-                 SET reserved = budget.reserved - coalesce((SELECT amount FROM settled), 0),
-                     spent = budget.spent + $3
-                 WHERE budget.name = $2
-                 RETURNING budget.spent",
+                &format!(
+                    "WITH settled AS (
+                        DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
+                     ), updated AS (
+                        UPDATE fourfold_budget AS budget
+                        SET reserved = budget.reserved - coalesce((SELECT amount FROM settled), 0),
+                            spent = budget.spent + $3,
+                            buckets = {buckets}
+                        WHERE budget.name = $2
+                        RETURNING budget.*
+                     )
+                     SELECT {spend} FROM updated",
+                    buckets = add_to_buckets("budget", "$3"),
+                    spend = counted_spend("updated")
+                ),
                 &[&reservation.id, &reservation.budget, &actual],
             )
             .map_err(|error| self.store.failed(error))?;
@@ -185,7 +269,17 @@ impl FleetBudgets {
             .store
             .client()?
             .query_opt(
-                "UPDATE fourfold_budget SET spent = spent + $2 WHERE name = $1 RETURNING spent",
+                &format!(
+                    "WITH updated AS (
+                        UPDATE fourfold_budget AS budget
+                        SET spent = budget.spent + $2, buckets = {buckets}
+                        WHERE budget.name = $1
+                        RETURNING budget.*
+                     )
+                     SELECT {spend} FROM updated",
+                    buckets = add_to_buckets("budget", "$2"),
+                    spend = counted_spend("updated")
+                ),
                 &[&name, &amount],
             )
             .map_err(|error| self.store.failed(error))?;
@@ -198,7 +292,11 @@ impl FleetBudgets {
             .store
             .client()?
             .query_opt(
-                "SELECT hard, spent, reserved FROM fourfold_budget WHERE name = $1",
+                &format!(
+                    "SELECT budget.hard, {spend}, budget.reserved FROM fourfold_budget AS budget
+                     WHERE budget.name = $1",
+                    spend = counted_spend("budget")
+                ),
                 &[&name],
             )
             .map_err(|error| self.store.failed(error))?;
@@ -256,8 +354,8 @@ impl FleetBudgets {
 }
 
 impl SharedBudgets for FleetBudgets {
-    fn define(&self, name: &str, hard: u64) -> Result<(), CostError> {
-        FleetBudgets::define(self, name, hard)
+    fn define(&self, name: &str, hard: u64, window: Option<Duration>) -> Result<(), CostError> {
+        self.define_window(name, hard, window)
     }
 
     fn hold(&self, name: &str, amount: u64) -> Result<u64, CostError> {

@@ -75,9 +75,10 @@ impl CostMeterBuilder {
 
     /// Enforces `budget` together with every other process that shares `backend` (a fleet
     /// budget in PostgreSQL, say): reservations hold against it there, commits spend there.
-    /// A shared budget has a hard limit, and may have a soft one, over its lifetime (no rolling
-    /// window): past the soft limit the `budget` gate holds requests for a person, and the one
-    /// spend of the fleet that crosses it emits an `allowed` gate event saying so.
+    /// A shared budget has a hard limit, and may have a soft one, over its lifetime or over a
+    /// rolling window (the backend counts the window by its own clock): past the soft limit the
+    /// `budget` gate holds requests for a person, and the one spend of the fleet that crosses it
+    /// emits an `allowed` gate event saying so.
     pub fn shared_budget(
         mut self,
         backend: Arc<dyn SharedBudgets>,

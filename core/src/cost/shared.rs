@@ -2,10 +2,11 @@
 //!
 //! The meter holds them behind [`SharedBudgets`], so it does not depend on where they live; the
 //! PostgreSQL backend ([`super::FleetBudgets`], feature `postgres`) is the one fourfold ships.
-//! A shared budget has a hard limit, and may have a soft one, over its lifetime; rolling windows
-//! stay with the meter's own budgets.
+//! A shared budget has a hard limit, and may have a soft one, over its lifetime or over a rolling
+//! window.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::budget::{Budget, BudgetState, Scope, Window};
 use super::err::{BudgetError, CostError};
@@ -16,7 +17,7 @@ use super::price::FEMTOS_PER_MICRO;
 pub struct FleetStanding {
     /// The hard limit.
     pub hard: u64,
-    /// What was committed.
+    /// What was committed (within the window, for a budget with one).
     pub spent: u64,
     /// What live reservations hold.
     pub reserved: u64,
@@ -24,13 +25,15 @@ pub struct FleetStanding {
 
 /// Where shared budgets live. Amounts are tokens, or millionths of the currency for money budgets.
 pub trait SharedBudgets: Send + Sync + std::fmt::Debug {
-    /// Creates budget `name` with limit `hard`, or changes its limit (keeping what was spent).
-    fn define(&self, name: &str, hard: u64) -> Result<(), CostError>;
+    /// Creates budget `name` with limit `hard` over the last `window` (over its lifetime with
+    /// `None`), or changes its limit and window (keeping what was spent).
+    fn define(&self, name: &str, hard: u64, window: Option<Duration>) -> Result<(), CostError>;
     /// Holds `amount` against `name`, or fails with [`CostError::Exceeded`] holding nothing.
     /// Returns the hold's id.
     fn hold(&self, name: &str, amount: u64) -> Result<u64, CostError>;
     /// Releases hold `hold` of `name` and adds `actual` to what was spent; returns what `name`
-    /// has spent now, `actual` included, as of that one atomic change (0 if it is not defined).
+    /// has spent now (within its window, if it has one), `actual` included, as of that one
+    /// atomic change (0 if it is not defined).
     fn settle(&self, name: &str, hold: u64, actual: u64) -> Result<u64, CostError>;
     /// Releases hold `hold` without spending (the call did not happen).
     fn release(&self, hold: u64) -> Result<(), CostError>;
@@ -61,14 +64,18 @@ impl SharedLimit {
         price_currency: &str,
     ) -> Result<SharedLimit, CostError> {
         let name = budget.name();
-        if budget.window != Window::Lifetime || budget.hard.is_none() {
+        if budget.hard.is_none() {
             return Err(BudgetError::InvalidLimit {
                 budget: name,
                 which: "shared",
-                reason: "a shared budget has a hard limit (and maybe a soft one) over its lifetime only (no window)".into(),
+                reason: "a shared budget has a hard limit (and maybe a soft one)".into(),
             }
             .into());
         }
+        let window = match budget.window {
+            Window::Lifetime => None,
+            Window::Rolling { seconds } => Some(Duration::from_secs(seconds)),
+        };
         let scope = budget.scope.clone();
         let state = BudgetState::new(budget, price_currency)?;
         let units = |limit: u128, which: &'static str| -> Result<u64, CostError> {
@@ -88,7 +95,7 @@ impl SharedLimit {
         };
         let hard = units(state.hard.unwrap_or(0), "hard")?;
         let soft = state.soft.map(|soft| units(soft, "soft")).transpose()?;
-        backend.define(&name, hard)?;
+        backend.define(&name, hard, window)?;
         Ok(SharedLimit {
             backend,
             name,

@@ -80,6 +80,14 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
         // the documents whose files are gone, and only those.
         "ALTER TABLE fourfold_document_log ADD COLUMN source text",
     ),
+    (
+        6,
+        // A shared budget's rolling window (none: its lifetime) and its spend in buckets of a
+        // sixtieth of the window, by bucket number (see `cost::fleet`).
+        "ALTER TABLE fourfold_budget
+            ADD COLUMN window_ms bigint CHECK (window_ms > 0),
+            ADD COLUMN buckets jsonb NOT NULL DEFAULT '{}'::jsonb",
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock` while migrating ("ffld").
