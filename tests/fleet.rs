@@ -469,6 +469,21 @@ fn a_windowed_shared_budget_counts_only_the_spend_of_its_window() {
             Err(CostError::Exceeded(_))
         ));
     }
+    // Every process defines its budgets as it starts: the same window keeps the spend, and a
+    // window of another length still counts it.
+    first
+        .define_window("per-2s", 100, Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(first.standing("per-2s").unwrap().unwrap().spent, 90);
+    first
+        .define_window("resized", 100, Some(Duration::from_secs(4)))
+        .unwrap();
+    let held = first.reserve("resized", 90).unwrap();
+    assert_eq!(first.commit(held, 90).unwrap(), 90);
+    first
+        .define_window("resized", 100, Some(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(first.standing("resized").unwrap().unwrap().spent, 90);
     // Once the spend has left the window, the windowed budget takes reservations again, and not
     // before: a bucket counts until all of it is out (the window's first bucket started at most
     // a sixtieth of the window before the spend).

@@ -136,8 +136,9 @@ impl FleetBudgets {
 
     /// Creates budget `name` with limit `hard` over the last `window` (over its lifetime with
     /// `None`), or changes the limit and window of an existing one. What was spent and reserved
-    /// stays; spend from before a budget had a window does not count in it. A window under a
-    /// millisecond is an error.
+    /// stays; spend from before a budget had a window does not count in it, and what a window
+    /// counted when it changes length counts for a whole window of the new length. A window
+    /// under a millisecond is an error.
     pub fn define_window(
         &self,
         name: &str,
@@ -154,11 +155,28 @@ impl FleetBudgets {
             ),
             None => None,
         };
+        // A window of another length numbers its buckets differently: what the old buckets hold
+        // moves into the current bucket of the new window, where it counts a whole window more.
         self.store
             .client()?
             .execute(
-                "INSERT INTO fourfold_budget (name, hard, window_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET hard = excluded.hard, window_ms = excluded.window_ms",
+                &format!(
+                    "INSERT INTO fourfold_budget AS budget (name, hard, window_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (name) DO UPDATE SET
+                        hard = excluded.hard,
+                        window_ms = excluded.window_ms,
+                        buckets = CASE
+                            WHEN excluded.window_ms IS NULL OR budget.window_ms IS NULL THEN '{{}}'::jsonb
+                            WHEN excluded.window_ms = budget.window_ms THEN budget.buckets
+                            ELSE (
+                                SELECT CASE WHEN count(*) = 0 THEN '{{}}'::jsonb ELSE jsonb_build_object(
+                                    ({NOW_MS} / greatest(excluded.window_ms / 60, 1))::text,
+                                    sum(bucket.amount::bigint)
+                                ) END
+                                FROM jsonb_each_text(budget.buckets) AS bucket(number, amount)
+                            )
+                        END"
+                ),
                 &[&name, &hard, &window_ms],
             )
             .map_err(|error| self.store.failed(error))?;
