@@ -222,7 +222,27 @@ const POLICY = Symbol('fourfold.policy')
 /** Checks a tool call before it runs, as this session's agent, task and run. */
 native.AgentSession.prototype.guard = function guard(request) {
   const bound = this[GUARD] ?? (this[GUARD] = this.__guardFunction())
-  return decodeDecision(callBound(bound, undefined, request))
+  const line = callBound(bound, undefined, request)
+  if (line.charCodeAt(0) !== 1) return decodeDecision(line)
+  // A refusal (`refusal_line` in `src/error.rs`): U+0001, the code, the message, the decision.
+  // The error is made here, so that its stack starts where a native one would.
+  const codeEnd = line.indexOf('\0')
+  const messageEnd = line.indexOf('\0', codeEnd + 1)
+  throw refused(new Error(line.slice(codeEnd + 1, messageEnd)), line.slice(1, codeEnd), line.slice(messageEnd + 1))
+}
+
+/** Gives `error` the code and fields of a policy's refusal, as the addon's own errors have them. */
+function refused(error, code, decisionLine) {
+  const decision = decodeDecision(decisionLine)
+  error.code = code
+  error.name = 'FourfoldError'
+  error.reason = decision.reason
+  error.ruleId = decision.rule === null ? null : decision.rule.id
+  error.ruleFile = decision.rule === null ? null : decision.rule.file
+  error.ruleLine = decision.rule === null ? null : decision.rule.line
+  error.gates = decision.gates
+  error.approvalId = decision.approvalId
+  return error
 }
 
 /** Decides `request`; a denial is a decision, not an error. */

@@ -116,7 +116,7 @@ pub fn request_from_args(agent: impl Into<String>, args: &Args, first: usize) ->
 }
 
 /// Appends `field` to `out`, a NUL inside it shown as U+FFFD.
-fn push_field(out: &mut String, field: &str) {
+pub(crate) fn push_field(out: &mut String, field: &str) {
     if field.as_bytes().contains(&0) {
         out.push_str(&field.replace('\0', "\u{FFFD}"));
     } else {

@@ -17,7 +17,7 @@ use crate::context::{ask_options, AskOptions, ContextStore, ContextStoreOptions}
 use crate::cost::{
     meter_builder, record_json, to_counts, CostMeter, CostMeterOptions, Reservation, TokenCounts,
 };
-use crate::error::{shield, Fallible, FourfoldError, FOURFOLD_ERROR};
+use crate::error::{refusal_line, shield, Fallible, FourfoldError, FOURFOLD_ERROR};
 use crate::json::to_json;
 use crate::plugin::JsPlugin;
 use crate::policy::{decision_line, request_from_args, request_from_parts, Policy, PolicySource};
@@ -500,8 +500,9 @@ struct BoundGuard {
 impl BoundCall for BoundGuard {
     fn call(&self, args: &Args) -> Fallible<String> {
         let request = request_from_args(self.agent.as_str(), args, 0)?;
-        with_session(&self.session, |session| {
-            Ok(decision_line(&session.guard(request)?))
+        with_session(&self.session, |session| match session.guard(request) {
+            Ok(decision) => Ok(decision_line(&decision)),
+            Err(error) => refusal_line(error).map_err(FourfoldError::from),
         })
     }
 }

@@ -84,6 +84,55 @@ test('a governed run: context, cost, a stale-context hold, a re-read, a denial, 
   )
 })
 
+test('a refused guard throws an Error with the code and every field of its decision', () => {
+  const dir = workspace()
+  const fourfold = new Fourfold({ policy: { file: path.join(dir, 'policy.toml') } })
+  const session = fourfold.session('coder')
+  const policyFile = path.join(dir, 'policy.toml')
+  // The fields of the policy's own decision for the same request (policy.check does not throw).
+  const fieldsOf = (error) => ({
+    code: error.code,
+    name: error.name,
+    reason: error.reason,
+    ruleId: error.ruleId,
+    ruleFile: error.ruleFile,
+    ruleLine: error.ruleLine,
+    gates: error.gates,
+    approvalId: error.approvalId,
+  })
+  const denied = thrown(() => session.guard({ action: 'read', path: '.env' }))
+  const decision = fourfold.policy.check({ agent: 'coder', action: 'read', path: '.env' })
+  assert.ok(denied instanceof Error)
+  assert.deepEqual(fieldsOf(denied), {
+    code: codes.POLICY_DENIED,
+    name: 'FourfoldError',
+    reason: decision.reason,
+    ruleId: 'no-secrets',
+    ruleFile: policyFile,
+    ruleLine: 14,
+    gates: [],
+    approvalId: null,
+  })
+  assert.equal(denied.message, `denied: ${decision.reason}`)
+  // The stack starts at the caller's call of guard, not inside the package.
+  assert.match(denied.stack.split('\n')[1], /at AgentSession\.guard /)
+  assert.match(denied.stack.split('\n')[2], /session\.test\.js/)
+  const pending = thrown(() => session.guard({ action: 'run', command: 'git push origin main' }))
+  assert.deepEqual(fieldsOf(pending), {
+    code: codes.GATE_PENDING,
+    name: 'FourfoldError',
+    reason: pending.reason,
+    ruleId: 'push-review',
+    ruleFile: policyFile,
+    ruleLine: 19,
+    gates: ['human-review'],
+    approvalId: pending.approvalId,
+  })
+  assert.match(pending.approvalId, /^ap-[0-9a-f]+$/)
+  assert.ok(pending.reason.includes(pending.approvalId), pending.reason)
+  assert.equal(pending.message, `pending approval \`${pending.approvalId}\`: ${pending.reason}`)
+})
+
 test('a review gate holds the request with its approval id until a reviewer approves it', () => {
   const dir = workspace()
   const fourfold = new Fourfold({ policy: { file: path.join(dir, 'policy.toml') } })
