@@ -177,12 +177,12 @@ fn budget_fields(error: FourfoldError, exceeded: &BudgetExceeded) -> FourfoldErr
 /// `lib/index.js` to throw as the error [`FourfoldError::into_js`] would build: U+0001, the code,
 /// the message, then the decision's [`decision_line`](crate::policy::decision_line), joined by
 /// NUL (a NUL in the message shown as U+FFFD). Building the error in JS costs a fraction of
-/// setting its eight fields one N-API call at a time. Any other error is handed back.
-pub fn refusal_line(error: SessionError) -> Result<String, SessionError> {
+/// setting its eight fields one N-API call at a time. Any other error is the addon's error.
+pub fn refusal_line(error: SessionError) -> Fallible<String> {
     let (code, decision) = match &error {
         SessionError::Denied(decision) => (FOURFOLD_POLICY_DENIED, decision),
         SessionError::Pending(decision) => (FOURFOLD_GATE_PENDING, decision),
-        _ => return Err(error),
+        _ => return Err(error.into()),
     };
     let decision = crate::policy::decision_line(decision);
     let message = chain(&error);

@@ -502,7 +502,7 @@ impl BoundCall for BoundGuard {
         let request = request_from_args(self.agent.as_str(), args, 0)?;
         with_session(&self.session, |session| match session.guard(request) {
             Ok(decision) => Ok(decision_line(&decision)),
-            Err(error) => refusal_line(error).map_err(FourfoldError::from),
+            Err(error) => refusal_line(error),
         })
     }
 }
