@@ -69,44 +69,24 @@ fn from_sql(amount: i64) -> u64 {
 
 /// The SQL expression for what the budget row `row` counts against its hard limit: its lifetime
 /// spend, or with a window, the spend of the buckets not wholly out of the window (by the
-/// server's clock, so that every process agrees).
+/// server's clock, so that every process agrees); `fourfold_counted_spend` is in the schema.
 fn counted_spend(row: &str) -> String {
     format!(
-        "CASE WHEN {row}.window_ms IS NULL THEN {row}.spent ELSE (
-            SELECT coalesce(sum(bucket.amount::bigint), 0)::bigint
-            FROM jsonb_each_text({row}.buckets) AS bucket(number, amount)
-            WHERE bucket.number::bigint >= {first}
-         ) END",
-        first = first_bucket(row)
+        "CASE WHEN {row}.window_ms IS NULL THEN {row}.spent \
+         ELSE fourfold_counted_spend({row}.spent, {row}.window_ms, {row}.buckets) END"
     )
-}
-
-/// The SQL expression for the first bucket of `row`'s window still counted.
-fn first_bucket(row: &str) -> String {
-    format!("(({NOW_MS} - {row}.window_ms) / greatest({row}.window_ms / 60, 1))")
 }
 
 /// The server's clock, in milliseconds since the epoch.
 const NOW_MS: &str = "(extract(epoch FROM now()) * 1000)::bigint";
 
 /// The SQL expression for `row`'s buckets once `amount` (a parameter) is added to the current
-/// one, leaving out the buckets wholly out of the window.
+/// one, leaving out the buckets wholly out of the window (`fourfold_add_to_buckets`, in the
+/// schema).
 fn add_to_buckets(row: &str, amount: &str) -> String {
     format!(
-        "CASE WHEN {row}.window_ms IS NULL THEN {row}.buckets ELSE (
-            SELECT coalesce(jsonb_object_agg(part.number, part.amount), '{{}}'::jsonb)
-            FROM (
-                SELECT number, sum(amount)::bigint AS amount FROM (
-                    SELECT bucket.number, bucket.amount::bigint AS amount
-                    FROM jsonb_each_text({row}.buckets) AS bucket(number, amount)
-                    UNION ALL
-                    SELECT ({NOW_MS} / greatest({row}.window_ms / 60, 1))::text, {amount}::bigint
-                ) AS parts
-                WHERE number::bigint >= {first}
-                GROUP BY number
-            ) AS part
-         ) END",
-        first = first_bucket(row)
+        "CASE WHEN {row}.window_ms IS NULL THEN {row}.buckets \
+         ELSE fourfold_add_to_buckets({row}.buckets, {row}.window_ms, {amount}::bigint) END"
     )
 }
 

@@ -84,9 +84,49 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
         6,
         // A shared budget's rolling window (none: its lifetime) and its spend in buckets of a
         // sixtieth of the window, by bucket number (see `cost::fleet`).
+        // The two functions keep the statements that use them short: PL/pgSQL plans its queries
+        // once per connection, where the same SQL inline was planned on every statement.
         "ALTER TABLE fourfold_budget
             ADD COLUMN window_ms bigint CHECK (window_ms > 0),
-            ADD COLUMN buckets jsonb NOT NULL DEFAULT '{}'::jsonb",
+            ADD COLUMN buckets jsonb NOT NULL DEFAULT '{}'::jsonb;
+        CREATE FUNCTION fourfold_counted_spend(p_spent bigint, p_window_ms bigint, p_buckets jsonb)
+        RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+        BEGIN
+            IF p_window_ms IS NULL THEN
+                RETURN p_spent;
+            END IF;
+            RETURN (
+                SELECT coalesce(sum(bucket.amount::bigint), 0)::bigint
+                FROM jsonb_each_text(p_buckets) AS bucket(number, amount)
+                WHERE bucket.number::bigint >= ((extract(epoch FROM now()) * 1000)::bigint - p_window_ms)
+                    / greatest(p_window_ms / 60, 1)
+            );
+        END $$;
+        CREATE FUNCTION fourfold_add_to_buckets(p_buckets jsonb, p_window_ms bigint, p_amount bigint)
+        RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+        DECLARE
+            bucket_ms bigint;
+            first bigint;
+        BEGIN
+            IF p_window_ms IS NULL THEN
+                RETURN p_buckets;
+            END IF;
+            bucket_ms := greatest(p_window_ms / 60, 1);
+            first := ((extract(epoch FROM now()) * 1000)::bigint - p_window_ms) / bucket_ms;
+            RETURN (
+                SELECT coalesce(jsonb_object_agg(part.number, part.amount), '{}'::jsonb)
+                FROM (
+                    SELECT number, sum(amount)::bigint AS amount FROM (
+                        SELECT bucket.number, bucket.amount::bigint AS amount
+                        FROM jsonb_each_text(p_buckets) AS bucket(number, amount)
+                        UNION ALL
+                        SELECT (((extract(epoch FROM now()) * 1000)::bigint) / bucket_ms)::text, p_amount
+                    ) AS parts
+                    WHERE number::bigint >= first
+                    GROUP BY number
+                ) AS part
+            );
+        END $$",
     ),
 ];
 
