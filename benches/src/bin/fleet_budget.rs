@@ -1,6 +1,8 @@
 //! Fleet budgets on PostgreSQL: reserve + commit throughput with 1, 4 and 16 processes, beside the
 //! read-then-write check that LiteLLM-style budget enforcement does (read the spend, compare, call,
-//! then add the spend), to show what atomic reservation buys: no overspend.
+//! then add the spend), to show what atomic reservation buys: no overspend. `atomic-window` is
+//! the same reservation on a budget with a rolling window (an hour, so nothing leaves it during a
+//! run), whose spend the budget's row keeps in buckets.
 //!
 //! Each process is this binary again (`--worker`), one connection each, calling in a loop for
 //! `--seconds`. Two phases per mode and process count:
@@ -59,12 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         String::from("mode,processes,phase,calls,seconds,calls_per_s,limit,spent,overspent\n");
     println!("mode             processes  calls/s   overspend (limit {LIMIT_TOKENS} tokens)");
     for &n_processes in &args.processes {
-        for mode in ["atomic", "read-then-write"] {
+        for mode in ["atomic", "atomic-window", "read-then-write"] {
             // Throughput: a limit that never runs out.
-            reset(&mut client, &budgets, i64::MAX / 4)?;
+            reset(&mut client, &budgets, mode, i64::MAX / 4)?;
             let (calls, seconds) = run(mode, "throughput", n_processes, args.seconds, &settings)?;
             // Overspend: a limit the fleet exhausts together.
-            reset(&mut client, &budgets, LIMIT_TOKENS)?;
+            reset(&mut client, &budgets, mode, LIMIT_TOKENS)?;
             run(mode, "overspend", n_processes, 60.0, &settings)?;
             let spent = spent(&mut client, &budgets, mode)?;
             let over = (spent - LIMIT_TOKENS).max(0);
@@ -88,12 +90,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn reset(
     client: &mut postgres::Client,
     budgets: &FleetBudgets,
+    mode: &str,
     hard: i64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     client.batch_execute(
         "DELETE FROM fourfold_reservation; DELETE FROM fourfold_budget; DELETE FROM naive_budget",
     )?;
-    budgets.define("bench", u64::try_from(hard)?)?;
+    let window = (mode == "atomic-window").then(|| Duration::from_secs(3_600));
+    budgets.define_window("bench", u64::try_from(hard)?, window)?;
     client.execute(
         "INSERT INTO naive_budget (name, hard, spent) VALUES ('bench', $1, 0)",
         &[&hard],
@@ -107,7 +111,7 @@ fn spent(
     mode: &str,
 ) -> Result<i64, Box<dyn std::error::Error>> {
     Ok(match mode {
-        "atomic" => i64::try_from(
+        "atomic" | "atomic-window" => i64::try_from(
             budgets
                 .standing("bench")?
                 .map_or(0, |standing| standing.spent),
@@ -162,7 +166,7 @@ fn worker(job: &str) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut calls = 0u64;
     match *mode {
-        "atomic" => {
+        "atomic" | "atomic-window" => {
             let budgets = FleetBudgets::new(Arc::new(PostgresStore::connect(settings)?));
             while Instant::now() < deadline {
                 let amount = next_amount();
