@@ -97,14 +97,10 @@ fn client_trusting(
     roots: Vec<reqwest::Certificate>,
 ) -> Result<reqwest::Client, Box<dyn std::error::Error>> {
     let redirects = reqwest::redirect::Policy::custom(|attempt| {
-        let same_origin = attempt.previous().first().is_some_and(|first| {
-            let next = attempt.url();
-            (
-                first.scheme(),
-                first.host_str(),
-                first.port_or_known_default(),
-            ) == (next.scheme(), next.host_str(), next.port_or_known_default())
-        });
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
         if attempt.previous().len() > MAX_REDIRECTS {
             attempt.error("too many redirects")
         } else if same_origin {
