@@ -46,11 +46,12 @@ impl Session {
         options.task = self.task.clone();
         let answer = {
             let served = self.served.lock();
-            self.store.ask_in(query, &options, |hit| {
-                served
-                    .get(&hit.section_id)
-                    .is_some_and(|(_, _, changed_in)| *changed_in == hit.changed_in)
-            })
+            self.store
+                .ask_in(query, &options, |section_id, changed_in| {
+                    served
+                        .get(section_id)
+                        .is_some_and(|(_, _, served_changed_in)| *served_changed_in == changed_in)
+                })
         };
         let mut served = self.served.lock();
         for hit in answer.hits.iter().filter(|hit| hit.text.is_some()) {

@@ -474,15 +474,16 @@ impl ContextStore {
 
     /// [`ContextStore::ask`] with options: how many hits, whether to list copies, and who asks.
     pub fn ask_with(&self, query: &str, options: &AskOptions) -> Answer {
-        self.ask_in(query, options, |_| false)
+        self.ask_in(query, options, |_, _| false)
     }
 
-    /// Asks, serving only a pointer for sections `held` says the asker already has unchanged.
+    /// Asks, serving only a pointer for sections `held` says the asker already has unchanged:
+    /// `held(section_id, changed_in)`.
     pub(super) fn ask_in(
         &self,
         query: &str,
         options: &AskOptions,
-        held: impl Fn(&Hit) -> bool,
+        held: impl Fn(&str, u64) -> bool,
     ) -> Answer {
         let answer = self.shared.state.read().ask(query, options, held);
         self.emit(query, options, &answer);
@@ -1105,7 +1106,7 @@ impl State {
         }
     }
 
-    fn ask(&self, query: &str, options: &AskOptions, held: impl Fn(&Hit) -> bool) -> Answer {
+    fn ask(&self, query: &str, options: &AskOptions, held: impl Fn(&str, u64) -> bool) -> Answer {
         let canonical = |slot: u32| self.is_canonical(slot);
         // Only the best `2 * max_hits` candidates are considered: a section far down the list
         // is not worth serving just because it is small enough to fit what is left of the
@@ -1137,7 +1138,7 @@ impl State {
         &self,
         ranked: Vec<(u32, f32)>,
         options: &AskOptions,
-        held: &impl Fn(&Hit) -> bool,
+        held: &impl Fn(&str, u64) -> bool,
     ) -> Answer {
         let mut answer = Answer {
             budget_tokens: options.budget_tokens,
@@ -1152,10 +1153,19 @@ impl State {
             let Some(at) = self.slots.get(slot as usize).copied().flatten() else {
                 continue;
             };
-            let mut hit = self.hit(at, score);
             let left = options.budget_tokens.saturating_sub(answer.tokens_served);
             let section = self.entry(at).2;
-            if held(&hit) {
+            let is_held = held(&section.id, section.changed_in);
+            // Most candidates after the first few do not fit what is left: skip them before
+            // building their hits.
+            if !is_held
+                && !answer.hits.is_empty()
+                && u64::from(section.header_tokens.saturating_add(section.tokens)) > left
+            {
+                continue;
+            }
+            let mut hit = self.hit(at, score);
+            if is_held {
                 hit.already_served = true;
                 hit.tokens = section.header_tokens;
             } else if u64::from(hit.tokens) > left {
