@@ -16,11 +16,12 @@
 //! on one row); a bucket counts until all of it has left the window, so the check errs toward
 //! refusing, by at most one bucket's spend.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use super::err::{BudgetError, BudgetExceeded, CostError};
 use super::shared::{FleetStanding, SharedBudgets};
+use crate::store::postgres::Connection;
 use crate::store::PostgresStore;
 use crate::StoreError;
 
@@ -89,6 +90,89 @@ fn add_to_buckets(row: &str, amount: &str) -> String {
          ELSE fourfold_add_to_buckets({row}.buckets, {row}.window_ms, {amount}::bigint) END"
     )
 }
+
+// The statements of the calls a fleet makes for every model call, built once and prepared once
+// per pooled connection.
+
+/// Holds `$2` for holder `$3` with a lease of `$4` ms against budget `$1` if it fits; returns
+/// the reservation's id, or no row.
+static RESERVE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH held AS (
+            UPDATE fourfold_budget AS budget SET reserved = budget.reserved + $2
+            WHERE budget.name = $1
+              AND {spend} + budget.reserved + $2 <= budget.hard
+            RETURNING budget.name
+         )
+         INSERT INTO fourfold_reservation (budget, amount, holder, expires_at)
+         SELECT name, $2, $3, now() + $4::bigint * interval '1 millisecond' FROM held
+         RETURNING id",
+        spend = counted_spend("budget")
+    )
+});
+
+/// Settles reservation `$1` of budget `$2` at `$3`; returns the budget's counted spend.
+static COMMIT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH settled AS (
+            DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
+         ), updated AS (
+            UPDATE fourfold_budget AS budget
+            SET reserved = budget.reserved - coalesce((SELECT amount FROM settled), 0),
+                spent = budget.spent + $3,
+                buckets = {buckets}
+            WHERE budget.name = $2
+            RETURNING budget.*
+         )
+         SELECT {spend} FROM updated",
+        buckets = add_to_buckets("budget", "$3"),
+        spend = counted_spend("updated")
+    )
+});
+
+/// Adds `$2` to budget `$1`'s spend; returns its counted spend.
+static RECORD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH updated AS (
+            UPDATE fourfold_budget AS budget
+            SET spent = budget.spent + $2, buckets = {buckets}
+            WHERE budget.name = $1
+            RETURNING budget.*
+         )
+         SELECT {spend} FROM updated",
+        buckets = add_to_buckets("budget", "$2"),
+        spend = counted_spend("updated")
+    )
+});
+
+/// Budget `$1`'s limit, counted spend and reserved amount.
+static STANDING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT budget.hard, {spend}, budget.reserved FROM fourfold_budget AS budget
+         WHERE budget.name = $1",
+        spend = counted_spend("budget")
+    )
+});
+
+/// Gives reservation `$1`'s amount back to its budget.
+const RELEASE: &str = "WITH released AS (
+        DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
+     )
+     UPDATE fourfold_budget AS budget SET reserved = budget.reserved - released.amount
+     FROM released WHERE budget.name = released.budget";
+
+/// Releases the expired reservations of budget `$1` (of every budget with null); returns how
+/// many each budget had.
+const SWEEP: &str = "WITH expired AS (
+        DELETE FROM fourfold_reservation
+        WHERE expires_at < now() AND ($1::text IS NULL OR budget = $1)
+        RETURNING budget, amount
+     ), totals AS (
+        SELECT budget, sum(amount)::bigint AS amount, count(*) AS n FROM expired GROUP BY budget
+     )
+     UPDATE fourfold_budget AS budget SET reserved = budget.reserved - totals.amount
+     FROM totals WHERE budget.name = totals.budget
+     RETURNING totals.n";
 
 impl FleetBudgets {
     /// Fleet budgets in `store`'s database. Reservations are held for `lease` (60 s by default)
@@ -180,19 +264,8 @@ impl FleetBudgets {
             // A window's spend is computed from the row itself, so a reservation that waited for
             // the lock checks the row as the statement before it left it.
             let row = client
-                .query_opt(
-                    &format!(
-                        "WITH held AS (
-                            UPDATE fourfold_budget AS budget SET reserved = budget.reserved + $2
-                            WHERE budget.name = $1
-                              AND {spend} + budget.reserved + $2 <= budget.hard
-                            RETURNING budget.name
-                         )
-                         INSERT INTO fourfold_reservation (budget, amount, holder, expires_at)
-                         SELECT name, $2, $3, now() + $4::bigint * interval '1 millisecond' FROM held
-                         RETURNING id",
-                        spend = counted_spend("budget")
-                    ),
+                .query_opt_cached(
+                    RESERVE.as_str(),
                     &[&name, &sql_amount, &self.holder, &lease_ms],
                 )
                 .map_err(|error| self.store.failed(error))?;
@@ -221,22 +294,8 @@ impl FleetBudgets {
         let row = self
             .store
             .client()?
-            .query_opt(
-                &format!(
-                    "WITH settled AS (
-                        DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
-                     ), updated AS (
-                        UPDATE fourfold_budget AS budget
-                        SET reserved = budget.reserved - coalesce((SELECT amount FROM settled), 0),
-                            spent = budget.spent + $3,
-                            buckets = {buckets}
-                        WHERE budget.name = $2
-                        RETURNING budget.*
-                     )
-                     SELECT {spend} FROM updated",
-                    buckets = add_to_buckets("budget", "$3"),
-                    spend = counted_spend("updated")
-                ),
+            .query_opt_cached(
+                COMMIT.as_str(),
                 &[&reservation.id, &reservation.budget, &actual],
             )
             .map_err(|error| self.store.failed(error))?;
@@ -247,14 +306,7 @@ impl FleetBudgets {
     pub fn release(&self, reservation: FleetReservation) -> Result<(), CostError> {
         self.store
             .client()?
-            .execute(
-                "WITH released AS (
-                    DELETE FROM fourfold_reservation WHERE id = $1 RETURNING budget, amount
-                 )
-                 UPDATE fourfold_budget AS budget SET reserved = budget.reserved - released.amount
-                 FROM released WHERE budget.name = released.budget",
-                &[&reservation.id],
-            )
+            .execute_cached(RELEASE, &[&reservation.id])
             .map_err(|error| self.store.failed(error))?;
         Ok(())
     }
@@ -266,20 +318,7 @@ impl FleetBudgets {
         let row = self
             .store
             .client()?
-            .query_opt(
-                &format!(
-                    "WITH updated AS (
-                        UPDATE fourfold_budget AS budget
-                        SET spent = budget.spent + $2, buckets = {buckets}
-                        WHERE budget.name = $1
-                        RETURNING budget.*
-                     )
-                     SELECT {spend} FROM updated",
-                    buckets = add_to_buckets("budget", "$2"),
-                    spend = counted_spend("updated")
-                ),
-                &[&name, &amount],
-            )
+            .query_opt_cached(RECORD.as_str(), &[&name, &amount])
             .map_err(|error| self.store.failed(error))?;
         Ok(row.map_or(0, |row| from_sql(row.get(0))))
     }
@@ -289,14 +328,7 @@ impl FleetBudgets {
         let row = self
             .store
             .client()?
-            .query_opt(
-                &format!(
-                    "SELECT budget.hard, {spend}, budget.reserved FROM fourfold_budget AS budget
-                     WHERE budget.name = $1",
-                    spend = counted_spend("budget")
-                ),
-                &[&name],
-            )
+            .query_opt_cached(STANDING.as_str(), &[&name])
             .map_err(|error| self.store.failed(error))?;
         Ok(row.map(|row| FleetStanding {
             hard: from_sql(row.get(0)),
@@ -311,21 +343,9 @@ impl FleetBudgets {
         self.sweep(&mut client, None)
     }
 
-    fn sweep(&self, client: &mut postgres::Client, name: Option<&str>) -> Result<u64, CostError> {
+    fn sweep(&self, client: &mut Connection, name: Option<&str>) -> Result<u64, CostError> {
         let rows = client
-            .query(
-                "WITH expired AS (
-                    DELETE FROM fourfold_reservation
-                    WHERE expires_at < now() AND ($1::text IS NULL OR budget = $1)
-                    RETURNING budget, amount
-                 ), totals AS (
-                    SELECT budget, sum(amount)::bigint AS amount, count(*) AS n FROM expired GROUP BY budget
-                 )
-                 UPDATE fourfold_budget AS budget SET reserved = budget.reserved - totals.amount
-                 FROM totals WHERE budget.name = totals.budget
-                 RETURNING totals.n",
-                &[&name],
-            )
+            .query_cached(SWEEP, &[&name])
             .map_err(|error| self.store.failed(error))?;
         Ok(rows.iter().map(|row| from_sql(row.get::<_, i64>(0))).sum())
     }

@@ -11,7 +11,7 @@
 mod file;
 mod memory;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 
 pub use file::FileStore;
 pub use memory::MemoryStore;

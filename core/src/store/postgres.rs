@@ -7,20 +7,114 @@
 //! Connections come from an `r2d2` pool: a connection the server dropped fails its operation with
 //! a [`DatabaseError`] that says the connection was the cause (nothing half-written: every
 //! operation is one statement or one transaction), and the pool replaces it for the next call.
+//! Each connection keeps the statements prepared on it, so that a statement on the hot paths
+//! (a budget's reservation and commit) costs one round trip instead of two.
 
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 
 use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, Row, Statement};
 use postgres::{Config, NoTls};
-use r2d2::{Pool, PooledConnection};
+use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
+use rustc_hash::FxHashMap;
 
 use super::{validate_key, Store};
 use crate::error::{DatabaseError, StoreError};
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// A pooled connection and the statements prepared on it, by their text.
+///
+/// It dereferences to its [`Client`]; [`Connection::prepared`] gives a statement prepared once
+/// per connection (a statement is bound to the session it was prepared in, so the cache goes
+/// with the connection and a replaced connection starts empty).
+pub(crate) struct Connection {
+    client: Client,
+    statements: FxHashMap<&'static str, Statement>,
+}
+
+impl Connection {
+    /// `sql`, prepared on this connection the first time it is asked for.
+    pub(crate) fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// [`Client::query`] with `sql` prepared once per connection.
+    pub(crate) fn query_cached(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query(&statement, params)
+    }
+
+    /// [`Client::query_opt`] with `sql` prepared once per connection.
+    pub(crate) fn query_opt_cached(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query_opt(&statement, params)
+    }
+
+    /// [`Client::execute`] with `sql` prepared once per connection.
+    pub(crate) fn execute_cached(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.execute(&statement, params)
+    }
+}
+
+impl Deref for Connection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// r2d2_postgres's manager, giving connections with a statement cache.
+#[derive(Debug)]
+pub(crate) struct Manager(PostgresConnectionManager<NoTls>);
+
+impl ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Connection, postgres::Error> {
+        Ok(Connection {
+            client: self.0.connect()?,
+            statements: FxHashMap::default(),
+        })
+    }
+
+    fn is_valid(&self, connection: &mut Connection) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut connection.client)
+    }
+
+    fn has_broken(&self, connection: &mut Connection) -> bool {
+        self.0.has_broken(&mut connection.client)
+    }
+}
 
 /// The schema, one migration per version, applied in order and never edited once released.
 pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
@@ -162,7 +256,7 @@ impl PostgresStore {
             // dropped fails one call with a connection error and is then replaced.
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(Manager(PostgresConnectionManager::new(config, NoTls)))
             .map_err(|error| DatabaseError::new(&target, error.to_string(), true))?;
         let store = PostgresStore { pool, target };
         store.migrate()?;
@@ -298,7 +392,7 @@ impl Store for PostgresStore {
         check_keys(namespace, Some(key))?;
         let row = self
             .client()?
-            .query_opt(
+            .query_opt_cached(
                 "SELECT value FROM fourfold_kv WHERE namespace = $1 AND key = $2",
                 &[&namespace, &key],
             )
@@ -309,7 +403,7 @@ impl Store for PostgresStore {
     fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
         check_keys(namespace, Some(key))?;
         self.client()?
-            .query(
+            .query_cached(
                 "WITH written AS (
                     INSERT INTO fourfold_kv (namespace, key, value) VALUES ($1, $2, $3)
                     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value
@@ -326,7 +420,7 @@ impl Store for PostgresStore {
         check_keys(namespace, Some(key))?;
         let rows = self
             .client()?
-            .query(
+            .query_cached(
                 "WITH deleted AS (
                     DELETE FROM fourfold_kv WHERE namespace = $1 AND key = $2 RETURNING 1
                  )
@@ -341,7 +435,7 @@ impl Store for PostgresStore {
         check_keys(namespace, None)?;
         let rows = self
             .client()?
-            .query(
+            .query_cached(
                 "SELECT key FROM fourfold_kv WHERE namespace = $1 ORDER BY key",
                 &[&namespace],
             )
@@ -362,13 +456,13 @@ impl Store for PostgresStore {
         // happened notifies `fourfold_kv` (delivered when it commits) for `wait_for_change`.
         let result = match (expected, new) {
             (None, None) => client
-                .query_opt(
+                .query_opt_cached(
                     "SELECT 1 FROM fourfold_kv WHERE namespace = $1 AND key = $2",
                     &[&namespace, &key],
                 )
                 .map(|row| u64::from(row.is_none())),
             (None, Some(new)) => client
-                .query(
+                .query_cached(
                     "WITH swapped AS (
                         INSERT INTO fourfold_kv (namespace, key, value) VALUES ($1, $2, $3)
                         ON CONFLICT (namespace, key) DO NOTHING RETURNING 1
@@ -378,7 +472,7 @@ impl Store for PostgresStore {
                 )
                 .map(|rows| rows.len() as u64),
             (Some(expected), Some(new)) => client
-                .query(
+                .query_cached(
                     "WITH swapped AS (
                         UPDATE fourfold_kv SET value = $4
                         WHERE namespace = $1 AND key = $2 AND value = $3 RETURNING 1
@@ -388,7 +482,7 @@ impl Store for PostgresStore {
                 )
                 .map(|rows| rows.len() as u64),
             (Some(expected), None) => client
-                .query(
+                .query_cached(
                     "WITH swapped AS (
                         DELETE FROM fourfold_kv
                         WHERE namespace = $1 AND key = $2 AND value = $3 RETURNING 1
