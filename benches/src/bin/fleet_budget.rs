@@ -182,14 +182,17 @@ fn worker(job: &str) -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {
             let mut client = postgres::Client::connect(settings, postgres::NoTls)?;
+            // Prepared once, as FleetBudgets prepares its statements once per connection, so
+            // that both sides pay one round trip per statement.
+            let check =
+                client.prepare("SELECT spent, hard FROM naive_budget WHERE name = 'bench'")?;
+            let spend = client
+                .prepare("UPDATE naive_budget SET spent = spent + $1 WHERE name = 'bench'")?;
             while Instant::now() < deadline {
                 let amount = i64::try_from(next_amount())?;
                 // Check, then spend: what a proxy does when it reads the spend before a call and
                 // logs the call's cost after it.
-                let row = client.query_one(
-                    "SELECT spent, hard FROM naive_budget WHERE name = 'bench'",
-                    &[],
-                )?;
+                let row = client.query_one(&check, &[])?;
                 let (spent, hard): (i64, i64) = (row.get(0), row.get(1));
                 if spent + amount > hard {
                     if *phase == "overspend" {
@@ -197,10 +200,7 @@ fn worker(job: &str) -> Result<(), Box<dyn std::error::Error>> {
                     }
                     continue;
                 }
-                client.execute(
-                    "UPDATE naive_budget SET spent = spent + $1 WHERE name = 'bench'",
-                    &[&amount],
-                )?;
+                client.execute(&spend, &[&amount])?;
                 calls += 1;
             }
         }
