@@ -175,7 +175,8 @@ pub fn analyze(text: &str) -> Vec<String> {
 /// analysing many texts does not allocate per word and stems each distinct word once.
 pub(crate) struct Analyzer {
     stemmer: Stemmer,
-    stems: FxHashMap<Box<str>, Box<str>>,
+    /// Lower-case ASCII word to its stem, or `None` for a stop word.
+    stems: FxHashMap<Box<str>, Option<Box<str>>>,
     part: String,
     whole: String,
 }
@@ -218,22 +219,33 @@ impl Analyzer {
         for part in parts(word) {
             n_parts += 1;
             self.part.clear();
-            self.part.extend(part.chars().flat_map(char::to_lowercase));
-            if self.part.len() > MAX_TERM_BYTES || is_stop_word(&self.part) {
+            if part.is_ascii() {
+                self.part.push_str(part);
+                self.part.make_ascii_lowercase();
+            } else {
+                self.part.extend(part.chars().flat_map(char::to_lowercase));
+            }
+            if self.part.len() > MAX_TERM_BYTES {
                 continue;
             }
             if self.part.is_ascii() {
-                if let Some(stem) = self.stems.get(self.part.as_str()) {
-                    emit(stem);
-                } else {
-                    let stem: Box<str> = self.stemmer.stem(&self.part).into();
-                    emit(&stem);
-                    if self.stems.len() >= MAX_CACHED_STEMS {
-                        self.stems.clear();
+                // The cache also remembers stop words, so a cached word is one lookup.
+                match self.stems.get(self.part.as_str()) {
+                    Some(Some(stem)) => emit(stem),
+                    Some(None) => {}
+                    None => {
+                        let stem: Option<Box<str>> = (!is_stop_word(&self.part))
+                            .then(|| self.stemmer.stem(&self.part).into());
+                        if let Some(stem) = &stem {
+                            emit(stem);
+                        }
+                        if self.stems.len() >= MAX_CACHED_STEMS {
+                            self.stems.clear();
+                        }
+                        self.stems.insert(self.part.as_str().into(), stem);
                     }
-                    self.stems.insert(self.part.as_str().into(), stem);
                 }
-            } else {
+            } else if !is_stop_word(&self.part) {
                 emit(&self.part);
             }
         }
@@ -357,6 +369,9 @@ mod tests {
             assert!(analyzer.stems.len() <= MAX_CACHED_STEMS);
         });
         assert_eq!(analyze(text), first);
+        // Stop words stay out once cached.
+        assert!(analyze("The the THE of").is_empty());
+        assert!(analyze("The the THE of").is_empty());
     }
 
     #[test]
