@@ -51,25 +51,41 @@ fn hash_params() -> &'static [(u64, u64); N_HASHES] {
     })
 }
 
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(str::to_lowercase)
-}
-
 impl Signature {
     /// The signature of `text`, or `None` if it has fewer than [`MIN_SHINGLES`] shingles.
     pub fn of(text: &str) -> Option<Signature> {
-        let words: Vec<String> = words(text).collect();
-        if words.len() < SHINGLE_WORDS + MIN_SHINGLES - 1 {
+        // The lower-cased words, one after another in one buffer, and where each ends: two
+        // allocations for a section instead of one a word.
+        let mut lowered = String::with_capacity(text.len());
+        let mut ends: Vec<usize> = Vec::new();
+        for word in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+        {
+            if word.is_ascii() {
+                let start = lowered.len();
+                lowered.push_str(word);
+                lowered[start..].make_ascii_lowercase();
+            } else {
+                lowered.push_str(&word.to_lowercase());
+            }
+            ends.push(lowered.len());
+        }
+        if ends.len() < SHINGLE_WORDS + MIN_SHINGLES - 1 {
             return None;
         }
+        // INVARIANT: `ends` is increasing and its last entry is `lowered`'s length, so every
+        // index below its length gives a word.
+        let word = |idx: usize| {
+            let start = idx.checked_sub(1).map_or(0, |previous| ends[previous]);
+            &lowered.as_bytes()[start..ends[idx]]
+        };
         let mut mins = vec![u64::MAX; N_HASHES];
         let params = hash_params();
-        for window in words.windows(SHINGLE_WORDS) {
+        for first in 0..=ends.len() - SHINGLE_WORDS {
             let mut hasher = FxBuildHasher.build_hasher();
-            for word in window {
-                hasher.write(word.as_bytes());
+            for idx in first..first + SHINGLE_WORDS {
+                hasher.write(word(idx));
                 hasher.write_u8(0xff);
             }
             let shingle = hasher.finish();
@@ -160,6 +176,41 @@ impl<T: Copy + Eq> Lsh<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The signature as first written: a `String` per word. Signatures are saved in snapshots,
+    /// so [`Signature::of`] must give exactly these values.
+    fn reference_signature(text: &str) -> Option<Signature> {
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        if words.len() < SHINGLE_WORDS + MIN_SHINGLES - 1 {
+            return None;
+        }
+        let mut mins = vec![u64::MAX; N_HASHES];
+        for window in words.windows(SHINGLE_WORDS) {
+            let mut hasher = FxBuildHasher.build_hasher();
+            for word in window {
+                hasher.write(word.as_bytes());
+                hasher.write_u8(0xff);
+            }
+            let shingle = hasher.finish();
+            for (min, (mul, add)) in mins.iter_mut().zip(hash_params()) {
+                let value = shingle.wrapping_mul(*mul).wrapping_add(*add);
+                let value = value ^ (value >> 29);
+                *min = (*min).min(value);
+            }
+        }
+        Some(Signature(mins))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn signatures_match_the_reference(text in "([a-zA-Z0-9_ÄÉßİ]{0,6}[ ,.\n-]{1,2}){0,40}") {
+            proptest::prop_assert_eq!(Signature::of(&text), reference_signature(&text));
+        }
+    }
 
     const PARAGRAPH: &str = "Pydantic models can be converted to dictionaries with model_dump, \
         which accepts include and exclude arguments to choose the fields that are exported, and \
