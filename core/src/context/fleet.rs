@@ -25,6 +25,9 @@ use super::store::ContextStore;
 use crate::store::PostgresStore;
 
 const CHANNEL: &str = "fourfold_documents";
+
+/// The notification an append sends on [`CHANNEL`].
+const NOTIFY: &str = "NOTIFY fourfold_documents";
 /// A key for `pg_advisory_xact_lock` while appending ("fdoc").
 const APPEND_LOCK: i64 = 0x6664_6f63;
 /// How often the follower looks for entries even without a notification.
@@ -180,22 +183,30 @@ impl Inner {
     ) -> Result<i64, ContextError> {
         super::store::validate_key(key)?;
         let mut client = self.store.client()?;
+        // Prepared on the connection (once per connection), then run in the transaction.
+        let (lock, insert, notify) = (|| {
+            Ok((
+                client.prepared("SELECT pg_advisory_xact_lock($1)")?,
+                client.prepared(
+                    "INSERT INTO fourfold_document_log (key, text, source) VALUES ($1, $2, $3) \
+                     RETURNING seq",
+                )?,
+                client.prepared(NOTIFY)?,
+            ))
+        })()
+        .map_err(|error| self.store.failed(error))?;
         let mut transaction = client
             .transaction()
             .map_err(|error| self.store.failed(error))?;
         transaction
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+            .execute(&lock, &[&APPEND_LOCK])
             .map_err(|error| self.store.failed(error))?;
         let seq: i64 = transaction
-            .query_one(
-                "INSERT INTO fourfold_document_log (key, text, source) VALUES ($1, $2, $3) \
-                 RETURNING seq",
-                &[&key, &text, &source],
-            )
+            .query_one(&insert, &[&key, &text, &source])
             .map_err(|error| self.store.failed(error))?
             .get(0);
         transaction
-            .execute(&format!("NOTIFY {CHANNEL}"), &[])
+            .execute(&notify, &[])
             .map_err(|error| self.store.failed(error))?;
         transaction
             .commit()
@@ -216,7 +227,7 @@ impl Inner {
         let rows = self
             .store
             .client()?
-            .query(
+            .query_cached(
                 "SELECT seq, key, text, source FROM fourfold_document_log WHERE seq > $1 \
                  ORDER BY seq",
                 &[&*applied],
@@ -266,5 +277,15 @@ fn follow(inner: &Inner) {
         // INVARIANT: a pooled connection that listened must not be handed to other work while it
         // still listens.
         let _ = listener.batch_execute(&format!("UNLISTEN {CHANNEL}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_notify_the_channel_followers_listen_on() {
+        assert_eq!(NOTIFY, format!("NOTIFY {CHANNEL}"));
     }
 }
