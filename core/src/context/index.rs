@@ -15,9 +15,11 @@
 //! with `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, `k1 = 1.2` and `b = 0.75`.
 //! Search walks the postings document at a time with MaxScore pruning: once the best `limit`
 //! results are known well enough, postings of common terms are only probed for documents that
-//! the rarer terms already make competitive. The main segment's longest lists (those holding at
-//! least one in sixteen of its documents) also keep a membership bitmap, so that those
-//! probes test a bit instead of searching the list.
+//! the rarer terms already make competitive. The main segment's long lists (those holding at
+//! least one in sixty-four of its documents) also keep a membership bitmap, so that those
+//! probes test a bit instead of searching the list, and so that a long list that would have
+//! to be read in full is replaced, when that is cheaper, by a test over the bitmaps of which
+//! documents it and the other long lists can lift to the threshold.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -215,8 +217,10 @@ const NOT_DENSE: u32 = u32::MAX;
 
 /// A posting list gets a membership bitmap when it holds at least one in this many of its
 /// segment's documents: the bitmap and its ranks (12 bytes per 64 documents) then take at
-/// most three quarters of the list's own ordinals.
-const DENSE_FRACTION: usize = 16;
+/// most one and a half times the list's own postings (8 bytes each). On the 100,000-section
+/// synthetic store that is 2,142 lists and 39 MB beside 80 MB of postings; one in thirty-two
+/// made asks about a tenth slower.
+const DENSE_FRACTION: usize = 64;
 
 /// A long posting list's membership as a bitmap over its segment's ordinals, with the number
 /// of postings before each 64-bit word, so that completion finds a document's posting with one
@@ -880,6 +884,24 @@ struct Scratch {
     /// One bit per ordinal: has a partial score in this search. Read back in ordinal order,
     /// which is the order the completion needs, so nothing is sorted.
     seen: Vec<u64>,
+    /// Room for a [`Reach`]'s node words.
+    reach_values: Vec<[u64; REACH_CHUNK]>,
+}
+
+impl Scratch {
+    /// Keeps the documents at `ordinals` out of the completion (the seed has offered them).
+    fn exclude(&mut self, ordinals: &[u32]) {
+        for ordinal in ordinals {
+            let doc_idx = *ordinal as usize;
+            if let (Some(score), Some(word)) = (
+                self.scores.get_mut(doc_idx),
+                self.seen.get_mut(doc_idx / 64),
+            ) {
+                *word |= 1u64 << (doc_idx % 64);
+                *score = f32::NEG_INFINITY;
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -894,6 +916,11 @@ thread_local! {
 /// from the other cursors (by galloping search) only if its partial score plus their bounds
 /// can still reach the threshold. The threshold starts from the documents of the most
 /// selective cursor, scored in full up front.
+///
+/// Essential cursors with a membership bitmap are not read: the documents that only they and
+/// the non-essential cursors hold, and whose bounds there can reach the threshold, are found
+/// word by word from the bitmaps (a [`Reach`]), and such cursors are probed like the
+/// non-essential ones.
 fn search_segment(
     cursors: &mut [Cursor<'_>],
     docs: &Docs,
@@ -905,26 +932,62 @@ fn search_segment(
         return;
     }
     cursors.sort_unstable_by(|a, b| a.upper.total_cmp(&b.upper));
-    // `cumulative[i]` bounds the score of a document found only in cursors `0..=i`.
-    let mut cumulative = Vec::with_capacity(cursors.len());
-    let mut sum = 0.0f32;
-    for cursor in cursors.iter() {
-        sum += cursor.upper;
-        cumulative.push(sum * BOUND_SLACK);
-    }
-    let n_seeded = seed(cursors, &cumulative, docs, norm, top, filter);
+    let n_seeded = {
+        let cumulative = cumulative_bounds(cursors);
+        seed(cursors, &cumulative, docs, norm, top, filter)
+    };
     let threshold = |top: &TopK| top.threshold();
-    let first_essential = cumulative
+    let bar = threshold(top);
+    let first_essential = cumulative_bounds(cursors)
         .iter()
-        .take_while(|bound| **bound < threshold(top))
+        .take_while(|bound| **bound < bar)
         .count();
     if first_essential == cursors.len() {
         return;
     }
-    let (non_essential, essential) = cursors.split_at_mut(first_essential);
-    let rest = first_essential
-        .checked_sub(1)
-        .map_or(0.0, |idx| cumulative[idx]);
+    // The documents the seed offered, all from the first postings of the most selective cursor.
+    let seeded = cursors
+        .last()
+        .and_then(|selective| selective.ordinals.get(..n_seeded))
+        .unwrap_or(&[]);
+    // The essential cursors with bitmaps move down, next to the non-essential ones (a stable
+    // sort keeps each group in bound order), unless the documents they can bring up take too
+    // much to describe, when every essential cursor is read as before.
+    let n_bitmapped = cursors[first_essential..]
+        .iter()
+        .filter(|cursor| cursor.dense.is_some())
+        .count();
+    let mut n_probed = first_essential;
+    let mut reach = None;
+    // Below a positive bar, any document with a posting may make the results: all are read.
+    if n_bitmapped > 0 && bar > 0.0 {
+        cursors[first_essential..].sort_by_key(|cursor| cursor.dense.is_none());
+        // Each choice is costed by the postings it reads and the documents its diagram brings
+        // up (estimated as if terms were independent); the cheapest wins.
+        let n_docs = docs.lens.len() as f32;
+        let read_cost = |read: &[Cursor<'_>]| {
+            read.iter()
+                .map(|cursor| cursor.ordinals.len() as f32)
+                .sum::<f32>()
+        };
+        let mut best = read_cost(&cursors[first_essential..]);
+        for n_moved in 1..=n_bitmapped {
+            let probed = first_essential + n_moved;
+            let Some(found) = Reach::new(&cursors[..probed], bar, n_docs) else {
+                break;
+            };
+            let cost = read_cost(&cursors[probed..]) + REACH_DOCUMENT_COST * found.documents;
+            if cost < best {
+                best = cost;
+                n_probed = probed;
+                reach = Some(found);
+            }
+        }
+        cursors[n_probed..].sort_by(|a, b| a.upper.total_cmp(&b.upper));
+    }
+    let cumulative = cumulative_bounds(cursors);
+    let (probed, read) = cursors.split_at_mut(n_probed);
+    let rest = n_probed.checked_sub(1).map_or(0.0, |idx| cumulative[idx]);
     SCRATCH.with(|scratch| {
         let mut borrowed = scratch.try_borrow_mut();
         let mut fresh = Scratch::default();
@@ -935,19 +998,13 @@ fn search_segment(
             Ok(scratch) => scratch,
             Err(_) => &mut fresh,
         };
-        accumulate(
-            essential,
-            &cumulative,
-            threshold(top),
-            n_seeded,
-            docs,
-            norm,
-            scratch,
-        );
+        accumulate(read, rest, bar, docs, norm, scratch);
+        scratch.exclude(seeded);
         complete_candidates(
-            non_essential,
+            probed,
             &cumulative,
             rest,
+            reach.as_ref(),
             docs,
             norm,
             top,
@@ -958,21 +1015,200 @@ fn search_segment(
     });
 }
 
-/// Adds every posting of the essential cursors to its document's partial score.
+/// `cumulative[i]` bounds the score of a document found only in cursors `0..=i`.
+fn cumulative_bounds(cursors: &[Cursor<'_>]) -> Vec<f32> {
+    let mut sum = 0.0f32;
+    cursors
+        .iter()
+        .map(|cursor| {
+            sum += cursor.upper;
+            sum * BOUND_SLACK
+        })
+        .collect()
+}
+
+/// Where a membership bitmap is missing from a [`Reach`]: every document may be there.
+const EVERY_DOCUMENT: u64 = u64::MAX;
+
+/// The most nodes a [`Reach`] may take before the search reads the postings instead.
+const MAX_REACH_NODES: usize = 64;
+
+/// Words of a [`Reach`] worked out together: a node's words sit side by side, so that each
+/// step is a loop the compiler can vectorise.
+const REACH_CHUNK: usize = 8;
+
+/// The documents whose bounds, over the cursors that hold them, can reach a bar, as a decision
+/// diagram over the cursors' membership bitmaps: a node tests one cursor and leads to the
+/// rest of the test with what is still needed with and without that cursor's bound. It is
+/// worked out a few 64-bit words at a time, one `and` and one `or` per node and word.
+struct Reach<'a> {
+    /// Children before their parents.
+    nodes: Vec<ReachNode<'a>>,
+    root: Branch,
+    /// How many documents it holds, estimated as if terms were independent.
+    documents: f32,
+}
+
+/// One test of a [`Reach`].
+struct ReachNode<'a> {
+    /// The cursor's membership bitmap; `None`: [`EVERY_DOCUMENT`].
+    words: Option<&'a [u64]>,
+    /// Where a document in the cursor goes next.
+    with: Branch,
+    /// Where a document not in the cursor goes next.
+    without: Branch,
+}
+
+/// What completing a document the [`Reach`] brings up costs, in postings read.
+const REACH_DOCUMENT_COST: f32 = 2.0;
+
+/// Where a [`Reach`] node leads.
+#[derive(Clone, Copy, PartialEq)]
+enum Branch {
+    Never,
+    Always,
+    Node(usize),
+}
+
+/// A cursor as a [`Reach`] sees it.
+#[derive(Clone, Copy)]
+struct ReachList<'a> {
+    words: Option<&'a [u64]>,
+    bound: f32,
+    /// The share of the segment's documents it holds.
+    share: f32,
+}
+
+impl<'a> Reach<'a> {
+    /// The diagram for `cursors` (in bound order) and `bar`, or `None` if it takes more than
+    /// [`MAX_REACH_NODES`] nodes.
+    fn new(cursors: &[Cursor<'a>], bar: f32, n_docs: f32) -> Option<Reach<'a>> {
+        let mut reach = Reach {
+            nodes: Vec::new(),
+            root: Branch::Never,
+            documents: 0.0,
+        };
+        // Highest bound first; `left[i]` bounds what cursors `i..` can add.
+        let lists: Vec<ReachList<'a>> = cursors
+            .iter()
+            .rev()
+            .map(|cursor| ReachList {
+                words: cursor.dense.map(|dense| dense.words.as_slice()),
+                bound: cursor.upper * BOUND_SLACK,
+                share: match cursor.dense {
+                    Some(_) => cursor.ordinals.len() as f32 / n_docs.max(1.0),
+                    None => 1.0,
+                },
+            })
+            .collect();
+        let mut left = vec![0.0f32; lists.len() + 1];
+        for idx in (0..lists.len()).rev() {
+            left[idx] = (left[idx + 1] + lists[idx].bound) * BOUND_SLACK;
+        }
+        let mut memo = FxHashMap::default();
+        let mut shares = Vec::new();
+        reach.root = reach.build(&lists, &left, 0, bar, &mut memo, &mut shares)?;
+        reach.documents = n_docs
+            * match reach.root {
+                Branch::Never => 0.0,
+                Branch::Always => 1.0,
+                Branch::Node(idx) => shares.get(idx).copied().unwrap_or(1.0),
+            };
+        Some(reach)
+    }
+
+    /// The branch that tests `lists[idx..]` for `needed`; `shares` gets each new node's share
+    /// of documents.
+    fn build(
+        &mut self,
+        lists: &[ReachList<'a>],
+        left: &[f32],
+        idx: usize,
+        needed: f32,
+        memo: &mut FxHashMap<(usize, u32), Branch>,
+        shares: &mut Vec<f32>,
+    ) -> Option<Branch> {
+        if needed <= 0.0 {
+            return Some(Branch::Always);
+        }
+        let Some(list) = lists.get(idx).copied() else {
+            return Some(Branch::Never);
+        };
+        if left.get(idx).copied().unwrap_or(0.0) < needed {
+            return Some(Branch::Never);
+        }
+        if let Some(branch) = memo.get(&(idx, needed.to_bits())) {
+            return Some(*branch);
+        }
+        let with = self.build(lists, left, idx + 1, needed - list.bound, memo, shares)?;
+        let without = self.build(lists, left, idx + 1, needed, memo, shares)?;
+        let branch = if with == without {
+            with
+        } else if self.nodes.len() >= MAX_REACH_NODES {
+            return None;
+        } else {
+            let share_of = |branch: Branch| match branch {
+                Branch::Never => 0.0,
+                Branch::Always => 1.0,
+                Branch::Node(idx) => shares.get(idx).copied().unwrap_or(1.0),
+            };
+            let share = list.share * share_of(with) + (1.0 - list.share) * share_of(without);
+            shares.push(share);
+            self.nodes.push(ReachNode {
+                words: list.words,
+                with,
+                without,
+            });
+            Branch::Node(self.nodes.len() - 1)
+        };
+        memo.insert((idx, needed.to_bits()), branch);
+        Some(branch)
+    }
+
+    /// The words `first..first + REACH_CHUNK` of the set (zero past the segment's end), using
+    /// `values` as room for the nodes' words.
+    fn words(&self, first: usize, values: &mut Vec<[u64; REACH_CHUNK]>) -> [u64; REACH_CHUNK] {
+        values.clear();
+        for node in &self.nodes {
+            let mut own = [EVERY_DOCUMENT; REACH_CHUNK];
+            if let Some(words) = node.words {
+                let present = words.get(first..).unwrap_or(&[]);
+                for (lane, slot) in own.iter_mut().enumerate() {
+                    *slot = present.get(lane).copied().unwrap_or(0);
+                }
+            }
+            let branch = |branch: Branch, values: &[[u64; REACH_CHUNK]]| match branch {
+                Branch::Never => [0; REACH_CHUNK],
+                Branch::Always => [u64::MAX; REACH_CHUNK],
+                Branch::Node(idx) => values.get(idx).copied().unwrap_or([u64::MAX; REACH_CHUNK]),
+            };
+            let with = branch(node.with, values);
+            let without = branch(node.without, values);
+            let mut value = [0u64; REACH_CHUNK];
+            for lane in 0..REACH_CHUNK {
+                value[lane] = (own[lane] & with[lane]) | without[lane];
+            }
+            values.push(value);
+        }
+        match self.root {
+            Branch::Never => [0; REACH_CHUNK],
+            Branch::Always => [u64::MAX; REACH_CHUNK],
+            Branch::Node(idx) => values.get(idx).copied().unwrap_or([u64::MAX; REACH_CHUNK]),
+        }
+    }
+}
+
+/// Adds every posting of the cursors that are read to its document's partial score.
 ///
 /// The cursors are read from the highest bound down. A document that no earlier cursor has
-/// shown is started only if its weight in this cursor, plus the bounds of every cursor below,
-/// can reach `bar`: a document missing from all the cursors above cannot reach it otherwise.
-/// `cumulative` holds the bounds of all the search's cursors, the essential ones last.
-///
-/// The documents of the first `n_seeded` postings of the first cursor read, which [`seed`]
-/// has already offered, get a partial score of minus infinity, which keeps them out of the
-/// other cursors' new documents and out of the completion.
+/// shown is started only if its weight in this cursor, plus the bounds of every cursor that is
+/// not read before it, can reach `bar`:
+/// a document missing from all the cursors read before cannot reach it otherwise. `rest` is
+/// the bound of the cursors that are only probed.
 fn accumulate(
-    essential: &[Cursor<'_>],
-    cumulative: &[f32],
+    read: &[Cursor<'_>],
+    rest: f32,
     bar: f32,
-    n_seeded: usize,
     docs: &Docs,
     norm: Norm,
     scratch: &mut Scratch,
@@ -985,28 +1221,20 @@ fn accumulate(
     if scratch.seen.len() < n_words {
         scratch.seen.resize(n_words, 0);
     }
-    let Scratch { scores, seen } = scratch;
-    let first_essential = cumulative.len().saturating_sub(essential.len());
-    for (essential_idx, cursor) in essential.iter().enumerate().rev() {
-        let below = (first_essential + essential_idx)
-            .checked_sub(1)
-            .and_then(|idx| cumulative.get(idx))
-            .copied()
-            .unwrap_or(0.0);
-        let start_at = bar - below;
+    let Scratch { scores, seen, .. } = scratch;
+    // The bounds of the cursors read after each one, from the probed ones up.
+    let mut after = rest;
+    let mut below = vec![0.0f32; read.len()];
+    for (idx, cursor) in read.iter().enumerate() {
+        below[idx] = after;
+        after = (after + cursor.upper) * BOUND_SLACK;
+    }
+    for (read_idx, cursor) in read.iter().enumerate().rev() {
+        let start_at = bar - below[read_idx];
         let postings = cursor.ordinals.iter().zip(cursor.tfs);
-        if essential_idx + 1 == essential.len() {
+        if read_idx + 1 == read.len() {
             // The first cursor read: no document has a partial score yet.
-            for ordinal in cursor.ordinals.iter().take(n_seeded) {
-                let doc_idx = *ordinal as usize;
-                if let (Some(score), Some(word)) =
-                    (scores.get_mut(doc_idx), seen.get_mut(doc_idx / 64))
-                {
-                    *word |= 1u64 << (doc_idx % 64);
-                    *score = f32::NEG_INFINITY;
-                }
-            }
-            for (ordinal, tf) in postings.skip(n_seeded) {
+            for (ordinal, tf) in postings {
                 let doc_idx = *ordinal as usize;
                 let Some(len) = docs.lens.get(doc_idx) else {
                     continue;
@@ -1046,12 +1274,13 @@ fn accumulate(
 }
 
 /// Completes, in ordinal order, the documents whose partial scores may still make the results,
-/// and offers them; leaves the scratch clean.
+/// and the documents of `reach`, and offers them; leaves the scratch clean.
 #[allow(clippy::too_many_arguments)]
 fn complete_candidates(
-    non_essential: &mut [Cursor<'_>],
+    probed: &mut [Cursor<'_>],
     cumulative: &[f32],
     rest: f32,
+    reach: Option<&Reach<'_>>,
     docs: &Docs,
     norm: Norm,
     top: &mut TopK,
@@ -1059,29 +1288,47 @@ fn complete_candidates(
     threshold: &impl Fn(&TopK) -> f32,
     scratch: &mut Scratch,
 ) {
-    let Scratch { scores, seen } = scratch;
-    let n_words = docs.lens.len().div_ceil(64).min(seen.len());
+    let n_words = docs.lens.len().div_ceil(64);
+    if scratch.seen.len() < n_words {
+        scratch.seen.resize(n_words, 0);
+    }
+    let Scratch {
+        scores,
+        seen,
+        reach_values,
+    } = scratch;
     // The bar only rises when a document makes the results.
     let mut bar = threshold(top);
-    for (word_idx, word) in seen.iter_mut().enumerate().take(n_words) {
-        let mut bits = std::mem::take(word);
-        while bits != 0 {
-            let doc_idx = word_idx * 64 + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let Some(slot) = scores.get_mut(doc_idx) else {
-                continue;
-            };
-            let partial = std::mem::take(slot);
-            if partial == f32::NEG_INFINITY || partial + rest < bar {
-                continue;
-            }
-            let ordinal = doc_idx as u32;
-            let len = docs.lens.get(doc_idx).copied().unwrap_or(0.0);
-            let score = complete(non_essential, cumulative, bar, ordinal, partial, len, norm);
-            // A score below the bar may be partial: `complete` stops early for such documents.
-            if score >= bar {
-                offer(docs, ordinal, score, top, filter);
-                bar = threshold(top);
+    let mut reached = [0u64; REACH_CHUNK];
+    for (chunk_idx, chunk) in seen[..n_words].chunks_mut(REACH_CHUNK).enumerate() {
+        let first_word = chunk_idx * REACH_CHUNK;
+        if let Some(reach) = reach {
+            reached = reach.words(first_word, reach_values);
+        }
+        for (lane, word) in chunk.iter_mut().enumerate() {
+            let started = std::mem::take(word);
+            let mut bits = started | reached[lane];
+            while bits != 0 {
+                let bit_idx = bits.trailing_zeros();
+                bits &= bits - 1;
+                let doc_idx = (first_word + lane) * 64 + bit_idx as usize;
+                // A document that was not started holds a zero partial score.
+                let partial = if started & (1u64 << bit_idx) != 0 {
+                    scores.get_mut(doc_idx).map_or(0.0, std::mem::take)
+                } else {
+                    0.0
+                };
+                if partial == f32::NEG_INFINITY || partial + rest < bar {
+                    continue;
+                }
+                let ordinal = doc_idx as u32;
+                let len = docs.lens.get(doc_idx).copied().unwrap_or(0.0);
+                let score = complete(probed, cumulative, bar, ordinal, partial, len, norm);
+                // A score below the bar may be partial: `complete` stops early for such documents.
+                if score >= bar {
+                    offer(docs, ordinal, score, top, filter);
+                    bar = threshold(top);
+                }
             }
         }
     }
@@ -1792,6 +2039,65 @@ mod tests {
                     ordinals.binary_search(&ordinal).ok(),
                     "ordinal {}", ordinal
                 );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A reach holds every document whose cursors' bounds add up to the bar, and none that
+        /// falls short of it by more than rounding; a cursor without a bitmap may hold any.
+        #[test]
+        fn reach_holds_the_documents_that_can_reach_the_bar(
+            lists in proptest::collection::vec(
+                (proptest::collection::btree_set(0..700u32, 0..300), 0.1f32..8.0, any::<bool>()),
+                1..6,
+            ),
+            bar in 0.5f32..25.0,
+        ) {
+            let n_docs = 700usize;
+            let ordinals: Vec<Vec<u32>> =
+                lists.iter().map(|(set, ..)| set.iter().copied().collect()).collect();
+            let dense: Vec<DenseList> =
+                ordinals.iter().map(|list| DenseList::new(list, n_docs)).collect();
+            let tfs = vec![1.0f32; 300];
+            let mut cursors: Vec<Cursor<'_>> = lists
+                .iter()
+                .enumerate()
+                .map(|(idx, (_, upper, bitmapped))| Cursor {
+                    ordinals: &ordinals[idx],
+                    tfs: &tfs[..ordinals[idx].len()],
+                    position: 0,
+                    idf: 1.0,
+                    upper: *upper,
+                    dense: bitmapped.then_some(&dense[idx]),
+                })
+                .collect();
+            cursors.sort_by(|a, b| a.upper.total_cmp(&b.upper));
+            let Some(reach) = Reach::new(&cursors, bar, n_docs as f32) else {
+                return Ok(());
+            };
+            let mut values = Vec::new();
+            let mut held = Vec::new();
+            for first in (0..n_docs.div_ceil(64)).step_by(REACH_CHUNK) {
+                held.extend(reach.words(first, &mut values));
+            }
+            for doc in 0..n_docs as u32 {
+                let is_held = held[doc as usize / 64] & (1u64 << (doc % 64)) != 0;
+                let bound: f32 = cursors
+                    .iter()
+                    .filter(|cursor| {
+                        cursor.dense.is_none() || cursor.ordinals.binary_search(&doc).is_ok()
+                    })
+                    .map(|cursor| cursor.upper)
+                    .sum();
+                if bound >= bar {
+                    prop_assert!(is_held, "document {} with bound {} >= {}", doc, bound, bar);
+                }
+                if bound * 1.001 < bar {
+                    prop_assert!(!is_held, "document {} with bound {} < {}", doc, bound, bar);
+                }
             }
         }
     }
