@@ -951,9 +951,10 @@ fn search_segment(
         .last()
         .and_then(|selective| selective.ordinals.get(..n_seeded))
         .unwrap_or(&[]);
-    // The essential cursors with bitmaps move down, next to the non-essential ones (a stable
-    // sort keeps each group in bound order), unless the documents they can bring up take too
-    // much to describe, when every essential cursor is read as before.
+    // The essential cursors with bitmaps may move down, next to the non-essential ones, to be
+    // probed instead of read: the first `n_moved` of them in bound order (a stable sort keeps
+    // each group in bound order), for the `n_moved` that costs least; none if no diagram is
+    // cheaper than reading them, or if the diagram takes too many nodes.
     let n_bitmapped = cursors[first_essential..]
         .iter()
         .filter(|cursor| cursor.dense.is_some())
