@@ -933,16 +933,11 @@ fn search_segment(
         return;
     }
     cursors.sort_unstable_by(|a, b| a.upper.total_cmp(&b.upper));
-    let n_seeded = {
-        let cumulative = cumulative_bounds(cursors);
-        seed(cursors, &cumulative, docs, norm, top, filter)
-    };
+    let mut cumulative = cumulative_bounds(cursors);
+    let n_seeded = seed(cursors, &cumulative, docs, norm, top, filter);
     let threshold = |top: &TopK| top.threshold();
     let bar = threshold(top);
-    let first_essential = cumulative_bounds(cursors)
-        .iter()
-        .take_while(|bound| **bound < bar)
-        .count();
+    let first_essential = cumulative.iter().take_while(|bound| **bound < bar).count();
     if first_essential == cursors.len() {
         return;
     }
@@ -986,8 +981,8 @@ fn search_segment(
             }
         }
         cursors[n_probed..].sort_by(|a, b| a.upper.total_cmp(&b.upper));
+        cumulative = cumulative_bounds(cursors);
     }
-    let cumulative = cumulative_bounds(cursors);
     let (probed, read) = cursors.split_at_mut(n_probed);
     let rest = n_probed.checked_sub(1).map_or(0.0, |idx| cumulative[idx]);
     SCRATCH.with(|scratch| {
@@ -1039,6 +1034,12 @@ const MAX_REACH_NODES: usize = 64;
 /// step is a loop the compiler can vectorise.
 const REACH_CHUNK: usize = 8;
 
+/// A chunk of a [`Reach`] that holds no document.
+const NO_WORDS: [u64; REACH_CHUNK] = [0; REACH_CHUNK];
+
+/// A chunk of a [`Reach`] that holds every document.
+const ALL_WORDS: [u64; REACH_CHUNK] = [u64::MAX; REACH_CHUNK];
+
 /// The documents whose bounds, over the cursors that hold them, can reach a bar, as a decision
 /// diagram over the cursors' membership bitmaps: a node tests one cursor and leads to the
 /// rest of the test with what is still needed with and without that cursor's bound. It is
@@ -1070,6 +1071,18 @@ enum Branch {
     Never,
     Always,
     Node(usize),
+}
+
+impl Branch {
+    /// What the branch holds: `never`, `always`, or its node's entry in `values` (which are
+    /// by node, children first, so a node's children are always there before it).
+    fn value<T: Copy>(self, never: T, always: T, values: &[T]) -> T {
+        match self {
+            Branch::Never => never,
+            Branch::Always => always,
+            Branch::Node(idx) => values.get(idx).copied().unwrap_or(always),
+        }
+    }
 }
 
 /// A cursor as a [`Reach`] sees it.
@@ -1113,12 +1126,7 @@ impl<'a> Reach<'a> {
         let mut memo = FxHashMap::default();
         let mut shares = Vec::new();
         reach.root = reach.build(&lists, &left, 0, bar, &mut memo, &mut shares)?;
-        reach.documents = n_docs
-            * match reach.root {
-                Branch::Never => 0.0,
-                Branch::Always => 1.0,
-                Branch::Node(idx) => shares.get(idx).copied().unwrap_or(1.0),
-            };
+        reach.documents = n_docs * reach.root.value(0.0, 1.0, &shares);
         Some(reach)
     }
 
@@ -1152,12 +1160,8 @@ impl<'a> Reach<'a> {
         } else if self.nodes.len() >= MAX_REACH_NODES {
             return None;
         } else {
-            let share_of = |branch: Branch| match branch {
-                Branch::Never => 0.0,
-                Branch::Always => 1.0,
-                Branch::Node(idx) => shares.get(idx).copied().unwrap_or(1.0),
-            };
-            let share = list.share * share_of(with) + (1.0 - list.share) * share_of(without);
+            let share = list.share * with.value(0.0, 1.0, shares)
+                + (1.0 - list.share) * without.value(0.0, 1.0, shares);
             shares.push(share);
             self.nodes.push(ReachNode {
                 words: list.words,
@@ -1186,24 +1190,13 @@ impl<'a> Reach<'a> {
                     }
                 },
             };
-            let branch = |branch: Branch, values: &[[u64; REACH_CHUNK]]| match branch {
-                Branch::Never => [0; REACH_CHUNK],
-                Branch::Always => [u64::MAX; REACH_CHUNK],
-                Branch::Node(idx) => values.get(idx).copied().unwrap_or([u64::MAX; REACH_CHUNK]),
-            };
-            let with = branch(node.with, values);
-            let without = branch(node.without, values);
-            let mut value = [0u64; REACH_CHUNK];
-            for lane in 0..REACH_CHUNK {
-                value[lane] = (own[lane] & with[lane]) | without[lane];
-            }
-            values.push(value);
+            let with = node.with.value(NO_WORDS, ALL_WORDS, values);
+            let without = node.without.value(NO_WORDS, ALL_WORDS, values);
+            values.push(std::array::from_fn(|lane| {
+                (own[lane] & with[lane]) | without[lane]
+            }));
         }
-        match self.root {
-            Branch::Never => [0; REACH_CHUNK],
-            Branch::Always => [u64::MAX; REACH_CHUNK],
-            Branch::Node(idx) => values.get(idx).copied().unwrap_or([u64::MAX; REACH_CHUNK]),
-        }
+        self.root.value(NO_WORDS, ALL_WORDS, values)
     }
 }
 
