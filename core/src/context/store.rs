@@ -187,7 +187,7 @@ impl ContextStoreBuilder {
     }
 
     /// The clock for version timestamps (default:
-    /// [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
+    /// [`FastClock`], the system clock read through the time-stamp counter).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> ContextStoreBuilder {
         self.clock = Some(clock);
         self

@@ -1,6 +1,6 @@
 //! CostMeter: exact token counts, prices, budgets that stop work, and tokens saved.
 //!
-//! - Counting ([`count`], [`count_chat`], [`Encoding`]): `o200k_base` and `cl100k_base`, equal to
+//! - Counting ([`count()`], [`count_chat`], [`Encoding`]): `o200k_base` and `cl100k_base`, equal to
 //!   OpenAI's `tiktoken` on every text of the exactness test; other models' counts are labelled
 //!   estimates.
 //! - Prices ([`PriceTable`]): LiteLLM's `model_prices_and_context_window.json` format, a built-in

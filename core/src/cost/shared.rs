@@ -1,7 +1,7 @@
 //! Budgets kept outside the process, which every process of a fleet spends against together.
 //!
 //! The meter holds them behind [`SharedBudgets`], so it does not depend on where they live; the
-//! PostgreSQL backend ([`super::FleetBudgets`], feature `postgres`) is the one fourfold ships.
+//! PostgreSQL backend (`FleetBudgets`, feature `postgres`) is the one fourfold ships.
 //! A shared budget has a hard limit, and may have a soft one, over its lifetime or over a rolling
 //! window.
 

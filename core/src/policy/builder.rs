@@ -140,7 +140,7 @@ impl PolicyBuilder {
     }
 
     /// The clock for timestamps and expiry (default:
-    /// [`FastClock`](crate::FastClock), the system clock read through the time-stamp counter).
+    /// [`FastClock`], the system clock read through the time-stamp counter).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> PolicyBuilder {
         self.clock = Some(clock);
         self

@@ -248,7 +248,7 @@ impl TracerBuilder {
         self
     }
 
-    /// The clock for timestamps (default: [`FastClock`](crate::FastClock), the system clock read
+    /// The clock for timestamps (default: [`FastClock`], the system clock read
     /// through the time-stamp counter).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> TracerBuilder {
         self.clock = clock;
