@@ -3,7 +3,8 @@
 # docs/bench/<date>-<host>/context-*:
 #
 # - `cargo bench --bench context_ask`: fourfold's ContextStore::ask against tantivy on 100,000
-#   synthetic sections (latency percentiles, criterion medians, ingest throughput), kept as
+#   synthetic sections (latency percentiles of single calls, with the engines taking turns and
+#   with cold caches, criterion medians, ingest throughput), kept as
 #   context-ask.log (the bench's own lines), context-raw.csv (criterion's medians) and
 #   context-summary;
 # - `context_lookup` at each budget in CONTEXT_BUDGETS (default "500 800 1500"): tokens per lookup
@@ -17,7 +18,7 @@ set -euo pipefail
 # shellcheck source=benches/run-bench-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/run-bench-common.sh"
 run_criterion_bench context_ask "$@"
-grep -E '^context_(store|ingest|hits|latency) ' "$log" >"$run_dir/context-ask.log"
+grep -E '^context_(store|ingest|hits|latency|latency_cold) ' "$log" >"$run_dir/context-ask.log"
 
 corpus="${CONTEXT_CORPUS:-$repo_root/../shared/corpus/pydantic}"
 questions="${CONTEXT_QUESTIONS:-$corpus/questions-dev.jsonl}"
@@ -59,13 +60,15 @@ def fields(line):
     return dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
 
 
-ingest, latency, store, hits = {}, {}, {}, {}
+ingest, latency, cold, store, hits = {}, {}, {}, {}, {}
 for line in (run_dir / "context-ask.log").read_text().splitlines():
     kind = line.split(" ", 1)[0]
     if kind == "context_ingest":
         ingest[fields(line)["engine"]] = fields(line)
     elif kind == "context_latency":
         latency[fields(line)["engine"]] = fields(line)
+    elif kind == "context_latency_cold":
+        cold[fields(line)["engine"]] = fields(line)
     elif kind == "context_store":
         store = fields(line)
     elif kind == "context_hits":
@@ -100,6 +103,20 @@ for engine in engine_order:
     body.append((engine, f"{int(engine_latency['calls']):,}", human(p50), human(p99), human(mean),
                  human(median), ratio))
 lines += table(("engine", "calls", "p50", "p99", "mean", "criterion median", "p50 / p99 vs fourfold"), body, 1)
+if cold:
+    lines += ["", "Latency of single calls with cold caches (64 MiB of other data written before each call):", ""]
+    body = []
+    fourfold_cold = cold.get("fourfold", {})
+    for engine in engine_order:
+        engine_cold = cold.get(engine)
+        if engine_cold is None:
+            continue
+        p50, p99, mean = (float(engine_cold[name]) for name in ("p50_ns", "p99_ns", "mean_ns"))
+        ratio = "-"
+        if fourfold_cold and engine != "fourfold":
+            ratio = f"{p50 / float(fourfold_cold['p50_ns']):.1f}x / {p99 / float(fourfold_cold['p99_ns']):.1f}x"
+        body.append((engine, f"{int(engine_cold['calls']):,}", human(p50), human(p99), human(mean), ratio))
+    lines += table(("engine", "calls", "p50", "p99", "mean", "p50 / p99 vs fourfold"), body, 1)
 lines += ["", "Ingest (built once; MB of the documents' Markdown text):", ""]
 body = []
 for engine in ["fourfold", "tantivy"]:

@@ -17,6 +17,11 @@
 //! the mean of the single calls for each engine as `context_latency ...` lines, because criterion
 //! reports medians of batch means, not percentiles of single calls.
 //!
+//! A second, cold timing loop then times 1,000 single calls per engine in the same turns, each
+//! after writing 64 MiB of other data (untimed), twice the machine's L3, so that the call reads
+//! its index from memory: an agent asks between model calls and tool runs, which leave other
+//! data in the caches. It prints `context_latency_cold ...` lines.
+//!
 //! Criterion then times the same three calls, cycling through the queries, one query per
 //! iteration (group `context_ask_100000`).
 //!
@@ -51,6 +56,15 @@ const BUDGET_TOKENS: u64 = 800;
 
 /// Rounds of the timing loop over all queries: 10,000 single calls per engine.
 const N_LATENCY_ROUNDS: usize = 200;
+
+/// Rounds of the cold timing loop: 1,000 single calls per engine, each after the caches were
+/// filled with other data.
+const N_COLD_ROUNDS: usize = 20;
+
+/// Bytes written between two calls of the cold timing loop: twice this machine's 32 MiB L3, so
+/// that a call finds neither its own data nor the other engine's in any cache, as an agent's ask
+/// that follows a model call or a tool run would.
+const EVICT_BYTES: usize = 64 << 20;
 
 /// Memory tantivy's index writer may use before it writes a segment.
 const TANTIVY_WRITER_HEAP_BYTES: usize = 512 << 20;
@@ -228,52 +242,93 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+const ENGINE_NAMES: [&str; 3] = ["fourfold", "tantivy", "tantivy_fetch"];
+
+/// One call of engine `engine_idx` (an index into [`ENGINE_NAMES`]), timed.
+fn timed_call(engines: &Engines, engine_idx: usize, query: &str) -> Duration {
+    let started = Instant::now();
+    match engine_idx {
+        0 => drop(black_box(
+            engines.store.ask(black_box(query), BUDGET_TOKENS),
+        )),
+        1 => drop(black_box(engines.tantivy.search(black_box(query)))),
+        _ => drop(black_box(
+            engines.tantivy.search_and_fetch(black_box(query)),
+        )),
+    }
+    started.elapsed()
+}
+
+/// Prints one engine's percentiles as a `kind` line (`context_latency` or `context_latency_cold`).
+fn print_latency(kind: &str, engine: &str, n_sections: usize, samples: &mut [Duration]) {
+    samples.sort();
+    let total: Duration = samples.iter().sum();
+    let mean = total / samples.len().max(1) as u32;
+    println!(
+        "{kind} engine={engine} sections={n_sections} calls={} p50_ns={} p99_ns={} mean_ns={} \
+         max_ns={}",
+        samples.len(),
+        quantile(samples, 0.50).as_nanos(),
+        quantile(samples, 0.99).as_nanos(),
+        mean.as_nanos(),
+        samples.last().copied().unwrap_or_default().as_nanos(),
+    );
+}
+
 /// Times every single call, all engines in turn on each query, and prints the percentiles.
 fn latency_report(engines: &Engines, n_rounds: usize) {
-    let engine_names = ["fourfold", "tantivy", "tantivy_fetch"];
     let mut samples: [Vec<Duration>; 3] =
         std::array::from_fn(|_| Vec::with_capacity(n_rounds * engines.queries.len()));
     // Each engine asks all queries in turn, then the next engine, so that no engine asks a
     // query right after another engine asked it (the two tantivy calls share its caches); the
     // engine that goes first changes every round. One round first, untimed, warms the caches.
     for round_idx in 0..=n_rounds {
-        for engine_offset in 0..engine_names.len() {
-            let engine_idx = (round_idx + engine_offset) % engine_names.len();
+        for engine_offset in 0..ENGINE_NAMES.len() {
+            let engine_idx = (round_idx + engine_offset) % ENGINE_NAMES.len();
             for query in &engines.queries {
-                let started = Instant::now();
-                match engine_idx {
-                    0 => drop(black_box(
-                        engines.store.ask(black_box(query), BUDGET_TOKENS),
-                    )),
-                    1 => drop(black_box(engines.tantivy.search(black_box(query)))),
-                    _ => drop(black_box(
-                        engines.tantivy.search_and_fetch(black_box(query)),
-                    )),
-                }
-                let elapsed = started.elapsed();
+                let elapsed = timed_call(engines, engine_idx, query);
                 if round_idx > 0 {
                     samples[engine_idx].push(elapsed);
                 }
             }
         }
     }
-    for (engine, engine_samples) in engine_names.iter().zip(samples.iter_mut()) {
-        engine_samples.sort();
-        let total: Duration = engine_samples.iter().sum();
-        let mean = total / engine_samples.len().max(1) as u32;
-        println!(
-            "context_latency engine={engine} sections={} calls={} p50_ns={} p99_ns={} \
-             mean_ns={} max_ns={}",
+    for (engine, engine_samples) in ENGINE_NAMES.iter().zip(samples.iter_mut()) {
+        print_latency(
+            "context_latency",
+            engine,
             engines.n_sections,
-            engine_samples.len(),
-            quantile(engine_samples, 0.50).as_nanos(),
-            quantile(engine_samples, 0.99).as_nanos(),
-            mean.as_nanos(),
-            engine_samples
-                .last()
-                .copied()
-                .unwrap_or_default()
-                .as_nanos(),
+            engine_samples,
+        );
+    }
+}
+
+/// Times single calls with cold caches: before each call, untimed, [`EVICT_BYTES`] of other data
+/// are written, so the call reads its index from memory. Engines and queries take turns as in
+/// [`latency_report`].
+fn cold_latency_report(engines: &Engines, n_rounds: usize) {
+    let mut other_data = vec![0u8; EVICT_BYTES];
+    let mut samples: [Vec<Duration>; 3] =
+        std::array::from_fn(|_| Vec::with_capacity(n_rounds * engines.queries.len()));
+    for round_idx in 0..n_rounds {
+        for engine_offset in 0..ENGINE_NAMES.len() {
+            let engine_idx = (round_idx + engine_offset) % ENGINE_NAMES.len();
+            for query in &engines.queries {
+                // One byte a cache line brings each line in, as owned.
+                for line in other_data.chunks_mut(64) {
+                    line[0] = line[0].wrapping_add(1);
+                }
+                black_box(&mut other_data);
+                samples[engine_idx].push(timed_call(engines, engine_idx, query));
+            }
+        }
+    }
+    for (engine, engine_samples) in ENGINE_NAMES.iter().zip(samples.iter_mut()) {
+        print_latency(
+            "context_latency_cold",
+            engine,
+            engines.n_sections,
+            engine_samples,
         );
     }
 }
@@ -315,13 +370,14 @@ fn criterion_groups(criterion: &mut Criterion, engines: &Engines) {
 
 fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
-    let (n_documents, n_rounds) = if full {
-        (N_DOCUMENTS, N_LATENCY_ROUNDS)
+    let (n_documents, n_rounds, n_cold_rounds) = if full {
+        (N_DOCUMENTS, N_LATENCY_ROUNDS, N_COLD_ROUNDS)
     } else {
-        (N_DOCUMENTS_QUICK, 1)
+        (N_DOCUMENTS_QUICK, 1, 1)
     };
     let engines = build(n_documents);
     latency_report(&engines, n_rounds);
+    cold_latency_report(&engines, n_cold_rounds);
     let mut criterion = Criterion::default().configure_from_args();
     criterion_groups(&mut criterion, &engines);
     criterion.final_summary();

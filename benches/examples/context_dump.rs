@@ -6,7 +6,8 @@
 //!
 //! - `sections.jsonl`: every section of every current document: key, version, section id, heading
 //!   path, the heading as a hit prints it (`a > b`), line, freshness marker (canonical / stale /
-//!   duplicate) and reason, tokens (o200k_base, text only), and text.
+//!   duplicate), its reason and the copied text's pointer, tokens (o200k_base, text only), and
+//!   text.
 //! - `ranks.jsonl`: per question of every questions file: the hits of the bench's ask (budget 800,
 //!   the default five hits), the hits of an unbudgeted ask for up to 50 sections (the store's
 //!   ranking, which stops at the store's relative-score floor), and the top 50 canonical
@@ -113,6 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "line_start": section.line_start,
                     "freshness": freshness.name(),
                     "reason": section.marker.reason,
+                    "copy_of": section.marker.copy_of,
                     "tokens": section.tokens,
                     "text": section.text,
                 })

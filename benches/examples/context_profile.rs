@@ -4,7 +4,9 @@
 //! and loads that snapshot on later runs, so a profiler sees asks, not ingest.
 //!
 //! `cargo run --release -p fourfold-benches --example context_profile [DIR] [ROUNDS]` prints the
-//! p50, p99 and mean of single asks over the bench's 50 queries.
+//! p50, p99 and mean of single asks over the bench's 50 queries. With `FOURFOLD_PROFILE_EVICT_MB=N`
+//! it writes N MiB of other data before each ask (untimed): 64 gives asks with cold caches, as in
+//! the bench's cold timing loop.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -35,10 +37,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         eprintln!("loaded in {:.1?}", started.elapsed());
     }
+    // With FOURFOLD_PROFILE_EVICT_MB=N, N MiB are written between asks (untimed), so that each ask
+    // starts with caches holding other data, as it does in an agent that did other work between.
+    let evict_mb: usize = std::env::var("FOURFOLD_PROFILE_EVICT_MB")
+        .ok()
+        .map_or(Ok(0), |mb| mb.parse())?;
+    let mut scratch = vec![0u8; evict_mb << 20];
     let mut samples = Vec::with_capacity(rounds * queries.len());
     let mut n_hits = 0;
-    for _ in 0..rounds {
+    for round in 0..rounds {
         for query in &queries {
+            for line in scratch.chunks_mut(64) {
+                line[0] = line[0].wrapping_add(round as u8 | 1);
+            }
+            black_box(&scratch);
             let started = Instant::now();
             let answer = black_box(store.ask(black_box(query), 800));
             samples.push(started.elapsed());
