@@ -13,13 +13,29 @@
 //! `weight × terms in the field`, and
 //! `score = Σ idf × tf × (k1 + 1) / (tf + k1 × (1 − b + b × length / average length))`
 //! with `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, `k1 = 1.2` and `b = 0.75`.
-//! Search walks the postings document at a time with MaxScore pruning: once the best `limit`
-//! results are known well enough, postings of common terms are only probed for documents that
-//! the rarer terms already make competitive. The main segment's long lists (those holding at
-//! least one in sixty-four of its documents) also keep a membership bitmap, so that those
-//! probes test a bit instead of searching the list, and so that a long list that would have
-//! to be read in full is replaced, when that is cheaper, by a test over the bitmaps of which
-//! documents it and the other long lists can lift to the threshold.
+//!
+//! Search is exact (the same results and score bits as scoring every document) and prunes with
+//! MaxScore, one segment after the other ([`search_segment`]):
+//!
+//! 1. The query's lists are sorted by their score bounds. A seed scores the first postings of
+//!    the most selective list in full, which sets a first threshold (the `limit`-th best
+//!    score, or the caller's share of the best one if higher).
+//! 2. The lists whose bounds, added up from the lowest, stay under the threshold cannot lift a
+//!    document on their own: they are only probed. The others (the essential lists) are read
+//!    term at a time into per-thread partial scores ([`accumulate`]); a document is started
+//!    only if its weight plus the bounds of the lists not yet read can reach the threshold.
+//! 3. The started documents are completed in ordinal order, read back from a bitset
+//!    ([`complete_candidates`]): each is probed in the other lists, highest bound first,
+//!    until it is scored or cannot reach the threshold, which rises as results come in.
+//!
+//! The main segment's long lists (those holding at least one in sixty-four of its documents)
+//! keep a membership bitmap with ranks and a bitmap of their frequency-1 postings
+//! ([`DenseList`]), so that a probe tests a bit instead of searching the list. An essential
+//! list with a bitmap may be probed instead of read, when that costs less: the documents that
+//! only such lists hold, and whose bounds there can reach the threshold, are then found from
+//! the bitmaps by a decision diagram ([`Reach`]), worked out again as the threshold rises.
+//! `docs/benchmarks.md` ("Latency on 100,000 sections") has what each step saves and what was
+//! tried instead.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
