@@ -104,9 +104,10 @@ for engine in engine_order:
                  human(median), ratio))
 lines += table(("engine", "calls", "p50", "p99", "mean", "criterion median", "p50 / p99 vs fourfold"), body, 1)
 if cold:
-    lines += ["", "Latency of single calls with cold caches (64 MiB of other data written before each call):", ""]
-    body = []
     fourfold_cold = cold.get("fourfold", {})
+    evicted = fourfold_cold.get("evict_mib", "?")
+    lines += ["", f"Latency of single calls with cold caches ({evicted} MiB of other data written before each call):", ""]
+    body = []
     for engine in engine_order:
         engine_cold = cold.get(engine)
         if engine_cold is None:

@@ -242,6 +242,7 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The engines the timing loops time, in the order of [`timed_call`]'s indices.
 const ENGINE_NAMES: [&str; 3] = ["fourfold", "tantivy", "tantivy_fetch"];
 
 /// One call of engine `engine_idx` (an index into [`ENGINE_NAMES`]), timed.
@@ -259,14 +260,21 @@ fn timed_call(engines: &Engines, engine_idx: usize, query: &str) -> Duration {
     started.elapsed()
 }
 
-/// Prints one engine's percentiles as a `kind` line (`context_latency` or `context_latency_cold`).
-fn print_latency(kind: &str, engine: &str, n_sections: usize, samples: &mut [Duration]) {
+/// Prints one engine's percentiles as a `kind` line (`context_latency` or `context_latency_cold`),
+/// ending with `extra` (more `name=value` fields, or nothing).
+fn print_latency(
+    kind: &str,
+    engine: &str,
+    n_sections: usize,
+    samples: &mut [Duration],
+    extra: &str,
+) {
     samples.sort();
     let total: Duration = samples.iter().sum();
     let mean = total / samples.len().max(1) as u32;
     println!(
         "{kind} engine={engine} sections={n_sections} calls={} p50_ns={} p99_ns={} mean_ns={} \
-         max_ns={}",
+         max_ns={}{extra}",
         samples.len(),
         quantile(samples, 0.50).as_nanos(),
         quantile(samples, 0.99).as_nanos(),
@@ -299,6 +307,7 @@ fn latency_report(engines: &Engines, n_rounds: usize) {
             engine,
             engines.n_sections,
             engine_samples,
+            "",
         );
     }
 }
@@ -323,12 +332,14 @@ fn cold_latency_report(engines: &Engines, n_rounds: usize) {
             }
         }
     }
+    let evicted = format!(" evict_mib={}", EVICT_BYTES >> 20);
     for (engine, engine_samples) in ENGINE_NAMES.iter().zip(samples.iter_mut()) {
         print_latency(
             "context_latency_cold",
             engine,
             engines.n_sections,
             engine_samples,
+            &evicted,
         );
     }
 }
