@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 
+use compact_str::CompactString;
 use rust_stemmers::{Algorithm, Stemmer};
 use rustc_hash::FxHashMap;
 
@@ -176,7 +177,7 @@ pub fn analyze(text: &str) -> Vec<String> {
 pub(crate) struct Analyzer {
     stemmer: Stemmer,
     /// Lower-case ASCII word to its stem, or `None` for a stop word.
-    stems: FxHashMap<Box<str>, Option<Box<str>>>,
+    stems: FxHashMap<CompactString, Option<CompactString>>,
     part: String,
     whole: String,
 }
@@ -234,7 +235,7 @@ impl Analyzer {
                     Some(Some(stem)) => emit(stem),
                     Some(None) => {}
                     None => {
-                        let stem: Option<Box<str>> = (!is_stop_word(&self.part))
+                        let stem: Option<CompactString> = (!is_stop_word(&self.part))
                             .then(|| self.stemmer.stem(&self.part).into());
                         if let Some(stem) = &stem {
                             emit(stem);

@@ -40,6 +40,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
+use compact_str::CompactString;
 use fst::Streamer;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -96,7 +97,7 @@ fn corrupt<T>(reason: &'static str) -> Result<T, IndexError> {
 /// [`Index::analyze`] makes of its fields.
 #[derive(Clone, Debug, Default)]
 pub struct AnalyzedDocument {
-    terms: Vec<(Box<str>, f32)>,
+    terms: Vec<(CompactString, f32)>,
     len: f32,
 }
 
@@ -404,7 +405,7 @@ struct DeltaPostings {
 
 #[derive(Clone, Debug, Default)]
 struct DeltaSegment {
-    terms: FxHashMap<Box<str>, DeltaPostings>,
+    terms: FxHashMap<CompactString, DeltaPostings>,
     docs: Docs,
 }
 
@@ -613,7 +614,7 @@ impl Index {
     /// Analyses a document's `fields` for [`Index::insert_analyzed`], without touching an index:
     /// the part of an insert that can run before taking a writer's lock, or on another thread.
     pub fn analyze(fields: &[(&str, f32)]) -> AnalyzedDocument {
-        let mut tfs: FxHashMap<String, f32> = FxHashMap::default();
+        let mut tfs: FxHashMap<CompactString, f32> = FxHashMap::default();
         let mut len = 0.0f32;
         Analyzer::with(|analyzer| {
             for (text, weight) in fields {
@@ -630,7 +631,7 @@ impl Index {
                     match tfs.get_mut(term) {
                         Some(tf) => *tf += weight,
                         None => {
-                            tfs.insert(term.to_string(), weight);
+                            tfs.insert(term.into(), weight);
                         }
                     }
                 });
@@ -639,12 +640,7 @@ impl Index {
         let len = if len.is_finite() { len } else { f32::MAX };
         let terms = tfs
             .into_iter()
-            .map(|(term, tf)| {
-                (
-                    term.into_boxed_str(),
-                    if tf.is_finite() { tf } else { f32::MAX },
-                )
-            })
+            .map(|(term, tf)| (term, if tf.is_finite() { tf } else { f32::MAX }))
             .collect();
         AnalyzedDocument { terms, len }
     }
@@ -849,8 +845,8 @@ impl Index {
         if limit == 0 || self.n_live == 0 {
             return Vec::new();
         }
-        let mut terms: Vec<String> = Vec::new();
-        Analyzer::with(|analyzer| analyzer.each_term(query, |term| terms.push(term.to_string())));
+        let mut terms: Vec<CompactString> = Vec::new();
+        Analyzer::with(|analyzer| analyzer.each_term(query, |term| terms.push(term.into())));
         terms.sort_unstable();
         terms.dedup();
         let n_docs = self.n_live as f32;
@@ -1549,12 +1545,12 @@ impl Index {
         let delta_docs = reader.docs()?;
         let n_delta_terms = reader.u64()?;
         let mut delta_terms = FxHashMap::default();
-        let mut previous: Option<Box<str>> = None;
+        let mut previous: Option<CompactString> = None;
         for _ in 0..n_delta_terms {
             let Ok(term) = std::str::from_utf8(reader.bytes()?) else {
                 return corrupt("a delta term is not utf-8");
             };
-            let term: Box<str> = term.into();
+            let term = CompactString::from(term);
             if previous.as_ref().is_some_and(|previous| *previous >= term) {
                 return corrupt("delta terms out of order");
             }
