@@ -1,9 +1,13 @@
 //! `fourfold.ContextStore`, `Answer`, `Hit`, `Section` and `Change`: the context face.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use fourfold::context::{AskOptions, SectionRead};
+use crossbeam_channel::Receiver;
+use fourfold::context::{AskOptions, ContextChange, ContextStoreBuilder, SectionRead};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::convert::{repr, repr_list, to_python};
 use crate::error::{invalid_request, no_panic, OrRaise};
@@ -312,15 +316,58 @@ impl ContextStore {
     #[new]
     #[pyo3(signature = (*, archive=Vec::new(), pin=Vec::new()))]
     fn new(archive: Vec<String>, pin: Vec<String>) -> ContextStore {
-        let mut builder = fourfold::context::ContextStore::builder();
-        for prefix in &archive {
-            builder = builder.archive(prefix);
-        }
-        for key in &pin {
-            builder = builder.pin(key);
-        }
         ContextStore {
-            inner: builder.build(),
+            inner: builder(&archive, &pin).build(),
+        }
+    }
+
+    /// Opens the store saved under the directory `path` (created if missing; an empty store if
+    /// nothing was saved there yet); :meth:`save` saves it back there. A damaged snapshot raises
+    /// ``ContextError`` and changes nothing on disk; ``previous=True`` opens the snapshot saved
+    /// before the latest one instead.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, archive=Vec::new(), pin=Vec::new(), previous=false))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        archive: Vec<String>,
+        pin: Vec<String>,
+        previous: bool,
+    ) -> PyResult<ContextStore> {
+        no_panic(|| {
+            let inner = py.detach(|| {
+                let file_store: Arc<dyn fourfold::Store> =
+                    Arc::new(fourfold::FileStore::open(&path)?);
+                let builder = builder(&archive, &pin);
+                if previous {
+                    builder.open_previous(file_store)
+                } else {
+                    builder.open(file_store)
+                }
+            });
+            Ok(ContextStore {
+                inner: inner.or_raise()?,
+            })
+        })
+    }
+
+    /// Saves a snapshot where the store was opened from (the previous snapshot is kept beside
+    /// it); returns ``{"n_bytes": ..., "n_documents": ...}``. A store made with
+    /// ``ContextStore()`` has nowhere to save and raises ``ContextError``.
+    fn save<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        no_panic(|| {
+            let info = py.detach(|| self.inner.save()).or_raise()?;
+            let saved = PyDict::new(py);
+            saved.set_item("n_bytes", info.n_bytes)?;
+            saved.set_item("n_documents", info.n_documents)?;
+            Ok(saved)
+        })
+    }
+
+    /// A feed of every change from now on (a put, a delete, a record): see :class:`ChangeFeed`.
+    fn subscribe(&self) -> ChangeFeed {
+        ChangeFeed {
+            changes: self.inner.subscribe(),
         }
     }
 
@@ -429,6 +476,74 @@ impl ContextStore {
 
     fn __repr__(&self) -> String {
         format!("ContextStore(n_documents={})", self.inner.keys().len())
+    }
+}
+
+/// A store builder with the `archive` prefixes and the `pin`ned keys.
+fn builder(archive: &[String], pin: &[String]) -> ContextStoreBuilder {
+    let mut builder = fourfold::context::ContextStore::builder();
+    for prefix in archive {
+        builder = builder.archive(prefix);
+    }
+    for key in pin {
+        builder = builder.pin(key);
+    }
+    builder
+}
+
+/// The changes to a :class:`ContextStore` since :meth:`ContextStore.subscribe`, oldest first, each
+/// a dict: ``key``, ``version`` (``None`` for a delete), ``changed_sections`` and
+/// ``removed_sections`` (section ids). A feed that falls 1,024 changes behind misses the later
+/// ones until it is read again; ``changed_since`` still tells what changed.
+#[pyclass(frozen, module = "fourfold._fourfold")]
+pub struct ChangeFeed {
+    changes: Receiver<ContextChange>,
+}
+
+#[pymethods]
+impl ChangeFeed {
+    /// The next change, waiting up to `timeout` seconds (``None``: until one comes); ``None`` if
+    /// none came in time or the store is gone. Waits with the GIL released.
+    #[pyo3(signature = (timeout=None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        no_panic(|| {
+            let wait = match timeout {
+                None => None,
+                Some(seconds) => Some(Duration::try_from_secs_f64(seconds).map_err(|_| {
+                    invalid_request(format!(
+                        "timeout must be a number of seconds, 0 or more, not {seconds}"
+                    ))
+                })?),
+            };
+            let change = py.detach(|| match wait {
+                None => self.changes.recv().ok(),
+                Some(wait) => self.changes.recv_timeout(wait).ok(),
+            });
+            change.map(|change| to_python(py, &change)).transpose()
+        })
+    }
+
+    /// Every change waiting now, without waiting for more.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        no_panic(|| {
+            self.changes
+                .try_iter()
+                .map(|change| to_python(py, &change))
+                .collect()
+        })
+    }
+
+    /// How many changes are waiting.
+    fn __len__(&self) -> usize {
+        self.changes.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ChangeFeed(pending={})", self.changes.len())
     }
 }
 

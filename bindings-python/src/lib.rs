@@ -46,6 +46,7 @@ fn _fourfold(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<context::Hit>()?;
     module.add_class::<context::Section>()?;
     module.add_class::<context::Change>()?;
+    module.add_class::<context::ChangeFeed>()?;
     module.add_class::<context::SharedDocuments>()?;
     module.add_class::<cost::CostMeter>()?;
     module.add_class::<cost::Budget>()?;

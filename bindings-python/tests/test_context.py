@@ -70,6 +70,76 @@ def test_changed_since_names_the_reads_that_are_no_longer_current() -> None:
         store.changed_since(["docs/models.md"])  # type: ignore[list-item]
 
 
+def test_a_store_opened_from_a_folder_saves_and_reopens_without_reingesting(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "context"
+    store = fourfold.ContextStore.open(folder, archive=["legacy/"])
+    assert len(store) == 0
+    store.put("docs/models.md", GUIDE)
+    store.put("legacy/models.md", GUIDE)
+    saved = store.save()
+    assert saved["n_documents"] == 2 and saved["n_bytes"] > 0
+
+    reopened = fourfold.ContextStore.open(folder, archive=["legacy/"])
+    assert sorted(reopened.keys()) == ["docs/models.md", "legacy/models.md"]
+    best = reopened.ask("model_dump include exclude", 500).hits[0]
+    assert best.key == "docs/models.md" and best.freshness == "canonical"
+    assert reopened.history("docs/models.md")[0]["version"] == 1
+
+
+def test_save_needs_a_folder_and_a_damaged_snapshot_is_a_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(fourfold.ContextError, match="nowhere|backing"):
+        fourfold.ContextStore().save()
+
+    folder = tmp_path / "context"
+    store = fourfold.ContextStore.open(folder)
+    store.put("docs/models.md", GUIDE)
+    store.save()
+    store.put("docs/models.md", GUIDE + "\n## Copying\n\n`model_copy()` copies a model.\n")
+    store.save()
+    latest = folder / "context" / "snapshot"
+    latest.write_bytes(latest.read_bytes()[:100])
+    with pytest.raises(fourfold.ContextError, match="truncated"):
+        fourfold.ContextStore.open(folder)
+    # The snapshot saved before it is still there to fall back on.
+    previous = fourfold.ContextStore.open(folder, previous=True)
+    assert previous.history("docs/models.md")[-1]["version"] == 1
+
+
+def test_the_context_of_a_config_with_a_snapshot_saves_there(tmp_path: Path) -> None:
+    (tmp_path / "policy.toml").write_text('[[rule]]\nid = "read"\neffect = "allow"\nread = ["docs/**"]\n')
+    (tmp_path / "fourfold.toml").write_text(
+        '[policy]\nfile = "policy.toml"\n[context]\nsnapshot = "state/context"\n'
+    )
+    context = fourfold.Fourfold.from_config(tmp_path / "fourfold.toml").context
+    assert context is not None
+    context.record("deploys", "Deploys run from the release branch only.")
+    assert context.save()["n_documents"] == 1
+    again = fourfold.Fourfold.from_config(tmp_path / "fourfold.toml").context
+    assert again is not None and again.keys() == ["records/deploys.md"]
+    assert fourfold.ContextStore.open(tmp_path / "state/context").keys() == ["records/deploys.md"]
+
+
+def test_a_feed_reports_each_change_after_subscribing() -> None:
+    store = fourfold.ContextStore()
+    store.put("docs/models.md", GUIDE)
+    feed = store.subscribe()
+    assert feed.get(timeout=0.01) is None and len(feed) == 0
+    store.put("docs/models.md", GUIDE.replace("`model_dump()` returns", "`model_dump()` gives"))
+    store.delete("docs/models.md")
+    assert len(feed) == 2
+    changed = feed.get(timeout=1.0)
+    assert changed is not None
+    assert changed["key"] == "docs/models.md" and changed["version"] == 2
+    assert len(changed["changed_sections"]) == 1 and changed["removed_sections"] == []
+    [deleted] = feed.drain()
+    assert deleted["version"] is None and len(deleted["removed_sections"]) == 3
+    assert feed.drain() == []
+    with pytest.raises(fourfold.InvalidRequest, match="timeout"):
+        feed.get(timeout=-1.0)
+
+
 def test_bad_keys_are_typed_errors() -> None:
     store = fourfold.ContextStore()
     with pytest.raises(fourfold.InvalidRequest):
