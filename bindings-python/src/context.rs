@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use fourfold::context::{AskOptions, ContextChange, ContextStoreBuilder, SectionRead};
+use fourfold::context::{
+    AskOptions, ContextChange, ContextStoreBuilder, IngestReport, SectionRead,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -436,16 +438,19 @@ impl ContextStore {
     /// Reads the files under `root` that match `globs` (binaries skipped) as documents keyed by
     /// their relative path; a re-ingest re-indexes only changed files and retires deleted ones.
     /// Returns the report (`n_files`, `n_changed`, `n_unchanged`, `skipped`, `deleted`, `bytes`).
-    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()]))]
+    /// `progress`, if given, is called with the report so far after each file; if it raises, it
+    /// is not called again, the ingest finishes, and its exception is raised then.
+    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()], *, progress=None))]
     fn ingest_dir<'py>(
         &self,
         py: Python<'py>,
         root: PathBuf,
         globs: Vec<String>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         no_panic(|| {
-            ingest_report(py, &root, &globs, |root, globs| {
-                self.inner.ingest_dir(root, globs, |_| {})
+            ingest_report(py, &root, &globs, progress, |root, globs, progress| {
+                self.inner.ingest_dir(root, globs, progress)
             })
         })
     }
@@ -570,19 +575,41 @@ fn section_read(read: &Bound<'_, PyAny>) -> PyResult<SectionRead> {
     )))
 }
 
-/// Runs `ingest` of `root` with `globs` with the GIL released; its report as a dict.
+/// Runs `ingest` of `root` with `globs` with the GIL released, taking it back to call `progress`
+/// after each file; the report as a dict. The first exception `progress` raises stops the calls
+/// and is raised once the ingest is done (a put cannot be taken back halfway through a folder).
 fn ingest_report<'py>(
     py: Python<'py>,
     root: &std::path::Path,
     globs: &[String],
+    progress: Option<Py<PyAny>>,
     ingest: impl FnOnce(
             &std::path::Path,
             &[&str],
-        ) -> Result<fourfold::context::IngestReport, fourfold::context::ContextError>
+            &mut dyn FnMut(&IngestReport),
+        ) -> Result<IngestReport, fourfold::context::ContextError>
         + Send,
 ) -> PyResult<Bound<'py, PyAny>> {
     let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-    let report = py.detach(|| ingest(root, &globs)).or_raise()?;
+    let mut raised: Option<PyErr> = None;
+    let report = py.detach(|| {
+        let mut on_file = |report: &IngestReport| {
+            let Some(callback) = progress.as_ref().filter(|_| raised.is_none()) else {
+                return;
+            };
+            Python::attach(|py| {
+                let called = to_python(py, report).and_then(|report| callback.call1(py, (report,)));
+                if let Err(error) = called {
+                    raised = Some(error);
+                }
+            });
+        };
+        ingest(root, &globs, &mut on_file)
+    });
+    let report = report.or_raise()?;
+    if let Some(error) = raised {
+        return Err(error);
+    }
     to_python(py, &report)
 }
 
@@ -635,17 +662,18 @@ impl SharedDocuments {
     /// Publishes the files under `root` that match `globs` to the whole fleet: changed files
     /// become new versions, unchanged ones append nothing, and documents an ingest of `root` put
     /// before whose files are gone are retired. Returns the report, as `ContextStore.ingest_dir`.
-    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()]))]
+    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()], *, progress=None))]
     fn ingest_dir<'py>(
         &self,
         py: Python<'py>,
         root: PathBuf,
         globs: Vec<String>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         no_panic(|| {
             let documents = self.documents()?;
-            ingest_report(py, &root, &globs, |root, globs| {
-                documents.ingest_dir(root, globs, |_| {})
+            ingest_report(py, &root, &globs, progress, |root, globs, progress| {
+                documents.ingest_dir(root, globs, progress)
             })
         })
     }

@@ -166,6 +166,27 @@ def test_ingest_dir_reads_a_folder_and_reingests_only_what_changed(tmp_path: Pat
         store.ingest_dir(tmp_path / "missing")
 
 
+def test_ingest_dir_reports_progress_after_each_file(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.md").write_text(f"# {name}\n\nAbout {name}.\n")
+    store = fourfold.ContextStore()
+    seen: list[int] = []
+    report = store.ingest_dir(tmp_path, progress=lambda so_far: seen.append(so_far["n_files"]))
+    assert seen == [1, 2, 3] and report["n_files"] == 3
+
+    (tmp_path / "d.md").write_text("# d\n\nAbout d.\n")
+    calls: list[int] = []
+
+    def stop(so_far: dict[str, object]) -> None:
+        calls.append(1)
+        raise RuntimeError("stop showing progress")
+
+    with pytest.raises(RuntimeError, match="stop showing progress"):
+        store.ingest_dir(tmp_path, progress=stop)
+    # Called once, and the ingest still went through to the end.
+    assert calls == [1] and "d.md" in store.keys()
+
+
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "pydantic"
 
 
