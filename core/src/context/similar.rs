@@ -80,24 +80,37 @@ impl Signature {
             let start = idx.checked_sub(1).map_or(0, |previous| ends[previous]);
             &lowered.as_bytes()[start..ends[idx]]
         };
-        let mut mins = vec![u64::MAX; N_HASHES];
-        let params = hash_params();
-        for first in 0..=ends.len() - SHINGLE_WORDS {
-            let mut hasher = FxBuildHasher.build_hasher();
-            for idx in first..first + SHINGLE_WORDS {
-                hasher.write(word(idx));
-                hasher.write_u8(0xff);
-            }
-            let shingle = hasher.finish();
-            for (min, (mul, add)) in mins.iter_mut().zip(params) {
-                let value = shingle.wrapping_mul(*mul).wrapping_add(*add);
-                // Mix the high bits down: a multiply alone leaves the low bits weak.
-                let value = value ^ (value >> 29);
-                if value < *min {
-                    *min = value;
+        let shingles: Vec<u64> = (0..=ends.len() - SHINGLE_WORDS)
+            .map(|first| {
+                let mut hasher = FxBuildHasher.build_hasher();
+                for idx in first..first + SHINGLE_WORDS {
+                    hasher.write(word(idx));
+                    hasher.write_u8(0xff);
                 }
-            }
-        }
+                hasher.finish()
+            })
+            .collect();
+        // One hash function at a time over all the shingles: its parameters and its running
+        // minimum stay in registers, and four independent minimums keep the multiplier busy.
+        let mins = hash_params()
+            .iter()
+            .map(|&(mul, add)| {
+                let value = |shingle: u64| {
+                    let value = shingle.wrapping_mul(mul).wrapping_add(add);
+                    // Mix the high bits down: a multiply alone leaves the low bits weak.
+                    value ^ (value >> 29)
+                };
+                let mut lanes = [u64::MAX; 4];
+                let mut quads = shingles.chunks_exact(4);
+                for quad in &mut quads {
+                    for (lane, shingle) in lanes.iter_mut().zip(quad) {
+                        *lane = (*lane).min(value(*shingle));
+                    }
+                }
+                let rest = quads.remainder().iter().map(|shingle| value(*shingle));
+                lanes.into_iter().chain(rest).min().unwrap_or(u64::MAX)
+            })
+            .collect();
         Some(Signature(mins))
     }
 
