@@ -49,12 +49,40 @@ export declare class AgentSession {
 }
 
 /**
+ * The changes to a `ContextStore` since `subscribe`, oldest first. A feed that falls 1,024
+ * changes behind misses the later ones until it is read again (`changedSince` still tells what
+ * changed).
+ */
+export declare class ChangeFeed {
+  /**
+   * The next change, waited for off the JS thread for up to `timeoutMs` milliseconds; `null`
+   * if none came in time or the store is gone. Without a timeout it waits until a change comes
+   * or the store is dropped, holding one of libuv's pool threads (4 by default, shared with
+   * `ask` and `ingestDir`) and keeping the process alive meanwhile.
+   */
+  next(timeoutMs?: number | undefined | null): Promise<import('./lib/types').ContextChange | null>
+  /** Every change waiting now, oldest first, without waiting for more. */
+  drain(): import('./lib/types').ContextChange[]
+}
+
+/**
  * The current canonical answer on demand: versioned documents split into sections, each marked
  * canonical, stale or duplicate, searched with BM25.
  */
 export declare class ContextStore {
   /** An empty store in memory. */
   constructor(options?: ContextStoreOptions | undefined | null)
+  /**
+   * Opens the store saved in the folder `dir` (created if missing; empty if nothing was saved
+   * there yet), which `save` saves back to. A damaged snapshot throws `FOURFOLD_CONTEXT_ERROR`
+   * and leaves the files as they were; `{ previous: true }` opens the one saved before it.
+   */
+  static open(dir: string, options?: OpenOptions | undefined | null): ContextStore
+  /**
+   * Saves a snapshot where the store was opened from, keeping the previous one beside it. A
+   * store made with `new ContextStore()` has nowhere to save: `FOURFOLD_CONTEXT_ERROR`.
+   */
+  save(): SnapshotInfo
   /** Puts a new version of document `key`; the same text again changes nothing. */
   put(key: string, text: string): import('./lib/types').DocVersion
   /** Deletes document `key`; whether it existed. */
@@ -79,6 +107,18 @@ export declare class ContextStore {
    * off the JS thread. Unchanged files are not re-indexed; keys whose files are gone are deleted.
    */
   ingestDir(root: string, options?: IngestOptions | undefined | null): Promise<import('./lib/types').IngestReport>
+  /**
+   * Which of the sections read (the hits or sections served, or `{ key, sectionId, version }`)
+   * have changed or gone since.
+   */
+  changedSince(reads: Array<import('./lib/types').Hit | import('./lib/types').Section | import('./lib/types').SectionRead>): import('./lib/types').Change[]
+  /**
+   * Writes a finding back as a new section of document `records/<topic>.md`, so that asks
+   * serve it.
+   */
+  record(topic: string, text: string): import('./lib/types').DocVersion
+  /** A feed of every change to the store from now on: each put, delete and record. */
+  subscribe(): ChangeFeed
 }
 
 /** Exact token counts, prices, and budgets that stop work. */
@@ -327,12 +367,30 @@ export interface IngestOptions {
   globs?: Array<string>
 }
 
+/** How to open a `ContextStore` saved in a folder. */
+export interface OpenOptions {
+  /** Key prefixes (such as `legacy/`) whose documents are never canonical. */
+  archive?: Array<string>
+  /** Keys canonical over their copies. */
+  pin?: Array<string>
+  /** Opens the snapshot saved before the latest one, for when the latest is damaged. */
+  previous?: boolean
+}
+
 /** Where the policy of a `Fourfold` comes from: a file, or TOML text. */
 export interface PolicyOptions {
   /** A policy file; its approvals are kept beside it. */
   file?: string
   /** Policy TOML text; approvals are kept in memory. */
   toml?: string
+}
+
+/** What `save` wrote. */
+export interface SnapshotInfo {
+  /** The snapshot's size in bytes. */
+  nBytes: number
+  /** The live documents saved. */
+  nDocuments: number
 }
 
 /** A token count, with its encoding and whether it is an estimate. */

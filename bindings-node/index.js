@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.AgentSession = nativeBinding.AgentSession
+module.exports.ChangeFeed = nativeBinding.ChangeFeed
 module.exports.ContextStore = nativeBinding.ContextStore
 module.exports.CostMeter = nativeBinding.CostMeter
 module.exports.Fourfold = nativeBinding.Fourfold

@@ -64,14 +64,7 @@ export interface FourfoldError extends Error {
   /** Why, in one line. */
   reason?: string
   /** What changed since it was read (`FOURFOLD_STALE_CONTEXT`). */
-  changes?: Array<{
-    key: string
-    sectionId: string
-    version: number
-    reason: string
-    currentVersion: number | null
-    currentPointer: string | null
-  }>
+  changes?: import('./types').Change[]
   /** The budget (`FOURFOLD_BUDGET_EXCEEDED`), as `scope/unit`. */
   budget?: string
   unit?: string

@@ -279,6 +279,7 @@ class Fourfold extends native.Fourfold {
 
 module.exports = {
   AgentSession: native.AgentSession,
+  ChangeFeed: native.ChangeFeed,
   ContextStore: native.ContextStore,
   CostMeter: native.CostMeter,
   Fourfold,

@@ -6,6 +6,7 @@ const fourfold = require('./index.js')
 
 export const {
   AgentSession,
+  ChangeFeed,
   ContextStore,
   CostMeter,
   Fourfold,

@@ -143,6 +143,40 @@ export interface Answer {
   budgetTokens: number
 }
 
+/** A section version an agent read, for `changedSince`: a `Hit` or a `Section` also serves. */
+export interface SectionRead {
+  key: string
+  sectionId: string
+  version: number
+}
+
+/** A section an agent read that is no longer current. */
+export interface Change {
+  /** The document of the section read. */
+  key: string
+  sectionId: string
+  /** The document version read. */
+  version: number
+  /** What happened, in one line. */
+  reason: string
+  /** The current version of the document, if it still exists. */
+  currentVersion: number | null
+  /** Where the section is now (`key:line`), if it still exists. */
+  currentPointer: string | null
+}
+
+/** A change to a `ContextStore`, as a `ChangeFeed` gives it. */
+export interface ContextChange {
+  /** The document. */
+  key: string
+  /** Its new version, or `null` if it was deleted. */
+  version: number | null
+  /** The ids of the sections whose text changed or that are new. */
+  changedSections: string[]
+  /** The ids of the sections that no longer exist. */
+  removedSections: string[]
+}
+
 /** What `ingestDir` did. */
 export interface IngestReport {
   nFiles: number

@@ -1,13 +1,17 @@
 //! `ContextStore`: versioned documents, served as the current canonical sections.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use crossbeam_channel::Receiver;
 use fourfold::context::{
-    AskOptions as CoreAskOptions, ContextStore as CoreContextStore, IngestReport,
+    AskOptions as CoreAskOptions, Change, ContextChange, ContextStore as CoreContextStore,
+    ContextStoreBuilder, IngestReport, SectionRead,
 };
-use napi::bindgen_prelude::{AsyncTask, Env};
+use napi::bindgen_prelude::{AsyncTask, Env, Unknown};
 use napi_derive::napi;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::error::{shield, Fallible, FourfoldError};
 use crate::json::to_json;
@@ -22,6 +26,17 @@ pub struct ContextStoreOptions {
     pub pin: Option<Vec<String>>,
 }
 
+/// How to open a `ContextStore` saved in a folder.
+#[napi(object)]
+pub struct OpenOptions {
+    /// Key prefixes (such as `legacy/`) whose documents are never canonical.
+    pub archive: Option<Vec<String>>,
+    /// Keys canonical over their copies.
+    pub pin: Option<Vec<String>>,
+    /// Opens the snapshot saved before the latest one, for when the latest is damaged.
+    pub previous: Option<bool>,
+}
+
 /// How to ask.
 #[napi(object)]
 pub struct AskOptions {
@@ -31,6 +46,15 @@ pub struct AskOptions {
     pub max_hits: Option<u32>,
     /// Also list stale and duplicate copies that match, as pointers.
     pub with_copies: Option<bool>,
+}
+
+/// What `save` wrote.
+#[napi(object)]
+pub struct SnapshotInfo {
+    /// The snapshot's size in bytes.
+    pub n_bytes: i64,
+    /// The live documents saved.
+    pub n_documents: i64,
 }
 
 /// What `ingestDir` reads.
@@ -59,6 +83,20 @@ pub fn ask_options(options: &AskOptions) -> Fallible<CoreAskOptions> {
     Ok(core)
 }
 
+/// A store builder with the `archive` prefixes and `pin`ned keys of `options`.
+fn builder(options: Option<ContextStoreOptions>) -> ContextStoreBuilder {
+    let mut builder = CoreContextStore::builder();
+    if let Some(options) = options {
+        for prefix in options.archive.unwrap_or_default() {
+            builder = builder.archive(&prefix);
+        }
+        for key in options.pin.unwrap_or_default() {
+            builder = builder.pin(&key);
+        }
+    }
+    builder
+}
+
 /// The current canonical answer on demand: versioned documents split into sections, each marked
 /// canonical, stale or duplicate, searched with BM25.
 #[napi]
@@ -79,17 +117,48 @@ impl ContextStore {
     #[napi(constructor)]
     pub fn new(env: Env, options: Option<ContextStoreOptions>) -> napi::Result<ContextStore> {
         shield(&env, || {
-            let mut builder = CoreContextStore::builder();
-            if let Some(options) = options {
-                for prefix in options.archive.unwrap_or_default() {
-                    builder = builder.archive(&prefix);
-                }
-                for key in options.pin.unwrap_or_default() {
-                    builder = builder.pin(&key);
-                }
-            }
             Ok(ContextStore {
-                store: builder.build(),
+                store: builder(options).build(),
+            })
+        })
+    }
+
+    /// Opens the store saved in the folder `dir` (created if missing; empty if nothing was saved
+    /// there yet), which `save` saves back to. A damaged snapshot throws `FOURFOLD_CONTEXT_ERROR`
+    /// and leaves the files as they were; `{ previous: true }` opens the one saved before it.
+    #[napi(factory)]
+    pub fn open(env: Env, dir: String, options: Option<OpenOptions>) -> napi::Result<ContextStore> {
+        shield(&env, || {
+            let file_store: Arc<dyn fourfold::Store> = Arc::new(fourfold::FileStore::open(&dir)?);
+            let (builder_options, previous) = match options {
+                Some(options) => (
+                    Some(ContextStoreOptions {
+                        archive: options.archive,
+                        pin: options.pin,
+                    }),
+                    options.previous.unwrap_or(false),
+                ),
+                None => (None, false),
+            };
+            let builder = builder(builder_options);
+            let store = if previous {
+                builder.open_previous(file_store)?
+            } else {
+                builder.open(file_store)?
+            };
+            Ok(ContextStore { store })
+        })
+    }
+
+    /// Saves a snapshot where the store was opened from, keeping the previous one beside it. A
+    /// store made with `new ContextStore()` has nowhere to save: `FOURFOLD_CONTEXT_ERROR`.
+    #[napi]
+    pub fn save(&self, env: Env) -> napi::Result<SnapshotInfo> {
+        shield(&env, || {
+            let info = self.store.save()?;
+            Ok(SnapshotInfo {
+                n_bytes: info.n_bytes as i64,
+                n_documents: info.n_documents as i64,
             })
         })
     }
@@ -161,6 +230,191 @@ impl ContextStore {
         let store = self.store.clone();
         ingest_task(root, options, move |root, globs| {
             Ok(store.ingest_dir(root, globs, |_| {})?)
+        })
+    }
+
+    /// Which of the sections read (the hits or sections served, or `{ key, sectionId, version }`)
+    /// have changed or gone since.
+    #[napi(
+        ts_args_type = "reads: Array<import('./lib/types').Hit | import('./lib/types').Section | import('./lib/types').SectionRead>",
+        ts_return_type = "import('./lib/types').Change[]"
+    )]
+    pub fn changed_since(&self, env: Env, reads: Unknown<'_>) -> napi::Result<Value> {
+        shield(&env, || {
+            // Read here rather than as a `Value` argument, so that a value JSON cannot hold is a
+            // fourfold error too.
+            let reads: Value = env.from_js_value(reads).map_err(|error| {
+                FourfoldError::invalid(format!(
+                    "`changedSince` cannot read its argument: {}",
+                    error.reason
+                ))
+            })?;
+            let reads = section_reads(reads)?;
+            let changes: Vec<Value> = self
+                .store
+                .changed_since(&reads)
+                .iter()
+                .map(change_json)
+                .collect();
+            Ok(Value::Array(changes))
+        })
+    }
+
+    /// Writes a finding back as a new section of document `records/<topic>.md`, so that asks
+    /// serve it.
+    #[napi(ts_return_type = "import('./lib/types').DocVersion")]
+    pub fn record(&self, env: Env, topic: String, text: String) -> napi::Result<Value> {
+        shield(&env, || to_json(&self.store.record(&topic, &text)?))
+    }
+
+    /// A feed of every change to the store from now on: each put, delete and record.
+    #[napi]
+    pub fn subscribe(&self, env: Env) -> napi::Result<ChangeFeed> {
+        shield(&env, || {
+            Ok(ChangeFeed {
+                changes: self.store.subscribe(),
+            })
+        })
+    }
+}
+
+/// What `changedSince` was given, as the core's reads.
+fn section_reads(reads: Value) -> Fallible<Vec<SectionRead>> {
+    match reads {
+        Value::Array(reads) => reads
+            .iter()
+            .enumerate()
+            .map(|(read_idx, read)| section_read(read_idx, read))
+            .collect(),
+        other => Err(FourfoldError::invalid(format!(
+            "`changedSince` takes an array of the hits or sections read, not {}",
+            kind(&other)
+        ))),
+    }
+}
+
+/// A hit (`sectionId`), a section (`id`) or `{ key, sectionId, version }` as a read.
+fn section_read(read_idx: usize, read: &Value) -> Fallible<SectionRead> {
+    let invalid = |what: String| {
+        FourfoldError::invalid(format!(
+            "`changedSince` read {read_idx} {what}; pass the hits or sections read, or `{{ key, sectionId, version }}`"
+        ))
+    };
+    let Value::Object(object) = read else {
+        return Err(invalid(format!("is {}, not an object", kind(read))));
+    };
+    let text = |name: &str| match object.get(name) {
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        None | Some(Value::Null) => Ok(None),
+        Some(other) => Err(invalid(format!(
+            "has a `{name}` that is {}, not a string",
+            kind(other)
+        ))),
+    };
+    let key = text("key")?.ok_or_else(|| invalid("has no `key`".to_string()))?;
+    let section_id = match text("sectionId")? {
+        Some(section_id) => section_id,
+        None => text("id")?.ok_or_else(|| invalid("has no `sectionId` (or `id`)".to_string()))?,
+    };
+    let version = match object.get("version") {
+        None | Some(Value::Null) => return Err(invalid("has no `version`".to_string())),
+        Some(version) => version_of(version).ok_or_else(|| {
+            invalid(format!(
+                "has a `version` of `{version}`, not a whole number 0 or more"
+            ))
+        })?,
+    };
+    Ok(SectionRead {
+        key,
+        section_id,
+        version,
+    })
+}
+
+/// The largest integer a JS number holds exactly.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// A JS number that is a whole number from 0 to 2^53 - 1, as a `u64`.
+fn version_of(value: &Value) -> Option<u64> {
+    // INVARIANT: napi reads a whole JS number as an integer (saturating past 2^63) and any other
+    // as a float, which `as_u64` refuses.
+    value
+        .as_u64()
+        .filter(|version| *version <= MAX_SAFE_INTEGER)
+}
+
+/// What kind of JS value `value` is, for a message.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A change as JS sees it: the read's fields beside what happened, as a `FOURFOLD_STALE_CONTEXT`
+/// error's `changes` give them.
+fn change_json(change: &Change) -> Value {
+    json!({
+        "key": change.read.key,
+        "sectionId": change.read.section_id,
+        "version": change.read.version,
+        "reason": change.reason,
+        "currentVersion": change.current_version,
+        "currentPointer": change.current_pointer,
+    })
+}
+
+/// The changes to a `ContextStore` since `subscribe`, oldest first. A feed that falls 1,024
+/// changes behind misses the later ones until it is read again (`changedSince` still tells what
+/// changed).
+#[napi]
+pub struct ChangeFeed {
+    changes: Receiver<ContextChange>,
+}
+
+/// A wait of `timeout_ms` milliseconds (`None`: no limit).
+fn wait_of(timeout_ms: Option<f64>) -> Fallible<Option<Duration>> {
+    timeout_ms
+        .map(|timeout_ms| {
+            Duration::try_from_secs_f64(timeout_ms / 1000.0).map_err(|_| {
+                FourfoldError::invalid(format!(
+                    "`timeoutMs` must be a number of milliseconds, 0 or more, not `{timeout_ms}`"
+                ))
+            })
+        })
+        .transpose()
+}
+
+#[napi]
+impl ChangeFeed {
+    /// The next change, waited for off the JS thread for up to `timeoutMs` milliseconds; `null`
+    /// if none came in time or the store is gone. Without a timeout it waits until a change comes
+    /// or the store is dropped, holding one of libuv's pool threads (4 by default, shared with
+    /// `ask` and `ingestDir`) and keeping the process alive meanwhile.
+    #[napi(ts_return_type = "Promise<import('./lib/types').ContextChange | null>")]
+    pub fn next(&self, timeout_ms: Option<f64>) -> AsyncTask<JsonTask> {
+        let changes = self.changes.clone();
+        AsyncTask::new(JsonTask::new(move || {
+            let change = match wait_of(timeout_ms)? {
+                None => changes.recv().ok(),
+                Some(wait) => changes.recv_timeout(wait).ok(),
+            };
+            match change {
+                Some(change) => to_json(&change),
+                None => Ok(Value::Null),
+            }
+        }))
+    }
+
+    /// Every change waiting now, oldest first, without waiting for more.
+    #[napi(ts_return_type = "import('./lib/types').ContextChange[]")]
+    pub fn drain(&self, env: Env) -> napi::Result<Value> {
+        shield(&env, || {
+            to_json(&self.changes.try_iter().collect::<Vec<ContextChange>>())
         })
     }
 }

@@ -11,6 +11,7 @@ import {
   type FourfoldEvent,
   type Plugin,
   type RunTree,
+  ContextStore,
   CostMeter,
   Fourfold,
   TraceReader,
@@ -67,6 +68,19 @@ export async function governedRun(policyFile: string, traceFile: string): Promis
   const meter = new CostMeter({ budgets: [{ scope: 'fleet', unit: 'USD', soft: 10 }] })
   meter.record({ agent: 'coder', model: 'gpt-4o', counts: { input: 10 } })
   return `${firstKey} ${micros} ${runs.length} ${explanations[0]?.diagnoses.length} ${countTokens('gpt-4o', 'hi').tokens}`
+}
+
+export async function keptContext(dir: string): Promise<number> {
+  const store = ContextStore.open(dir, { archive: ['legacy/'] })
+  const feed = store.subscribe()
+  store.record('deploys', 'Deploys run from the release branch only.')
+  const saved: number = store.save().nDocuments
+  const change = await feed.next(100)
+  const versions: Array<number | null> = [change?.version ?? null, ...feed.drain().map((next) => next.version)]
+  const hits = (await store.ask('deploy branch', { budgetTokens: 300 })).hits
+  const stale: string[] = store.changedSince(hits).map((changed) => changed.reason)
+  const previous = ContextStore.open(dir, { previous: true })
+  return saved + versions.length + stale.length + previous.keys().length
 }
 
 export async function langchainAgent(fourfold: Fourfold, llm: Parameters<typeof createReactAgent>[0]['llm']) {
