@@ -365,6 +365,12 @@ export interface FourfoldOptions {
 export interface IngestOptions {
   /** Globs of the relative paths to put (default: every text file). */
   globs?: Array<string>
+  /**
+   * Called on the JS thread with the report so far after each file; the ingest waits for it,
+   * so the calls come in order and all before the Promise settles. If it throws, it is not
+   * called again, and the Promise rejects with what it threw once the ingest is done.
+   */
+  onProgress?: (report: import('./lib/types').IngestReport) => void
 }
 
 /** How to open a `ContextStore` saved in a folder. */

@@ -253,6 +253,37 @@ native.Policy.prototype.check = function check(request) {
   return decodeDecision(callBound(bound, request.agent, request))
 }
 
+/**
+ * `ingestDir` with an `onProgress` that never throws into the addon: the first throw stops the
+ * calls, and the ingest's Promise rejects with it once the ingest is done (the files put so far
+ * stay put).
+ */
+function withGuardedProgress(ingestDir) {
+  return function guardedIngestDir(root, options) {
+    const onProgress = options?.onProgress
+    if (onProgress === undefined || onProgress === null) return ingestDir.call(this, root, options)
+    if (typeof onProgress !== 'function') {
+      return Promise.reject(invalid('`onProgress` must be a function'))
+    }
+    let failure = null
+    const guarded = (report) => {
+      if (failure !== null) return
+      try {
+        onProgress(report)
+      } catch (error) {
+        failure = { error }
+      }
+    }
+    return ingestDir.call(this, root, { ...options, onProgress: guarded }).then((report) => {
+      if (failure !== null) throw failure.error
+      return report
+    })
+  }
+}
+
+native.ContextStore.prototype.ingestDir = withGuardedProgress(native.ContextStore.prototype.ingestDir)
+native.SharedDocuments.prototype.ingestDir = withGuardedProgress(native.SharedDocuments.prototype.ingestDir)
+
 /** The four controls of one agent fleet, wired together. */
 class Fourfold extends native.Fourfold {
   constructor(options) {

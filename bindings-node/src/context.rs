@@ -10,6 +10,7 @@ use fourfold::context::{
     ContextStoreBuilder, IngestReport, SectionRead,
 };
 use napi::bindgen_prelude::{AsyncTask, Env, Unknown};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use serde_json::{json, Value};
 
@@ -57,11 +58,20 @@ pub struct SnapshotInfo {
     pub n_documents: i64,
 }
 
+/// A JS function called with each progress report of an ingest.
+type ProgressListener =
+    ThreadsafeFunction<Value, Unknown<'static>, Value, napi::Status, false, true>;
+
 /// What `ingestDir` reads.
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 pub struct IngestOptions {
     /// Globs of the relative paths to put (default: every text file).
     pub globs: Option<Vec<String>>,
+    /// Called on the JS thread with the report so far after each file; the ingest waits for it,
+    /// so the calls come in order and all before the Promise settles. If it throws, it is not
+    /// called again, and the Promise rejects with what it threw once the ingest is done.
+    #[napi(ts_type = "(report: import('./lib/types').IngestReport) => void")]
+    pub on_progress: Option<ProgressListener>,
 }
 
 /// A count from JS as the `u64` the core wants.
@@ -228,8 +238,8 @@ impl ContextStore {
     #[napi(ts_return_type = "Promise<import('./lib/types').IngestReport>")]
     pub fn ingest_dir(&self, root: String, options: Option<IngestOptions>) -> AsyncTask<JsonTask> {
         let store = self.store.clone();
-        ingest_task(root, options, move |root, globs| {
-            Ok(store.ingest_dir(root, globs, |_| {})?)
+        ingest_task(root, options, move |root, globs, progress| {
+            Ok(store.ingest_dir(root, globs, progress)?)
         })
     }
 
@@ -423,15 +433,45 @@ impl ChangeFeed {
 fn ingest_task(
     root: String,
     options: Option<IngestOptions>,
-    ingest: impl FnOnce(&std::path::Path, &[&str]) -> Fallible<IngestReport> + Send + 'static,
+    ingest: impl FnOnce(&std::path::Path, &[&str], &mut dyn FnMut(&IngestReport)) -> Fallible<IngestReport>
+        + Send
+        + 'static,
 ) -> AsyncTask<JsonTask> {
-    let globs = options
-        .and_then(|options| options.globs)
-        .unwrap_or_default();
+    let (globs, progress) =
+        options.map_or((None, None), |options| (options.globs, options.on_progress));
+    let globs = globs.unwrap_or_default();
     AsyncTask::new(JsonTask::new(move || {
         let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-        to_json(&ingest(&PathBuf::from(root), &globs)?)
+        let mut on_file = |report: &IngestReport| {
+            if let Some(listener) = &progress {
+                report_progress(listener, report);
+            }
+        };
+        to_json(&ingest(&PathBuf::from(root), &globs, &mut on_file)?)
     }))
+}
+
+/// Calls `listener` with `report` on the JS thread and waits until it has run, so that a
+/// listener sees every report in order before the ingest's Promise settles. The JS layer wraps
+/// the listener so that it never throws.
+fn report_progress(listener: &ProgressListener, report: &IngestReport) {
+    let Ok(report) = to_json(report) else {
+        return;
+    };
+    let (ran, wait) = std::sync::mpsc::channel::<()>();
+    let status = listener.call_with_return_value(
+        report,
+        ThreadsafeFunctionCallMode::Blocking,
+        move |_, _| {
+            let _ = ran.send(());
+            Ok(())
+        },
+    );
+    // A call that was queued runs, or is dropped with its sender if the environment closes
+    // first: either way the wait ends.
+    if status == napi::Status::Ok {
+        let _ = wait.recv();
+    }
 }
 
 /// The fleet's shared documents (`[context] shared = true` with a PostgreSQL `[store]`): a put or
@@ -497,8 +537,8 @@ impl SharedDocuments {
     #[napi(ts_return_type = "Promise<import('./lib/types').IngestReport>")]
     pub fn ingest_dir(&self, root: String, options: Option<IngestOptions>) -> AsyncTask<JsonTask> {
         let fourfold = self.fourfold.clone();
-        ingest_task(root, options, move |root, globs| {
-            Ok(shared_documents_of(&fourfold)?.ingest_dir(root, globs, |_| {})?)
+        ingest_task(root, options, move |root, globs, progress| {
+            Ok(shared_documents_of(&fourfold)?.ingest_dir(root, globs, progress)?)
         })
     }
 

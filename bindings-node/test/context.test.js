@@ -54,6 +54,31 @@ test('bad input to the store is a typed error', async () => {
   })
 })
 
+test('ingestDir calls onProgress after each file, in order, before it settles', async () => {
+  const dir = workspace()
+  fs.mkdirSync(path.join(dir, 'docs'))
+  for (const name of ['a', 'b', 'c']) {
+    fs.writeFileSync(path.join(dir, 'docs', `${name}.md`), `# ${name}\n\nAbout ${name}.\n`)
+  }
+  const store = new ContextStore()
+  const seen = []
+  const report = await store.ingestDir(dir, { globs: ['docs/**'], onProgress: (soFar) => seen.push(soFar.nFiles) })
+  assert.deepEqual(seen, [1, 2, 3])
+  assert.equal(report.nFiles, 3)
+
+  fs.writeFileSync(path.join(dir, 'docs', 'd.md'), '# d\n\nAbout d.\n')
+  let calls = 0
+  const stop = () => {
+    calls += 1
+    throw new Error('stop showing progress')
+  }
+  await assert.rejects(store.ingestDir(dir, { globs: ['docs/**'], onProgress: stop }), /stop showing progress/)
+  // Called once, and the ingest still went through to the end.
+  assert.equal(calls, 1)
+  assert.ok(store.keys().includes('docs/d.md'))
+  await assert.rejects(store.ingestDir(dir, { onProgress: 'yes' }), { code: codes.INVALID_REQUEST })
+})
+
 test('ingestDir puts the matching files, re-indexes only what changed, and drops what is gone', async () => {
   const dir = workspace()
   fs.mkdirSync(path.join(dir, 'docs'))

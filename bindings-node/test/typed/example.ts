@@ -79,6 +79,8 @@ export async function keptContext(dir: string): Promise<number> {
   const versions: Array<number | null> = [change?.version ?? null, ...feed.drain().map((next) => next.version)]
   const hits = (await store.ask('deploy branch', { budgetTokens: 300 })).hits
   const stale: string[] = store.changedSince(hits).map((changed) => changed.reason)
+  const progress: number[] = []
+  await store.ingestDir(dir, { globs: ['docs/**'], onProgress: (report) => progress.push(report.nFiles) })
   const previous = ContextStore.open(dir, { previous: true })
   return saved + versions.length + stale.length + previous.keys().length
 }
