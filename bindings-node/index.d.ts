@@ -210,6 +210,11 @@ export declare class SharedDocuments {
   /** Retires document `key` for the whole fleet; whether this process held it. */
   delete(key: string): boolean
   /**
+   * Appends a finding to the record of `topic` (`records/<topic>.md`) as the fleet has it, for
+   * every process.
+   */
+  record(topic: string, text: string): import('./lib/types').DocVersion
+  /**
    * Applies the puts and deletes other processes made since the last refresh, now rather than
    * within the second; how many.
    */

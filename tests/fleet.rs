@@ -773,6 +773,55 @@ fn a_document_put_by_one_process_is_served_current_by_another() {
 }
 
 #[test]
+fn a_finding_recorded_by_one_process_is_served_by_another_and_appended_to() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "records");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), "").unwrap();
+    let config = dir.path().join("fourfold.toml");
+    std::fs::write(
+        &config,
+        format!("[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"{settings}\"\n[context]\nshared = true\n"),
+    )
+    .unwrap();
+    let first = fourfold::Fourfold::from_config(&config).unwrap();
+    let second = fourfold::Fourfold::from_config(&config).unwrap();
+    let recorded = first
+        .shared_documents()
+        .unwrap()
+        .record("deploys", "Deploys run from the release branch only.")
+        .unwrap();
+    assert_eq!(
+        (recorded.key.as_str(), recorded.version),
+        ("records/deploys.md", 1)
+    );
+    // The other process appends to the record as the fleet has it, not to an empty one.
+    let appended = second
+        .shared_documents()
+        .unwrap()
+        .record("deploys", "A deploy on Friday needs a second reviewer.")
+        .unwrap();
+    assert_eq!(appended.version, 2);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let text = first
+            .context()
+            .unwrap()
+            .get("records/deploys.md")
+            .map(|document| document.text)
+            .unwrap_or_default();
+        if text.contains("release branch") && text.contains("second reviewer") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the appended record did not reach the first process within a second: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
 fn the_traces_of_every_process_land_in_one_table() {
     let Some(server) = server() else { return };
     let settings = fresh_database(&server, "traces");

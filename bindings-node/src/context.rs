@@ -524,6 +524,13 @@ impl SharedDocuments {
         shield(&env, || Ok(self.documents()?.delete(&key)?))
     }
 
+    /// Appends a finding to the record of `topic` (`records/<topic>.md`) as the fleet has it, for
+    /// every process.
+    #[napi(ts_return_type = "import('./lib/types').DocVersion")]
+    pub fn record(&self, env: Env, topic: String, text: String) -> napi::Result<Value> {
+        shield(&env, || to_json(&self.documents()?.record(&topic, &text)?))
+    }
+
     /// Applies the puts and deletes other processes made since the last refresh, now rather than
     /// within the second; how many.
     #[napi]

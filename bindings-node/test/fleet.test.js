@@ -51,6 +51,13 @@ test('a document put by one process is served by the other', async (t) => {
   reader.sharedDocuments.refresh()
   assert.equal(reader.context.get('docs/widgets.md'), null)
   assert.equal(thrown(() => writer.sharedDocuments.put('', 'an empty key is refused')).code, codes.INVALID_REQUEST)
+  // A finding recorded by one process is appended to by the other, for both.
+  assert.equal(writer.sharedDocuments.record('widgets', 'Widgets need a restart after a config change.').version, 1)
+  assert.equal(reader.sharedDocuments.record('widgets', 'A restart takes about a minute.').version, 2)
+  writer.sharedDocuments.refresh()
+  const recorded = writer.context.get('records/widgets.md').text
+  assert.match(recorded, /restart after/)
+  assert.match(recorded, /about a minute/)
   // A folder published by one process is served by the other, and a removed file is retired.
   const docs = path.join(dir, 'docs')
   fs.mkdirSync(docs)

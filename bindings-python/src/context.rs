@@ -650,6 +650,16 @@ impl SharedDocuments {
         })
     }
 
+    /// Appends a finding to the record of `topic` (``records/<topic>.md``) as the fleet has it,
+    /// for every process; returns the version record.
+    fn record<'py>(&self, py: Python<'py>, topic: &str, text: &str) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let documents = self.documents()?;
+            let version = py.detach(|| documents.record(topic, text)).or_raise()?;
+            to_python(py, &version)
+        })
+    }
+
     /// Applies the puts and deletes other processes made since the last refresh, now rather than
     /// within the second; returns how many.
     fn refresh(&self, py: Python<'_>) -> PyResult<u64> {

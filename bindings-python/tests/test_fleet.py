@@ -97,6 +97,12 @@ def test_a_document_put_by_one_process_is_served_by_the_other(tmp_path: Path) ->
     assert reader.context.get("docs/widgets.md") is None
     with pytest.raises(fourfold.InvalidRequest):
         writer.shared_documents.put("", "an empty key is refused before anything is written")
+    # A finding recorded by one process is appended to by the other, for both.
+    assert writer.shared_documents.record("widgets", "Widgets need a restart after a config change.")["version"] == 1
+    assert reader.shared_documents.record("widgets", "A restart takes about a minute.")["version"] == 2
+    writer.shared_documents.refresh()
+    recorded = writer.context.get("records/widgets.md") if writer.context else None
+    assert recorded is not None and "restart after" in recorded and "about a minute" in recorded
     # A folder published by one process is served by the other, and a removed file is retired.
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -38,14 +38,15 @@ tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
 """
 
 
-def setup(tmp_path: Path) -> Path:
+def setup(tmp_path: Path, snapshot: bool = False) -> Path:
     if not BINARY.exists():
         pytest.fail(f"build the CLI first (cargo build -p fourfold-cli): {BINARY} is missing")
     (tmp_path / "policy.toml").write_text(POLICY)
     config = tmp_path / "fourfold.toml"
     config.write_text(
         '[policy]\nfile = "policy.toml"\n[trace]\nfile = "mcp.trace"\n[context]\narchive = ["legacy/"]\n'
-        '[cost]\nsavings_model = "gpt-4o"\n'
+        + ('snapshot = "context"\n' if snapshot else "")
+        + '[cost]\nsavings_model = "gpt-4o"\n'
     )
     return config
 
@@ -78,7 +79,7 @@ async def conversation(config: Path) -> dict[str, Any]:
 
 
 def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
-    config = setup(tmp_path)
+    config = setup(tmp_path, snapshot=True)
     seen = asyncio.run(conversation(config))
     assert seen["tools"] == ["context_ask", "context_changed_since", "context_get_section", "context_record"]
     sections = seen["first"]["sections"]
@@ -96,6 +97,9 @@ def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
     assert seen["refused"].is_error and "refused" in seen["refused"].content[0].text
     assert seen["recorded"]["key"] == "records/findings-orders-md.md" and seen["recorded"]["version"] == 1
     assert seen["missing"].is_error
+    # The finding outlives the server: it was saved to the config's snapshot.
+    kept = fourfold.ContextStore.open(tmp_path / "context")
+    assert "idempotency key" in (kept.get("records/findings-orders-md.md") or "")
 
     reader = fourfold.TraceReader(tmp_path / "mcp.trace")
     (run_id,) = reader.run_ids()

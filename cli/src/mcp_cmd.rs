@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use fourfold::context::SectionRead;
+use fourfold::context::{ContextError, SectionRead};
 use fourfold::{ActionEvent, AgentSession, Fourfold, Request};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
@@ -509,10 +509,22 @@ impl ContextServer {
                 "fourfold refused context_record: {refused}"
             )));
         }
-        let Some(store) = self.session.fourfold().context() else {
+        let fourfold = self.session.fourfold();
+        let Some(store) = fourfold.context() else {
             return Ok(failed("this server has no context store"));
         };
-        match store.record(&params.topic, &params.text) {
+        // A finding is for the other agents too: the fleet's log when the documents are shared,
+        // or else the store's snapshot, so that it outlives this server.
+        let recorded = match fourfold.shared_documents() {
+            Some(shared) => shared.record(&params.topic, &params.text),
+            None => store
+                .record(&params.topic, &params.text)
+                .and_then(|version| match store.save() {
+                    Ok(_) | Err(ContextError::NoBackingStore) => Ok(version),
+                    Err(error) => Err(error),
+                }),
+        };
+        match recorded {
             Ok(version) => {
                 self.record("context_record", json!({ "topic": params.topic }), None);
                 Ok(json_result(json!(version)))

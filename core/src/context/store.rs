@@ -517,6 +517,13 @@ impl ContextStore {
     /// Writes back what an agent found (a decision, an incident, what worked) under
     /// `records/<topic>.md`, as a new section of that document, so other agents are served it.
     pub fn record(&self, topic: &str, text: &str) -> Result<DocVersion, ContextError> {
+        let (key, body) = self.record_body(topic, text);
+        self.put(&key, &body)
+    }
+
+    /// The key of `topic`'s record and its next text: the current text (if any) with `text`
+    /// appended as a new section headed by its first line.
+    pub(super) fn record_body(&self, topic: &str, text: &str) -> (String, String) {
         let slug: String = topic
             .chars()
             .map(|c| {
@@ -557,7 +564,7 @@ impl ContextStore {
             ),
             None => format!("# {topic}\n\n## {heading}\n\n{}\n", text.trim()),
         };
-        self.put(&key, &body)
+        (key, body)
     }
 
     fn emit(&self, query: &str, options: &AskOptions, answer: &Answer) {
