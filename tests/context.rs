@@ -334,6 +334,35 @@ fn subscribers_hear_of_every_change() {
 }
 
 #[test]
+fn findings_recorded_at_once_by_many_threads_are_all_kept() {
+    let store = ContextStore::new();
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let store = &store;
+            scope.spawn(move || {
+                for finding in 0..20 {
+                    store
+                        .record(
+                            "flaky tests",
+                            &format!("Finding {thread}-{finding}: retried."),
+                        )
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let record = store.get("records/flaky-tests.md").unwrap();
+    assert_eq!(record.version.version, 160);
+    for thread in 0..8 {
+        for finding in 0..20 {
+            assert!(record
+                .text
+                .contains(&format!("Finding {thread}-{finding}:")));
+        }
+    }
+}
+
+#[test]
 fn a_recorded_finding_is_served_to_other_agents() {
     let store = ContextStore::new();
     store.put("docs/validators.md", VALIDATORS).unwrap();

@@ -116,9 +116,10 @@ impl SharedDocuments {
 
     /// [`ContextStore::record`] for the whole fleet: appends `text` to the record of `topic`
     /// (`records/<topic>.md`) as it stands after the entries other processes appended, and puts
-    /// the result for every process. Two processes recording the same topic at the same moment
-    /// each append to the same version, and the later put wins.
+    /// the result for every process. Threads of one process take turns; two processes recording
+    /// the same topic at the same moment each append to the same version, and the later put wins.
     pub fn record(&self, topic: &str, text: &str) -> Result<DocVersion, ContextError> {
+        let _recording = self.inner.context.shared.recording.lock();
         self.refresh()?;
         let (key, body) = self.inner.context.record_body(topic, text);
         self.put(&key, &body)

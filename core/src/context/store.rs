@@ -147,6 +147,9 @@ pub struct ContextStore {
 pub(super) struct Shared {
     pub(super) state: RwLock<State>,
     subscribers: Mutex<Vec<Sender<ContextChange>>>,
+    /// Held from reading a record to putting its next version, so that findings recorded at
+    /// once by different threads are all appended.
+    pub(super) recording: Mutex<()>,
     plugins: Option<Arc<PluginRegistry>>,
     clock: Arc<dyn Clock>,
     sequencer: Sequencer,
@@ -222,6 +225,7 @@ impl ContextStoreBuilder {
             shared: Arc::new(Shared {
                 state: RwLock::new(state),
                 subscribers: Mutex::new(Vec::new()),
+                recording: Mutex::new(()),
                 plugins: self.plugins,
                 clock: self.clock.unwrap_or_else(|| Arc::new(FastClock::new())),
                 sequencer: Sequencer::new(),
@@ -517,6 +521,7 @@ impl ContextStore {
     /// Writes back what an agent found (a decision, an incident, what worked) under
     /// `records/<topic>.md`, as a new section of that document, so other agents are served it.
     pub fn record(&self, topic: &str, text: &str) -> Result<DocVersion, ContextError> {
+        let _recording = self.shared.recording.lock();
         let (key, body) = self.record_body(topic, text);
         self.put(&key, &body)
     }
