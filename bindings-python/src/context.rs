@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fourfold::context::{
     AskOptions, ContextChange, ContextStoreBuilder, IngestReport, SectionRead,
 };
@@ -484,6 +484,9 @@ impl ContextStore {
     }
 }
 
+/// How long a `ChangeFeed.get` waits with the GIL released before it checks for signals.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
 /// A store builder with the `archive` prefixes and the `pin`ned keys.
 fn builder(archive: &[String], pin: &[String]) -> ContextStoreBuilder {
     let mut builder = fourfold::context::ContextStore::builder();
@@ -508,7 +511,8 @@ pub struct ChangeFeed {
 #[pymethods]
 impl ChangeFeed {
     /// The next change, waiting up to `timeout` seconds (``None``: until one comes); ``None`` if
-    /// none came in time or the store is gone. Waits with the GIL released.
+    /// none came in time or the store is gone. Waits with the GIL released, a tenth of a second
+    /// at a time, so that Ctrl-C (or another signal handler's exception) interrupts it.
     #[pyo3(signature = (timeout=None))]
     fn get<'py>(
         &self,
@@ -516,19 +520,34 @@ impl ChangeFeed {
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         no_panic(|| {
-            let wait = match timeout {
+            let deadline = match timeout {
                 None => None,
-                Some(seconds) => Some(Duration::try_from_secs_f64(seconds).map_err(|_| {
-                    invalid_request(format!(
-                        "timeout must be a number of seconds, 0 or more, not {seconds}"
-                    ))
-                })?),
+                Some(seconds) => {
+                    let wait = Duration::try_from_secs_f64(seconds).map_err(|_| {
+                        invalid_request(format!(
+                            "timeout must be a number of seconds, 0 or more, not {seconds}"
+                        ))
+                    })?;
+                    // A wait too long to add to now is a wait without end.
+                    Instant::now().checked_add(wait)
+                }
             };
-            let change = py.detach(|| match wait {
-                None => self.changes.recv().ok(),
-                Some(wait) => self.changes.recv_timeout(wait).ok(),
-            });
-            change.map(|change| to_python(py, &change)).transpose()
+            loop {
+                let slice = deadline.map_or(SIGNAL_CHECK, |deadline| {
+                    deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(SIGNAL_CHECK)
+                });
+                match py.detach(|| self.changes.recv_timeout(slice)) {
+                    Ok(change) => return to_python(py, &change).map(Some),
+                    Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+                py.check_signals()?;
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Ok(None);
+                }
+            }
         })
     }
 

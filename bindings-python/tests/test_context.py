@@ -3,6 +3,8 @@ changes since a read, and ingesting a folder of real documentation (the shared c
 
 from __future__ import annotations
 
+import _thread
+import threading
 from pathlib import Path
 
 import pytest
@@ -164,6 +166,22 @@ def test_ingest_dir_reads_a_folder_and_reingests_only_what_changed(tmp_path: Pat
         store.ingest_dir(tmp_path, ["[unclosed"])
     with pytest.raises(fourfold.ContextError):
         store.ingest_dir(tmp_path / "missing")
+
+
+def test_a_feed_waits_across_signal_checks_and_ctrl_c_interrupts_it() -> None:
+    store = fourfold.ContextStore()
+    feed = store.subscribe()
+    later = threading.Timer(0.25, lambda: store.put("docs/models.md", GUIDE))
+    later.start()
+    change = feed.get(timeout=5.0)
+    later.join()
+    assert change is not None and change["key"] == "docs/models.md"
+    # A wait without a timeout still checks for signals, so Ctrl-C ends it.
+    interrupt = threading.Timer(0.25, _thread.interrupt_main)
+    interrupt.start()
+    with pytest.raises(KeyboardInterrupt):
+        feed.get()
+    interrupt.join()
 
 
 def test_ingest_dir_reports_progress_after_each_file(tmp_path: Path) -> None:
