@@ -78,6 +78,24 @@ async def conversation(config: Path) -> dict[str, Any]:
     return seen
 
 
+async def list_tools(config: Path) -> list[str]:
+    params = StdioServerParameters(
+        command=str(BINARY), args=["mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS)]
+    )
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            return sorted(tool.name for tool in (await session.list_tools()).tools)
+
+
+def test_the_docs_a_server_ingests_are_saved_to_the_snapshot(tmp_path: Path) -> None:
+    config = setup(tmp_path, snapshot=True)
+    assert "context_ask" in asyncio.run(list_tools(config))
+    kept = fourfold.ContextStore.open(tmp_path / "context")
+    expected = sorted(str(path.relative_to(SAMPLE_DOCS)) for path in SAMPLE_DOCS.rglob("*.md"))
+    assert expected and sorted(kept.keys()) == expected
+
+
 def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
     config = setup(tmp_path, snapshot=True)
     seen = asyncio.run(conversation(config))

@@ -151,7 +151,15 @@ fn load(
     };
     if let Some(docs) = docs {
         let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-        store.ingest_dir(&docs, &globs, |_| {})?;
+        let report = store.ingest_dir(&docs, &globs, |_| {})?;
+        // With a snapshot configured, the next start loads what changed instead of indexing it
+        // again.
+        if report.n_changed > 0 || !report.deleted.is_empty() {
+            match store.save() {
+                Ok(_) | Err(ContextError::NoBackingStore) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
     Ok(fourfold)
 }
