@@ -56,11 +56,18 @@ export declare class AgentSession {
 export declare class ChangeFeed {
   /**
    * The next change, waited for off the JS thread for up to `timeoutMs` milliseconds; `null`
-   * if none came in time or the store is gone. Without a timeout it waits until a change comes
-   * or the store is dropped, holding one of libuv's pool threads (4 by default, shared with
-   * `ask` and `ingestDir`) and keeping the process alive meanwhile.
+   * if none came in time, the feed was closed or the store is gone. Without a timeout it waits
+   * until one of those, holding one of libuv's pool threads (4 by default, shared with `ask`
+   * and `ingestDir`) and keeping the process alive meanwhile: `close()` ends it.
    */
   next(timeoutMs?: number | undefined | null): Promise<import('./lib/types').ContextChange | null>
+  /**
+   * Stops the feed: waiting `next` calls resolve `null` within a twentieth of a second, and
+   * later `next` and `drain` calls give nothing.
+   */
+  close(): void
+  /** Whether `close` was called. */
+  get closed(): boolean
   /** Every change waiting now, oldest first, without waiting for more. */
   drain(): import('./lib/types').ContextChange[]
 }

@@ -1,10 +1,11 @@
 //! `ContextStore`: versioned documents, served as the current canonical sections.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fourfold::context::{
     AskOptions as CoreAskOptions, Change, ContextChange, ContextStore as CoreContextStore,
     ContextStoreBuilder, IngestReport, SectionRead,
@@ -283,6 +284,7 @@ impl ContextStore {
         shield(&env, || {
             Ok(ChangeFeed {
                 changes: self.store.subscribe(),
+                closed: Arc::new(AtomicBool::new(false)),
             })
         })
     }
@@ -384,7 +386,12 @@ fn change_json(change: &Change) -> Value {
 #[napi]
 pub struct ChangeFeed {
     changes: Receiver<ContextChange>,
+    /// Set by `close`: waits end with `null` and no more changes are given.
+    closed: Arc<AtomicBool>,
 }
+
+/// How long a wait of `next` lasts before it checks whether the feed was closed.
+const CLOSE_CHECK: Duration = Duration::from_millis(50);
 
 /// A wait of `timeout_ms` milliseconds (`None`: no limit).
 fn wait_of(timeout_ms: Option<f64>) -> Fallible<Option<Duration>> {
@@ -402,28 +409,55 @@ fn wait_of(timeout_ms: Option<f64>) -> Fallible<Option<Duration>> {
 #[napi]
 impl ChangeFeed {
     /// The next change, waited for off the JS thread for up to `timeoutMs` milliseconds; `null`
-    /// if none came in time or the store is gone. Without a timeout it waits until a change comes
-    /// or the store is dropped, holding one of libuv's pool threads (4 by default, shared with
-    /// `ask` and `ingestDir`) and keeping the process alive meanwhile.
+    /// if none came in time, the feed was closed or the store is gone. Without a timeout it waits
+    /// until one of those, holding one of libuv's pool threads (4 by default, shared with `ask`
+    /// and `ingestDir`) and keeping the process alive meanwhile: `close()` ends it.
     #[napi(ts_return_type = "Promise<import('./lib/types').ContextChange | null>")]
     pub fn next(&self, timeout_ms: Option<f64>) -> AsyncTask<JsonTask> {
         let changes = self.changes.clone();
+        let closed = Arc::clone(&self.closed);
         AsyncTask::new(JsonTask::new(move || {
-            let change = match wait_of(timeout_ms)? {
-                None => changes.recv().ok(),
-                Some(wait) => changes.recv_timeout(wait).ok(),
-            };
-            match change {
-                Some(change) => to_json(&change),
-                None => Ok(Value::Null),
+            // A wait too long to add to now is a wait without end.
+            let deadline = wait_of(timeout_ms)?.and_then(|wait| Instant::now().checked_add(wait));
+            while !closed.load(Ordering::Acquire) {
+                let slice = deadline.map_or(CLOSE_CHECK, |deadline| {
+                    deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(CLOSE_CHECK)
+                });
+                match changes.recv_timeout(slice) {
+                    Ok(change) => return to_json(&change),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    break;
+                }
             }
+            Ok(Value::Null)
         }))
+    }
+
+    /// Stops the feed: waiting `next` calls resolve `null` within a twentieth of a second, and
+    /// later `next` and `drain` calls give nothing.
+    #[napi]
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether `close` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Every change waiting now, oldest first, without waiting for more.
     #[napi(ts_return_type = "import('./lib/types').ContextChange[]")]
     pub fn drain(&self, env: Env) -> napi::Result<Value> {
         shield(&env, || {
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(Value::Array(Vec::new()));
+            }
             to_json(&self.changes.try_iter().collect::<Vec<ContextChange>>())
         })
     }

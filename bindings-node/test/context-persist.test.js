@@ -212,3 +212,15 @@ test('next resolves null when no change comes in time, and rejects a bad timeout
   store.record('notes', 'a change after all')
   assert.equal((await feed.next(10_000)).key, 'records/notes.md')
 })
+
+test('close ends a wait without a timeout, and a closed feed gives nothing', async () => {
+  const store = new ContextStore()
+  const feed = store.subscribe()
+  const waiting = feed.next()
+  setTimeout(() => feed.close(), 100)
+  assert.equal(await waiting, null)
+  assert.equal(feed.closed, true)
+  store.record('notes', 'a change nobody listens to')
+  assert.equal(await feed.next(), null)
+  assert.deepEqual(feed.drain(), [])
+})

@@ -1,6 +1,7 @@
 //! `fourfold.ContextStore`, `Answer`, `Hit`, `Section` and `Change`: the context face.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -370,6 +371,7 @@ impl ContextStore {
     fn subscribe(&self) -> ChangeFeed {
         ChangeFeed {
             changes: self.inner.subscribe(),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -506,13 +508,16 @@ fn builder(archive: &[String], pin: &[String]) -> ContextStoreBuilder {
 #[pyclass(frozen, module = "fourfold._fourfold")]
 pub struct ChangeFeed {
     changes: Receiver<ContextChange>,
+    /// Set by `close`: waits end with `None` and no more changes are given.
+    closed: AtomicBool,
 }
 
 #[pymethods]
 impl ChangeFeed {
     /// The next change, waiting up to `timeout` seconds (``None``: until one comes); ``None`` if
-    /// none came in time or the store is gone. Waits with the GIL released, a tenth of a second
-    /// at a time, so that Ctrl-C (or another signal handler's exception) interrupts it.
+    /// none came in time, the feed was closed or the store is gone. Waits with the GIL released,
+    /// a tenth of a second at a time, so that Ctrl-C (or another signal handler's exception)
+    /// interrupts it and :meth:`close` from another thread ends it.
     #[pyo3(signature = (timeout=None))]
     fn get<'py>(
         &self,
@@ -532,7 +537,7 @@ impl ChangeFeed {
                     Instant::now().checked_add(wait)
                 }
             };
-            loop {
+            while !self.closed.load(Ordering::Acquire) {
                 let slice = deadline.map_or(SIGNAL_CHECK, |deadline| {
                     deadline
                         .saturating_duration_since(Instant::now())
@@ -545,15 +550,31 @@ impl ChangeFeed {
                 }
                 py.check_signals()?;
                 if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    return Ok(None);
+                    break;
                 }
             }
+            Ok(None)
         })
+    }
+
+    /// Stops the feed: a waiting :meth:`get` returns ``None`` within a tenth of a second, and
+    /// later calls give nothing.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether :meth:`close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Every change waiting now, without waiting for more.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         no_panic(|| {
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(Vec::new());
+            }
             self.changes
                 .try_iter()
                 .map(|change| to_python(py, &change))

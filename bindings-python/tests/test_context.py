@@ -182,6 +182,13 @@ def test_a_feed_waits_across_signal_checks_and_ctrl_c_interrupts_it() -> None:
     with pytest.raises(KeyboardInterrupt):
         feed.get()
     interrupt.join()
+    # close() from another thread ends a wait without a timeout; a closed feed gives nothing.
+    closing = threading.Timer(0.25, feed.close)
+    closing.start()
+    assert feed.get() is None and feed.closed
+    closing.join()
+    store.put("docs/models.md", GUIDE + "\nOne more line.\n")
+    assert feed.get(timeout=0.5) is None and feed.drain() == []
 
 
 def test_ingest_dir_reports_progress_after_each_file(tmp_path: Path) -> None:
