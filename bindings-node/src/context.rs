@@ -95,7 +95,7 @@ pub fn ask_options(options: &AskOptions) -> Fallible<CoreAskOptions> {
 }
 
 /// A store builder with the `archive` prefixes and `pin`ned keys of `options`.
-fn builder(options: Option<ContextStoreOptions>) -> ContextStoreBuilder {
+pub fn builder(options: Option<ContextStoreOptions>) -> ContextStoreBuilder {
     let mut builder = CoreContextStore::builder();
     if let Some(options) = options {
         for prefix in options.archive.unwrap_or_default() {
@@ -369,7 +369,7 @@ fn kind(value: &Value) -> &'static str {
 
 /// A change as JS sees it: the read's fields beside what happened, as a `FOURFOLD_STALE_CONTEXT`
 /// error's `changes` give them.
-fn change_json(change: &Change) -> Value {
+pub fn change_json(change: &Change) -> Value {
     json!({
         "key": change.read.key,
         "sectionId": change.read.section_id,

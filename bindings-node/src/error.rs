@@ -14,7 +14,9 @@ use fourfold::policy::{Decision, PolicyError, PolicyLoadError};
 use fourfold::trace::TraceError;
 use fourfold::{ConfigError, SessionError, StoreError};
 use napi::bindgen_prelude::{Env, JsObjectValue, JsValue, Status};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use crate::context::change_json;
 
 /// The base code; every fourfold error has a more precise one.
 pub const FOURFOLD_ERROR: &str = "FOURFOLD_ERROR";
@@ -209,19 +211,7 @@ impl From<SessionError> for FourfoldError {
                 &decision,
             ),
             SessionError::StaleContext { decision, changes } => {
-                let changes: Vec<Value> = changes
-                    .iter()
-                    .map(|change| {
-                        json!({
-                            "key": change.read.key,
-                            "sectionId": change.read.section_id,
-                            "version": change.read.version,
-                            "reason": change.reason,
-                            "currentVersion": change.current_version,
-                            "currentPointer": change.current_pointer,
-                        })
-                    })
-                    .collect();
+                let changes: Vec<Value> = changes.iter().map(change_json).collect();
                 decision_fields(
                     FourfoldError::new(FOURFOLD_STALE_CONTEXT, message),
                     &decision,

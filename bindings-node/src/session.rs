@@ -88,14 +88,7 @@ impl Fourfold {
                 builder = builder.tracer(build_tracer(trace)?);
             }
             if let Some(context) = options.context {
-                let mut store = fourfold::context::ContextStore::builder();
-                for prefix in context.archive.unwrap_or_default() {
-                    store = store.archive(&prefix);
-                }
-                for key in context.pin.unwrap_or_default() {
-                    store = store.pin(&key);
-                }
-                builder = builder.context(store);
+                builder = builder.context(crate::context::builder(Some(context)));
             }
             if let Some(cost) = &options.cost {
                 builder = builder.cost(meter_builder(cost)?);

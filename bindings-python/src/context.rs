@@ -490,7 +490,7 @@ impl ContextStore {
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// A store builder with the `archive` prefixes and the `pin`ned keys.
-fn builder(archive: &[String], pin: &[String]) -> ContextStoreBuilder {
+pub(crate) fn builder(archive: &[String], pin: &[String]) -> ContextStoreBuilder {
     let mut builder = fourfold::context::ContextStore::builder();
     for prefix in archive {
         builder = builder.archive(prefix);

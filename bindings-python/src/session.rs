@@ -82,14 +82,7 @@ impl Fourfold {
                 builder = builder.tracer(tracer.inner.clone());
             }
             if context {
-                let mut store = fourfold::context::ContextStore::builder();
-                for prefix in &archive {
-                    store = store.archive(prefix);
-                }
-                for key in &pin {
-                    store = store.pin(key);
-                }
-                builder = builder.context(store);
+                builder = builder.context(crate::context::builder(&archive, &pin));
             }
             if cost || !budgets.is_empty() {
                 builder = builder.cost(meter_builder(
