@@ -30,6 +30,13 @@ export declare class AgentSession {
    */
   reread(): import('./lib/types').Section[]
   /**
+   * Writes a finding back as the next section of `records/<topic>.md`, served to the other
+   * agents: the policy judges it first as the tool call `context_record` with `{ topic }`
+   * (`FOURFOLD_POLICY_DENIED` without a rule that allows it), and it is shared with the fleet or
+   * saved to the context snapshot when there is one.
+   */
+  recordFinding(topic: string, text: string): import('./lib/types').DocVersion
+  /**
    * Holds a model call's worst case against the budgets covering this run; throws
    * `FOURFOLD_BUDGET_EXCEEDED` if it would cross a hard limit.
    */

@@ -296,6 +296,77 @@ fn controls_the_session_lacks_are_typed_errors() {
 }
 
 #[test]
+fn a_finding_is_written_back_where_the_policy_allows_and_outlives_the_process() {
+    let policy = r#"
+[[rule]]
+id = "findings"
+effect = "allow"
+agents = ["coder"]
+tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+"#;
+    let sink = MemorySink::new();
+    let backing: Arc<dyn fourfold::Store> = Arc::new(fourfold::MemoryStore::new());
+    let fourfold = Fourfold::builder()
+        .policy(crate::util::builder(policy))
+        .tracer(Tracer::builder().sink(sink.clone()).build().unwrap())
+        .context_saved_in(ContextStore::builder(), Arc::clone(&backing))
+        .build()
+        .unwrap();
+    let session = fourfold.session("coder", Some("T-9"));
+    // No rule covers this topic: refused before anything is written.
+    match session.record_finding("notes", "Builds are slow on Mondays.") {
+        Err(SessionError::Denied(decision)) => assert_eq!(decision.verdict, Verdict::Deny),
+        other => panic!("{other:?}"),
+    }
+    assert!(fourfold.context().unwrap().keys().is_empty());
+    let version = session
+        .record_finding(
+            "findings/flaky",
+            "The auth tests fail when run in parallel.",
+        )
+        .unwrap();
+    assert_eq!(
+        (version.key.as_str(), version.version),
+        ("records/findings-flaky.md", 1)
+    );
+    // Served to another agent, and saved: a store opened from the same backing has it.
+    let answer = fourfold
+        .session("reviewer", None)
+        .ask("auth tests parallel", 300)
+        .unwrap();
+    assert_eq!(answer.hits[0].key, "records/findings-flaky.md");
+    let reopened = ContextStore::open(backing).unwrap();
+    assert!(reopened
+        .get("records/findings-flaky.md")
+        .unwrap()
+        .text
+        .contains("in parallel"));
+    fourfold.tracer().unwrap().flush().unwrap();
+    let actions: Vec<String> = sink
+        .records()
+        .iter()
+        .filter_map(|record| match record {
+            TraceRecord::Event(event) => match &event.kind {
+                EventKind::Action(action) => Some(action.tool.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(actions, [fourfold::RECORD_TOOL]);
+    // Without a context store there is nowhere to write.
+    let bare = Fourfold::builder()
+        .policy(crate::util::builder(policy))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        bare.session("coder", None)
+            .record_finding("findings/x", "text"),
+        Err(SessionError::Missing("context store"))
+    ));
+}
+
+#[test]
 fn every_call_lands_in_the_trace_under_the_run() {
     let Setup { fourfold, sink } = setup(vec![]);
     let session = fourfold.session("coder", Some("T-1"));

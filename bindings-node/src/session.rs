@@ -344,6 +344,19 @@ impl AgentSession {
         })
     }
 
+    /// Writes a finding back as the next section of `records/<topic>.md`, served to the other
+    /// agents: the policy judges it first as the tool call `context_record` with `{ topic }`
+    /// (`FOURFOLD_POLICY_DENIED` without a rule that allows it), and it is shared with the fleet or
+    /// saved to the context snapshot when there is one.
+    #[napi(ts_return_type = "import('./lib/types').DocVersion")]
+    pub fn record_finding(&self, env: Env, topic: String, text: String) -> napi::Result<Value> {
+        shield(&env, || {
+            with_session(&self.session, |session| {
+                to_json(&session.record_finding(&topic, &text)?)
+            })
+        })
+    }
+
     /// Holds a model call's worst case against the budgets covering this run; throws
     /// `FOURFOLD_BUDGET_EXCEEDED` if it would cross a hard limit.
     #[napi]

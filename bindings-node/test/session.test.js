@@ -163,6 +163,26 @@ test('a session cannot act for another agent, and a missing control is a typed e
   assert.equal(thrown(() => session.span('x', 'nap')).code, codes.INVALID_REQUEST)
 })
 
+test('a finding is written back only where a rule allows it, and is served to others', async () => {
+  const dir = workspace()
+  const policy = `${fs.readFileSync(path.join(dir, 'policy.toml'), 'utf8')}
+[[rule]]
+id = "findings"
+effect = "allow"
+agents = ["coder"]
+tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+`
+  const fourfold = new Fourfold({ policy: { toml: policy }, context: {} })
+  const session = fourfold.session('coder')
+  assert.equal(thrown(() => session.recordFinding('notes', 'Builds are slow on Mondays.')).code, codes.POLICY_DENIED)
+  const version = session.recordFinding('findings/flaky', 'The auth tests fail when run in parallel.')
+  assert.deepEqual([version.key, version.version], ['records/findings-flaky.md', 1])
+  const answer = await fourfold.session('reviewer').ask('auth tests parallel', { budgetTokens: 300 })
+  assert.equal(answer.hits[0].key, 'records/findings-flaky.md')
+  const bare = new Fourfold({ policy: { toml: policy } })
+  assert.equal(thrown(() => bare.session('coder').recordFinding('findings/x', 'text')).missing, 'context store')
+})
+
 test('options that cannot build a Fourfold are typed errors', () => {
   const dir = workspace()
   assert.equal(thrown(() => new Fourfold({ policy: {} })).code, codes.INVALID_REQUEST)

@@ -11,7 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::context::{Answer, ContextStore, Section, SharedDocuments};
-use crate::convert::{exception_text, from_python, python_bool, repr, repr_list, repr_opt, Holder};
+use crate::convert::{
+    exception_text, from_python, python_bool, repr, repr_list, repr_opt, to_python, Holder,
+};
 use crate::cost::{meter_builder, token_counts, Budget, CostMeter, CostRecord, Reservation};
 use crate::error::{invalid_request, no_panic, raise, OrRaise};
 use crate::plugin::PyPlugin;
@@ -412,6 +414,25 @@ impl AgentSession {
         no_panic(|| {
             let sections = self.with(py, |session| session.reread())?.or_raise()?;
             Ok(sections.into_iter().map(Section::from).collect())
+        })
+    }
+
+    /// Writes a finding back as the next section of ``records/<topic>.md``, served to the other
+    /// agents: the policy judges it first as the tool call ``context_record`` with
+    /// ``{"topic": topic}`` (raises ``PolicyDenied`` without a rule that allows it), and it is
+    /// shared with the fleet or saved to the context snapshot when there is one. Returns the
+    /// version record.
+    fn record_finding<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &str,
+        text: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let version = self
+                .with(py, |session| session.record_finding(topic, text))?
+                .or_raise()?;
+            to_python(py, &version)
         })
     }
 

@@ -169,6 +169,25 @@ def test_controls_the_fourfold_lacks_are_typed_errors() -> None:
     assert session.span("step") is None
 
 
+def test_a_finding_is_written_back_only_where_a_rule_allows_it() -> None:
+    policy = POLICY + """
+[[rule]]
+id = "findings"
+effect = "allow"
+agents = ["coder"]
+tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+"""
+    session = fourfold.Fourfold(policy).session("coder")
+    with pytest.raises(fourfold.PolicyDenied):
+        session.record_finding("notes", "Builds are slow on Mondays.")
+    version = session.record_finding("findings/flaky", "The auth tests fail when run in parallel.")
+    assert version["key"] == "records/findings-flaky.md" and version["version"] == 1
+    answer = session.ask("auth tests parallel", 300)
+    assert answer.hits[0].key == "records/findings-flaky.md"
+    with pytest.raises(fourfold.MissingControl):
+        fourfold.Fourfold(policy, context=False).session("coder").record_finding("findings/x", "text")
+
+
 def test_bad_input_is_a_typed_error() -> None:
     with pytest.raises(fourfold.InvalidPolicy, match="line 2"):
         fourfold.Fourfold("[[rule]]\nid = 1\n")

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use fourfold::context::{ContextError, SectionRead};
-use fourfold::{ActionEvent, AgentSession, Fourfold, Request};
+use fourfold::{ActionEvent, AgentSession, Fourfold, SessionError};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, ServerHandler, ServiceExt};
@@ -510,41 +510,20 @@ impl ContextServer {
         &self,
         Parameters(params): Parameters<RecordParams>,
     ) -> Result<CallToolResult, ErrorData> {
-        let arguments = json!({ "topic": params.topic });
-        let request = Request::tool(self.session.agent(), "context_record", arguments);
-        if let Err(refused) = self.session.guard(request) {
-            return Ok(failed(format!(
+        // The session asks the policy, writes to the fleet or the snapshot, and records the
+        // action.
+        match self.session.record_finding(&params.topic, &params.text) {
+            Ok(version) => Ok(json_result(json!(version))),
+            Err(
+                refused @ (SessionError::Denied(_)
+                | SessionError::Pending(_)
+                | SessionError::StaleContext { .. }
+                | SessionError::BudgetExceeded(_)),
+            ) => Ok(failed(format!(
                 "fourfold refused context_record: {refused}"
-            )));
-        }
-        let fourfold = self.session.fourfold();
-        let Some(store) = fourfold.context() else {
-            return Ok(failed("this server has no context store"));
-        };
-        // A finding is for the other agents too: the fleet's log when the documents are shared,
-        // or else the store's snapshot, so that it outlives this server.
-        let recorded = match fourfold.shared_documents() {
-            Some(shared) => shared.record(&params.topic, &params.text),
-            None => store
-                .record(&params.topic, &params.text)
-                .and_then(|version| match store.save() {
-                    Ok(_) | Err(ContextError::NoBackingStore) => Ok(version),
-                    Err(error) => Err(error),
-                }),
-        };
-        match recorded {
-            Ok(version) => {
-                self.record("context_record", json!({ "topic": params.topic }), None);
-                Ok(json_result(json!(version)))
-            }
-            Err(error) => {
-                self.record(
-                    "context_record",
-                    json!({ "topic": params.topic }),
-                    Some(error.to_string()),
-                );
-                Ok(failed(error))
-            }
+            ))),
+            Err(SessionError::Missing(_)) => Ok(failed("this server has no context store")),
+            Err(error) => Ok(failed(error)),
         }
     }
 }

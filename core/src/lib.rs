@@ -30,7 +30,7 @@ pub use policy::{
     Policy, PolicyBuilder, PolicyError, PolicyLoadError, Request, Rule, ToolRule, Verdict,
 };
 pub use session::{
-    AgentSession, CommandGate, ConfigError, Fourfold, FourfoldBuilder, SessionError,
+    AgentSession, CommandGate, ConfigError, Fourfold, FourfoldBuilder, SessionError, RECORD_TOOL,
 };
 pub use store::{FileStore, MemoryStore, Store};
 pub use trace::{TraceError, TraceRecord, TraceWriter};

@@ -3,13 +3,17 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::context::{Answer, Section, Session};
+use crate::context::{Answer, ContextError, ContextStore, DocVersion, Section, Session};
 use crate::cost::{CostRecord, Reservation, TokenCounts, Usage};
 use crate::event::{ActionEvent, ContextEvent, DecisionEvent, EventKind, ServedSection};
 use crate::policy::{Decision, Request, Verdict};
 use crate::trace::{Run, Span, SpanKind};
 
 use super::err::SessionError;
+
+/// The tool name the policy judges a write-back by ([`AgentSession::record_finding`]), with the
+/// arguments `{"topic": ...}`; the MCP server's tool of the same name is the same call.
+pub const RECORD_TOOL: &str = "context_record";
 use super::fourfold::Fourfold;
 use super::fresh::CONTEXT_FRESH_GATE;
 use crate::cost::BUDGET_GATE;
@@ -202,6 +206,50 @@ impl AgentSession {
             }));
         }
         Ok(sections)
+    }
+
+    /// Writes a finding back to the documentation (a decision, an incident, what worked), as
+    /// the next section of `records/<topic>.md`, so that the other agents are served it.
+    ///
+    /// The policy decides first, as the tool call [`RECORD_TOOL`] with `{"topic": topic}`: no
+    /// rule, no write-back, and a rule can scope the topics (`glob = { topic = "findings/**" }`).
+    /// The finding goes to the fleet's shared documents when the context store follows them
+    /// (every process is served it), and otherwise to the context store, which is then saved
+    /// to its snapshot if it was opened from one. The write is recorded as an action, failed or
+    /// not; a refusal is recorded by the policy as its decision.
+    pub fn record_finding(&self, topic: &str, text: &str) -> Result<DocVersion, SessionError> {
+        let store = self
+            .fourfold
+            .context()
+            .ok_or(SessionError::Missing("context store"))?;
+        let arguments = serde_json::json!({ "topic": topic });
+        self.guard(Request::tool(&self.agent, RECORD_TOOL, arguments.clone()))?;
+        let recorded = self.write_finding(store, topic, text);
+        self.act(ActionEvent {
+            tool: RECORD_TOOL.to_string(),
+            arguments_json: arguments.to_string(),
+            result_digest: None,
+            duration_ns: None,
+            error: recorded.as_ref().err().map(ToString::to_string),
+        });
+        Ok(recorded?)
+    }
+
+    fn write_finding(
+        &self,
+        store: &ContextStore,
+        topic: &str,
+        text: &str,
+    ) -> Result<DocVersion, ContextError> {
+        #[cfg(feature = "postgres")]
+        if let Some(shared) = self.fourfold.shared_documents() {
+            return shared.record(topic, text);
+        }
+        let version = store.record(topic, text)?;
+        match store.save() {
+            Ok(_) | Err(ContextError::NoBackingStore) => Ok(version),
+            Err(error) => Err(error),
+        }
     }
 
     /// Holds the worst case of a model call against every budget covering this run, before the
