@@ -30,6 +30,15 @@ export declare function guardTool(
   options?: GuardToolOptions<any>,
 ): DynamicStructuredTool
 
+/**
+ * A tool for the agent to write a finding back (`session.recordFinding(topic, text)`, judged by
+ * the policy as the tool call `context_record`); a refusal returns an error tool message.
+ */
+export declare function findingTool(
+  session: AgentSession,
+  options?: { name?: string },
+): DynamicStructuredTool
+
 /** Token counts from a LangChain `usage_metadata`. */
 export declare function countsFromUsageMetadata(usage: {
   input_tokens?: number

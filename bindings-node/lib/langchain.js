@@ -246,4 +246,41 @@ function guardTool(tool, session, options = {}) {
   })
 }
 
-module.exports = { FourfoldCallbackHandler, guardTool, countsFromUsageMetadata }
+/**
+ * A tool through which the agent writes back what it learned (a decision, an incident, what
+ * worked) as the next section of `records/<topic>.md`, served to the other agents: each call is
+ * `session.recordFinding(topic, text)`, which the policy judges as the tool call `context_record`
+ * with `{ topic }`. A refusal returns an error tool message naming the reason, as `guardTool`'s do.
+ */
+function findingTool(session, options = {}) {
+  const name = options.name ?? 'context_record'
+  return new DynamicStructuredTool({
+    name,
+    description:
+      'Write a finding back to the team\'s documentation for other agents: `topic` names the record ' +
+      '(such as findings/flaky-tests), `text` is what you learned, first line a heading.',
+    schema: {
+      type: 'object',
+      properties: {
+        topic: { type: 'string', description: 'The record to append to, such as findings/flaky-tests.' },
+        text: { type: 'string', description: 'What was learned; its first line becomes the heading.' },
+      },
+      required: ['topic', 'text'],
+      additionalProperties: false,
+    },
+    func: async (input, _runManager, config) => {
+      try {
+        const version = session.recordFinding(input.topic, input.text)
+        return `recorded as ${version.key} v${version.version}; other agents are served it`
+      } catch (error) {
+        if (!isFourfoldError(error) || !REFUSALS.has(error.code)) throw error
+        const content = refusalText(name, error)
+        const toolCallId = config?.toolCall?.id
+        if (toolCallId === undefined) return content
+        return new ToolMessage({ content, tool_call_id: toolCallId, name, status: 'error' })
+      }
+    },
+  })
+}
+
+module.exports = { FourfoldCallbackHandler, findingTool, guardTool, countsFromUsageMetadata }

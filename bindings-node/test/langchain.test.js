@@ -12,7 +12,7 @@ const { createReactAgent } = require('@langchain/langgraph/prebuilt')
 const { z } = require('zod')
 
 const { Fourfold, TraceReader } = require('../lib/index.js')
-const { FourfoldCallbackHandler, guardTool, countsFromUsageMetadata } = require('../lib/langchain.js')
+const { FourfoldCallbackHandler, findingTool, guardTool, countsFromUsageMetadata } = require('../lib/langchain.js')
 const { ScriptedChatModel } = require('./fake-model.js')
 const { workspace } = require('./util.js')
 
@@ -180,4 +180,34 @@ test('usage metadata becomes fourfold token counts, cache reads split from the p
     }),
     { input: 60, output: 30, cacheRead: 40, cacheWrite: 0, reasoning: 10 },
   )
+})
+
+test('an agent writes a finding back through findingTool where the policy allows', async () => {
+  const dir = workspace()
+  const policy = `${require('node:fs').readFileSync(path.join(dir, 'policy.toml'), 'utf8')}
+[[rule]]
+id = "findings"
+effect = "allow"
+agents = ["coder"]
+tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+`
+  const fourfold = new Fourfold({ policy: { toml: policy }, context: {} })
+  const session = fourfold.session('coder', 'T-8')
+  const model = new ScriptedChatModel({
+    responses: [
+      new AIMessage({ content: '', tool_calls: [toolCall('call-1', 'context_record', { topic: 'notes', text: 'Slow builds.' })] }),
+      new AIMessage({
+        content: '',
+        tool_calls: [toolCall('call-2', 'context_record', { topic: 'findings/flaky', text: 'Auth tests fail in parallel.' })],
+      }),
+      new AIMessage({ content: 'Recorded.' }),
+    ],
+  })
+  const agent = createReactAgent({ llm: model, tools: [findingTool(session)] })
+  const result = await agent.invoke({ messages: [new HumanMessage('write down what you found')] })
+  const [refused, recorded] = result.messages.filter((message) => message instanceof ToolMessage)
+  assert.equal(refused.status, 'error')
+  assert.match(refused.content, /fourfold refused `context_record`/)
+  assert.match(recorded.content, /records\/findings-flaky\.md v1/)
+  assert.deepEqual(fourfold.context.keys(), ['records/findings-flaky.md'])
 })

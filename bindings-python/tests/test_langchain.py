@@ -19,7 +19,7 @@ from langgraph.types import Command
 
 import fourfold
 from conftest import AUTH_V1, POLICY, events
-from fourfold.langchain import FourfoldCallbackHandler, FourfoldMiddleware, FourfoldRetriever, guard_tools
+from fourfold.langchain import FourfoldCallbackHandler, FourfoldMiddleware, FourfoldRetriever, finding_tool, guard_tools
 
 
 class ScriptedChatModel(GenericFakeChatModel):
@@ -295,3 +295,34 @@ def test_guard_tools_checks_tools_used_without_an_agent(ff: fourfold.Fourfold) -
     with pytest.raises(fourfold.GatePending):
         guarded["send_email"].invoke({"to": "a@example.com", "body": "x"})
     assert RAN == ["search login"]
+
+
+def test_an_agent_writes_a_finding_back_where_the_policy_allows(tracer: fourfold.Tracer) -> None:
+    policy = POLICY + """
+[[rule]]
+id = "findings"
+effect = "allow"
+agents = ["coder"]
+tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+"""
+    ff = fourfold.Fourfold(policy, tracer=tracer)
+    session = ff.session("coder", task="T-1")
+    record = finding_tool(session)
+    model = ScriptedChatModel(
+        messages=iter(
+            [
+                turn(("context_record", {"topic": "notes", "text": "Builds are slow on Mondays."})),
+                turn(("context_record", {"topic": "findings/flaky", "text": "Auth tests fail in parallel."})),
+                turn(text="Recorded."),
+            ]
+        )
+    )
+    agent = create_agent(model, [record], middleware=[FourfoldMiddleware(session)])
+    result = agent.invoke({"messages": [{"role": "user", "content": "write down what you found"}]})
+    refused, recorded = [message for message in result["messages"] if isinstance(message, ToolMessage)]
+    assert refused.status == "error" and "denied" in str(refused.content)
+    assert "records/findings-flaky.md v1" in str(recorded.content)
+    assert ff.context is not None and ff.context.keys() == ["records/findings-flaky.md"]
+    assert [event.data["tool"] for event in events(tracer, "action")] == ["context_record"]
+    # Without the middleware the tool asks the policy itself, and a refusal is a tool error.
+    assert "fourfold refused to record `notes`" in record.invoke({"topic": "notes", "text": "x"})

@@ -19,7 +19,7 @@ import {
   countTokens,
   isFourfoldError,
 } from 'fourfold'
-import { FourfoldCallbackHandler, guardTool } from 'fourfold/langchain'
+import { FourfoldCallbackHandler, findingTool, guardTool } from 'fourfold/langchain'
 
 const audit: Plugin = {
   name: 'audit',
@@ -94,7 +94,7 @@ export async function langchainAgent(fourfold: Fourfold, llm: Parameters<typeof 
   })
   const guarded = guardTool(readFile, session, { request: (input: { path: string }) => ({ action: 'read', path: input.path }) })
   const handler = new FourfoldCallbackHandler(session, { model: 'gpt-4o' })
-  const agent = createReactAgent({ llm, tools: [guarded] })
+  const agent = createReactAgent({ llm, tools: [guarded, findingTool(session)] })
   const result = await agent.invoke({ messages: [new AIMessage('start')] }, { callbacks: [handler] })
   return { messages: result.messages.length, spent: handler.records.map((record) => record.micros) }
 }

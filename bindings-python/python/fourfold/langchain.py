@@ -11,6 +11,8 @@
 - :func:`guard_tools` puts the same check in front of tools used without an agent.
 - :class:`FourfoldRetriever` serves canonical sections of the ContextStore as ``Document`` objects,
   with their pointers and freshness markers in the metadata.
+- :func:`finding_tool` lets the agent write what it learned back for the other agents, under the
+  policy (``session.record_finding``).
 
 A callback handler cannot stop a tool call (LangChain swallows callback errors unless
 ``raise_error`` is set, and then the whole run aborts), which is why enforcement is middleware and
@@ -33,7 +35,7 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from langgraph.types import Command, interrupt
 from pydantic import ConfigDict
 
@@ -51,6 +53,7 @@ __all__ = [
     "FourfoldCallbackHandler",
     "FourfoldMiddleware",
     "FourfoldRetriever",
+    "finding_tool",
     "guard_tools",
 ]
 
@@ -546,4 +549,35 @@ def _document(hit: Hit) -> Document:
             "tokens": hit.tokens,
             "already_served": hit.already_served,
         },
+    )
+
+
+def finding_tool(session: AgentSession, *, name: str = "context_record") -> BaseTool:
+    """A tool through which the agent writes back what it learned (a decision, an incident, what
+    worked) as the next section of ``records/<topic>.md``, served to the other agents.
+
+    Each call is ``session.record_finding(topic, text)``: the policy judges it as the tool call
+    ``context_record`` with ``{"topic": topic}`` (a rule such as ``tools = [{ name =
+    "context_record", glob = { topic = "findings/**" } }]`` scopes the topics), and a refusal
+    comes back to the model as a tool error naming the reason. A review gate raises
+    :class:`fourfold.GatePending`, as with :func:`guard_tools`.
+    """
+
+    def record(topic: str, text: str) -> str:
+        try:
+            version = session.record_finding(topic, text)
+        except PolicyDenied as denied:
+            raise ToolException(f"fourfold refused to record `{topic}`: {denied.reason}") from denied
+        except BudgetExceeded as exceeded:
+            raise ToolException(f"fourfold refused to record `{topic}` (budget `{exceeded.budget}`): {exceeded}") from exceeded
+        return f"recorded as {version['key']} v{version['version']}; other agents are served it"
+
+    return StructuredTool.from_function(
+        func=record,
+        name=name,
+        description=(
+            "Write a finding back to the team's documentation for other agents: `topic` names the "
+            "record (such as findings/flaky-tests), `text` is what you learned, first line a heading."
+        ),
+        handle_tool_error=True,
     )
