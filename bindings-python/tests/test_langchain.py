@@ -303,7 +303,13 @@ def test_an_agent_writes_a_finding_back_where_the_policy_allows(tracer: fourfold
 id = "findings"
 effect = "allow"
 agents = ["coder"]
-tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+tools = [{ name = "context_record", glob = { topic = "findings/**" } }, { name = "context_record", glob = { topic = "decisions/**" } }]
+
+[[rule]]
+id = "decisions-reviewed"
+effect = "gate"
+gates = ["human-review"]
+tools = [{ name = "context_record", glob = { topic = "decisions/**" } }]
 """
     ff = fourfold.Fourfold(policy, tracer=tracer)
     session = ff.session("coder", task="T-1")
@@ -320,9 +326,15 @@ tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
     agent = create_agent(model, [record], middleware=[FourfoldMiddleware(session)])
     result = agent.invoke({"messages": [{"role": "user", "content": "write down what you found"}]})
     refused, recorded = [message for message in result["messages"] if isinstance(message, ToolMessage)]
-    assert refused.status == "error" and "denied" in str(refused.content)
+    assert refused.status == "error" and "fourfold refused to record `notes`" in str(refused.content)
     assert "records/findings-flaky.md v1" in str(recorded.content)
     assert ff.context is not None and ff.context.keys() == ["records/findings-flaky.md"]
     assert [event.data["tool"] for event in events(tracer, "action")] == ["context_record"]
-    # Without the middleware the tool asks the policy itself, and a refusal is a tool error.
-    assert "fourfold refused to record `notes`" in record.invoke({"topic": "notes", "text": "x"})
+    # The middleware let the tool ask the policy itself: one decision per call, not two.
+    assert len(events(tracer, "gate")) == 2
+    # A topic under review is held with its approval id, and goes through once approved.
+    held = record.invoke({"topic": "decisions/db", "text": "We keep PostgreSQL 15."})
+    assert "for review (approval `" in held
+    approval_id = held.split("approval `")[1].split("`")[0]
+    session.policy.approve(approval_id, "lead", "fine")
+    assert "records/decisions-db.md v1" in record.invoke({"topic": "decisions/db", "text": "We keep PostgreSQL 15."})

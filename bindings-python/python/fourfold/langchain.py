@@ -59,6 +59,10 @@ __all__ = [
 
 _FALLBACK_ENCODING = "o200k_base"
 
+# Marks a tool whose call asks the policy itself (see :func:`finding_tool`), which the middleware
+# lets through rather than asking a second time.
+_GUARDS_ITSELF = "fourfold_guards_itself"
+
 
 def _digest(value: Any) -> str:
     """A short digest of a tool result, so the trace can tell results apart without storing them."""
@@ -391,6 +395,9 @@ class FourfoldMiddleware(AgentMiddleware):
 
     def _check(self, request: ToolCallRequest) -> Optional[ToolMessage]:
         """``None`` when the call may run, else the message to return instead of running it."""
+        if request.tool is not None and (request.tool.metadata or {}).get(_GUARDS_ITSELF):
+            # Its own call asks the policy; asking twice would spend an approval on the first.
+            return None
         tool_call = request.tool_call
         name = tool_call["name"]
         args = dict(tool_call.get("args") or {})
@@ -559,17 +566,21 @@ def finding_tool(session: AgentSession, *, name: str = "context_record") -> Base
     Each call is ``session.record_finding(topic, text)``: the policy judges it as the tool call
     ``context_record`` with ``{"topic": topic}`` (a rule such as ``tools = [{ name =
     "context_record", glob = { topic = "findings/**" } }]`` scopes the topics), and a refusal
-    comes back to the model as a tool error naming the reason. A review gate raises
-    :class:`fourfold.GatePending`, as with :func:`guard_tools`.
+    comes back to the model as a tool error naming the reason; a review gate's hold does too, with
+    the approval id, and once a reviewer approves it the same call goes through.
+    :class:`FourfoldMiddleware` lets this tool's calls through without asking the policy a second
+    time.
     """
 
     def record(topic: str, text: str) -> str:
         try:
             version = session.record_finding(topic, text)
-        except PolicyDenied as denied:
-            raise ToolException(f"fourfold refused to record `{topic}`: {denied.reason}") from denied
-        except BudgetExceeded as exceeded:
-            raise ToolException(f"fourfold refused to record `{topic}` (budget `{exceeded.budget}`): {exceeded}") from exceeded
+        except GatePending as pending:
+            raise ToolException(
+                f"fourfold holds recording `{topic}` for review (approval `{pending.approval_id}`): {pending.reason}"
+            ) from pending
+        except (PolicyDenied, BudgetExceeded, StaleContext) as refused:
+            raise ToolException(f"fourfold refused to record `{topic}`: {refused}") from refused
         return f"recorded as {version['key']} v{version['version']}; other agents are served it"
 
     return StructuredTool.from_function(
@@ -580,4 +591,5 @@ def finding_tool(session: AgentSession, *, name: str = "context_record") -> Base
             "record (such as findings/flaky-tests), `text` is what you learned, first line a heading."
         ),
         handle_tool_error=True,
+        metadata={_GUARDS_ITSELF: True},
     )
