@@ -22,6 +22,10 @@ declare module '../index' {
     /** Decides `request` (which needs an `agent`); a denial is a decision, not an error. */
     check(request: RequestInput & { agent: string }): Decision
   }
+  interface ChangeFeed {
+    /** Each change in turn, waited for off the JS thread, until the feed is closed. */
+    [Symbol.asyncIterator](): AsyncGenerator<import('./types').ContextChange, void, undefined>
+  }
 }
 
 /** The error codes, by short name: `codes.POLICY_DENIED === 'FOURFOLD_POLICY_DENIED'`. */

@@ -284,6 +284,18 @@ function withGuardedProgress(ingestDir) {
 native.ContextStore.prototype.ingestDir = withGuardedProgress(native.ContextStore.prototype.ingestDir)
 native.SharedDocuments.prototype.ingestDir = withGuardedProgress(native.SharedDocuments.prototype.ingestDir)
 
+/**
+ * `for await (const change of feed)`: each change in turn, waited for off the JS thread, until
+ * the feed is closed or its store is gone.
+ */
+native.ChangeFeed.prototype[Symbol.asyncIterator] = async function* changes() {
+  for (;;) {
+    const change = await this.next()
+    if (change === null) return
+    yield change
+  }
+}
+
 /** The four controls of one agent fleet, wired together. */
 class Fourfold extends native.Fourfold {
   constructor(options) {

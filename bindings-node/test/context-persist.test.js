@@ -224,3 +224,18 @@ test('close ends a wait without a timeout, and a closed feed gives nothing', asy
   assert.equal(await feed.next(), null)
   assert.deepEqual(feed.drain(), [])
 })
+
+test('for await iterates a feed until it is closed', async () => {
+  const store = new ContextStore()
+  const feed = store.subscribe()
+  const versions = []
+  const listening = (async () => {
+    for await (const change of feed) versions.push(change.version)
+  })()
+  store.put('docs/auth.md', AUTH_V1)
+  store.put('docs/auth.md', AUTH_V2)
+  while (versions.length < 2) await new Promise((resolve) => setTimeout(resolve, 10))
+  feed.close()
+  await listening
+  assert.deepEqual(versions, [1, 2])
+})

@@ -557,6 +557,16 @@ impl ChangeFeed {
         })
     }
 
+    /// Iterating a feed waits for each change in turn (as :meth:`get` without a timeout) and
+    /// ends when the feed is closed or the store is gone.
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.get(py, None)
+    }
+
     /// Stops the feed: a waiting :meth:`get` returns ``None`` within a tenth of a second, and
     /// later calls give nothing.
     fn close(&self) {

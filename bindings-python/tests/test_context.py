@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,23 @@ def test_a_feed_waits_across_signal_checks_and_ctrl_c_interrupts_it() -> None:
     closing.join()
     store.put("docs/models.md", GUIDE + "\nOne more line.\n")
     assert feed.get(timeout=0.5) is None and feed.drain() == []
+    # Iterating a feed yields each change and ends when the feed is closed.
+    listening = store.subscribe()
+    seen: list[int] = []
+
+    def listen() -> None:
+        for change in listening:
+            seen.append(change["version"])
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    store.put("docs/models.md", GUIDE + "\nTwo more lines.\n")
+    store.put("docs/models.md", GUIDE + "\nThree more lines.\n")
+    while len(seen) < 2:
+        time.sleep(0.01)
+    listening.close()
+    listener.join(timeout=5)
+    assert not listener.is_alive() and seen == [3, 4]
 
 
 def test_ingest_dir_reports_progress_after_each_file(tmp_path: Path) -> None:

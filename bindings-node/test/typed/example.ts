@@ -76,6 +76,7 @@ export async function keptContext(dir: string): Promise<number> {
   store.record('deploys', 'Deploys run from the release branch only.')
   const saved: number = store.save().nDocuments
   const change = await feed.next(100)
+  for await (const later of feed) if (later.version === null) break
   const versions: Array<number | null> = [change?.version ?? null, ...feed.drain().map((next) => next.version)]
   const hits = (await store.ask('deploy branch', { budgetTokens: 300 })).hits
   const stale: string[] = store.changedSince(hits).map((changed) => changed.reason)
