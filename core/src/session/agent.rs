@@ -10,13 +10,13 @@ use crate::policy::{Decision, Request, Verdict};
 use crate::trace::{Run, Span, SpanKind};
 
 use super::err::SessionError;
+use super::fourfold::Fourfold;
+use super::fresh::CONTEXT_FRESH_GATE;
+use crate::cost::BUDGET_GATE;
 
 /// The tool name the policy judges a write-back by ([`AgentSession::record_finding`]), with the
 /// arguments `{"topic": ...}`; the MCP server's tool of the same name is the same call.
 pub const RECORD_TOOL: &str = "context_record";
-use super::fourfold::Fourfold;
-use super::fresh::CONTEXT_FRESH_GATE;
-use crate::cost::BUDGET_GATE;
 
 /// Numbers the runs of a process that has no tracer to name them.
 static N_UNTRACED_RUNS: AtomicU64 = AtomicU64::new(0);
