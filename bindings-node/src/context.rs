@@ -501,8 +501,8 @@ fn report_progress(listener: &ProgressListener, report: &IngestReport) {
             Ok(())
         },
     );
-    // A call that was queued runs, or is dropped with its sender if the environment closes
-    // first: either way the wait ends.
+    // A queued call runs on the JS thread once it is free. Only if the environment is torn
+    // down first does it never run, and then this thread waits until the process ends.
     if status == napi::Status::Ok {
         let _ = wait.recv();
     }
