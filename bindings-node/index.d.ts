@@ -62,10 +62,10 @@ export declare class AgentSession {
  */
 export declare class ChangeFeed {
   /**
-   * The next change, waited for off the JS thread for up to `timeoutMs` milliseconds; `null`
-   * if none came in time, the feed was closed or the store is gone. Without a timeout it waits
-   * until one of those, holding one of libuv's pool threads (4 by default, shared with `ask`
-   * and `ingestDir`) and keeping the process alive meanwhile: `close()` ends it.
+   * The next change, waited for on a thread of its own (not libuv's pool, which `ask` and
+   * `ingestDir` need) for up to `timeoutMs` milliseconds; `null` if none came in time, the
+   * feed was closed or the store is gone. Without a timeout it waits until one of those,
+   * keeping the process alive meanwhile: `close()` ends it.
    */
   next(timeoutMs?: number | undefined | null): Promise<import('./lib/types').ContextChange | null>
   /**

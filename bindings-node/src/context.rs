@@ -10,14 +10,14 @@ use fourfold::context::{
     AskOptions as CoreAskOptions, Change, ContextChange, ContextStore as CoreContextStore,
     ContextStoreBuilder, IngestReport, SectionRead,
 };
-use napi::bindgen_prelude::{AsyncTask, Env, Unknown};
+use napi::bindgen_prelude::{AsyncTask, Env, Object, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use serde_json::{json, Value};
 
 use crate::error::{shield, Fallible, FourfoldError};
 use crate::json::to_json;
-use crate::task::JsonTask;
+use crate::task::{on_own_thread, JsonTask};
 
 /// How to build a standalone `ContextStore`.
 #[napi(object)]
@@ -408,15 +408,19 @@ fn wait_of(timeout_ms: Option<f64>) -> Fallible<Option<Duration>> {
 
 #[napi]
 impl ChangeFeed {
-    /// The next change, waited for off the JS thread for up to `timeoutMs` milliseconds; `null`
-    /// if none came in time, the feed was closed or the store is gone. Without a timeout it waits
-    /// until one of those, holding one of libuv's pool threads (4 by default, shared with `ask`
-    /// and `ingestDir`) and keeping the process alive meanwhile: `close()` ends it.
+    /// The next change, waited for on a thread of its own (not libuv's pool, which `ask` and
+    /// `ingestDir` need) for up to `timeoutMs` milliseconds; `null` if none came in time, the
+    /// feed was closed or the store is gone. Without a timeout it waits until one of those,
+    /// keeping the process alive meanwhile: `close()` ends it.
     #[napi(ts_return_type = "Promise<import('./lib/types').ContextChange | null>")]
-    pub fn next(&self, timeout_ms: Option<f64>) -> AsyncTask<JsonTask> {
+    pub fn next<'env>(
+        &self,
+        env: &'env Env,
+        timeout_ms: Option<f64>,
+    ) -> napi::Result<Object<'env>> {
         let changes = self.changes.clone();
         let closed = Arc::clone(&self.closed);
-        AsyncTask::new(JsonTask::new(move || {
+        on_own_thread(env, "fourfold-feed", move || {
             // A wait too long to add to now is a wait without end.
             let deadline = wait_of(timeout_ms)?.and_then(|wait| Instant::now().checked_add(wait));
             while !closed.load(Ordering::Acquire) {
@@ -435,7 +439,7 @@ impl ChangeFeed {
                 }
             }
             Ok(Value::Null)
-        }))
+        })
     }
 
     /// Stops the feed: waiting `next` calls resolve `null` within a twentieth of a second, and

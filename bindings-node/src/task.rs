@@ -1,6 +1,8 @@
 //! Work run on libuv's thread pool, settled as a Promise of a JSON value.
 
-use napi::bindgen_prelude::{Env, Task, ToNapiValue, TypeName, ValueType};
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{Env, Object, Task, ToNapiValue, TypeName, ValueType};
 use napi::sys;
 use serde_json::Value;
 
@@ -56,4 +58,41 @@ impl ToNapiValue for Json {
         // SAFETY: called by napi with the env of the JS thread that settles the Promise.
         unsafe { Value::to_napi_value(env, value.0) }
     }
+}
+
+/// How a Promise made by [`on_own_thread`] is settled, on the JS thread.
+type Settle = Box<dyn FnOnce(Env) -> napi::Result<Json> + Send>;
+
+/// Runs `work` on a thread of its own and returns a Promise settled as a [`JsonTask`]'s is: for
+/// waits that may last long, which on libuv's thread pool (four threads by default) would hold
+/// up every other task of the process.
+pub fn on_own_thread<'env>(
+    env: &'env Env,
+    name: &str,
+    work: impl FnOnce() -> Fallible<Value> + Send + 'static,
+) -> napi::Result<Object<'env>> {
+    let (deferred, promise) = env.create_deferred::<Json, Settle>()?;
+    // Shared with the thread, so that the Promise is rejected if the thread cannot start.
+    let slot = Arc::new(Mutex::new(Some(deferred)));
+    let in_thread = Arc::clone(&slot);
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let output = shield_value(work);
+            let deferred = in_thread.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(deferred) = deferred {
+                deferred.resolve(Box::new(move |env: Env| {
+                    output.map(Json).map_err(|error| error.into_js(&env))
+                }));
+            }
+        });
+    if let Err(error) = spawned {
+        let deferred = slot.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(deferred) = deferred {
+            deferred.reject(napi::Error::from_reason(format!(
+                "fourfold could not start a thread: {error}"
+            )));
+        }
+    }
+    Ok(promise)
 }

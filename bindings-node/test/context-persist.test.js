@@ -239,3 +239,21 @@ test('for await iterates a feed until it is closed', async () => {
   await listening
   assert.deepEqual(versions, [1, 2])
 })
+
+test('waiting feeds do not hold up asks: they wait on threads of their own', async () => {
+  const store = new ContextStore()
+  store.put('docs/auth.md', AUTH_V1)
+  // More waits than libuv's pool has threads (four by default).
+  const feeds = Array.from({ length: 6 }, () => store.subscribe())
+  const waits = feeds.map((feed) => feed.next())
+  let timer
+  const tooLate = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('timed out'), 5000)
+  })
+  const answer = await Promise.race([store.ask('login', { budgetTokens: 200 }), tooLate])
+  clearTimeout(timer)
+  assert.notEqual(answer, 'timed out', 'an ask waited behind the feeds')
+  assert.equal(answer.hits[0].key, 'docs/auth.md')
+  for (const feed of feeds) feed.close()
+  assert.deepEqual(await Promise.all(waits), feeds.map(() => null))
+})
