@@ -1,4 +1,5 @@
-//! Work run on libuv's thread pool, settled as a Promise of a JSON value.
+//! Work run off the JS thread (on libuv's thread pool, or on a thread of its own for long waits),
+//! settled as a Promise of a JSON value.
 
 use std::sync::{Arc, Mutex};
 
