@@ -14,7 +14,7 @@ const { z } = require('zod')
 const { Fourfold, TraceReader } = require('../lib/index.js')
 const { FourfoldCallbackHandler, findingTool, guardTool, countsFromUsageMetadata } = require('../lib/langchain.js')
 const { ScriptedChatModel } = require('./fake-model.js')
-const { workspace } = require('./util.js')
+const { FINDINGS_POLICY, workspace } = require('./util.js')
 
 function setup() {
   const dir = workspace()
@@ -183,15 +183,7 @@ test('usage metadata becomes fourfold token counts, cache reads split from the p
 })
 
 test('an agent writes a finding back through findingTool where the policy allows', async () => {
-  const dir = workspace()
-  const policy = `${require('node:fs').readFileSync(path.join(dir, 'policy.toml'), 'utf8')}
-[[rule]]
-id = "findings"
-effect = "allow"
-agents = ["coder"]
-tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
-`
-  const fourfold = new Fourfold({ policy: { toml: policy }, context: {} })
+  const fourfold = new Fourfold({ policy: { toml: FINDINGS_POLICY }, context: {} })
   const session = fourfold.session('coder', 'T-8')
   const model = new ScriptedChatModel({
     responses: [

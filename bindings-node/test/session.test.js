@@ -7,7 +7,7 @@ const path = require('node:path')
 const test = require('node:test')
 
 const { AgentSession, Fourfold, TraceReader, codes } = require('../lib/index.js')
-const { workspace, thrown } = require('./util.js')
+const { FINDINGS_POLICY, workspace, thrown } = require('./util.js')
 
 const CONFIG = `
 [policy]
@@ -164,22 +164,14 @@ test('a session cannot act for another agent, and a missing control is a typed e
 })
 
 test('a finding is written back only where a rule allows it, and is served to others', async () => {
-  const dir = workspace()
-  const policy = `${fs.readFileSync(path.join(dir, 'policy.toml'), 'utf8')}
-[[rule]]
-id = "findings"
-effect = "allow"
-agents = ["coder"]
-tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
-`
-  const fourfold = new Fourfold({ policy: { toml: policy }, context: {} })
+  const fourfold = new Fourfold({ policy: { toml: FINDINGS_POLICY }, context: {} })
   const session = fourfold.session('coder')
   assert.equal(thrown(() => session.recordFinding('notes', 'Builds are slow on Mondays.')).code, codes.POLICY_DENIED)
   const version = session.recordFinding('findings/flaky', 'The auth tests fail when run in parallel.')
   assert.deepEqual([version.key, version.version], ['records/findings-flaky.md', 1])
   const answer = await fourfold.session('reviewer').ask('auth tests parallel', { budgetTokens: 300 })
   assert.equal(answer.hits[0].key, 'records/findings-flaky.md')
-  const bare = new Fourfold({ policy: { toml: policy } })
+  const bare = new Fourfold({ policy: { toml: FINDINGS_POLICY } })
   assert.equal(thrown(() => bare.session('coder').recordFinding('findings/x', 'text')).missing, 'context store')
 })
 

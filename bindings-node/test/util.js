@@ -63,4 +63,13 @@ function thrown(body) {
   throw new Error('expected a throw')
 }
 
-module.exports = { POLICY, workspace, thrown }
+/** `POLICY` and a rule letting the coder write findings back under `findings/`. */
+const FINDINGS_POLICY = `${POLICY}
+[[rule]]
+id = "findings"
+effect = "allow"
+agents = ["coder"]
+tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+`
+
+module.exports = { FINDINGS_POLICY, POLICY, workspace, thrown }
