@@ -604,6 +604,10 @@ fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
         ContextStore::new().save(),
         Err(ContextError::NoBackingStore)
     ));
+    // Saving only where there is somewhere to save: nothing for a store in memory.
+    assert_eq!(ContextStore::new().save_if_backed().unwrap(), None);
+    let saved = previous.save_if_backed().unwrap().unwrap();
+    assert_eq!(saved.n_documents, 2);
 }
 
 #[test]

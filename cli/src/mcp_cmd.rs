@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use fourfold::context::{ContextError, SectionRead};
+use fourfold::context::SectionRead;
 use fourfold::{ActionEvent, AgentSession, Fourfold, SessionError};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
@@ -155,10 +155,7 @@ fn load(
         // With a snapshot configured, the next start loads what changed instead of indexing it
         // again.
         if report.n_changed > 0 || !report.deleted.is_empty() {
-            match store.save() {
-                Ok(_) | Err(ContextError::NoBackingStore) => {}
-                Err(error) => return Err(error.into()),
-            }
+            store.save_if_backed()?;
         }
     }
     Ok(fourfold)

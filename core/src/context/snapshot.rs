@@ -113,6 +113,16 @@ impl ContextStore {
         ContextStore::builder().open(store)
     }
 
+    /// [`ContextStore::save`] when the store was opened from a backing store; `None`, with
+    /// nothing written, for a store kept only in memory.
+    pub fn save_if_backed(&self) -> Result<Option<SnapshotInfo>, ContextError> {
+        match self.save() {
+            Ok(info) => Ok(Some(info)),
+            Err(ContextError::NoBackingStore) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Saves a snapshot to the store it was opened from (after moving the previous snapshot
     /// aside). A store built without one has nowhere to save: [`ContextError::NoBackingStore`].
     pub fn save(&self) -> Result<SnapshotInfo, ContextError> {

@@ -246,10 +246,8 @@ impl AgentSession {
             return shared.record(topic, text);
         }
         let version = store.record(topic, text)?;
-        match store.save() {
-            Ok(_) | Err(ContextError::NoBackingStore) => Ok(version),
-            Err(error) => Err(error),
-        }
+        store.save_if_backed()?;
+        Ok(version)
     }
 
     /// Holds the worst case of a model call against every budget covering this run, before the
