@@ -57,8 +57,8 @@ export declare class AgentSession {
 
 /**
  * The changes to a `ContextStore` since `subscribe`, oldest first. A feed that falls 1,024
- * changes behind misses the later ones until it is read again (`changedSince` still tells what
- * changed).
+ * changes behind misses the later ones until it is read again, counted by `missed`
+ * (`changedSince` still tells what changed).
  */
 export declare class ChangeFeed {
   /**
@@ -69,12 +69,14 @@ export declare class ChangeFeed {
    */
   next(timeoutMs?: number | undefined | null): Promise<import('./lib/types').ContextChange | null>
   /**
-   * Stops the feed: waiting `next` calls resolve `null` within a twentieth of a second, and
-   * later `next` and `drain` calls give nothing.
+   * Stops the feed: waiting `next` calls resolve `null` at once, and later `next` and `drain`
+   * calls give nothing.
    */
   close(): void
   /** Whether `close` was called. */
   get closed(): boolean
+  /** How many changes this feed missed because 1,024 were already waiting to be read. */
+  get missed(): number
   /** Every change waiting now, oldest first, without waiting for more. */
   drain(): import('./lib/types').ContextChange[]
 }

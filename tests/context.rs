@@ -3,8 +3,11 @@
 //! readers during puts, and properties of any sequence of puts and deletes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use fourfold::context::{AskOptions, ContextError, ContextStore, Freshness, SectionRead};
+use fourfold::context::{
+    AskOptions, ContextError, ContextStore, Freshness, SectionRead, FEED_CAPACITY,
+};
 use fourfold::trace::{MemorySink, TraceRecord, Tracer};
 use fourfold::{EventKind, MemoryStore, PluginRegistry, Store};
 use proptest::prelude::*;
@@ -320,7 +323,8 @@ fn subscribers_hear_of_every_change() {
     store.put("docs/export.md", EXPORT_V2).unwrap();
     store.delete("docs/export.md").unwrap();
     let received: Vec<(String, Option<u64>)> = changes
-        .try_iter()
+        .drain()
+        .into_iter()
         .map(|change| (change.key, change.version))
         .collect();
     assert_eq!(
@@ -330,6 +334,93 @@ fn subscribers_hear_of_every_change() {
             ("docs/export.md".to_string(), Some(2)),
             ("docs/export.md".to_string(), None),
         ]
+    );
+}
+
+#[test]
+fn a_feed_that_falls_behind_counts_what_it_missed() {
+    let store = ContextStore::new();
+    let feed = store.subscribe();
+    let extra = 6;
+    for version in 0..FEED_CAPACITY + extra {
+        store
+            .put("docs/count.md", &format!("# Count\n\n{version}\n"))
+            .unwrap();
+    }
+    assert_eq!(feed.len(), FEED_CAPACITY);
+    assert_eq!(feed.missed(), extra as u64);
+    let versions: Vec<Option<u64>> = feed.drain().into_iter().map(|c| c.version).collect();
+    let expected: Vec<Option<u64>> = (1..=FEED_CAPACITY as u64).map(Some).collect();
+    assert_eq!(versions, expected, "the oldest are kept, in order");
+    store.put("docs/count.md", "# Count\n\nagain\n").unwrap();
+    let next = feed.try_next().expect("a read feed hears again");
+    assert_eq!(next.version, Some((FEED_CAPACITY + extra + 1) as u64));
+    assert_eq!(feed.missed(), extra as u64);
+}
+
+#[test]
+fn closing_a_feed_wakes_a_wait_in_another_thread() {
+    let store = ContextStore::new();
+    let feed = store.subscribe();
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = {
+        let feed = feed.clone();
+        std::thread::spawn(move || done.send(feed.next()).unwrap())
+    };
+    // The wait has no deadline: only the close can end it.
+    std::thread::sleep(Duration::from_millis(20));
+    feed.close();
+    let got = finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the close ended the wait");
+    assert_eq!(got, None);
+    waiter.join().unwrap();
+    assert!(feed.is_closed());
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    assert_eq!(feed.try_next(), None, "a closed feed gives nothing");
+    assert_eq!(feed.len(), 0);
+    assert!(feed.drain().is_empty());
+}
+
+#[test]
+fn a_feed_ends_when_its_store_is_dropped_after_its_changes_are_read() {
+    let store = ContextStore::new();
+    let feed = store.subscribe();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    drop(store);
+    let keys: Vec<String> = feed.iter().map(|change| change.key).collect();
+    assert_eq!(keys, vec!["docs/export.md".to_string()]);
+    assert_eq!(feed.next_timeout(Duration::from_secs(30)), None);
+}
+
+#[test]
+fn a_feed_wait_times_out_and_its_check_can_end_it() {
+    let store = ContextStore::new();
+    let feed = store.subscribe();
+    assert_eq!(feed.next_timeout(Duration::from_millis(5)), None);
+    let mut checks = 0;
+    let ended = feed.next_checking(None, Duration::from_millis(1), || {
+        checks += 1;
+        if checks == 3 {
+            Err("interrupted")
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(ended, Err("interrupted"));
+    assert_eq!(checks, 3);
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    let change = feed
+        .next_checking(None, Duration::from_millis(1), || Err("not reached"))
+        .unwrap();
+    assert_eq!(
+        change.map(|change| change.key).as_deref(),
+        Some("docs/export.md")
+    );
+    let deadline = Some(std::time::Instant::now() + Duration::from_millis(5));
+    assert_eq!(
+        feed.next_checking(deadline, Duration::from_millis(1), || Ok::<(), ()>(())),
+        Ok(None)
     );
 }
 

@@ -1,14 +1,12 @@
 //! `ContextStore`: versioned documents, served as the current canonical sections.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fourfold::context::{
-    AskOptions as CoreAskOptions, Change, ContextChange, ContextStore as CoreContextStore,
-    ContextStoreBuilder, IngestReport, SectionRead,
+    AskOptions as CoreAskOptions, Change, ContextStore as CoreContextStore, ContextStoreBuilder,
+    IngestReport, SectionRead,
 };
 use napi::bindgen_prelude::{AsyncTask, Env, Object, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -283,8 +281,7 @@ impl ContextStore {
     pub fn subscribe(&self, env: Env) -> napi::Result<ChangeFeed> {
         shield(&env, || {
             Ok(ChangeFeed {
-                changes: self.store.subscribe(),
-                closed: Arc::new(AtomicBool::new(false)),
+                feed: self.store.subscribe(),
             })
         })
     }
@@ -381,17 +378,12 @@ pub fn change_json(change: &Change) -> Value {
 }
 
 /// The changes to a `ContextStore` since `subscribe`, oldest first. A feed that falls 1,024
-/// changes behind misses the later ones until it is read again (`changedSince` still tells what
-/// changed).
+/// changes behind misses the later ones until it is read again, counted by `missed`
+/// (`changedSince` still tells what changed).
 #[napi]
 pub struct ChangeFeed {
-    changes: Receiver<ContextChange>,
-    /// Set by `close`: waits end with `null` and no more changes are given.
-    closed: Arc<AtomicBool>,
+    feed: fourfold::context::ChangeFeed,
 }
-
-/// How long a wait of `next` lasts before it checks whether the feed was closed.
-const CLOSE_CHECK: Duration = Duration::from_millis(50);
 
 /// A wait of `timeout_ms` milliseconds (`None`: no limit).
 fn wait_of(timeout_ms: Option<f64>) -> Fallible<Option<Duration>> {
@@ -418,52 +410,39 @@ impl ChangeFeed {
         env: &'env Env,
         timeout_ms: Option<f64>,
     ) -> napi::Result<Object<'env>> {
-        let changes = self.changes.clone();
-        let closed = Arc::clone(&self.closed);
+        let feed = self.feed.clone();
         on_own_thread(env, "fourfold-feed", move || {
             // A wait too long to add to now is a wait without end.
             let deadline = wait_of(timeout_ms)?.and_then(|wait| Instant::now().checked_add(wait));
-            while !closed.load(Ordering::Acquire) {
-                let slice = deadline.map_or(CLOSE_CHECK, |deadline| {
-                    deadline
-                        .saturating_duration_since(Instant::now())
-                        .min(CLOSE_CHECK)
-                });
-                match changes.recv_timeout(slice) {
-                    Ok(change) => return to_json(&change),
-                    Err(RecvTimeoutError::Disconnected) => break,
-                    Err(RecvTimeoutError::Timeout) => {}
-                }
-                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    break;
-                }
-            }
-            Ok(Value::Null)
+            feed.next_until(deadline)
+                .map_or(Ok(Value::Null), |change| to_json(&change))
         })
     }
 
-    /// Stops the feed: waiting `next` calls resolve `null` within a twentieth of a second, and
-    /// later `next` and `drain` calls give nothing.
+    /// Stops the feed: waiting `next` calls resolve `null` at once, and later `next` and `drain`
+    /// calls give nothing.
     #[napi]
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.feed.close();
     }
 
     /// Whether `close` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.feed.is_closed()
+    }
+
+    /// How many changes this feed missed because 1,024 were already waiting to be read.
+    #[napi(getter)]
+    pub fn missed(&self) -> f64 {
+        // Exact up to 2^53 changes.
+        self.feed.missed() as f64
     }
 
     /// Every change waiting now, oldest first, without waiting for more.
     #[napi(ts_return_type = "import('./lib/types').ContextChange[]")]
     pub fn drain(&self, env: Env) -> napi::Result<Value> {
-        shield(&env, || {
-            if self.closed.load(Ordering::Acquire) {
-                return Ok(Value::Array(Vec::new()));
-            }
-            to_json(&self.changes.try_iter().collect::<Vec<ContextChange>>())
-        })
+        shield(&env, || to_json(&self.feed.drain()))
     }
 }
 

@@ -225,6 +225,19 @@ test('close ends a wait without a timeout, and a closed feed gives nothing', asy
   assert.deepEqual(feed.drain(), [])
 })
 
+test('a feed that falls behind counts what it missed', () => {
+  const store = new ContextStore()
+  const feed = store.subscribe()
+  assert.equal(feed.missed, 0)
+  for (let n = 0; n < 1030; n++) store.put('docs/count.md', `# Count\n\n${n}\n`)
+  assert.equal(feed.missed, 6)
+  const versions = feed.drain().map((change) => change.version)
+  assert.deepEqual(versions, Array.from({ length: 1024 }, (_, at) => at + 1))
+  store.put('docs/count.md', '# Count\n\nagain\n')
+  assert.deepEqual(feed.drain().map((change) => change.version), [1031])
+  assert.equal(feed.missed, 6)
+})
+
 test('for await iterates a feed until it is closed', async () => {
   const store = new ContextStore()
   const feed = store.subscribe()

@@ -1,14 +1,10 @@
 //! `fourfold.ContextStore`, `Answer`, `Hit`, `Section` and `Change`: the context face.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-use fourfold::context::{
-    AskOptions, ContextChange, ContextStoreBuilder, IngestReport, SectionRead,
-};
+use fourfold::context::{AskOptions, ContextStoreBuilder, IngestReport, SectionRead};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -370,8 +366,7 @@ impl ContextStore {
     /// A feed of every change from now on (a put, a delete, a record): see :class:`ChangeFeed`.
     fn subscribe(&self) -> ChangeFeed {
         ChangeFeed {
-            changes: self.inner.subscribe(),
-            closed: AtomicBool::new(false),
+            feed: self.inner.subscribe(),
         }
     }
 
@@ -504,20 +499,19 @@ pub(crate) fn builder(archive: &[String], pin: &[String]) -> ContextStoreBuilder
 /// The changes to a :class:`ContextStore` since :meth:`ContextStore.subscribe`, oldest first, each
 /// a dict: ``key``, ``version`` (``None`` for a delete), ``changed_sections`` and
 /// ``removed_sections`` (section ids). A feed that falls 1,024 changes behind misses the later
-/// ones until it is read again; ``changed_since`` still tells what changed.
+/// ones until it is read again, counted by :attr:`missed`; ``changed_since`` still tells what
+/// changed.
 #[pyclass(frozen, module = "fourfold._fourfold")]
 pub struct ChangeFeed {
-    changes: Receiver<ContextChange>,
-    /// Set by `close`: waits end with `None` and no more changes are given.
-    closed: AtomicBool,
+    feed: fourfold::context::ChangeFeed,
 }
 
 #[pymethods]
 impl ChangeFeed {
     /// The next change, waiting up to `timeout` seconds (``None``: until one comes); ``None`` if
     /// none came in time, the feed was closed or the store is gone. Waits with the GIL released,
-    /// a tenth of a second at a time, so that Ctrl-C (or another signal handler's exception)
-    /// interrupts it and :meth:`close` from another thread ends it.
+    /// checking for signals a tenth of a second at a time, so that Ctrl-C (or another signal
+    /// handler's exception) interrupts it; :meth:`close` from another thread ends it at once.
     #[pyo3(signature = (timeout=None))]
     fn get<'py>(
         &self,
@@ -537,23 +531,12 @@ impl ChangeFeed {
                     Instant::now().checked_add(wait)
                 }
             };
-            while !self.closed.load(Ordering::Acquire) {
-                let slice = deadline.map_or(SIGNAL_CHECK, |deadline| {
-                    deadline
-                        .saturating_duration_since(Instant::now())
-                        .min(SIGNAL_CHECK)
-                });
-                match py.detach(|| self.changes.recv_timeout(slice)) {
-                    Ok(change) => return to_python(py, &change).map(Some),
-                    Err(RecvTimeoutError::Disconnected) => return Ok(None),
-                    Err(RecvTimeoutError::Timeout) => {}
-                }
-                py.check_signals()?;
-                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    break;
-                }
-            }
-            Ok(None)
+            let change = py.detach(|| {
+                self.feed.next_checking(deadline, SIGNAL_CHECK, || {
+                    Python::attach(|py| py.check_signals())
+                })
+            })?;
+            change.map(|change| to_python(py, &change)).transpose()
         })
     }
 
@@ -567,38 +550,47 @@ impl ChangeFeed {
         self.get(py, None)
     }
 
-    /// Stops the feed: a waiting :meth:`get` returns ``None`` within a tenth of a second, and
-    /// later calls give nothing.
+    /// Stops the feed: a waiting :meth:`get` returns ``None`` at once, and later calls give
+    /// nothing.
     fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.feed.close();
     }
 
     /// Whether :meth:`close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.feed.is_closed()
+    }
+
+    /// How many changes this feed missed because 1,024 were already waiting to be read.
+    #[getter]
+    fn missed(&self) -> u64 {
+        self.feed.missed()
     }
 
     /// Every change waiting now, without waiting for more.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         no_panic(|| {
-            if self.closed.load(Ordering::Acquire) {
-                return Ok(Vec::new());
-            }
-            self.changes
-                .try_iter()
-                .map(|change| to_python(py, &change))
+            self.feed
+                .drain()
+                .iter()
+                .map(|change| to_python(py, change))
                 .collect()
         })
     }
 
     /// How many changes are waiting.
     fn __len__(&self) -> usize {
-        self.changes.len()
+        self.feed.len()
     }
 
     fn __repr__(&self) -> String {
-        format!("ChangeFeed(pending={})", self.changes.len())
+        format!(
+            "ChangeFeed(pending={}, missed={}, closed={})",
+            self.feed.len(),
+            self.feed.missed(),
+            self.feed.is_closed()
+        )
     }
 }
 

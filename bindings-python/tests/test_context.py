@@ -143,6 +143,19 @@ def test_a_feed_reports_each_change_after_subscribing() -> None:
         feed.get(timeout=-1.0)
 
 
+def test_a_feed_that_falls_behind_counts_what_it_missed() -> None:
+    store = fourfold.ContextStore()
+    feed = store.subscribe()
+    for n in range(1030):
+        store.put("docs/count.md", f"# Count\n\n{n}\n")
+    assert len(feed) == 1024 and feed.missed == 6
+    assert [change["version"] for change in feed.drain()] == list(range(1, 1025))
+    store.put("docs/count.md", "# Count\n\nagain\n")
+    change = feed.get(timeout=1.0)
+    assert change is not None and change["version"] == 1031 and feed.missed == 6
+    assert "missed=6" in repr(feed)
+
+
 def test_bad_keys_are_typed_errors() -> None:
     store = fourfold.ContextStore()
     with pytest.raises(fourfold.InvalidRequest):

@@ -7,6 +7,7 @@
 
 mod analyze;
 mod err;
+mod feed;
 #[cfg(feature = "postgres")]
 mod fleet;
 mod index;
@@ -20,6 +21,7 @@ mod store;
 
 pub use analyze::analyze;
 pub use err::ContextError;
+pub use feed::{ChangeFeed, FEED_CAPACITY};
 #[cfg(feature = "postgres")]
 pub use fleet::SharedDocuments;
 pub use index::{AnalyzedDocument, Index, IndexCorruptError, IndexError};

@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::err::ContextError;
+use super::feed::{self, ChangeFeed, Subscriber};
 use super::index::{AnalyzedDocument, Index};
 use super::model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, Marker,
@@ -146,7 +146,7 @@ pub struct ContextStore {
 
 pub(super) struct Shared {
     pub(super) state: RwLock<State>,
-    subscribers: Mutex<Vec<Sender<ContextChange>>>,
+    subscribers: Mutex<Vec<Subscriber>>,
     /// Held from reading a record to putting its next version, so that findings recorded at
     /// once by different threads are all appended.
     pub(super) recording: Mutex<()>,
@@ -500,22 +500,19 @@ impl ContextStore {
         reads.iter().filter_map(|read| state.change(read)).collect()
     }
 
-    /// A channel that receives every change from now on. A subscriber that falls 1,024 changes
-    /// behind misses the later ones until it catches up (it can call `changed_since` then).
-    pub fn subscribe(&self) -> Receiver<ContextChange> {
-        let (sender, receiver) = crossbeam_channel::bounded(1024);
-        self.shared.subscribers.lock().push(sender);
-        receiver
+    /// A feed of every change from now on (see [`ChangeFeed`]).
+    pub fn subscribe(&self) -> ChangeFeed {
+        let (subscriber, feed) = feed::channel();
+        self.shared.subscribers.lock().push(subscriber);
+        feed
     }
 
     fn notify(&self, change: Option<ContextChange>) {
         let Some(change) = change else { return };
-        self.shared.subscribers.lock().retain(|subscriber| {
-            match subscriber.try_send(change.clone()) {
-                Ok(()) | Err(TrySendError::Full(_)) => true,
-                Err(TrySendError::Disconnected(_)) => false,
-            }
-        });
+        self.shared
+            .subscribers
+            .lock()
+            .retain(|subscriber| subscriber.send(&change));
     }
 
     /// Writes back what an agent found (a decision, an incident, what worked) under
