@@ -687,10 +687,15 @@ fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
             damaged
         );
     }
+    // The previous snapshot, with the journal of the puts since it, is the latest state.
     let previous = ContextStore::builder()
         .open_previous(Arc::clone(&backing))
         .unwrap();
-    assert_eq!(previous.keys(), vec!["docs/export.md", "legacy/export.md"]);
+    assert_eq!(
+        previous.keys(),
+        vec!["docs/export.md", "docs/validators.md", "legacy/export.md"]
+    );
+    assert_eq!(previous.ask(query, 1_000), expected);
     assert!(matches!(
         ContextStore::new().save(),
         Err(ContextError::NoBackingStore)
@@ -698,7 +703,144 @@ fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
     // Saving only where there is somewhere to save: nothing for a store in memory.
     assert_eq!(ContextStore::new().save_if_backed().unwrap(), None);
     let saved = previous.save_if_backed().unwrap().unwrap();
-    assert_eq!(saved.n_documents, 2);
+    assert_eq!(saved.n_documents, 3);
+}
+
+/// The journal entries in a backing store's context namespace.
+fn journal_entries(backing: &Arc<dyn Store>) -> Vec<String> {
+    backing
+        .list("context")
+        .unwrap()
+        .into_iter()
+        .filter(|key| key.starts_with("journal-"))
+        .collect()
+}
+
+/// Everything a reader can see of `store`'s documents: keys, every version's record, texts.
+fn contents(store: &ContextStore) -> Vec<(String, Vec<fourfold::context::DocVersion>, String)> {
+    let mut keys: Vec<String> = store.keys();
+    keys.push("docs/gone.md".to_string());
+    keys.into_iter()
+        .map(|key| {
+            let text = store.get(&key).map(|doc| doc.text).unwrap_or_default();
+            (key.clone(), store.history(&key), text)
+        })
+        .collect()
+}
+
+#[test]
+fn changes_outlive_the_process_through_the_journal_without_a_save() {
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    store.put("docs/export.md", EXPORT_V2).unwrap();
+    store.put("docs/export.md", EXPORT_V2).unwrap(); // unchanged: nothing to journal
+    store.put("docs/gone.md", VALIDATORS).unwrap();
+    assert!(store.delete("docs/gone.md").unwrap());
+    assert!(!store.delete("docs/gone.md").unwrap()); // not live: nothing to journal
+    store
+        .record("flaky tests", "Retry once, then page.")
+        .unwrap();
+    assert_eq!(journal_entries(&backing).len(), 5);
+    assert_eq!(backing.get("context", "snapshot").unwrap(), None);
+    let query = "convert a model to a dictionary";
+    let expected = (contents(&store), store.ask(query, 1_000));
+    drop(store);
+
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!((contents(&reopened), reopened.ask(query, 1_000)), expected);
+    // Opening applies the journal without writing it again; the next write follows it.
+    assert_eq!(journal_entries(&backing).len(), 5);
+    reopened.put("docs/gone.md", VALIDATORS).unwrap();
+    assert_eq!(reopened.history("docs/gone.md").len(), 2);
+    assert_eq!(journal_entries(&backing).len(), 6);
+}
+
+#[test]
+fn a_save_folds_the_journal_in_and_keeps_what_the_previous_snapshot_lacks() {
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    store.save().unwrap();
+    assert_eq!(
+        journal_entries(&backing).len(),
+        1,
+        "no previous snapshot holds it"
+    );
+    store.put("docs/validators.md", VALIDATORS).unwrap();
+    store.save().unwrap();
+    // The first entry is in both snapshots now; the second only in the latest.
+    assert_eq!(
+        journal_entries(&backing),
+        vec!["journal-00000000000000000002"]
+    );
+    store.put("docs/export.md", EXPORT_V2).unwrap();
+    let expected = contents(&store);
+    drop(store);
+    assert_eq!(
+        contents(&ContextStore::open(Arc::clone(&backing)).unwrap()),
+        expected
+    );
+    let previous = ContextStore::builder()
+        .open_previous(Arc::clone(&backing))
+        .unwrap();
+    assert_eq!(contents(&previous), expected);
+}
+
+#[test]
+fn a_damaged_journal_entry_is_a_typed_error_and_changes_nothing() {
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+    store.put("docs/export.md", EXPORT_V1).unwrap();
+    store.put("docs/export.md", EXPORT_V2).unwrap();
+    drop(store);
+    let [_, second] = &journal_entries(&backing)[..] else {
+        panic!("two entries");
+    };
+    let good = backing.get("context", second).unwrap().unwrap();
+    for damaged in [good[..good.len() - 1].to_vec(), b"FFCTXJ".to_vec(), {
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 1;
+        flipped
+    }] {
+        backing.put("context", second, &damaged).unwrap();
+        let error = ContextStore::open(Arc::clone(&backing)).unwrap_err();
+        match &error {
+            ContextError::CorruptSnapshot { key, reason } => {
+                assert_eq!(key, second);
+                assert!(reason.contains("journal entry"), "{reason}");
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(backing.get("context", second).unwrap().unwrap(), damaged);
+    }
+    backing.put("context", second, &good).unwrap();
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(reopened.get("docs/export.md").unwrap().version.version, 2);
+}
+
+#[test]
+fn an_ingest_saves_a_snapshot_instead_of_journaling_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("export.md"), EXPORT_V1).unwrap();
+    std::fs::write(dir.path().join("validators.md"), VALIDATORS).unwrap();
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+    store.ingest_dir(dir.path(), &[], |_| {}).unwrap();
+    assert!(journal_entries(&backing).is_empty());
+    let saved = backing.get("context", "snapshot").unwrap().unwrap();
+    // Nothing changed: nothing saved again.
+    store.ingest_dir(dir.path(), &[], |_| {}).unwrap();
+    assert_eq!(backing.get("context", "snapshot").unwrap().unwrap(), saved);
+    assert_eq!(backing.get("context", "snapshot-previous").unwrap(), None);
+    std::fs::remove_file(dir.path().join("validators.md")).unwrap();
+    store.ingest_dir(dir.path(), &[], |_| {}).unwrap();
+    assert!(journal_entries(&backing).is_empty());
+    let expected = contents(&store);
+    drop(store);
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(contents(&reopened), expected);
+    assert_eq!(reopened.keys(), vec!["export.md"]);
 }
 
 #[test]
@@ -740,6 +882,39 @@ const TEXTS: [&str; 3] = [EXPORT_V1, EXPORT_V2, VALIDATORS];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn a_backed_store_reopens_as_it_was_whatever_was_saved_when(
+        ops in proptest::collection::vec(
+            (0usize..3, proptest::option::of(0usize..3), 0usize..6),
+            1..24,
+        ),
+    ) {
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut store = ContextStore::open(Arc::clone(&backing)).unwrap();
+        for (key_idx, text, then) in ops {
+            let key = format!("docs/page-{key_idx}.md");
+            match text {
+                Some(text_idx) => drop(store.put(&key, TEXTS[text_idx]).unwrap()),
+                None => drop(store.delete(&key).unwrap()),
+            }
+            match then {
+                0 => drop(store.save().unwrap()),
+                1 => {
+                    let expected = contents(&store);
+                    store = ContextStore::open(Arc::clone(&backing)).unwrap();
+                    prop_assert_eq!(contents(&store), expected);
+                }
+                _ => {}
+            }
+        }
+        let expected = contents(&store);
+        prop_assert_eq!(contents(&ContextStore::open(Arc::clone(&backing)).unwrap()), expected.clone());
+        if backing.get("context", "snapshot-previous").unwrap().is_some() {
+            let previous = ContextStore::builder().open_previous(Arc::clone(&backing)).unwrap();
+            prop_assert_eq!(contents(&previous), expected);
+        }
+    }
 
     #[test]
     fn any_puts_and_deletes_leave_one_current_version_per_live_key(
@@ -797,18 +972,31 @@ proptest! {
     #[test]
     fn arbitrary_bytes_as_a_snapshot_never_panic(
         payload in proptest::collection::vec(any::<u8>(), 0..512),
-        framed in any::<bool>(),
+        framed in 0u8..3,
+        through in any::<u64>(),
     ) {
-        // Framed: a valid header and checksum around arbitrary bytes, so the decoder and the
-        // consistency check see them; raw: the bytes as they are.
-        let snapshot = if framed {
-            let mut snapshot = b"FFCTXS\x01".to_vec();
-            snapshot.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-            snapshot.extend_from_slice(blake3::hash(&payload).as_bytes());
-            snapshot.extend_from_slice(&payload);
-            snapshot
-        } else {
-            payload
+        // Framed: a valid header and checksum of either format around arbitrary bytes, so the
+        // decoder and the consistency check see them; raw: the bytes as they are.
+        let snapshot = match framed {
+            1 => {
+                let mut snapshot = b"FFCTXS\x01".to_vec();
+                snapshot.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+                snapshot.extend_from_slice(blake3::hash(&payload).as_bytes());
+                snapshot.extend_from_slice(&payload);
+                snapshot
+            }
+            2 => {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&through.to_le_bytes());
+                hasher.update(&payload);
+                let mut snapshot = b"FFCTXS\x02".to_vec();
+                snapshot.extend_from_slice(&through.to_le_bytes());
+                snapshot.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+                snapshot.extend_from_slice(hasher.finalize().as_bytes());
+                snapshot.extend_from_slice(&payload);
+                snapshot
+            }
+            _ => payload,
         };
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
         backing.put("context", "snapshot", &snapshot).unwrap();
@@ -821,6 +1009,37 @@ proptest! {
             Err(error) => {
                 let corrupt = matches!(error, ContextError::CorruptSnapshot { .. });
                 prop_assert!(corrupt, "{}", error);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_as_a_journal_entry_never_panic(
+        payload in proptest::collection::vec(any::<u8>(), 0..256),
+        framed in any::<bool>(),
+    ) {
+        let entry = if framed {
+            let mut entry = b"FFCTXJ\x01".to_vec();
+            entry.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+            entry.extend_from_slice(blake3::hash(&payload).as_bytes());
+            entry.extend_from_slice(&payload);
+            entry
+        } else {
+            payload
+        };
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        backing.put("context", "journal-00000000000000000001", &entry).unwrap();
+        match ContextStore::open(backing) {
+            Ok(store) => {
+                let _ = store.ask("model dictionary", 100);
+                let _ = store.keys();
+            }
+            Err(error) => {
+                let typed = matches!(
+                    error,
+                    ContextError::CorruptSnapshot { .. } | ContextError::InvalidKey { .. }
+                );
+                prop_assert!(typed, "{}", error);
             }
         }
     }

@@ -85,8 +85,23 @@ test('open with previous: true falls back to the snapshot saved before a damaged
     .find((file) => path.basename(file) === 'snapshot')
   fs.truncateSync(path.join(dir, snapshot), 100)
   assert.equal(thrown(() => ContextStore.open(dir)).code, codes.CONTEXT_ERROR)
+  // With the journal of the changes since, the snapshot before gives the latest state.
   const previous = ContextStore.open(dir, { previous: true })
-  assert.equal(previous.get('docs/auth.md').version.version, 1)
+  assert.equal(previous.get('docs/auth.md').version.version, 2)
+  assert.equal(previous.history('docs/auth.md').length, 2)
+})
+
+test('changes outlive the store without a save: each is journaled first', () => {
+  const dir = workspace()
+  const store = ContextStore.open(dir)
+  store.put('docs/auth.md', AUTH_V1)
+  store.record('deploys', 'Deploys run from the release branch only.')
+  const files = fs.readdirSync(dir, { recursive: true }).map((file) => path.basename(file))
+  assert.equal(files.filter((file) => file.startsWith('journal-')).length, 2)
+  assert.ok(!files.includes('snapshot'))
+  const again = ContextStore.open(dir)
+  assert.deepEqual(again.keys(), ['docs/auth.md', 'records/deploys.md'])
+  assert.equal(again.get('docs/auth.md').text, AUTH_V1)
 })
 
 test('open in a folder that cannot be made is a FOURFOLD_STORE_ERROR', () => {

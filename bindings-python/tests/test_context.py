@@ -105,9 +105,24 @@ def test_save_needs_a_folder_and_a_damaged_snapshot_is_a_typed_error(tmp_path: P
     latest.write_bytes(latest.read_bytes()[:100])
     with pytest.raises(fourfold.ContextError, match="truncated"):
         fourfold.ContextStore.open(folder)
-    # The snapshot saved before it is still there to fall back on.
+    # The snapshot saved before it is still there to fall back on, and with the journal of the
+    # changes since, it gives the latest state.
     previous = fourfold.ContextStore.open(folder, previous=True)
-    assert previous.history("docs/models.md")[-1]["version"] == 1
+    assert [version["version"] for version in previous.history("docs/models.md")] == [1, 2]
+
+
+def test_changes_outlive_the_store_without_a_save(tmp_path: Path) -> None:
+    folder = tmp_path / "context"
+    store = fourfold.ContextStore.open(folder)
+    store.put("docs/models.md", GUIDE)
+    store.record("deploys", "Deploys run from the release branch only.")
+    del store
+    journal = sorted(path.name for path in (folder / "context").glob("journal-*"))
+    assert len(journal) == 2 and not (folder / "context" / "snapshot").exists()
+    again = fourfold.ContextStore.open(folder)
+    assert again.keys() == ["docs/models.md", "records/deploys.md"]
+    again.save()
+    assert (folder / "context" / "snapshot").exists()
 
 
 def test_the_context_of_a_config_with_a_snapshot_saves_there(tmp_path: Path) -> None:

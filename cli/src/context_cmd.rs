@@ -155,14 +155,20 @@ fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) ->
     let report = with_progress(globs, |globs, progress| {
         context.ingest_dir(&dir, globs, progress)
     })?;
-    let saved = context.save()?;
+    // The ingest saved a snapshot if it changed anything.
+    let changed = report.n_changed > 0 || !report.deleted.is_empty();
     print_report(
         &format!("ingested {}", dir.display()),
         &report,
         "deleted",
         &format!(
-            "saved {} documents ({} bytes)",
-            saved.n_documents, saved.n_bytes
+            "{} documents, {}",
+            context.keys().len(),
+            if changed {
+                "snapshot saved"
+            } else {
+                "nothing changed to save"
+            }
         ),
     );
     Ok(ExitCode::SUCCESS)

@@ -151,12 +151,9 @@ fn load(
     };
     if let Some(docs) = docs {
         let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
-        let report = store.ingest_dir(&docs, &globs, |_| {})?;
-        // With a snapshot configured, the next start loads what changed instead of indexing it
-        // again.
-        if report.n_changed > 0 || !report.deleted.is_empty() {
-            store.save_if_backed()?;
-        }
+        // With a snapshot configured, an ingest that changed something saves it, so the next
+        // start loads it instead of indexing it again.
+        store.ingest_dir(&docs, &globs, |_| {})?;
     }
     Ok(fourfold)
 }

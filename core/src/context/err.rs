@@ -43,6 +43,16 @@ pub enum ContextError {
         /// What is wrong.
         reason: String,
     },
+    /// Another process kept taking the journal's next entries: two processes are writing to
+    /// one snapshot folder (the fleet's shared documents are the way to share a store). The
+    /// change was not applied.
+    #[error("the journal entry `{key}` was taken by another writer each of {attempts} times")]
+    JournalContended {
+        /// The last entry tried.
+        key: String,
+        /// How many entries were tried.
+        attempts: u32,
+    },
     /// `save` on a store that was not opened from a backing store.
     #[error("this context store was not opened from a backing store, so it has nowhere to save")]
     NoBackingStore,

@@ -7,7 +7,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use super::err::ContextError;
 use super::model::{DocVersion, IngestReport};
 use super::section::is_probably_binary;
-use super::store::{ContextStore, PutPlan};
+use super::store::{ContextStore, Journaled, PutPlan};
 
 /// An ingest prepares at most this many files ahead of the one it is putting.
 const FILES_AHEAD: usize = 32;
@@ -55,11 +55,14 @@ impl IngestTarget for ContextStore {
     }
 
     fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError> {
-        ContextStore::put_from(self, key, text, Some(source))
+        match self.plan_put(key, text)? {
+            PutPlan::Unchanged(version) => Ok(version),
+            PutPlan::Prepared(prepared) => self.apply_put(*prepared, Some(source), Journaled::No),
+        }
     }
 
     fn delete(&self, key: &str) -> Result<bool, ContextError> {
-        ContextStore::delete(self, key)
+        self.delete_from(key, Journaled::No)
     }
 
     fn local(&self) -> Option<&ContextStore> {
@@ -74,13 +77,21 @@ impl ContextStore {
     /// UTF-8 (listed in the report with why). A file whose content is unchanged is not re-indexed.
     /// Keys ingested from `root` before whose files are gone are deleted. `progress` is called
     /// after each file with the report so far.
+    ///
+    /// A store opened from a backing store does not journal an ingest's puts and deletes file by
+    /// file: it saves a snapshot when an ingest that changed something ends (an ingest cut short
+    /// is done again by the next one, from the files).
     pub fn ingest_dir(
         &self,
         root: &Path,
         globs: &[&str],
         progress: impl FnMut(&IngestReport),
     ) -> Result<IngestReport, ContextError> {
-        ingest_into(self, root, globs, progress)
+        let report = ingest_into(self, root, globs, progress)?;
+        if report.n_changed > 0 || !report.deleted.is_empty() {
+            self.save_if_backed()?;
+        }
+        Ok(report)
     }
 }
 
@@ -211,7 +222,7 @@ fn put_files(
             Loaded::Planned(store, plan, n_bytes) => match plan? {
                 PutPlan::Unchanged(_) => report.n_unchanged += 1,
                 PutPlan::Prepared(prepared) => {
-                    store.apply_put(*prepared, Some(source));
+                    store.apply_put(*prepared, Some(source), Journaled::No)?;
                     report.n_changed += 1;
                     report.bytes += n_bytes;
                 }

@@ -12,6 +12,7 @@ mod feed;
 mod fleet;
 mod index;
 mod ingest;
+mod journal;
 mod model;
 mod section;
 mod session;

@@ -1,30 +1,50 @@
-//! Snapshots: the whole store, with its index, saved through the [`Store`] trait.
+//! Snapshots: the whole store, with its index, saved through the [`Store`] trait, and the journal
+//! of the changes since.
 //!
-//! A snapshot is `FFCTXS` and a format byte, the payload's length (u64, little-endian), the
-//! payload's BLAKE3 hash (32 bytes), then the payload: the store's state in bincode, index
-//! included, so reopening does not split or tokenise anything again. Saving moves the previous
-//! snapshot to `snapshot-previous` first (each write is atomic in every backend), so a snapshot that
-//! turns out damaged leaves the one before it usable through
-//! [`ContextStoreBuilder::open_previous`]. Loading a damaged snapshot is an error and changes nothing.
+//! A snapshot is `FFCTXS` and a format byte (2), the last journal entry it holds (u64,
+//! little-endian), the payload's length (u64), the BLAKE3 hash of those 8 bytes and the payload
+//! (32 bytes), then the payload: the store's state in bincode, index included, so reopening does
+//! not split or tokenise anything again. Format 1, written before the journal, has no journal
+//! field and hashes the payload alone; it still opens. Saving moves the previous snapshot to
+//! `snapshot-previous` first (each write is atomic in every backend), so a snapshot that turns
+//! out damaged leaves the one before it usable through [`ContextStoreBuilder::open_previous`].
+//! Loading a damaged snapshot or journal entry is an error and changes nothing.
+//!
+//! Between snapshots, each put and delete is appended to the journal ([`super::journal`]) before
+//! it is applied; opening a snapshot applies the entries after it. Saving deletes the entries
+//! the previous snapshot already held, so either snapshot with the journal gives the latest state.
 
 use std::sync::Arc;
 
+use parking_lot::{Mutex, MutexGuard};
+
 use super::err::ContextError;
+use super::journal::{self, Journal, Op};
 use super::store::{ContextStore, ContextStoreBuilder, State};
 use crate::store::Store;
 
-const MAGIC: &[u8; 7] = b"FFCTXS\x01";
-const HEADER_LEN: usize = MAGIC.len() + 8 + 32;
+const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
+const MAGIC: &[u8; 7] = b"FFCTXS\x02";
+const HEADER_LEN_V1: usize = MAGIC_V1.len() + 8 + 32;
+const HEADER_LEN: usize = MAGIC.len() + 8 + 8 + 32;
 const NAMESPACE: &str = "context";
 const CURRENT: &str = "snapshot";
 const PREVIOUS: &str = "snapshot-previous";
 /// The most bytes a snapshot's decoder may claim, so a forged length cannot exhaust memory.
 const DECODE_LIMIT: usize = 1 << 34;
+/// How many times a journal write looks for the next free entry before it gives up (another
+/// process writing to the same folder takes them).
+const MAX_CLAIMS: u32 = 16;
 
-/// Where a store saves its snapshots.
-#[derive(Clone)]
+/// Where a store saves its snapshots and journal.
 pub(super) struct Persist {
     store: Arc<dyn Store>,
+    /// Held while an entry is written and its change applied, so that the journal's order is
+    /// the order of the changes; and while a snapshot's state is encoded, so that it names the
+    /// last entry it holds.
+    journal: Mutex<Journal>,
+    /// One save at a time, so that an older state never replaces a newer one.
+    saving: Mutex<()>,
 }
 
 /// What [`ContextStore::save`] wrote.
@@ -36,44 +56,74 @@ pub struct SnapshotInfo {
     pub n_documents: u64,
 }
 
-fn encode(state: &State) -> Vec<u8> {
+fn encode(state: &State, through: u64) -> Vec<u8> {
     // INVARIANT: the state is plain serde data (no untagged enums, no skipped fields), which
     // bincode always encodes.
     let payload =
         bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap_or_default();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&through.to_le_bytes());
+    hasher.update(&payload);
     let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
     bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&through.to_le_bytes());
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(blake3::hash(&payload).as_bytes());
+    bytes.extend_from_slice(hasher.finalize().as_bytes());
     bytes.extend_from_slice(&payload);
     bytes
 }
 
-fn decode(key: &str, bytes: &[u8]) -> Result<State, ContextError> {
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The last journal entry a snapshot holds, read from its header alone (0 if it has none).
+fn through_of(bytes: &[u8]) -> u64 {
+    if bytes.len() >= HEADER_LEN && &bytes[..MAGIC.len()] == MAGIC {
+        u64_at(bytes, MAGIC.len())
+    } else {
+        0
+    }
+}
+
+/// The state in a snapshot and the last journal entry it holds.
+fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64), ContextError> {
     let corrupt = |reason: String| ContextError::CorruptSnapshot {
         key: key.to_string(),
         reason,
     };
-    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+    let magic = bytes.get(..MAGIC.len());
+    let (through, payload) = if magic == Some(MAGIC) && bytes.len() >= HEADER_LEN {
+        let through = u64_at(bytes, MAGIC.len());
+        let len = u64_at(bytes, MAGIC.len() + 8);
+        let payload = &bytes[HEADER_LEN..];
+        check_len(len, payload).map_err(corrupt)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&through.to_le_bytes());
+        hasher.update(payload);
+        if hasher.finalize().as_bytes() != &bytes[MAGIC.len() + 16..HEADER_LEN] {
+            return Err(corrupt(
+                "its checksum does not match its content".to_string(),
+            ));
+        }
+        (through, payload)
+    } else if magic == Some(MAGIC_V1) && bytes.len() >= HEADER_LEN_V1 {
+        let len = u64_at(bytes, MAGIC_V1.len());
+        let payload = &bytes[HEADER_LEN_V1..];
+        check_len(len, payload).map_err(corrupt)?;
+        if blake3::hash(payload).as_bytes() != &bytes[MAGIC_V1.len() + 8..HEADER_LEN_V1] {
+            return Err(corrupt(
+                "its checksum does not match its content".to_string(),
+            ));
+        }
+        (0, payload)
+    } else {
         return Err(corrupt(
             "it does not start with a context snapshot header".to_string(),
         ));
-    }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&bytes[MAGIC.len()..MAGIC.len() + 8]);
-    let len = u64::from_le_bytes(len);
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != len {
-        return Err(corrupt(format!(
-            "the header says {len} bytes of payload, there are {} (truncated?)",
-            payload.len()
-        )));
-    }
-    if blake3::hash(payload).as_bytes() != &bytes[MAGIC.len() + 8..HEADER_LEN] {
-        return Err(corrupt(
-            "its checksum does not match its content".to_string(),
-        ));
-    }
+    };
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     let (state, used): (State, usize) = bincode::serde::decode_from_slice(payload, config)
         .map_err(|error| corrupt(format!("it does not decode: {error}")))?;
@@ -83,7 +133,18 @@ fn decode(key: &str, bytes: &[u8]) -> Result<State, ContextError> {
     state
         .check()
         .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?;
-    Ok(state)
+    Ok((state, through))
+}
+
+fn check_len(len: u64, payload: &[u8]) -> Result<(), String> {
+    if payload.len() as u64 == len {
+        Ok(())
+    } else {
+        Err(format!(
+            "the header says {len} bytes of payload, there are {} (truncated?)",
+            payload.len()
+        ))
+    }
 }
 
 impl ContextStoreBuilder {
@@ -99,11 +160,48 @@ impl ContextStoreBuilder {
     }
 
     fn open_key(self, store: Arc<dyn Store>, key: &str) -> Result<ContextStore, ContextError> {
-        let state = match store.get(NAMESPACE, key)? {
-            Some(bytes) => decode(key, &bytes)?,
-            None => State::default(),
+        let (state, through, snapshot_bytes) = match store.get(NAMESPACE, key)? {
+            Some(bytes) => {
+                let (state, through) = decode(key, &bytes)?;
+                (state, through, bytes.len() as u64)
+            }
+            None => (State::default(), 0, 0),
         };
-        Ok(self.persist(Persist { store }).build_with(state))
+        // Every entry after the snapshot, read and checked before anything is applied.
+        let mut entries = Vec::new();
+        let mut last_seq = through;
+        let mut since_snapshot = 0;
+        for entry in store.list(NAMESPACE)? {
+            let Some(seq) = journal::seq_of(&entry) else {
+                continue;
+            };
+            last_seq = last_seq.max(seq);
+            if seq <= through {
+                continue;
+            }
+            // An entry deleted since the listing was folded into a newer snapshot by another
+            // process; this one opens without it, as that process's save found it.
+            let Some(bytes) = store.get(NAMESPACE, &entry)? else {
+                continue;
+            };
+            since_snapshot += bytes.len() as u64;
+            entries.push(journal::decode(&entry, &bytes)?);
+        }
+        let persist = Persist {
+            store,
+            journal: Mutex::new(Journal {
+                last_seq,
+                since_snapshot,
+                snapshot_bytes,
+                compact_after: journal::COMPACT_AFTER_BYTES,
+            }),
+            saving: Mutex::new(()),
+        };
+        let context = self.persist(persist).build_with(state);
+        for op in entries {
+            context.replay(op)?;
+        }
+        Ok(context)
     }
 }
 
@@ -124,22 +222,173 @@ impl ContextStore {
     }
 
     /// Saves a snapshot to the store it was opened from (after moving the previous snapshot
-    /// aside). A store built without one has nowhere to save: [`ContextError::NoBackingStore`].
+    /// aside), and deletes the journal entries both snapshots hold. A store built without one
+    /// has nowhere to save: [`ContextError::NoBackingStore`].
     pub fn save(&self) -> Result<SnapshotInfo, ContextError> {
         let Some(persist) = &self.shared.persist else {
             return Err(ContextError::NoBackingStore);
         };
-        let (bytes, n_documents) = {
+        let _saving = persist.saving.lock();
+        let (bytes, n_documents, through, folded) = {
+            let journal = persist.journal.lock();
             let state = self.shared.state.read();
-            (encode(&state), state.n_live() as u64)
+            (
+                encode(&state, journal.last_seq),
+                state.n_live() as u64,
+                journal.last_seq,
+                journal.since_snapshot,
+            )
         };
-        if let Some(previous) = persist.store.get(NAMESPACE, CURRENT)? {
-            persist.store.put(NAMESPACE, PREVIOUS, &previous)?;
+        // Writes go on meanwhile: their entries come after this snapshot's.
+        let previous = persist.store.get(NAMESPACE, CURRENT)?;
+        if let Some(previous) = &previous {
+            persist.store.put(NAMESPACE, PREVIOUS, previous)?;
         }
         persist.store.put(NAMESPACE, CURRENT, &bytes)?;
+        {
+            let mut journal = persist.journal.lock();
+            journal.since_snapshot = journal.since_snapshot.saturating_sub(folded);
+            journal.snapshot_bytes = bytes.len() as u64;
+        }
+        // The entries the previous snapshot holds are in both now; the later ones stay, so
+        // that the previous snapshot with the journal still gives the latest state.
+        // (Never past this snapshot's own: a damaged previous header may claim any number.)
+        let held_by_both = previous.as_deref().map_or(0, through_of).min(through);
+        for entry in persist.store.list(NAMESPACE)? {
+            if journal::seq_of(&entry).is_some_and(|seq| seq <= held_by_both) {
+                persist.store.delete(NAMESPACE, &entry)?;
+            }
+        }
         Ok(SnapshotInfo {
             n_bytes: bytes.len() as u64,
             n_documents,
         })
+    }
+
+    /// Appends `op` to the journal, if the store has one, and holds the journal until the
+    /// returned guard drops: the caller applies the change meanwhile, so that changes are
+    /// applied in the journal's order. Nothing is written for a store kept only in memory.
+    pub(super) fn journal(
+        &self,
+        op: &Op<'_>,
+    ) -> Result<Option<MutexGuard<'_, Journal>>, ContextError> {
+        let Some(persist) = &self.shared.persist else {
+            return Ok(None);
+        };
+        let bytes = journal::encode(op);
+        let mut journal = persist.journal.lock();
+        let mut seq = journal.last_seq + 1;
+        for _ in 0..MAX_CLAIMS {
+            // Claimed, not overwritten: another process writing to this folder may have taken
+            // the number, and then the next free one is after the last it took.
+            if persist.store.compare_and_swap(
+                NAMESPACE,
+                &journal::entry_key(seq),
+                None,
+                Some(&bytes),
+            )? {
+                journal.last_seq = seq;
+                journal.since_snapshot += bytes.len() as u64;
+                return Ok(Some(journal));
+            }
+            let taken = persist.store.list(NAMESPACE)?;
+            seq = taken
+                .iter()
+                .filter_map(|entry| journal::seq_of(entry))
+                .max()
+                .map_or(seq, |last| last.max(seq))
+                + 1;
+        }
+        Err(ContextError::JournalContended {
+            key: journal::entry_key(seq),
+            attempts: MAX_CLAIMS,
+        })
+    }
+
+    /// Saves a snapshot when the journal since the last one has grown past
+    /// [`journal::COMPACT_AFTER_BYTES`] and the snapshot's own size. A failed save is tried
+    /// again at the next write: the change that triggered it is in the journal already.
+    pub(super) fn compact_if_due(&self) {
+        let due = self
+            .shared
+            .persist
+            .as_ref()
+            .is_some_and(|persist| persist.journal.lock().compaction_due());
+        if due {
+            let _ = self.save();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn journal_len(backing: &Arc<dyn Store>) -> usize {
+        backing
+            .list(NAMESPACE)
+            .unwrap()
+            .iter()
+            .filter(|key| journal::seq_of(key).is_some())
+            .count()
+    }
+
+    #[test]
+    fn a_snapshot_of_the_first_format_opens_and_the_journal_after_it_applies() {
+        let store = ContextStore::new();
+        store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
+        let payload =
+            bincode::serde::encode_to_vec(&*store.shared.state.read(), bincode::config::standard())
+                .unwrap();
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        v1.extend_from_slice(blake3::hash(&payload).as_bytes());
+        v1.extend_from_slice(&payload);
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        backing.put(NAMESPACE, CURRENT, &v1).unwrap();
+        let opened = ContextStore::open(Arc::clone(&backing)).unwrap();
+        assert_eq!(opened.get("docs/a.md").unwrap().version.version, 1);
+        opened
+            .put("docs/b.md", "# B\n\nThe second page.\n")
+            .unwrap();
+        let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+        assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
+        // Its first save writes the new format, and the first one becomes the previous.
+        reopened.save().unwrap();
+        let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        assert_eq!(&saved[..MAGIC.len()], MAGIC);
+        assert_eq!(through_of(&saved), 1);
+        let previous = ContextStore::builder()
+            .open_previous(Arc::clone(&backing))
+            .unwrap();
+        assert_eq!(previous.keys(), vec!["docs/a.md", "docs/b.md"]);
+        let mut flipped = v1.clone();
+        flipped[MAGIC_V1.len()] ^= 1;
+        backing.put(NAMESPACE, CURRENT, &flipped).unwrap();
+        assert!(matches!(
+            ContextStore::open(Arc::clone(&backing)),
+            Err(ContextError::CorruptSnapshot { .. })
+        ));
+    }
+
+    #[test]
+    fn a_journal_grown_past_its_limit_is_folded_into_a_snapshot_by_the_next_write() {
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+        let persist = store.shared.persist.as_ref().unwrap();
+        persist.journal.lock().compact_after = 1_000;
+        store.put("docs/a.md", "# A\n\nShort.\n").unwrap();
+        assert_eq!(journal_len(&backing), 1);
+        assert_eq!(backing.get(NAMESPACE, CURRENT).unwrap(), None);
+        let long = format!("# B\n\n{}\n", "A longer page. ".repeat(80));
+        store.put("docs/b.md", &long).unwrap();
+        // Past 1,000 bytes (and the snapshot's size, none yet): saved, and the entries stay
+        // for the previous snapshot, which does not exist, so the first save deletes none.
+        let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        assert_eq!(through_of(&saved), 2);
+        assert_eq!(persist.journal.lock().since_snapshot, 0);
+        let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+        assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
     }
 }

@@ -4,6 +4,7 @@
 //! read at once; a `put` splits, tokenises and signs the document before it takes the lock, and
 //! holds it only to swap the version in, update the index and re-mark the documents it touches.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::err::ContextError;
 use super::feed::{self, ChangeFeed, Subscriber};
 use super::index::{AnalyzedDocument, Index};
+use super::journal::Op;
 use super::model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, Marker,
     Section, SectionRead,
@@ -154,6 +156,15 @@ pub(super) struct Shared {
     clock: Arc<dyn Clock>,
     sequencer: Sequencer,
     pub(super) persist: Option<super::snapshot::Persist>,
+}
+
+/// Whether a change is written to the store's journal before it is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Journaled {
+    /// Yes (when the store has one): a put, delete or record of a caller's.
+    Yes,
+    /// No: a journal entry being applied again, or an ingest, which saves a snapshot when it ends.
+    No,
 }
 
 impl std::fmt::Debug for ContextStore {
@@ -359,10 +370,10 @@ impl ContextStore {
         text: &str,
         source: Option<&str>,
     ) -> Result<DocVersion, ContextError> {
-        Ok(match self.plan_put(key, text)? {
-            PutPlan::Unchanged(version) => version,
-            PutPlan::Prepared(prepared) => self.apply_put(*prepared, source),
-        })
+        match self.plan_put(key, text)? {
+            PutPlan::Unchanged(version) => Ok(version),
+            PutPlan::Prepared(prepared) => self.apply_put(*prepared, source, Journaled::Yes),
+        }
     }
 
     /// The part of a put that needs no lock but a reader's for a moment, and may run on any
@@ -376,12 +387,62 @@ impl ContextStore {
         })
     }
 
-    /// Swaps a prepared document in as the next version of its key.
-    pub(super) fn apply_put(&self, prepared: Prepared, source: Option<&str>) -> DocVersion {
+    /// Swaps a prepared document in as the next version of its key, after writing it to the
+    /// journal when `journaled` says so and the store has one.
+    pub(super) fn apply_put(
+        &self,
+        prepared: Prepared,
+        source: Option<&str>,
+        journaled: Journaled,
+    ) -> Result<DocVersion, ContextError> {
         let at_ns = self.shared.clock.now_ns();
+        self.apply_put_at(prepared, source, at_ns, journaled)
+    }
+
+    fn apply_put_at(
+        &self,
+        prepared: Prepared,
+        source: Option<&str>,
+        at_ns: u64,
+        journaled: Journaled,
+    ) -> Result<DocVersion, ContextError> {
+        let journal = match journaled {
+            Journaled::Yes => self.journal(&Op::Put {
+                key: Cow::Borrowed(&prepared.key),
+                text: Cow::Borrowed(&prepared.text),
+                source: source.map(Cow::Borrowed),
+                at_ns,
+            })?,
+            Journaled::No => None,
+        };
         let (version, change) = self.shared.state.write().put(prepared, at_ns, source);
+        let written = journal.is_some();
+        drop(journal);
         self.notify(change);
-        version
+        if written {
+            self.compact_if_due();
+        }
+        Ok(version)
+    }
+
+    /// Applies a journal entry as it was applied the first time, without writing it again.
+    pub(super) fn replay(&self, op: Op<'_>) -> Result<(), ContextError> {
+        match op {
+            Op::Put {
+                key,
+                text,
+                source,
+                at_ns,
+            } => {
+                if let PutPlan::Prepared(prepared) = self.plan_put(&key, &text)? {
+                    self.apply_put_at(*prepared, source.as_deref(), at_ns, Journaled::No)?;
+                }
+            }
+            Op::Delete { key } => {
+                self.delete_from(&key, Journaled::No)?;
+            }
+        }
+        Ok(())
     }
 
     fn unchanged(&self, key: &str, text: &str) -> Option<DocVersion> {
@@ -394,11 +455,31 @@ impl ContextStore {
     /// Retires document `key`: it is no longer served, and its versions stay readable as history.
     /// Returns whether it was live.
     pub fn delete(&self, key: &str) -> Result<bool, ContextError> {
+        self.delete_from(key, Journaled::Yes)
+    }
+
+    pub(super) fn delete_from(
+        &self,
+        key: &str,
+        journaled: Journaled,
+    ) -> Result<bool, ContextError> {
         validate_key(key)?;
+        if self.get(key).is_none() {
+            return Ok(false);
+        }
+        let journal = match journaled {
+            Journaled::Yes => self.journal(&Op::Delete {
+                key: Cow::Borrowed(key),
+            })?,
+            Journaled::No => None,
+        };
         let change = self.shared.state.write().delete(key);
+        let written = journal.is_some();
+        drop(journal);
         let deleted = change.is_some();
-        if let Some(change) = change {
-            self.notify(Some(change));
+        self.notify(change);
+        if written {
+            self.compact_if_due();
         }
         Ok(deleted)
     }

@@ -214,9 +214,9 @@ impl AgentSession {
     /// The policy decides first, as the tool call [`RECORD_TOOL`] with `{"topic": topic}`: no
     /// rule, no write-back, and a rule can scope the topics (`glob = { topic = "findings/**" }`).
     /// The finding goes to the fleet's shared documents when the context store follows them
-    /// (every process is served it), and otherwise to the context store, which is then saved
-    /// to its snapshot if it was opened from one. The write is recorded as an action, failed or
-    /// not; a refusal is recorded by the policy as its decision.
+    /// (every process is served it), and otherwise to the context store, whose journal keeps
+    /// it if the store was opened from a snapshot. The write is recorded as an action, failed
+    /// or not; a refusal is recorded by the policy as its decision.
     pub fn record_finding(&self, topic: &str, text: &str) -> Result<DocVersion, SessionError> {
         let store = self
             .fourfold
@@ -245,9 +245,7 @@ impl AgentSession {
         if let Some(shared) = self.fourfold.shared_documents() {
             return shared.record(topic, text);
         }
-        let version = store.record(topic, text)?;
-        store.save_if_backed()?;
-        Ok(version)
+        store.record(topic, text)
     }
 
     /// Holds the worst case of a model call against every budget covering this run, before the
