@@ -973,6 +973,7 @@ proptest! {
     fn arbitrary_bytes_as_a_snapshot_never_panic(
         payload in proptest::collection::vec(any::<u8>(), 0..512),
         framed in 0u8..3,
+        marking in any::<u32>(),
         through in any::<u64>(),
     ) {
         // Framed: a valid header and checksum of either format around arbitrary bytes, so the
@@ -987,9 +988,11 @@ proptest! {
             }
             2 => {
                 let mut hasher = blake3::Hasher::new();
+                hasher.update(&marking.to_le_bytes());
                 hasher.update(&through.to_le_bytes());
                 hasher.update(&payload);
                 let mut snapshot = b"FFCTXS\x02".to_vec();
+                snapshot.extend_from_slice(&marking.to_le_bytes());
                 snapshot.extend_from_slice(&through.to_le_bytes());
                 snapshot.extend_from_slice(&(payload.len() as u64).to_le_bytes());
                 snapshot.extend_from_slice(hasher.finalize().as_bytes());

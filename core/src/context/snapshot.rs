@@ -1,11 +1,13 @@
 //! Snapshots: the whole store, with its index, saved through the [`Store`] trait, and the journal
 //! of the changes since.
 //!
-//! A snapshot is `FFCTXS` and a format byte (2), the last journal entry it holds (u64,
-//! little-endian), the payload's length (u64), the BLAKE3 hash of those 8 bytes and the payload
-//! (32 bytes), then the payload: the store's state in bincode, index included, so reopening does
-//! not split or tokenise anything again. Format 1, written before the journal, has no journal
-//! field and hashes the payload alone; it still opens. Saving moves the previous snapshot to
+//! A snapshot is `FFCTXS` and a format byte (2), the version of the marking rules its markers
+//! were made by (u32, little-endian), the last journal entry it holds (u64), the payload's length
+//! (u64), the BLAKE3 hash of those 12 bytes and the payload (32 bytes), then the payload: the
+//! store's state in bincode, index included, so reopening does not split, tokenise or re-mark
+//! anything again (unless the marking rules, archive folders or pins changed since). Format 1,
+//! written before the journal, has neither field and hashes the payload alone; it still opens,
+//! re-marked. Saving moves the previous snapshot to
 //! `snapshot-previous` first (each write is atomic in every backend), so a snapshot that turns
 //! out damaged leaves the one before it usable through [`ContextStoreBuilder::open_previous`].
 //! Loading a damaged snapshot or journal entry is an error and changes nothing.
@@ -20,13 +22,17 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::err::ContextError;
 use super::journal::{self, Journal, Op};
-use super::store::{ContextStore, ContextStoreBuilder, State};
+use super::store::{ContextStore, ContextStoreBuilder, Marked, State, MARKING_VERSION};
 use crate::store::Store;
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
 const MAGIC: &[u8; 7] = b"FFCTXS\x02";
 const HEADER_LEN_V1: usize = MAGIC_V1.len() + 8 + 32;
-const HEADER_LEN: usize = MAGIC.len() + 8 + 8 + 32;
+const MARKING_AT: usize = MAGIC.len();
+const THROUGH_AT: usize = MARKING_AT + 4;
+const LEN_AT: usize = THROUGH_AT + 8;
+const HASH_AT: usize = LEN_AT + 8;
+const HEADER_LEN: usize = HASH_AT + 32;
 const NAMESPACE: &str = "context";
 const CURRENT: &str = "snapshot";
 const PREVIOUS: &str = "snapshot-previous";
@@ -61,16 +67,23 @@ fn encode(state: &State, through: u64) -> Vec<u8> {
     // bincode always encodes.
     let payload =
         bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap_or_default();
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&through.to_le_bytes());
-    hasher.update(&payload);
     let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
     bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&MARKING_VERSION.to_le_bytes());
     bytes.extend_from_slice(&through.to_le_bytes());
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(hasher.finalize().as_bytes());
+    let hash = hash_v2(&bytes[MARKING_AT..LEN_AT], &payload);
+    bytes.extend_from_slice(hash.as_bytes());
     bytes.extend_from_slice(&payload);
     bytes
+}
+
+/// A format-2 snapshot's hash: of its marking version and journal fields, then its payload.
+fn hash_v2(fields: &[u8], payload: &[u8]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(fields);
+    hasher.update(payload);
+    hasher.finalize()
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
@@ -82,33 +95,37 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 /// The last journal entry a snapshot holds, read from its header alone (0 if it has none).
 fn through_of(bytes: &[u8]) -> u64 {
     if bytes.len() >= HEADER_LEN && &bytes[..MAGIC.len()] == MAGIC {
-        u64_at(bytes, MAGIC.len())
+        u64_at(bytes, THROUGH_AT)
     } else {
         0
     }
 }
 
-/// The state in a snapshot and the last journal entry it holds.
-fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64), ContextError> {
+/// The state in a snapshot, the last journal entry it holds, and whether its markers are the
+/// current marking rules'.
+fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Marked), ContextError> {
     let corrupt = |reason: String| ContextError::CorruptSnapshot {
         key: key.to_string(),
         reason,
     };
     let magic = bytes.get(..MAGIC.len());
-    let (through, payload) = if magic == Some(MAGIC) && bytes.len() >= HEADER_LEN {
-        let through = u64_at(bytes, MAGIC.len());
-        let len = u64_at(bytes, MAGIC.len() + 8);
+    let (through, marked, payload) = if magic == Some(MAGIC) && bytes.len() >= HEADER_LEN {
+        let mut marking = [0u8; 4];
+        marking.copy_from_slice(&bytes[MARKING_AT..THROUGH_AT]);
+        let marked = if u32::from_le_bytes(marking) == MARKING_VERSION {
+            Marked::Now
+        } else {
+            Marked::Before
+        };
+        let len = u64_at(bytes, LEN_AT);
         let payload = &bytes[HEADER_LEN..];
         check_len(len, payload).map_err(corrupt)?;
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&through.to_le_bytes());
-        hasher.update(payload);
-        if hasher.finalize().as_bytes() != &bytes[MAGIC.len() + 16..HEADER_LEN] {
+        if hash_v2(&bytes[MARKING_AT..LEN_AT], payload).as_bytes() != &bytes[HASH_AT..HEADER_LEN] {
             return Err(corrupt(
                 "its checksum does not match its content".to_string(),
             ));
         }
-        (through, payload)
+        (u64_at(bytes, THROUGH_AT), marked, payload)
     } else if magic == Some(MAGIC_V1) && bytes.len() >= HEADER_LEN_V1 {
         let len = u64_at(bytes, MAGIC_V1.len());
         let payload = &bytes[HEADER_LEN_V1..];
@@ -118,7 +135,7 @@ fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64), ContextError> {
                 "its checksum does not match its content".to_string(),
             ));
         }
-        (0, payload)
+        (0, Marked::Before, payload)
     } else {
         return Err(corrupt(
             "it does not start with a context snapshot header".to_string(),
@@ -133,7 +150,7 @@ fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64), ContextError> {
     state
         .check()
         .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?;
-    Ok((state, through))
+    Ok((state, through, marked))
 }
 
 fn check_len(len: u64, payload: &[u8]) -> Result<(), String> {
@@ -160,12 +177,12 @@ impl ContextStoreBuilder {
     }
 
     fn open_key(self, store: Arc<dyn Store>, key: &str) -> Result<ContextStore, ContextError> {
-        let (state, through, snapshot_bytes) = match store.get(NAMESPACE, key)? {
+        let (state, through, marked, snapshot_bytes) = match store.get(NAMESPACE, key)? {
             Some(bytes) => {
-                let (state, through) = decode(key, &bytes)?;
-                (state, through, bytes.len() as u64)
+                let (state, through, marked) = decode(key, &bytes)?;
+                (state, through, marked, bytes.len() as u64)
             }
-            None => (State::default(), 0, 0),
+            None => (State::default(), 0, Marked::Now, 0),
         };
         // Every entry after the snapshot, read and checked before anything is applied.
         let mut entries = Vec::new();
@@ -197,7 +214,7 @@ impl ContextStoreBuilder {
             }),
             saving: Mutex::new(()),
         };
-        let context = self.persist(persist).build_with(state);
+        let context = self.persist(persist).build_with(state, marked);
         for op in entries {
             context.replay(op)?;
         }
@@ -323,6 +340,7 @@ impl ContextStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::{Freshness, Marker};
     use crate::store::MemoryStore;
 
     fn journal_len(backing: &Arc<dyn Store>) -> usize {
@@ -390,5 +408,62 @@ mod tests {
         assert_eq!(persist.journal.lock().since_snapshot, 0);
         let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
         assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
+    }
+
+    #[test]
+    fn a_snapshot_marked_by_the_current_rules_is_not_marked_again() {
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+        store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
+        // A marker no rule gives, so that whether the store was marked again shows.
+        let planted = Marker {
+            freshness: Freshness::Stale,
+            reason: Some("planted".to_string()),
+            copy_of: None,
+        };
+        store
+            .shared
+            .state
+            .write()
+            .plant_marker("docs/a.md", planted.clone());
+        store.save().unwrap();
+        let first_marker =
+            |store: &ContextStore| store.get("docs/a.md").unwrap().sections[0].marker.clone();
+        assert_eq!(
+            first_marker(&ContextStore::open(Arc::clone(&backing)).unwrap()),
+            planted
+        );
+        // A new archive folder or pin: marked again.
+        let archived = ContextStore::builder()
+            .archive("old/")
+            .open(Arc::clone(&backing))
+            .unwrap();
+        assert_eq!(first_marker(&archived).freshness, Freshness::Canonical);
+        // Saved with that folder, it is opened with it again unmarked: the folder is known.
+        archived
+            .shared
+            .state
+            .write()
+            .plant_marker("docs/a.md", planted.clone());
+        archived.save().unwrap();
+        let again = ContextStore::builder()
+            .archive("old/")
+            .open(Arc::clone(&backing))
+            .unwrap();
+        assert_eq!(first_marker(&again), planted);
+        assert_eq!(again.shared.state.read().archive_len(), 1);
+        let pinned = ContextStore::builder()
+            .pin("docs/a.md")
+            .open(Arc::clone(&backing))
+            .unwrap();
+        assert_eq!(first_marker(&pinned).freshness, Freshness::Canonical);
+        // Other marking rules: marked again.
+        let mut bytes = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        bytes[MARKING_AT..THROUGH_AT].copy_from_slice(&(MARKING_VERSION + 1).to_le_bytes());
+        let hash = hash_v2(&bytes[MARKING_AT..LEN_AT], &bytes[HEADER_LEN..]);
+        bytes[HASH_AT..HEADER_LEN].copy_from_slice(hash.as_bytes());
+        backing.put(NAMESPACE, CURRENT, &bytes).unwrap();
+        let remarked = ContextStore::open(Arc::clone(&backing)).unwrap();
+        assert_eq!(first_marker(&remarked).freshness, Freshness::Canonical);
     }
 }

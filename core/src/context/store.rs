@@ -107,7 +107,8 @@ pub(super) struct State {
     slots: Vec<Option<SectionRef>>,
     /// Whether each index slot holds a current canonical section: what a search filters on,
     /// kept beside the slots so that the filter reads one byte instead of following the slot
-    /// to its section. Derived from the markers, so not saved; [`State::remark`] keeps it.
+    /// to its section. Derived from the markers, so not saved; [`State::remark`] keeps it, and
+    /// [`State::flag_canonical_slots`] makes it for a state opened without re-marking.
     #[serde(skip)]
     canonical: Vec<bool>,
     /// Current sections by id.
@@ -226,12 +227,22 @@ impl ContextStoreBuilder {
 
     /// An empty store.
     pub fn build(self) -> ContextStore {
-        self.build_with(State::default())
+        self.build_with(State::default(), Marked::Now)
     }
 
-    pub(super) fn build_with(self, mut state: State) -> ContextStore {
-        state.archive.extend(self.archive);
-        state.pins.extend(self.pins);
+    /// A store of `state`, re-marked unless `marked` says its markers are current and this
+    /// builder adds no archive folder or pin to those `state` was marked with.
+    pub(super) fn build_with(self, mut state: State, marked: Marked) -> ContextStore {
+        let mut remark = marked == Marked::Before;
+        for prefix in self.archive {
+            if !state.archive.contains(&prefix) {
+                state.archive.push(prefix);
+                remark = true;
+            }
+        }
+        for key in self.pins {
+            remark |= state.pins.insert(key);
+        }
         let store = ContextStore {
             shared: Arc::new(Shared {
                 state: RwLock::new(state),
@@ -243,9 +254,29 @@ impl ContextStoreBuilder {
                 persist: self.persist,
             }),
         };
-        store.shared.state.write().remark_all();
+        let mut state = store.shared.state.write();
+        if remark {
+            state.remark_all();
+        } else {
+            state.flag_canonical_slots();
+        }
+        drop(state);
         store
     }
+}
+
+/// The version of the marking rules. A snapshot saved under another one is re-marked when it is
+/// opened; bump it with any change that would mark a saved store otherwise (the test
+/// `markers_are_as_marking_version_says` fails on such a change until its list is updated).
+pub(super) const MARKING_VERSION: u32 = 1;
+
+/// Whether a state's markers are those the current marking rules give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Marked {
+    /// Yes: marked by this build, with the archive folders and pins the state holds.
+    Now,
+    /// Not known (a snapshot marked by other rules, or by none recorded): mark it again.
+    Before,
 }
 
 pub(super) fn validate_key(key: &str) -> Result<(), ContextError> {
@@ -959,6 +990,35 @@ impl State {
         }
     }
 
+    /// How many archive folders the state marks by.
+    #[cfg(test)]
+    pub(super) fn archive_len(&self) -> usize {
+        self.archive.len()
+    }
+
+    /// Sets the marker of the first section of `key`'s current version, whatever the rules say.
+    #[cfg(test)]
+    pub(super) fn plant_marker(&mut self, key: &str, marker: Marker) {
+        let doc_idx = self.doc_idx[key] as usize;
+        let doc = &mut self.docs[doc_idx];
+        let current = doc.current.expect("a live document") as usize;
+        doc.versions[current].sections[0].marker = marker;
+    }
+
+    /// Sets every slot's canonical flag from its section's marker (the flags are not saved).
+    fn flag_canonical_slots(&mut self) {
+        let flags: Vec<bool> = self
+            .slots
+            .iter()
+            .map(|at| {
+                at.is_some_and(|at| {
+                    self.is_current(at) && self.entry(at).2.marker.freshness == Freshness::Canonical
+                })
+            })
+            .collect();
+        self.canonical = flags;
+    }
+
     fn remark_all(&mut self) {
         let all: BTreeSet<u32> = (0..self.docs.len() as u32).collect();
         self.remark(&all);
@@ -1367,6 +1427,57 @@ mod tests {
     const OTHER: &str = "# Validators\n\nA validator runs before or after a field's own parsing \
         and may change the value it returns.\n";
 
+    /// Every marker of a store that each marking rule touches, as `key > heading: freshness
+    /// (reason)`. If this changes, saved stores would be marked otherwise: bump
+    /// [`MARKING_VERSION`] (so that they are re-marked when opened) and update the list.
+    #[test]
+    fn markers_are_as_marking_version_says() {
+        let store = ContextStore::builder()
+            .archive("archive/")
+            .pin("pinned/export.md")
+            .build();
+        store.put("docs/models.md", INTRO).unwrap();
+        store.put("wiki/export.md", EXPORT).unwrap();
+        store.put("pinned/export.md", EXPORT).unwrap();
+        store.put("archive/validators.md", OTHER).unwrap();
+        store.put("docs/validators.md", OTHER).unwrap();
+        let superseded = format!("---\nsuperseded_by: docs/validators.md\n---\n{OTHER}");
+        store.put("old/validators.md", &superseded).unwrap();
+        let login_v1 = "# Login\n\nCall `login(user, password)` with the account's name and \
+            password; it returns a session token valid for an hour, renewed on every request.\n";
+        let login_v2 = "# Login\n\nOpen the browser flow with `start_login()`, which returns a \
+            device code; poll `finish_login(code)` until the user approves the sign-in.\n";
+        store.put("docs/login.md", login_v1).unwrap();
+        store.put("docs/login.md", login_v2).unwrap();
+        store.put("legacy/login.md", login_v1).unwrap();
+        let mut markers = Vec::new();
+        for key in store.keys() {
+            for section in store.get(&key).unwrap().sections {
+                markers.push(format!(
+                    "{key} > {}: {:?} ({})",
+                    section.heading_path.join(" > "),
+                    section.marker.freshness,
+                    section.marker.reason.unwrap_or_default()
+                ));
+            }
+        }
+        let expected = [
+            "archive/validators.md > Validators: Stale (it is in the archive folder `archive/`)",
+            "docs/login.md > Login: Canonical ()",
+            "docs/models.md > Models: Canonical ()",
+            "docs/models.md > Models > Export: Duplicate (near-identical (100%) to `pinned/export.md` § Export, the canonical copy)",
+            "docs/validators.md > Validators: Canonical ()",
+            "legacy/login.md > Login: Stale (100% of its text copies replaced text; for example it matches (100%) `docs/login.md` v1 § Login, replaced by v2)",
+            "old/validators.md > Validators: Stale (its front matter says it is superseded by `docs/validators.md`)",
+            "pinned/export.md > Export: Canonical ()",
+            "wiki/export.md > Export: Duplicate (near-identical (100%) to `docs/models.md` § Models > Export, the canonical copy)",
+        ];
+        assert_eq!(
+            markers, expected,
+            "the markers changed: bump MARKING_VERSION and update this list"
+        );
+    }
+
     /// Whether every index slot's canonical flag agrees with the marker of its section.
     fn flags_match_markers(state: &State) -> bool {
         state.slots.iter().enumerate().all(|(slot, at)| {
@@ -1393,8 +1504,20 @@ mod tests {
                 }
                 prop_assert!(flags_match_markers(&store.shared.state.read()));
             }
-            let reopened = ContextStore::builder().build_with(store.shared.state.read().clone());
-            prop_assert!(flags_match_markers(&reopened.shared.state.read()));
+            // As a snapshot opens (the flags are not saved): re-marked, or flagged from the
+            // saved markers; the same flags either way.
+            for marked in [Marked::Before, Marked::Now] {
+                let mut saved = store.shared.state.read().clone();
+                saved.canonical.clear();
+                let reopened = ContextStore::builder().build_with(saved, marked);
+                let state = reopened.shared.state.read();
+                prop_assert!(flags_match_markers(&state));
+                let original = store.shared.state.read();
+                let n_slots = state.canonical.len().max(original.canonical.len()) as u32;
+                for slot in 0..n_slots {
+                    prop_assert_eq!(state.is_canonical(slot), original.is_canonical(slot));
+                }
+            }
         }
     }
 }
