@@ -702,6 +702,10 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
         "[policy]\nfile = \"policy.toml\"\n[trace]\notlp_endpoint = \"ftp://collector.example.com/v1/traces\"\n",
         "must be http:// or https://",
     );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[context]\nshared = true\nsnapshot = \"state\"\n",
+        "`[context] shared` and `snapshot` cannot be set together",
+    );
     // A command gate may not take the name of a built-in one.
     check(
         "[policy]\nfile = \"policy.toml\"\n[[command_gate]]\nname = \"context-fresh\"\ncommand = [\"true\"]\n",

@@ -260,6 +260,15 @@ pub(crate) fn builder_from_text(
         builder = builder.tracer(tracer.build()?);
     }
     if let Some(context) = config.context {
+        if context.shared && context.snapshot.is_some() {
+            // Each process applies the fleet's whole log to its store when it starts: on top of
+            // a snapshot, that would put every older version again as a newer one.
+            return Err(invalid(
+                "`[context] shared` and `snapshot` cannot be set together: the fleet's log in \
+                 PostgreSQL is where shared documents are kept"
+                    .to_string(),
+            ));
+        }
         let mut store = ContextStore::builder();
         for prefix in &context.archive {
             store = store.archive(prefix);
