@@ -133,8 +133,12 @@ impl ContextStore {
     }
 
     /// Opens the store saved in the folder `dir` (created if missing; empty if nothing was saved
-    /// there yet), which `save` saves back to. A damaged snapshot throws `FOURFOLD_CONTEXT_ERROR`
-    /// and leaves the files as they were; `{ previous: true }` opens the one saved before it.
+    /// there yet). Each later `put`, `delete` and `record` is written to the folder's journal
+    /// before it is applied, so nothing is lost without a save; `save` folds the journal into a
+    /// snapshot, and an `ingestDir` that changed something saves one. A damaged snapshot or
+    /// journal entry throws `FOURFOLD_CONTEXT_ERROR` and leaves the files as they were;
+    /// `{ previous: true }` opens the snapshot saved before it (with the journal, it gives the
+    /// same documents).
     #[napi(factory)]
     pub fn open(env: Env, dir: String, options: Option<OpenOptions>) -> napi::Result<ContextStore> {
         shield(&env, || {
@@ -159,7 +163,8 @@ impl ContextStore {
         })
     }
 
-    /// Saves a snapshot where the store was opened from, keeping the previous one beside it. A
+    /// Saves a snapshot where the store was opened from, keeping the previous one beside it
+    /// (the journal entries both hold are deleted). A
     /// store made with `new ContextStore()` has nowhere to save: `FOURFOLD_CONTEXT_ERROR`.
     #[napi]
     pub fn save(&self, env: Env) -> napi::Result<SnapshotInfo> {

@@ -321,9 +321,12 @@ impl ContextStore {
     }
 
     /// Opens the store saved under the directory `path` (created if missing; an empty store if
-    /// nothing was saved there yet); :meth:`save` saves it back there. A damaged snapshot raises
-    /// ``ContextError`` and changes nothing on disk; ``previous=True`` opens the snapshot saved
-    /// before the latest one instead.
+    /// nothing was saved there yet). Each later put, delete and record is written to the
+    /// folder's journal before it is applied, so nothing is lost without a save;
+    /// :meth:`save` folds the journal into a snapshot, and an ``ingest_dir`` that changed
+    /// something saves one. A damaged snapshot or journal entry raises ``ContextError`` and
+    /// changes nothing on disk; ``previous=True`` opens the snapshot saved before the latest one
+    /// instead (with the journal, it gives the same documents).
     #[staticmethod]
     #[pyo3(signature = (path, *, archive=Vec::new(), pin=Vec::new(), previous=false))]
     fn open(
@@ -351,7 +354,7 @@ impl ContextStore {
     }
 
     /// Saves a snapshot where the store was opened from (the previous snapshot is kept beside
-    /// it); returns ``{"n_bytes": ..., "n_documents": ...}``. A store made with
+    /// it, and the journal entries both hold are deleted); returns ``{"n_bytes": ..., "n_documents": ...}``. A store made with
     /// ``ContextStore()`` has nowhere to save and raises ``ContextError``.
     fn save<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         no_panic(|| {
