@@ -127,7 +127,7 @@ impl SharedDocuments {
 
     /// Retires `key` for the whole fleet.
     pub fn delete(&self, key: &str) -> Result<bool, ContextError> {
-        let live = self.inner.context.get(key).is_some();
+        let live = self.inner.context.is_live(key);
         let seq = self.inner.append(key, None, None)?;
         self.inner.refresh_to(seq)?;
         Ok(live)

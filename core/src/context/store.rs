@@ -495,7 +495,7 @@ impl ContextStore {
         journaled: Journaled,
     ) -> Result<bool, ContextError> {
         validate_key(key)?;
-        if self.get(key).is_none() {
+        if !self.is_live(key) {
             return Ok(false);
         }
         let journal = match journaled {
@@ -513,6 +513,15 @@ impl ContextStore {
             self.compact_if_due();
         }
         Ok(deleted)
+    }
+
+    /// Whether `key` has a current version.
+    pub(super) fn is_live(&self, key: &str) -> bool {
+        let state = self.shared.state.read();
+        state
+            .doc_idx
+            .get(key)
+            .is_some_and(|&idx| state.docs[idx as usize].current.is_some())
     }
 
     /// The current version of `key`, if it is live.
