@@ -844,6 +844,59 @@ fn an_ingest_saves_a_snapshot_instead_of_journaling_each_file() {
 }
 
 #[test]
+fn two_stores_on_one_folder_lose_nothing_when_either_saves() {
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let first = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let second = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let heard = first.subscribe();
+    first.put("docs/export.md", EXPORT_V1).unwrap();
+    // The same journal entry is free for both: the second store takes the next one.
+    second.put("docs/validators.md", VALIDATORS).unwrap();
+    assert_eq!(journal_entries(&backing).len(), 2);
+    assert_eq!(heard.drain().len(), 1);
+    // The first store's save takes in what the second wrote before it writes its snapshot.
+    first.save().unwrap();
+    assert_eq!(first.keys(), vec!["docs/export.md", "docs/validators.md"]);
+    let reloaded = heard.drain();
+    assert_eq!(reloaded.len(), 1, "{reloaded:?}");
+    assert_eq!(reloaded[0].key, "docs/validators.md");
+    assert_eq!(reloaded[0].version, Some(1));
+    let validators = first.get("docs/validators.md").unwrap();
+    let ids: Vec<String> = validators.sections.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(reloaded[0].changed_sections, ids);
+    assert!(reloaded[0].removed_sections.is_empty());
+    second.put("docs/export.md", EXPORT_V2).unwrap();
+    second.save().unwrap();
+    let expected = contents(&second);
+    assert_eq!(second.get("docs/export.md").unwrap().version.version, 2);
+    drop((first, second));
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(contents(&reopened), expected);
+    assert_eq!(
+        reopened.keys(),
+        vec!["docs/export.md", "docs/validators.md"]
+    );
+}
+
+#[test]
+fn a_save_takes_in_an_ingest_another_process_saved_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("export.md"), EXPORT_V1).unwrap();
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let server = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let cli = ContextStore::open(Arc::clone(&backing)).unwrap();
+    cli.ingest_dir(dir.path(), &[], |_| {}).unwrap();
+    server
+        .record("deploys", "Deploys run from the release branch.")
+        .unwrap();
+    server.save().unwrap();
+    assert_eq!(server.keys(), vec!["export.md", "records/deploys.md"]);
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(reopened.keys(), vec!["export.md", "records/deploys.md"]);
+    assert_eq!(contents(&reopened), contents(&server));
+}
+
+#[test]
 fn readers_see_a_whole_version_while_a_writer_puts() {
     let store = ContextStore::new();
     store.put("docs/export.md", EXPORT_V1).unwrap();

@@ -110,6 +110,12 @@ pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<Op<'static>, ContextErro
 pub(super) struct Journal {
     /// The last entry written or found (0: none).
     pub(super) last_seq: u64,
+    /// Every entry up to this one is in the store's state (unless `foreign`).
+    pub(super) applied: u64,
+    /// Whether another process wrote entries this store skipped over.
+    pub(super) foreign: bool,
+    /// Which snapshot was the latest when this store opened it or last saved.
+    pub(super) snapshot_id: [u8; 32],
     /// Bytes of the entries after the last snapshot.
     pub(super) since_snapshot: u64,
     /// The last snapshot's size.

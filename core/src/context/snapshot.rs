@@ -101,6 +101,14 @@ fn through_of(bytes: &[u8]) -> u64 {
     }
 }
 
+/// What tells one snapshot from another: a hash of its header, which holds the hash of its
+/// payload (all zeros for none).
+fn id_of(snapshot: Option<&[u8]>) -> [u8; 32] {
+    snapshot.map_or([0; 32], |bytes| {
+        *blake3::hash(&bytes[..bytes.len().min(HEADER_LEN)]).as_bytes()
+    })
+}
+
 /// The state in a snapshot, the last journal entry it holds, and whether its markers are the
 /// current marking rules'.
 fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Marked), ContextError> {
@@ -177,9 +185,54 @@ impl ContextStoreBuilder {
     }
 
     fn open_key(self, store: Arc<dyn Store>, key: &str) -> Result<ContextStore, ContextError> {
-        let (state, through, marked, snapshot_bytes) = match store.get(NAMESPACE, key)? {
+        let snapshot = store.get(NAMESPACE, key)?;
+        let saved = Saved::read(&*store, key, snapshot.as_deref())?;
+        // Which the latest snapshot is, so that a save can tell whether another process saved
+        // since (opening the previous one, the latest is taken as it is, even damaged: a save
+        // replaces it).
+        let latest = if key == CURRENT {
+            id_of(snapshot.as_deref())
+        } else {
+            id_of(store.get(NAMESPACE, CURRENT)?.as_deref())
+        };
+        let persist = Persist {
+            store,
+            journal: Mutex::new(Journal {
+                last_seq: saved.last_seq,
+                applied: saved.last_seq,
+                foreign: false,
+                snapshot_id: latest,
+                since_snapshot: saved.since_snapshot,
+                snapshot_bytes: saved.snapshot_bytes,
+                compact_after: journal::COMPACT_AFTER_BYTES,
+            }),
+            saving: Mutex::new(()),
+        };
+        let context = self.persist(persist).build_with(saved.state, saved.marked);
+        for op in saved.entries {
+            context.replay(op)?;
+        }
+        Ok(context)
+    }
+}
+
+/// A snapshot as read, with the journal entries after it, checked but not applied yet.
+struct Saved {
+    state: State,
+    marked: Marked,
+    snapshot_bytes: u64,
+    entries: Vec<Op<'static>>,
+    /// The last entry found, or the snapshot's last if it is later.
+    last_seq: u64,
+    since_snapshot: u64,
+}
+
+impl Saved {
+    /// The snapshot `key`, whose bytes are `snapshot`, and the journal after it.
+    fn read(store: &dyn Store, key: &str, snapshot: Option<&[u8]>) -> Result<Saved, ContextError> {
+        let (state, through, marked, snapshot_bytes) = match snapshot {
             Some(bytes) => {
-                let (state, through, marked) = decode(key, &bytes)?;
+                let (state, through, marked) = decode(key, bytes)?;
                 (state, through, marked, bytes.len() as u64)
             }
             None => (State::default(), 0, Marked::Now, 0),
@@ -204,21 +257,14 @@ impl ContextStoreBuilder {
             since_snapshot += bytes.len() as u64;
             entries.push(journal::decode(&entry, &bytes)?);
         }
-        let persist = Persist {
-            store,
-            journal: Mutex::new(Journal {
-                last_seq,
-                since_snapshot,
-                snapshot_bytes,
-                compact_after: journal::COMPACT_AFTER_BYTES,
-            }),
-            saving: Mutex::new(()),
-        };
-        let context = self.persist(persist).build_with(state, marked);
-        for op in entries {
-            context.replay(op)?;
-        }
-        Ok(context)
+        Ok(Saved {
+            state,
+            marked,
+            snapshot_bytes,
+            entries,
+            last_seq,
+            since_snapshot,
+        })
     }
 }
 
@@ -246,6 +292,22 @@ impl ContextStore {
             return Err(ContextError::NoBackingStore);
         };
         let _saving = persist.saving.lock();
+        let previous = persist.store.get(NAMESPACE, CURRENT)?;
+        let entries: Vec<u64> = persist
+            .store
+            .list(NAMESPACE)?
+            .iter()
+            .filter_map(|entry| journal::seq_of(entry))
+            .collect();
+        let foreign = {
+            let journal = persist.journal.lock();
+            journal.foreign
+                || id_of(previous.as_deref()) != journal.snapshot_id
+                || entries.iter().any(|&seq| seq > journal.applied)
+        };
+        if foreign {
+            self.reload(persist, previous.as_deref())?;
+        }
         let (bytes, n_documents, through, folded) = {
             let journal = persist.journal.lock();
             let state = self.shared.state.read();
@@ -257,7 +319,6 @@ impl ContextStore {
             )
         };
         // Writes go on meanwhile: their entries come after this snapshot's.
-        let previous = persist.store.get(NAMESPACE, CURRENT)?;
         if let Some(previous) = &previous {
             persist.store.put(NAMESPACE, PREVIOUS, previous)?;
         }
@@ -266,15 +327,14 @@ impl ContextStore {
             let mut journal = persist.journal.lock();
             journal.since_snapshot = journal.since_snapshot.saturating_sub(folded);
             journal.snapshot_bytes = bytes.len() as u64;
+            journal.snapshot_id = id_of(Some(&bytes));
         }
         // The entries the previous snapshot holds are in both now; the later ones stay, so
         // that the previous snapshot with the journal still gives the latest state.
         // (Never past this snapshot's own: a damaged previous header may claim any number.)
         let held_by_both = previous.as_deref().map_or(0, through_of).min(through);
-        for entry in persist.store.list(NAMESPACE)? {
-            if journal::seq_of(&entry).is_some_and(|seq| seq <= held_by_both) {
-                persist.store.delete(NAMESPACE, &entry)?;
-            }
+        for seq in entries.into_iter().filter(|&seq| seq <= held_by_both) {
+            persist.store.delete(NAMESPACE, &journal::entry_key(seq))?;
         }
         Ok(SnapshotInfo {
             n_bytes: bytes.len() as u64,
@@ -304,6 +364,11 @@ impl ContextStore {
                 None,
                 Some(&bytes),
             )? {
+                if seq != journal.applied + 1 {
+                    // Another process wrote the entries between: this store lacks them.
+                    journal.foreign = true;
+                }
+                journal.applied = seq;
                 journal.last_seq = seq;
                 journal.since_snapshot += bytes.len() as u64;
                 return Ok(Some(journal));
@@ -320,6 +385,45 @@ impl ContextStore {
             key: journal::entry_key(seq),
             attempts: MAX_CLAIMS,
         })
+    }
+
+    /// Replaces the state with the one the folder holds (its snapshot `snapshot` and the journal
+    /// after it), for when another process wrote there: this store's own changes are in the
+    /// journal too, so the reloaded state has them, in the order every later open applies them.
+    /// Subscribers hear of each document that differs.
+    fn reload(&self, persist: &Persist, snapshot: Option<&[u8]>) -> Result<(), ContextError> {
+        let mut journal = persist.journal.lock();
+        let saved = Saved::read(&*persist.store, CURRENT, snapshot)?;
+        let (archive, pins) = self.shared.state.read().marking_config();
+        let mut builder = ContextStore::builder();
+        for prefix in &archive {
+            builder = builder.archive(prefix);
+        }
+        for key in &pins {
+            builder = builder.pin(key);
+        }
+        let fresh = builder.build_with(saved.state, saved.marked);
+        for op in saved.entries {
+            fresh.replay(op)?;
+        }
+        let fresh = std::mem::take(&mut *fresh.shared.state.write());
+        let changes = {
+            let mut state = self.shared.state.write();
+            let changes = state.changes_to(&fresh);
+            *state = fresh;
+            changes
+        };
+        journal.last_seq = saved.last_seq.max(journal.last_seq);
+        journal.applied = journal.last_seq;
+        journal.foreign = false;
+        journal.snapshot_id = id_of(snapshot);
+        journal.since_snapshot = saved.since_snapshot;
+        journal.snapshot_bytes = saved.snapshot_bytes;
+        drop(journal);
+        for change in changes {
+            self.notify(Some(change));
+        }
+        Ok(())
     }
 
     /// Saves a snapshot when the journal since the last one has grown past

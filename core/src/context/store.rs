@@ -628,7 +628,7 @@ impl ContextStore {
         feed
     }
 
-    fn notify(&self, change: Option<ContextChange>) {
+    pub(super) fn notify(&self, change: Option<ContextChange>) {
         let Some(change) = change else { return };
         self.shared
             .subscribers
@@ -1012,6 +1012,58 @@ impl State {
         let doc = &mut self.docs[doc_idx];
         let current = doc.current.expect("a live document") as usize;
         doc.versions[current].sections[0].marker = marker;
+    }
+
+    /// The changes that turn the current documents of `self` into those of `next`: one for
+    /// each key whose current text differs (a new or changed version, or a delete).
+    pub(super) fn changes_to(&self, next: &State) -> Vec<ContextChange> {
+        let (before, after) = (self.current_versions(), next.current_versions());
+        let keys: BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();
+        let mut changes = Vec::new();
+        for key in keys {
+            let (old, new) = (before.get(key), after.get(key));
+            if old.map(|version| &version.meta.hash) == new.map(|version| &version.meta.hash) {
+                continue;
+            }
+            let sections = |version: Option<&&VersionEntry>| -> Vec<(String, [u8; 16])> {
+                version.map_or_else(Vec::new, |version| {
+                    version
+                        .sections
+                        .iter()
+                        .map(|section| (section.id.clone(), section.content_hash))
+                        .collect()
+                })
+            };
+            let (old_sections, new_sections) = (sections(old), sections(new));
+            changes.push(ContextChange {
+                key: key.to_string(),
+                version: new.map(|version| version.meta.version),
+                changed_sections: new_sections
+                    .iter()
+                    .filter(|section| !old_sections.contains(section))
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+                removed_sections: old_sections
+                    .iter()
+                    .filter(|(id, _)| !new_sections.iter().any(|(new_id, _)| new_id == id))
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+            });
+        }
+        changes
+    }
+
+    /// The current version of each live document, by key.
+    fn current_versions(&self) -> BTreeMap<&str, &VersionEntry> {
+        self.docs
+            .iter()
+            .filter_map(|doc| Some((doc.key.as_str(), doc.current()?)))
+            .collect()
+    }
+
+    /// The archive folders and pinned keys the state is marked with.
+    pub(super) fn marking_config(&self) -> (Vec<String>, Vec<String>) {
+        (self.archive.clone(), self.pins.iter().cloned().collect())
     }
 
     /// Sets every slot's canonical flag from its section's marker (the flags are not saved).
