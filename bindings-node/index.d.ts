@@ -138,6 +138,13 @@ export declare class ContextStore {
    * serve it.
    */
   record(topic: string, text: string): import('./lib/types').DocVersion
+  /**
+   * Takes in what other processes wrote to the folder this store was opened from since it
+   * last did (a snapshot one saved, journal entries past this store's own), reloading it;
+   * whether it did. Subscribers hear of each document that differs. A store made with
+   * `new ContextStore()` has nothing to take in: `false`.
+   */
+  refresh(): boolean
   /** A feed of every change to the store from now on: each put, delete and record. */
   subscribe(): ChangeFeed
 }

@@ -700,6 +700,8 @@ fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
         ContextStore::new().save(),
         Err(ContextError::NoBackingStore)
     ));
+    // The damaged snapshot is taken as known: nothing to refresh, and a save replaces it.
+    assert!(!previous.refresh().unwrap());
     // Saving only where there is somewhere to save: nothing for a store in memory.
     assert_eq!(ContextStore::new().save_if_backed().unwrap(), None);
     let saved = previous.save_if_backed().unwrap().unwrap();
@@ -876,6 +878,38 @@ fn two_stores_on_one_folder_lose_nothing_when_either_saves() {
         reopened.keys(),
         vec!["docs/export.md", "docs/validators.md"]
     );
+}
+
+#[test]
+fn refresh_takes_in_what_another_process_wrote_and_is_a_no_op_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("export.md"), EXPORT_V1).unwrap();
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let server = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let heard = server.subscribe();
+    assert!(!server.refresh().unwrap());
+    assert!(
+        !ContextStore::new().refresh().unwrap(),
+        "nothing to take in"
+    );
+    let cli = ContextStore::open(Arc::clone(&backing)).unwrap();
+    cli.ingest_dir(dir.path(), &[], |_| {}).unwrap();
+    assert!(server.keys().is_empty(), "not seen before a refresh");
+    assert!(server.refresh().unwrap());
+    assert_eq!(server.keys(), vec!["export.md"]);
+    assert_eq!(heard.drain().len(), 1);
+    assert!(!server.refresh().unwrap(), "nothing new since");
+    cli.put("docs/validators.md", VALIDATORS).unwrap();
+    assert!(server.refresh().unwrap(), "a journal entry past its own");
+    assert_eq!(server.keys(), vec!["docs/validators.md", "export.md"]);
+    server
+        .record("deploys", "Deploys run from the release branch.")
+        .unwrap();
+    assert!(!server.refresh().unwrap(), "its own entry");
+    assert_eq!(contents(&server), {
+        cli.save().unwrap();
+        contents(&cli)
+    });
 }
 
 #[test]

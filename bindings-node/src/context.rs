@@ -281,6 +281,15 @@ impl ContextStore {
         shield(&env, || to_json(&self.store.record(&topic, &text)?))
     }
 
+    /// Takes in what other processes wrote to the folder this store was opened from since it
+    /// last did (a snapshot one saved, journal entries past this store's own), reloading it;
+    /// whether it did. Subscribers hear of each document that differs. A store made with
+    /// `new ContextStore()` has nothing to take in: `false`.
+    #[napi]
+    pub fn refresh(&self, env: Env) -> napi::Result<bool> {
+        shield(&env, || Ok(self.store.refresh()?))
+    }
+
     /// A feed of every change to the store from now on: each put, delete and record.
     #[napi]
     pub fn subscribe(&self, env: Env) -> napi::Result<ChangeFeed> {

@@ -109,6 +109,19 @@ test('open in a folder that cannot be made is a FOURFOLD_STORE_ERROR', () => {
   assert.equal(thrown(() => ContextStore.open(path.join(file, 'context'))).code, codes.STORE_ERROR)
 })
 
+test('refresh takes in what another store wrote to the same folder', () => {
+  const dir = workspace()
+  const server = ContextStore.open(dir)
+  const other = ContextStore.open(dir)
+  assert.equal(server.refresh(), false)
+  other.put('docs/auth.md', AUTH_V1)
+  assert.equal(server.get('docs/auth.md'), null)
+  assert.equal(server.refresh(), true)
+  assert.equal(server.get('docs/auth.md').text, AUTH_V1)
+  assert.equal(server.refresh(), false)
+  assert.equal(new ContextStore().refresh(), false)
+})
+
 test('a Fourfold whose config names a snapshot folder saves its context there', () => {
   const dir = workspace('[policy]\nfile = "policy.toml"\n\n[context]\nsnapshot = "snapshots"\n')
   const fourfold = Fourfold.fromConfig(path.join(dir, 'fourfold.toml'))

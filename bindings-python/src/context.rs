@@ -366,6 +366,14 @@ impl ContextStore {
         })
     }
 
+    /// Takes in what other processes wrote to the folder this store was opened from since it
+    /// last did (a snapshot one saved, journal entries past this store's own), reloading it;
+    /// returns whether it did. Subscribers hear of each document that differs. A store made
+    /// with ``ContextStore()`` has nothing to take in and returns ``False``.
+    fn refresh(&self, py: Python<'_>) -> PyResult<bool> {
+        no_panic(|| py.detach(|| self.inner.refresh()).or_raise())
+    }
+
     /// A feed of every change from now on (a put, a delete, a record): see :class:`ChangeFeed`.
     fn subscribe(&self) -> ChangeFeed {
         ChangeFeed {

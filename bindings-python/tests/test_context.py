@@ -125,6 +125,18 @@ def test_changes_outlive_the_store_without_a_save(tmp_path: Path) -> None:
     assert (folder / "context" / "snapshot").exists()
 
 
+def test_refresh_takes_in_what_another_store_wrote_to_the_same_folder(tmp_path: Path) -> None:
+    server = fourfold.ContextStore.open(tmp_path)
+    other = fourfold.ContextStore.open(tmp_path)
+    feed = server.subscribe()
+    assert server.refresh() is False
+    other.put("docs/models.md", GUIDE)
+    assert server.get("docs/models.md") is None
+    assert server.refresh() is True and server.get("docs/models.md") == GUIDE
+    assert [change["key"] for change in feed.drain()] == ["docs/models.md"]
+    assert server.refresh() is False and fourfold.ContextStore().refresh() is False
+
+
 def test_the_context_of_a_config_with_a_snapshot_saves_there(tmp_path: Path) -> None:
     (tmp_path / "policy.toml").write_text('[[rule]]\nid = "read"\neffect = "allow"\nread = ["docs/**"]\n')
     (tmp_path / "fourfold.toml").write_text(

@@ -78,6 +78,19 @@ async def conversation(config: Path) -> dict[str, Any]:
     return seen
 
 
+async def ask_after_another_process_writes(config: Path, folder: Path) -> Any:
+    params = StdioServerParameters(
+        command=str(BINARY), args=["mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS)]
+    )
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            # Another process (here, this one) writes to the server's snapshot folder.
+            other = fourfold.ContextStore.open(folder)
+            other.put("docs/refunds.md", "# Refunds\n\nA refund over 500 EUR needs a second approver in the billing console.\n")
+            return text_of(await session.call_tool("context_ask", {"query": "refund second approver", "budget_tokens": 400}))
+
+
 async def list_tools(config: Path) -> list[str]:
     params = StdioServerParameters(
         command=str(BINARY), args=["mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS)]
@@ -94,6 +107,12 @@ def test_the_docs_a_server_ingests_are_saved_to_the_snapshot(tmp_path: Path) -> 
     kept = fourfold.ContextStore.open(tmp_path / "context")
     expected = sorted(str(path.relative_to(SAMPLE_DOCS)) for path in SAMPLE_DOCS.rglob("*.md"))
     assert expected and sorted(kept.keys()) == expected
+
+
+def test_a_server_serves_what_another_process_wrote_to_its_folder(tmp_path: Path) -> None:
+    config = setup(tmp_path, snapshot=True)
+    answer = asyncio.run(ask_after_another_process_writes(config, tmp_path / "context"))
+    assert answer["sections"][0]["key"] == "docs/refunds.md", answer
 
 
 def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@
 //! a pointer. Tools: `context_ask`, `context_get_section`, `context_changed_since` and
 //! `context_record` (guarded by the policy as the tool `context_record`). Every call is traced; the
 //! tokens served against the baseline are priced as savings when the config names a
-//! `savings_model`.
+//! `savings_model`. With a snapshot folder configured, each tool call first takes in what other
+//! processes wrote there (`ContextStore::refresh`), such as `fourfold context ingest`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -402,6 +403,24 @@ fn failed(message: impl std::fmt::Display) -> CallToolResult {
 }
 
 impl ContextServer {
+    /// Takes in what other processes wrote to the snapshot folder since the last call (an
+    /// ingest by `fourfold context ingest`, another server's findings), so that each tool
+    /// serves the folder as it is now. A folder that cannot be read fails the call: the failure
+    /// to return, if any.
+    fn refresh_failure(&self) -> Option<CallToolResult> {
+        match self
+            .session
+            .fourfold()
+            .context()
+            .map(|store| store.refresh())
+        {
+            Some(Err(error)) => Some(failed(format!(
+                "the context snapshot folder cannot be read: {error}"
+            ))),
+            _ => None,
+        }
+    }
+
     fn record(&self, tool: &str, arguments: serde_json::Value, error: Option<String>) {
         self.session.act(ActionEvent {
             tool: tool.into(),
@@ -422,6 +441,9 @@ impl ContextServer {
         &self,
         Parameters(params): Parameters<AskParams>,
     ) -> Result<CallToolResult, ErrorData> {
+        if let Some(failure) = self.refresh_failure() {
+            return Ok(failure);
+        }
         let budget = params.budget_tokens.unwrap_or(2_000);
         match self.session.ask(&params.query, budget) {
             Ok(answer) => Ok(json_result(json!({
@@ -448,6 +470,9 @@ impl ContextServer {
         &self,
         Parameters(params): Parameters<SectionParams>,
     ) -> Result<CallToolResult, ErrorData> {
+        if let Some(failure) = self.refresh_failure() {
+            return Ok(failure);
+        }
         let store = self.session.fourfold().context();
         let section = store.and_then(|store| store.get_section(&params.section_id));
         self.record(
@@ -488,6 +513,9 @@ impl ContextServer {
         let Some(store) = self.session.fourfold().context() else {
             return Ok(failed("this server has no context store"));
         };
+        if let Some(failure) = self.refresh_failure() {
+            return Ok(failure);
+        }
         let changes = store.changed_since(&reads);
         self.record(
             "context_changed_since",
@@ -504,6 +532,10 @@ impl ContextServer {
         &self,
         Parameters(params): Parameters<RecordParams>,
     ) -> Result<CallToolResult, ErrorData> {
+        // A record appends to the topic's record as the folder has it now.
+        if let Some(failure) = self.refresh_failure() {
+            return Ok(failure);
+        }
         // The session asks the policy, writes to the fleet or the snapshot, and records the
         // action.
         match self.session.record_finding(&params.topic, &params.text) {

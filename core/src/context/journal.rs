@@ -116,6 +116,9 @@ pub(super) struct Journal {
     pub(super) foreign: bool,
     /// Which snapshot was the latest when this store opened it or last saved.
     pub(super) snapshot_id: [u8; 32],
+    /// Which head record (a copy of the latest snapshot's header) was there then: what a
+    /// refresh compares, without reading the snapshot.
+    pub(super) head_id: [u8; 32],
     /// Bytes of the entries after the last snapshot.
     pub(super) since_snapshot: u64,
     /// The last snapshot's size.

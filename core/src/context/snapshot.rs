@@ -36,6 +36,9 @@ const HEADER_LEN: usize = HASH_AT + 32;
 const NAMESPACE: &str = "context";
 const CURRENT: &str = "snapshot";
 const PREVIOUS: &str = "snapshot-previous";
+/// A copy of the latest snapshot's header, written after it: what [`ContextStore::refresh`]
+/// reads to tell whether another process saved, without reading the whole snapshot.
+const HEAD: &str = "snapshot-head";
 /// The most bytes a snapshot's decoder may claim, so a forged length cannot exhaust memory.
 const DECODE_LIMIT: usize = 1 << 34;
 /// How many times a journal write looks for the next free entry before it gives up (another
@@ -195,6 +198,7 @@ impl ContextStoreBuilder {
         } else {
             id_of(store.get(NAMESPACE, CURRENT)?.as_deref())
         };
+        let head = id_of(store.get(NAMESPACE, HEAD)?.as_deref());
         let persist = Persist {
             store,
             journal: Mutex::new(Journal {
@@ -202,6 +206,7 @@ impl ContextStoreBuilder {
                 applied: saved.last_seq,
                 foreign: false,
                 snapshot_id: latest,
+                head_id: head,
                 since_snapshot: saved.since_snapshot,
                 snapshot_bytes: saved.snapshot_bytes,
                 compact_after: journal::COMPACT_AFTER_BYTES,
@@ -323,11 +328,14 @@ impl ContextStore {
             persist.store.put(NAMESPACE, PREVIOUS, previous)?;
         }
         persist.store.put(NAMESPACE, CURRENT, &bytes)?;
+        let head = &bytes[..bytes.len().min(HEADER_LEN)];
+        persist.store.put(NAMESPACE, HEAD, head)?;
         {
             let mut journal = persist.journal.lock();
             journal.since_snapshot = journal.since_snapshot.saturating_sub(folded);
             journal.snapshot_bytes = bytes.len() as u64;
             journal.snapshot_id = id_of(Some(&bytes));
+            journal.head_id = id_of(Some(head));
         }
         // The entries the previous snapshot holds are in both now; the later ones stay, so
         // that the previous snapshot with the journal still gives the latest state.
@@ -340,6 +348,36 @@ impl ContextStore {
             n_bytes: bytes.len() as u64,
             n_documents,
         })
+    }
+
+    /// Takes in what other processes wrote to the folder since this store last did (a snapshot
+    /// one saved, or journal entries past this store's own) by reloading the folder, as a save
+    /// does first; subscribers hear of each document that differs. Returns whether it
+    /// reloaded; a store kept only in memory has nothing to take in. Cheap when nothing
+    /// changed: it lists the folder and reads the latest snapshot's header.
+    pub fn refresh(&self) -> Result<bool, ContextError> {
+        let Some(persist) = &self.shared.persist else {
+            return Ok(false);
+        };
+        let _saving = persist.saving.lock();
+        let head = persist.store.get(NAMESPACE, HEAD)?;
+        let entries = persist.store.list(NAMESPACE)?;
+        let foreign = {
+            let journal = persist.journal.lock();
+            journal.foreign
+                // The head record is rewritten by every save; a folder saved only by builds
+                // before it has none, and its snapshot is compared at the next save.
+                || id_of(head.as_deref()) != journal.head_id
+                || entries
+                    .iter()
+                    .filter_map(|entry| journal::seq_of(entry))
+                    .any(|seq| seq > journal.applied)
+        };
+        if foreign {
+            let current = persist.store.get(NAMESPACE, CURRENT)?;
+            self.reload(persist, current.as_deref())?;
+        }
+        Ok(foreign)
     }
 
     /// Appends `op` to the journal, if the store has one, and holds the journal until the
@@ -417,6 +455,7 @@ impl ContextStore {
         journal.applied = journal.last_seq;
         journal.foreign = false;
         journal.snapshot_id = id_of(snapshot);
+        journal.head_id = id_of(persist.store.get(NAMESPACE, HEAD)?.as_deref());
         journal.since_snapshot = saved.since_snapshot;
         journal.snapshot_bytes = saved.snapshot_bytes;
         drop(journal);
