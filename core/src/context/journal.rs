@@ -20,9 +20,9 @@ const PREFIX: &str = "journal-";
 /// The most bytes an entry's decoder may claim, so a forged length cannot exhaust memory.
 const DECODE_LIMIT: usize = 1 << 32;
 
-/// How many bytes of journal since the last snapshot make the next write save a snapshot: at
-/// least this, and at least the last snapshot's size, so that snapshots cost at most about as
-/// many bytes as the writes they fold in, and opening applies a bounded journal.
+/// How many bytes of journal since the last snapshot make the next write save a snapshot. An
+/// open applies the entries again (splitting and tokenising their text, as an ingest does), so
+/// this bounds what reopening costs beyond reading the snapshot.
 pub(super) const COMPACT_AFTER_BYTES: u64 = 16 << 20;
 
 /// One change, as the journal keeps it.
@@ -121,8 +121,6 @@ pub(super) struct Journal {
     pub(super) head_id: [u8; 32],
     /// Bytes of the entries after the last snapshot.
     pub(super) since_snapshot: u64,
-    /// The last snapshot's size.
-    pub(super) snapshot_bytes: u64,
     /// [`COMPACT_AFTER_BYTES`], but for tests.
     pub(super) compact_after: u64,
 }
@@ -130,7 +128,7 @@ pub(super) struct Journal {
 impl Journal {
     /// Whether the entries since the last snapshot are worth folding into a new one.
     pub(super) fn compaction_due(&self) -> bool {
-        self.since_snapshot > self.compact_after.max(self.snapshot_bytes)
+        self.since_snapshot > self.compact_after
     }
 }
 

@@ -208,7 +208,6 @@ impl ContextStoreBuilder {
                 snapshot_id: latest,
                 head_id: head,
                 since_snapshot: saved.since_snapshot,
-                snapshot_bytes: saved.snapshot_bytes,
                 compact_after: journal::COMPACT_AFTER_BYTES,
             }),
             saving: Mutex::new(()),
@@ -225,7 +224,6 @@ impl ContextStoreBuilder {
 struct Saved {
     state: State,
     marked: Marked,
-    snapshot_bytes: u64,
     entries: Vec<Op<'static>>,
     /// The last entry found, or the snapshot's last if it is later.
     last_seq: u64,
@@ -235,12 +233,9 @@ struct Saved {
 impl Saved {
     /// The snapshot `key`, whose bytes are `snapshot`, and the journal after it.
     fn read(store: &dyn Store, key: &str, snapshot: Option<&[u8]>) -> Result<Saved, ContextError> {
-        let (state, through, marked, snapshot_bytes) = match snapshot {
-            Some(bytes) => {
-                let (state, through, marked) = decode(key, bytes)?;
-                (state, through, marked, bytes.len() as u64)
-            }
-            None => (State::default(), 0, Marked::Now, 0),
+        let (state, through, marked) = match snapshot {
+            Some(bytes) => decode(key, bytes)?,
+            None => (State::default(), 0, Marked::Now),
         };
         // Every entry after the snapshot, read and checked before anything is applied.
         let mut entries = Vec::new();
@@ -265,7 +260,6 @@ impl Saved {
         Ok(Saved {
             state,
             marked,
-            snapshot_bytes,
             entries,
             last_seq,
             since_snapshot,
@@ -333,7 +327,6 @@ impl ContextStore {
         {
             let mut journal = persist.journal.lock();
             journal.since_snapshot = journal.since_snapshot.saturating_sub(folded);
-            journal.snapshot_bytes = bytes.len() as u64;
             journal.snapshot_id = id_of(Some(&bytes));
             journal.head_id = id_of(Some(head));
         }
@@ -457,7 +450,6 @@ impl ContextStore {
         journal.snapshot_id = id_of(snapshot);
         journal.head_id = id_of(persist.store.get(NAMESPACE, HEAD)?.as_deref());
         journal.since_snapshot = saved.since_snapshot;
-        journal.snapshot_bytes = saved.snapshot_bytes;
         drop(journal);
         for change in changes {
             self.notify(Some(change));
@@ -466,8 +458,8 @@ impl ContextStore {
     }
 
     /// Saves a snapshot when the journal since the last one has grown past
-    /// [`journal::COMPACT_AFTER_BYTES`] and the snapshot's own size. A failed save is tried
-    /// again at the next write: the change that triggered it is in the journal already.
+    /// [`journal::COMPACT_AFTER_BYTES`]. A failed save is tried again at the next write: the
+    /// change that triggered it is in the journal already.
     pub(super) fn compact_if_due(&self) {
         let due = self
             .shared
@@ -544,8 +536,8 @@ mod tests {
         assert_eq!(backing.get(NAMESPACE, CURRENT).unwrap(), None);
         let long = format!("# B\n\n{}\n", "A longer page. ".repeat(80));
         store.put("docs/b.md", &long).unwrap();
-        // Past 1,000 bytes (and the snapshot's size, none yet): saved, and the entries stay
-        // for the previous snapshot, which does not exist, so the first save deletes none.
+        // Past 1,000 bytes: saved; the entries stay for the previous snapshot, which does not
+        // exist, so the first save deletes none.
         let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
         assert_eq!(through_of(&saved), 2);
         assert_eq!(persist.journal.lock().since_snapshot, 0);
