@@ -100,8 +100,8 @@ export declare class ContextStore {
   static open(dir: string, options?: OpenOptions | undefined | null): ContextStore
   /**
    * Saves a snapshot where the store was opened from, keeping the previous one beside it
-   * (the journal entries both hold are deleted). A
-   * store made with `new ContextStore()` has nowhere to save: `FOURFOLD_CONTEXT_ERROR`.
+   * (the journal entries both hold are deleted). A store made with `new ContextStore()` has
+   * nowhere to save: `FOURFOLD_CONTEXT_ERROR`.
    */
   save(): SnapshotInfo
   /** Puts a new version of document `key`; the same text again changes nothing. */

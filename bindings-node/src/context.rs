@@ -164,8 +164,8 @@ impl ContextStore {
     }
 
     /// Saves a snapshot where the store was opened from, keeping the previous one beside it
-    /// (the journal entries both hold are deleted). A
-    /// store made with `new ContextStore()` has nowhere to save: `FOURFOLD_CONTEXT_ERROR`.
+    /// (the journal entries both hold are deleted). A store made with `new ContextStore()` has
+    /// nowhere to save: `FOURFOLD_CONTEXT_ERROR`.
     #[napi]
     pub fn save(&self, env: Env) -> napi::Result<SnapshotInfo> {
         shield(&env, || {

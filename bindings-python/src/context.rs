@@ -354,8 +354,9 @@ impl ContextStore {
     }
 
     /// Saves a snapshot where the store was opened from (the previous snapshot is kept beside
-    /// it, and the journal entries both hold are deleted); returns ``{"n_bytes": ..., "n_documents": ...}``. A store made with
-    /// ``ContextStore()`` has nowhere to save and raises ``ContextError``.
+    /// it, and the journal entries both hold are deleted); returns
+    /// ``{"n_bytes": ..., "n_documents": ...}``. A store made with ``ContextStore()`` has nowhere
+    /// to save and raises ``ContextError``.
     fn save<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         no_panic(|| {
             let info = py.detach(|| self.inner.save()).or_raise()?;
