@@ -156,7 +156,7 @@ fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) ->
         context.ingest_dir(&dir, globs, progress)
     })?;
     // The ingest saved a snapshot if it changed anything.
-    let changed = report.n_changed > 0 || !report.deleted.is_empty();
+    let changed = report.changed_anything();
     print_report(
         &format!("ingested {}", dir.display()),
         &report,

@@ -21,7 +21,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use super::err::ContextError;
 use super::ingest::{ingest_into, IngestTarget};
 use super::model::{DocVersion, IngestReport};
-use super::store::ContextStore;
+use super::store::{ContextStore, Journaled};
 use crate::store::PostgresStore;
 
 const CHANNEL: &str = "fourfold_documents";
@@ -250,7 +250,8 @@ impl Inner {
                 (row.get(0), row.get(1), row.get(2), row.get(3));
             match text {
                 Some(text) => {
-                    self.context.put_from(&key, &text, source.as_deref())?;
+                    self.context
+                        .put_from(&key, &text, source.as_deref(), Journaled::Yes)?;
                 }
                 None => {
                     self.context.delete(&key)?;

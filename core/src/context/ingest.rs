@@ -55,10 +55,7 @@ impl IngestTarget for ContextStore {
     }
 
     fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError> {
-        match self.plan_put(key, text)? {
-            PutPlan::Unchanged(version) => Ok(version),
-            PutPlan::Prepared(prepared) => self.apply_put(*prepared, Some(source), Journaled::No),
-        }
+        ContextStore::put_from(self, key, text, Some(source), Journaled::No)
     }
 
     fn delete(&self, key: &str) -> Result<bool, ContextError> {
@@ -88,7 +85,7 @@ impl ContextStore {
         progress: impl FnMut(&IngestReport),
     ) -> Result<IngestReport, ContextError> {
         let report = ingest_into(self, root, globs, progress)?;
-        if report.n_changed > 0 || !report.deleted.is_empty() {
+        if report.changed_anything() {
             self.save_if_backed()?;
         }
         Ok(report)

@@ -3,8 +3,8 @@
 //! whole store being written for it.
 //!
 //! A journal entry is the record `journal-<seq>` (20 digits, so that the backing store's sorted
-//! keys are in order) in the snapshots' namespace: `FFCTXJ` and a format byte, the payload's
-//! length (u64, little-endian), its BLAKE3 hash (32 bytes), then the payload: the operation in
+//! keys are in order) in the snapshots' namespace: `FFCTXJ` and a format byte, then the payload
+//! framed as a format-1 snapshot's (its length, its BLAKE3 hash, itself): the operation in
 //! bincode. A snapshot names the last entry it holds; opening it applies the entries after it,
 //! in order, as they were applied the first time (a put with its original timestamp).
 
@@ -13,9 +13,9 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::err::ContextError;
+use super::snapshot::{decode_payload, frame, unframe};
 
 const MAGIC: &[u8; 7] = b"FFCTXJ\x01";
-const HEADER_LEN: usize = MAGIC.len() + 8 + 32;
 const PREFIX: &str = "journal-";
 /// The most bytes an entry's decoder may claim, so a forged length cannot exhaust memory.
 const DECODE_LIMIT: usize = 1 << 32;
@@ -61,48 +61,17 @@ pub(super) fn encode(op: &Op<'_>) -> Vec<u8> {
     // encodes.
     let payload =
         bincode::serde::encode_to_vec(op, bincode::config::standard()).unwrap_or_default();
-    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(blake3::hash(&payload).as_bytes());
-    bytes.extend_from_slice(&payload);
-    bytes
+    frame(MAGIC, &payload)
 }
 
 /// The operation in entry `key`'s `bytes`, checked whole.
 pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<Op<'static>, ContextError> {
-    let corrupt = |reason: String| ContextError::CorruptSnapshot {
-        key: key.to_string(),
-        reason: format!("this journal entry {reason}"),
-    };
-    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(corrupt(
-            "does not start with a journal entry header".to_string(),
-        ));
-    }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&bytes[MAGIC.len()..MAGIC.len() + 8]);
-    let len = u64::from_le_bytes(len);
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != len {
-        return Err(corrupt(format!(
-            "says {len} bytes of payload, and has {} (truncated?)",
-            payload.len()
-        )));
-    }
-    if blake3::hash(payload).as_bytes() != &bytes[MAGIC.len() + 8..HEADER_LEN] {
-        return Err(corrupt("does not match its checksum".to_string()));
-    }
-    let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-    let (op, used): (Op<'static>, usize) = bincode::serde::decode_from_slice(payload, config)
-        .map_err(|error| corrupt(format!("does not decode: {error}")))?;
-    if used != payload.len() {
-        return Err(corrupt(format!(
-            "has {} trailing bytes",
-            payload.len() - used
-        )));
-    }
-    Ok(op)
+    unframe(MAGIC, bytes)
+        .and_then(decode_payload::<_, DECODE_LIMIT>)
+        .map_err(|reason| ContextError::CorruptSnapshot {
+            key: key.to_string(),
+            reason: format!("as a journal entry, {reason}"),
+        })
 }
 
 /// Where a store's journal stands.
@@ -126,6 +95,12 @@ pub(super) struct Journal {
 }
 
 impl Journal {
+    /// Whether the store lacks entries another process wrote: some of `entries` (the folder's)
+    /// come after the last it applied, or one of its claims skipped another's.
+    pub(super) fn lacks(&self, entries: &[u64]) -> bool {
+        self.foreign || entries.iter().any(|&seq| seq > self.applied)
+    }
+
     /// Whether the entries since the last snapshot are worth folding into a new one.
     pub(super) fn compaction_due(&self) -> bool {
         self.since_snapshot > self.compact_after

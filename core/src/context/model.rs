@@ -256,3 +256,10 @@ pub struct IngestReport {
     /// Bytes of text put.
     pub bytes: u64,
 }
+
+impl IngestReport {
+    /// Whether the ingest changed the store: a file put as a new version, or a key deleted.
+    pub fn changed_anything(&self) -> bool {
+        self.n_changed > 0 || !self.deleted.is_empty()
+    }
+}

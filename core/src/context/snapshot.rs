@@ -7,10 +7,11 @@
 //! store's state in bincode, index included, so reopening does not split, tokenise or re-mark
 //! anything again (unless the marking rules, archive folders or pins changed since). Format 1,
 //! written before the journal, has neither field and hashes the payload alone; it still opens,
-//! re-marked. Saving moves the previous snapshot to
-//! `snapshot-previous` first (each write is atomic in every backend), so a snapshot that turns
-//! out damaged leaves the one before it usable through [`ContextStoreBuilder::open_previous`].
-//! Loading a damaged snapshot or journal entry is an error and changes nothing.
+//! re-marked. Saving moves the previous snapshot to `snapshot-previous` first (each write is
+//! atomic in every backend), so a snapshot that turns out damaged leaves the one before it
+//! usable through [`ContextStoreBuilder::open_previous`], then writes a copy of the new header
+//! to `snapshot-head`, which [`ContextStore::refresh`] reads. Loading a damaged snapshot or
+//! journal entry is an error and changes nothing.
 //!
 //! Between snapshots, each put and delete is appended to the journal ([`super::journal`]) before
 //! it is applied; opening a snapshot applies the entries after it. Saving deletes the entries
@@ -22,12 +23,11 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::err::ContextError;
 use super::journal::{self, Journal, Op};
-use super::store::{ContextStore, ContextStoreBuilder, Marked, State, MARKING_VERSION};
+use super::store::{ContextStore, ContextStoreBuilder, Journaled, Marked, State, MARKING_VERSION};
 use crate::store::Store;
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
 const MAGIC: &[u8; 7] = b"FFCTXS\x02";
-const HEADER_LEN_V1: usize = MAGIC_V1.len() + 8 + 32;
 const MARKING_AT: usize = MAGIC.len();
 const THROUGH_AT: usize = MARKING_AT + 4;
 const LEN_AT: usize = THROUGH_AT + 8;
@@ -44,6 +44,9 @@ const DECODE_LIMIT: usize = 1 << 34;
 /// How many times a journal write looks for the next free entry before it gives up (another
 /// process writing to the same folder takes them).
 const MAX_CLAIMS: u32 = 16;
+
+/// The journal, held while a journaled change is applied.
+pub(super) type JournalGuard<'a> = MutexGuard<'a, Journal>;
 
 /// Where a store saves its snapshots and journal.
 pub(super) struct Persist {
@@ -112,6 +115,16 @@ fn id_of(snapshot: Option<&[u8]>) -> [u8; 32] {
     })
 }
 
+/// The sequence numbers of the journal entries in `store`, in order.
+fn journal_seqs(store: &dyn Store) -> Result<Vec<u64>, ContextError> {
+    // Keys list sorted, and entry keys have a fixed width: in sequence order.
+    Ok(store
+        .list(NAMESPACE)?
+        .iter()
+        .filter_map(|entry| journal::seq_of(entry))
+        .collect())
+}
+
 /// The state in a snapshot, the last journal entry it holds, and whether its markers are the
 /// current marking rules'.
 fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Marked), ContextError> {
@@ -137,31 +150,61 @@ fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Marked), ContextError>
             ));
         }
         (u64_at(bytes, THROUGH_AT), marked, payload)
-    } else if magic == Some(MAGIC_V1) && bytes.len() >= HEADER_LEN_V1 {
-        let len = u64_at(bytes, MAGIC_V1.len());
-        let payload = &bytes[HEADER_LEN_V1..];
-        check_len(len, payload).map_err(corrupt)?;
-        if blake3::hash(payload).as_bytes() != &bytes[MAGIC_V1.len() + 8..HEADER_LEN_V1] {
-            return Err(corrupt(
-                "its checksum does not match its content".to_string(),
-            ));
-        }
-        (0, Marked::Before, payload)
+    } else if magic == Some(MAGIC_V1) {
+        (
+            0,
+            Marked::Before,
+            unframe(MAGIC_V1, bytes).map_err(corrupt)?,
+        )
     } else {
         return Err(corrupt(
             "it does not start with a context snapshot header".to_string(),
         ));
     };
-    let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-    let (state, used): (State, usize) = bincode::serde::decode_from_slice(payload, config)
-        .map_err(|error| corrupt(format!("it does not decode: {error}")))?;
-    if used != payload.len() {
-        return Err(corrupt(format!("{} trailing bytes", payload.len() - used)));
-    }
+    let state: State = decode_payload::<_, DECODE_LIMIT>(payload).map_err(corrupt)?;
     state
         .check()
         .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?;
     Ok((state, through, marked))
+}
+
+/// The framing of journal entries and of format-1 snapshots: `magic`, the payload's length
+/// (u64, little-endian), its BLAKE3 hash (32 bytes), then the payload.
+pub(super) fn frame(magic: &[u8; 7], payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(magic.len() + 8 + 32 + payload.len());
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(blake3::hash(payload).as_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// The payload [`frame`] put in `bytes` with `magic`, checked whole; or why not.
+pub(super) fn unframe<'a>(magic: &[u8; 7], bytes: &'a [u8]) -> Result<&'a [u8], String> {
+    let header_len = magic.len() + 8 + 32;
+    if bytes.len() < header_len || &bytes[..magic.len()] != magic {
+        return Err("it does not start with the header it should".to_string());
+    }
+    let payload = &bytes[header_len..];
+    check_len(u64_at(bytes, magic.len()), payload)?;
+    if blake3::hash(payload).as_bytes() != &bytes[magic.len() + 8..header_len] {
+        return Err("its checksum does not match its content".to_string());
+    }
+    Ok(payload)
+}
+
+/// The value bincode encoded in the whole of `payload`, which may claim at most `LIMIT` bytes
+/// (so a forged length cannot exhaust memory); or why not.
+pub(super) fn decode_payload<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    payload: &[u8],
+) -> Result<T, String> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    let (value, used): (T, usize) = bincode::serde::decode_from_slice(payload, config)
+        .map_err(|error| format!("it does not decode: {error}"))?;
+    if used != payload.len() {
+        return Err(format!("{} trailing bytes", payload.len() - used));
+    }
+    Ok(value)
 }
 
 fn check_len(len: u64, payload: &[u8]) -> Result<(), String> {
@@ -241,14 +284,12 @@ impl Saved {
         let mut entries = Vec::new();
         let mut last_seq = through;
         let mut since_snapshot = 0;
-        for entry in store.list(NAMESPACE)? {
-            let Some(seq) = journal::seq_of(&entry) else {
-                continue;
-            };
+        for seq in journal_seqs(store)? {
             last_seq = last_seq.max(seq);
             if seq <= through {
                 continue;
             }
+            let entry = journal::entry_key(seq);
             // An entry deleted since the listing was folded into a newer snapshot by another
             // process; this one opens without it, as that process's save found it.
             let Some(bytes) = store.get(NAMESPACE, &entry)? else {
@@ -292,17 +333,10 @@ impl ContextStore {
         };
         let _saving = persist.saving.lock();
         let previous = persist.store.get(NAMESPACE, CURRENT)?;
-        let entries: Vec<u64> = persist
-            .store
-            .list(NAMESPACE)?
-            .iter()
-            .filter_map(|entry| journal::seq_of(entry))
-            .collect();
+        let entries = journal_seqs(&*persist.store)?;
         let foreign = {
             let journal = persist.journal.lock();
-            journal.foreign
-                || id_of(previous.as_deref()) != journal.snapshot_id
-                || entries.iter().any(|&seq| seq > journal.applied)
+            journal.lacks(&entries) || id_of(previous.as_deref()) != journal.snapshot_id
         };
         if foreign {
             self.reload(persist, previous.as_deref())?;
@@ -354,17 +388,12 @@ impl ContextStore {
         };
         let _saving = persist.saving.lock();
         let head = persist.store.get(NAMESPACE, HEAD)?;
-        let entries = persist.store.list(NAMESPACE)?;
+        let entries = journal_seqs(&*persist.store)?;
         let foreign = {
             let journal = persist.journal.lock();
-            journal.foreign
-                // The head record is rewritten by every save; a folder saved only by builds
-                // before it has none, and its snapshot is compared at the next save.
-                || id_of(head.as_deref()) != journal.head_id
-                || entries
-                    .iter()
-                    .filter_map(|entry| journal::seq_of(entry))
-                    .any(|seq| seq > journal.applied)
+            // The head record is rewritten by every save; a folder saved only by builds before
+            // it has none, and its snapshot is compared at the next save.
+            journal.lacks(&entries) || id_of(head.as_deref()) != journal.head_id
         };
         if foreign {
             let current = persist.store.get(NAMESPACE, CURRENT)?;
@@ -373,14 +402,21 @@ impl ContextStore {
         Ok(foreign)
     }
 
-    /// Appends `op` to the journal, if the store has one, and holds the journal until the
-    /// returned guard drops: the caller applies the change meanwhile, so that changes are
-    /// applied in the journal's order. Nothing is written for a store kept only in memory.
+    /// Appends `op` to the journal when `journaled` says so and the store has one, and holds
+    /// the journal until the returned guard drops: the caller applies the change meanwhile, so
+    /// that changes are applied in the journal's order. Nothing is written for a store kept
+    /// only in memory.
     pub(super) fn journal(
         &self,
+        journaled: Journaled,
         op: &Op<'_>,
-    ) -> Result<Option<MutexGuard<'_, Journal>>, ContextError> {
-        let Some(persist) = &self.shared.persist else {
+    ) -> Result<Option<JournalGuard<'_>>, ContextError> {
+        let Some(persist) = self
+            .shared
+            .persist
+            .as_ref()
+            .filter(|_| journaled == Journaled::Yes)
+        else {
             return Ok(None);
         };
         let bytes = journal::encode(op);
@@ -404,13 +440,8 @@ impl ContextStore {
                 journal.since_snapshot += bytes.len() as u64;
                 return Ok(Some(journal));
             }
-            let taken = persist.store.list(NAMESPACE)?;
-            seq = taken
-                .iter()
-                .filter_map(|entry| journal::seq_of(entry))
-                .max()
-                .map_or(seq, |last| last.max(seq))
-                + 1;
+            let taken = journal_seqs(&*persist.store)?;
+            seq = taken.last().map_or(seq, |&last| last.max(seq)) + 1;
         }
         Err(ContextError::JournalContended {
             key: journal::entry_key(seq),
@@ -479,12 +510,7 @@ mod tests {
     use crate::store::MemoryStore;
 
     fn journal_len(backing: &Arc<dyn Store>) -> usize {
-        backing
-            .list(NAMESPACE)
-            .unwrap()
-            .iter()
-            .filter(|key| journal::seq_of(key).is_some())
-            .count()
+        journal_seqs(&**backing).unwrap().len()
     }
 
     #[test]
@@ -494,10 +520,7 @@ mod tests {
         let payload =
             bincode::serde::encode_to_vec(&*store.shared.state.read(), bincode::config::standard())
                 .unwrap();
-        let mut v1 = MAGIC_V1.to_vec();
-        v1.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        v1.extend_from_slice(blake3::hash(&payload).as_bytes());
-        v1.extend_from_slice(&payload);
+        let v1 = frame(MAGIC_V1, &payload);
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
         backing.put(NAMESPACE, CURRENT, &v1).unwrap();
         let opened = ContextStore::open(Arc::clone(&backing)).unwrap();

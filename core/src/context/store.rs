@@ -22,6 +22,7 @@ use super::model::{
 };
 use super::section::{split, SectionDraft};
 use super::similar::{Lsh, Signature, NEAR_IDENTICAL};
+use super::snapshot::JournalGuard;
 use crate::event::{Clock, ContextEvent, Event, EventKind, FastClock, Sequencer, ServedSection};
 use crate::plugin::PluginRegistry;
 use crate::tokens::count_tokens;
@@ -392,7 +393,7 @@ impl ContextStore {
     /// Puts a new version of document `key`. The previous version stays readable as history.
     /// Putting the current text again changes nothing and returns the current version.
     pub fn put(&self, key: &str, text: &str) -> Result<DocVersion, ContextError> {
-        self.put_from(key, text, None)
+        self.put_from(key, text, None, Journaled::Yes)
     }
 
     pub(super) fn put_from(
@@ -400,10 +401,11 @@ impl ContextStore {
         key: &str,
         text: &str,
         source: Option<&str>,
+        journaled: Journaled,
     ) -> Result<DocVersion, ContextError> {
         match self.plan_put(key, text)? {
             PutPlan::Unchanged(version) => Ok(version),
-            PutPlan::Prepared(prepared) => self.apply_put(*prepared, source, Journaled::Yes),
+            PutPlan::Prepared(prepared) => self.apply_put(*prepared, source, journaled),
         }
     }
 
@@ -437,23 +439,29 @@ impl ContextStore {
         at_ns: u64,
         journaled: Journaled,
     ) -> Result<DocVersion, ContextError> {
-        let journal = match journaled {
-            Journaled::Yes => self.journal(&Op::Put {
+        let journal = self.journal(
+            journaled,
+            &Op::Put {
                 key: Cow::Borrowed(&prepared.key),
                 text: Cow::Borrowed(&prepared.text),
                 source: source.map(Cow::Borrowed),
                 at_ns,
-            })?,
-            Journaled::No => None,
-        };
+            },
+        )?;
         let (version, change) = self.shared.state.write().put(prepared, at_ns, source);
+        self.changed(journal, change);
+        Ok(version)
+    }
+
+    /// After a change is applied: releases the journal, tells subscribers, and saves a
+    /// snapshot if the journal has grown enough.
+    fn changed(&self, journal: Option<JournalGuard<'_>>, change: Option<ContextChange>) {
         let written = journal.is_some();
         drop(journal);
         self.notify(change);
         if written {
             self.compact_if_due();
         }
-        Ok(version)
     }
 
     /// Applies a journal entry as it was applied the first time, without writing it again.
@@ -498,20 +506,15 @@ impl ContextStore {
         if !self.is_live(key) {
             return Ok(false);
         }
-        let journal = match journaled {
-            Journaled::Yes => self.journal(&Op::Delete {
+        let journal = self.journal(
+            journaled,
+            &Op::Delete {
                 key: Cow::Borrowed(key),
-            })?,
-            Journaled::No => None,
-        };
+            },
+        )?;
         let change = self.shared.state.write().delete(key);
-        let written = journal.is_some();
-        drop(journal);
         let deleted = change.is_some();
-        self.notify(change);
-        if written {
-            self.compact_if_due();
-        }
+        self.changed(journal, change);
         Ok(deleted)
     }
 
