@@ -486,9 +486,11 @@ fn a_windowed_shared_budget_counts_only_the_spend_of_its_window() {
     assert_eq!(first.standing("resized").unwrap().unwrap().spent, 90);
     // Once the spend has left the window, the windowed budget takes reservations again, and not
     // before: a bucket counts until all of it is out (the window's first bucket started at most
-    // a sixtieth of the window before the spend).
+    // a sixtieth of the window before the spend). 80 fits only once both spends (60, then 30)
+    // are out: on a busy machine they can land in buckets that leave the window one after the
+    // other, and a reservation of 20 already fits when only the 60 has left.
     let reopened = loop {
-        match second.reserve("per-2s", 20) {
+        match second.reserve("per-2s", 80) {
             Ok(held) => break held,
             Err(CostError::Exceeded(_)) => {
                 assert!(
@@ -506,8 +508,8 @@ fn a_windowed_shared_budget_counts_only_the_spend_of_its_window() {
         "reopened after {waited:?}"
     );
     let standing = first.standing("per-2s").unwrap().unwrap();
-    assert_eq!((standing.spent, standing.reserved), (0, 20));
-    assert_eq!(second.commit(reopened, 20).unwrap(), 20);
+    assert_eq!((standing.spent, standing.reserved), (0, 80));
+    assert_eq!(second.commit(reopened, 80).unwrap(), 80);
     assert!(matches!(
         second.reserve("lifetime", 20),
         Err(CostError::Exceeded(_))
