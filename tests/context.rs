@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fourfold::context::{
-    AskOptions, ContextError, ContextStore, Freshness, SectionRead, FEED_CAPACITY,
+    AskOptions, ContextError, ContextStore, Freshness, Rename, SectionRead, FEED_CAPACITY,
 };
 use fourfold::trace::{MemorySink, TraceRecord, Tracer};
 use fourfold::{EventKind, MemoryStore, PluginRegistry, Store};
@@ -451,6 +451,99 @@ fn findings_recorded_at_once_by_many_threads_are_all_kept() {
                 .contains(&format!("Finding {thread}-{finding}:")));
         }
     }
+}
+
+/// A migration guide that states two renames, in a table and in a sentence.
+const MIGRATION: &str = "# Migration guide
+
+## Changes to models
+
+Method names changed; the old ones still work but emit a warning.
+
+| Pydantic V1 | Pydantic V2 |
+| --- | --- |
+| `copy()` | `model_copy()` |
+| `dict()` | `model_dump()` |
+
+## Changes to config
+
+* `orm_mode` has been renamed to `from_attributes`.
+";
+
+/// The concept page that explains the new name, and never mentions the old one.
+const ATTRIBUTES: &str = "# Models
+
+## Arbitrary class instances
+
+To build a model from an object's attributes, such as an ORM row, set from_attributes in the \
+model config and call model_validate with the object: each field is read with getattr from it.
+";
+
+/// A page with the old name's words, which a query for the old name alone prefers.
+const ORM: &str = "# ORM
+
+## Using an orm with models
+
+An orm maps rows to objects; this page lists which orm libraries people use with models and \
+where their mode of loading rows differs. Mode and orm settings live in the orm's own config.
+";
+
+#[test]
+fn an_old_name_in_a_query_is_searched_as_the_new_name_the_docs_state() {
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+    store.put("docs/models.md", ATTRIBUTES).unwrap();
+    store.put("docs/orm.md", ORM).unwrap();
+    let query = "build a model from an object, orm_mode does not work";
+    // Without the guide, the old name's words lead to the wrong page.
+    let before = store.ask(query, 2_000);
+    assert_eq!(before.hits[0].key, "docs/orm.md");
+    assert!(before.renames.is_empty());
+
+    store.put("docs/migration.md", MIGRATION).unwrap();
+    let answer = store.ask(query, 2_000);
+    assert_eq!(answer.hits[0].key, "docs/models.md");
+    assert_eq!(
+        answer.renames,
+        [Rename {
+            old: "orm_mode".into(),
+            new: "from_attributes".into(),
+            pointer: "docs/migration.md:12".into(),
+        }]
+    );
+    // Table rows count; a plain word that is also a name does not.
+    let renamed = |query: &str| -> Vec<(String, String)> {
+        store
+            .ask(query, 2_000)
+            .renames
+            .into_iter()
+            .map(|rename| (rename.old, rename.new))
+            .collect()
+    };
+    assert_eq!(
+        renamed("is `.copy()` gone, and what about Model.dict()?"),
+        [
+            ("copy".to_string(), "model_copy".to_string()),
+            ("dict".to_string(), "model_dump".to_string())
+        ]
+    );
+    assert!(renamed("copy a model into a dict").is_empty());
+
+    // The renames are derived from the text: a reopened store has the same.
+    store.save().unwrap();
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(reopened.ask(query, 2_000), answer);
+
+    // A guide that is no longer canonical states nothing: stale by front matter, then gone.
+    let superseded = format!("---\nsuperseded_by: docs/upgrading.md\n---\n{MIGRATION}");
+    store.put("docs/migration.md", &superseded).unwrap();
+    assert!(store.ask(query, 2_000).renames.is_empty());
+    store.put("docs/migration.md", MIGRATION).unwrap();
+    assert_eq!(store.ask(query, 2_000).renames.len(), 1);
+    store.delete("docs/migration.md").unwrap();
+    let after = store.ask(query, 2_000);
+    assert!(after.renames.is_empty());
+    assert_eq!(after.hits[0].key, "docs/orm.md");
 }
 
 #[test]

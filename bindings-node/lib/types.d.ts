@@ -141,6 +141,18 @@ export interface Answer {
   tokensServed: number
   tokensBaseline: number
   budgetTokens: number
+  /** Old names the query wrote as code that the documents say were renamed; the search looked for the new names too. */
+  renames: Rename[]
+}
+
+/** An old name in a query that a current canonical section says was renamed (a migration guide's "`orm_mode` -> `from_attributes`"). */
+export interface Rename {
+  /** The old name, as the query wrote it. */
+  old: string
+  /** The name the documents say replaces it. */
+  new: string
+  /** `key:line` of the section that says so. */
+  pointer: string
 }
 
 /** A section version an agent read, for `changedSince`: a `Hit` or a `Section` also serves. */

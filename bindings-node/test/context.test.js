@@ -12,6 +12,17 @@ const { workspace } = require('./util.js')
 const AUTH_V1 = '# Auth\n\n## Logging in\n\nCall `login(user, password)`.\n\n## Logging out\n\nCall `logout()`.\n'
 const AUTH_V2 = '# Auth\n\n## Logging in\n\nCall `login(credentials)`.\n\n## Logging out\n\nCall `logout()`.\n'
 
+test('an old name in a query is searched as the new name the docs state', async () => {
+  const store = new ContextStore()
+  store.put('docs/models.md', '# Models\n\n## From objects\n\nSet from_attributes and call model_validate.\n')
+  const query = 'load a model from an object, orm_mode fails'
+  assert.deepEqual((await store.ask(query, { budgetTokens: 500 })).renames, [])
+  store.put('docs/migration.md', '# Migration guide\n\n## Changes to config\n\n* `orm_mode` has been renamed to `from_attributes`.\n')
+  const answer = await store.ask(query, { budgetTokens: 500 })
+  assert.deepEqual(answer.renames, [{ old: 'orm_mode', new: 'from_attributes', pointer: 'docs/migration.md:3' }])
+  assert.equal(answer.hits[0].key, 'docs/models.md')
+})
+
 test('documents are versioned and an ask serves the current canonical section', async () => {
   const store = new ContextStore({ archive: ['legacy/'] })
   const v1 = store.put('docs/auth.md', AUTH_V1)

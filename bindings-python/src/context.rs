@@ -1,4 +1,4 @@
-//! `fourfold.ContextStore`, `Answer`, `Hit`, `Section` and `Change`: the context face.
+//! `fourfold.ContextStore`, `Answer`, `Hit`, `Rename`, `Section` and `Change`: the context face.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -119,7 +119,38 @@ pub struct Answer {
     /// The budget asked for.
     #[pyo3(get)]
     budget_tokens: u64,
+    /// Old names the query wrote as code that the documents say were renamed; the search
+    /// looked for the new names too.
+    #[pyo3(get)]
+    renames: Vec<Py<Rename>>,
     inner: fourfold::context::Answer,
+}
+
+/// An old name in a query that a current canonical section says was renamed (a migration
+/// guide's "`orm_mode` -> `from_attributes`").
+#[pyclass(frozen, module = "fourfold._fourfold")]
+pub struct Rename {
+    /// The old name, as the query wrote it.
+    #[pyo3(get)]
+    old: String,
+    /// The name the documents say replaces it.
+    #[pyo3(get)]
+    new: String,
+    /// `key:line` of the section that says so.
+    #[pyo3(get)]
+    pointer: String,
+}
+
+#[pymethods]
+impl Rename {
+    fn __repr__(&self) -> String {
+        format!(
+            "Rename(old={}, new={}, pointer={})",
+            repr(&self.old),
+            repr(&self.new),
+            repr(&self.pointer)
+        )
+    }
 }
 
 impl Answer {
@@ -135,6 +166,20 @@ impl Answer {
             tokens_served: answer.tokens_served,
             tokens_baseline: answer.tokens_baseline,
             budget_tokens: answer.budget_tokens,
+            renames: answer
+                .renames
+                .iter()
+                .map(|rename| {
+                    Py::new(
+                        py,
+                        Rename {
+                            old: rename.old.clone(),
+                            new: rename.new.clone(),
+                            pointer: rename.pointer.clone(),
+                        },
+                    )
+                })
+                .collect::<PyResult<_>>()?,
             inner: answer,
         })
     }

@@ -44,6 +44,7 @@ fn _fourfold(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<context::ContextStore>()?;
     module.add_class::<context::Answer>()?;
     module.add_class::<context::Hit>()?;
+    module.add_class::<context::Rename>()?;
     module.add_class::<context::Section>()?;
     module.add_class::<context::Change>()?;
     module.add_class::<context::ChangeFeed>()?;

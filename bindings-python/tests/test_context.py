@@ -60,6 +60,31 @@ def test_ask_serves_the_best_canonical_section_within_the_budget() -> None:
     assert repr(answer).startswith("Answer(hits=['docs/models.md:")
 
 
+MIGRATION = """# Migration guide
+
+## Changes to config
+
+* `orm_mode` has been renamed to `from_attributes`.
+"""
+
+
+def test_an_old_name_is_searched_as_the_new_name_the_docs_state() -> None:
+    store = fourfold.ContextStore()
+    store.put("docs/models.md", "# Models\n\n## From objects\n\nSet from_attributes and call model_validate.\n")
+    query = "load a model from an object, orm_mode fails"
+    assert store.ask(query, 500).renames == []
+    store.put("docs/migration.md", MIGRATION)
+    answer = store.ask(query, 500)
+    [rename] = answer.renames
+    assert isinstance(rename, fourfold.Rename)
+    assert (rename.old, rename.new, rename.pointer) == ("orm_mode", "from_attributes", "docs/migration.md:3")
+    assert repr(rename) == "Rename(old='orm_mode', new='from_attributes', pointer='docs/migration.md:3')"
+    assert answer.hits[0].key == "docs/models.md"
+    assert answer.to_dict()["renames"] == [
+        {"old": "orm_mode", "new": "from_attributes", "pointer": "docs/migration.md:3"}
+    ]
+
+
 def test_changed_since_names_the_reads_that_are_no_longer_current() -> None:
     store = fourfold.ContextStore()
     store.put("docs/models.md", GUIDE)

@@ -187,6 +187,12 @@ fn ask(query: &str, budget: u64, store: PathBuf, copies: bool, json: bool) -> Cl
         println!("nothing in the store answers {query:?}");
         return Ok(ExitCode::from(1));
     }
+    for rename in &answer.renames {
+        println!(
+            "renamed: {} is now {} ({}); searched for both",
+            rename.old, rename.new, rename.pointer
+        );
+    }
     for hit in &answer.hits {
         println!(
             "== {} [{}] v{}, {}, {} tokens{}",

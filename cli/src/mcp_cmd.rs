@@ -435,7 +435,7 @@ impl ContextServer {
 #[tool_router]
 impl ContextServer {
     #[tool(
-        description = "The current canonical documentation sections that answer a query, within a token budget, each with its key, heading path, file:line pointer, version and freshness. A section this session was already served, unchanged, comes back as a pointer without its text."
+        description = "The current canonical documentation sections that answer a query, within a token budget, each with its key, heading path, file:line pointer, version and freshness. A section this session was already served, unchanged, comes back as a pointer without its text. `renames` lists old names in the query that the documents say were renamed (old, new, pointer); the search looked for the new names too."
     )]
     async fn context_ask(
         &self,
@@ -458,6 +458,7 @@ impl ContextServer {
                     "already_served": hit.already_served,
                     "text": hit.text,
                 })).collect::<Vec<_>>(),
+                "renames": answer.renames,
                 "tokens_served": answer.tokens_served,
                 "tokens_baseline": answer.tokens_baseline,
             }))),

@@ -277,6 +277,28 @@ fn print_misses(results: &[QuestionResult], questions: &[Question]) {
     }
 }
 
+/// The renames the store read out of the corpus and applied to a question's query.
+fn print_renames(results: &[QuestionResult]) {
+    let renamed: Vec<&QuestionResult> = results
+        .iter()
+        .filter(|result| !result.answer.renames.is_empty())
+        .collect();
+    if renamed.is_empty() {
+        return;
+    }
+    println!();
+    println!("old names the store also searched as their new ones:");
+    for result in renamed {
+        let renames: Vec<String> = result
+            .answer
+            .renames
+            .iter()
+            .map(|rename| format!("{} -> {} ({})", rename.old, rename.new, rename.pointer))
+            .collect();
+        println!("{}: {}", result.id, renames.join(", "));
+    }
+}
+
 fn result_json(result: &QuestionResult) -> serde_json::Value {
     json!({
         "id": result.id,
@@ -289,6 +311,7 @@ fn result_json(result: &QuestionResult) -> serde_json::Value {
         "canonical_rank": result.canonical_rank,
         "deep_rank": result.deep_rank,
         "stale_hits": result.stale_hits,
+        "renames": result.answer.renames,
         "ask_us": result.ask_time.as_secs_f64() * 1e6,
         "hits": result.answer.hits.iter().map(|hit| json!({
             "pointer": hit.pointer,
@@ -355,6 +378,7 @@ fn run(args: Args) -> Result<(), String> {
         .collect();
     print_table(&results);
     print_misses(&results, &questions);
+    print_renames(&results);
 
     let n_questions = results.len() as u64;
     let baseline_tokens: u64 = results.iter().map(|result| result.baseline.tokens).sum();

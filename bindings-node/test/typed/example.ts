@@ -42,6 +42,7 @@ export async function governedRun(policyFile: string, traceFile: string): Promis
   fourfold.context?.put('docs/auth.md', '# Auth\n\nCall `login()`.\n')
   const answer: Answer = await session.ask('login', { budgetTokens: 400 })
   const firstKey: string | undefined = answer.hits[0]?.key
+  const renamedTo: string[] = answer.renames.map((rename) => `${rename.old} -> ${rename.new} (${rename.pointer})`)
 
   try {
     const decision: Decision = session.guard({ action: 'write', path: 'src/auth/login.rs' })
@@ -67,7 +68,7 @@ export async function governedRun(policyFile: string, traceFile: string): Promis
   const explanations = await new TraceReader(traceFile).explain()
   const meter = new CostMeter({ budgets: [{ scope: 'fleet', unit: 'USD', soft: 10 }] })
   meter.record({ agent: 'coder', model: 'gpt-4o', counts: { input: 10 } })
-  return `${firstKey} ${micros} ${runs.length} ${explanations[0]?.diagnoses.length} ${countTokens('gpt-4o', 'hi').tokens}`
+  return `${firstKey} ${renamedTo.length} ${micros} ${runs.length} ${explanations[0]?.diagnoses.length} ${countTokens('gpt-4o', 'hi').tokens}`
 }
 
 export async function keptContext(dir: string): Promise<number> {

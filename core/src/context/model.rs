@@ -169,6 +169,22 @@ pub struct Answer {
     pub tokens_baseline: u64,
     /// The budget asked for.
     pub budget_tokens: u64,
+    /// Old names the query wrote as code that the current documents say were renamed or
+    /// replaced; the search looked for the new names too.
+    #[serde(default)]
+    pub renames: Vec<Rename>,
+}
+
+/// A rename a current canonical section states (a migration guide's "`orm_mode` → `from_attributes`"),
+/// applied to a query that named the old name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rename {
+    /// The old name, as the query wrote it.
+    pub old: String,
+    /// The name the documents say replaces it.
+    pub new: String,
+    /// Where they say so: `key:line` of the stating section.
+    pub pointer: String,
 }
 
 /// How to ask.

@@ -18,8 +18,9 @@ use super::index::{AnalyzedDocument, Index};
 use super::journal::Op;
 use super::model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, Marker,
-    Section, SectionRead,
+    Rename, Section, SectionRead,
 };
+use super::renames::{self, Renames};
 use super::section::{split, SectionDraft};
 use super::similar::{Lsh, Signature, NEAR_IDENTICAL};
 use super::snapshot::JournalGuard;
@@ -114,6 +115,10 @@ pub(super) struct State {
     canonical: Vec<bool>,
     /// Current sections by id.
     by_id: FxHashMap<String, SectionRef>,
+    /// The renames the current sections state, by slot. Derived from their text, so not saved;
+    /// [`State::find_renames`] makes it for a state opened from a snapshot.
+    #[serde(skip)]
+    renames: Renames,
     index: Index,
     lsh: Lsh<SectionRef>,
     n_ops: u64,
@@ -130,6 +135,8 @@ pub(super) struct Prepared {
     sections: Vec<SectionEntry>,
     /// Each section's search terms, in the order of `sections`.
     analyzed: Vec<AnalyzedDocument>,
+    /// The renames each section states, in the order of `sections`.
+    renames: Vec<Vec<(String, String)>>,
     tokens: u64,
 }
 
@@ -261,6 +268,7 @@ impl ContextStoreBuilder {
         } else {
             state.flag_canonical_slots();
         }
+        state.find_renames();
         drop(state);
         store
     }
@@ -379,8 +387,13 @@ impl ContextStore {
                 ))
             })
             .collect();
+        let renames = sections
+            .iter()
+            .map(|section| renames::extract(&section.text))
+            .collect();
         Prepared {
             analyzed,
+            renames,
             key: key.to_string(),
             hash: hex(&hash16(text.as_bytes())),
             tokens: count_tokens(text) as u64,
@@ -903,7 +916,13 @@ impl State {
         });
         let version_idx = (doc.versions.len() - 1) as u32;
         doc.current = Some(version_idx);
-        self.add_current(doc_idx, version_idx, prepared.analyzed, &mut affected);
+        self.add_current(
+            doc_idx,
+            version_idx,
+            prepared.analyzed,
+            prepared.renames,
+            &mut affected,
+        );
         affected.insert(doc_idx);
         self.remark(&affected);
         let change = ContextChange {
@@ -947,6 +966,7 @@ impl State {
         for section in &mut version.sections {
             if let Some(slot) = section.slot.take() {
                 self.index.remove(slot);
+                self.renames.remove(slot);
                 self.slots[slot as usize] = None;
                 if let Some(canonical) = self.canonical.get_mut(slot as usize) {
                     *canonical = false;
@@ -964,18 +984,20 @@ impl State {
     }
 
     /// Makes version `version_idx` of `doc_idx` current in the index, with its sections' terms
-    /// as [`ContextStore::prepare`] analysed them (or analysed here, if they do not match).
+    /// and renames as [`ContextStore::prepare`] found them (or found here, if they do not match).
     fn add_current(
         &mut self,
         doc_idx: u32,
         version_idx: u32,
         analyzed: Vec<AnalyzedDocument>,
+        renames: Vec<Vec<(String, String)>>,
         affected: &mut BTreeSet<u32>,
     ) {
         let doc = &mut self.docs[doc_idx as usize];
         let key_text = key_words(&doc.key);
         let version = &mut doc.versions[version_idx as usize];
         let mut analyzed = (analyzed.len() == version.sections.len()).then(|| analyzed.into_iter());
+        let mut renames = (renames.len() == version.sections.len()).then(|| renames.into_iter());
         for (section_idx, section) in version.sections.iter_mut().enumerate() {
             let at = SectionRef {
                 doc: doc_idx,
@@ -994,6 +1016,11 @@ impl State {
                 )),
             };
             self.index.insert_analyzed(slot, terms);
+            let stated = match renames.as_mut().and_then(Iterator::next) {
+                Some(stated) => stated,
+                None => renames::extract(&section.text),
+            };
+            self.renames.add(slot, stated);
             self.by_id.entry(section.id.clone()).or_insert(at);
             if let Some(signature) = &section.signature {
                 affected.extend(self.lsh.candidates(signature).iter().map(|at| at.doc));
@@ -1081,6 +1108,17 @@ impl State {
             })
             .collect();
         self.canonical = flags;
+    }
+
+    /// Reads the renames every current section states (they are not saved).
+    fn find_renames(&mut self) {
+        let mut renames = Renames::default();
+        for (slot, at) in self.slots.iter().enumerate() {
+            if let Some(at) = at {
+                renames.add(slot as u32, renames::extract(&self.entry(*at).2.text));
+            }
+        }
+        self.renames = renames;
     }
 
     fn remark_all(&mut self) {
@@ -1322,6 +1360,21 @@ impl State {
 
     fn ask(&self, query: &str, options: &AskOptions, held: impl Fn(&str, u64) -> bool) -> Answer {
         let canonical = |slot: u32| self.is_canonical(slot);
+        // A query naming an old name as code searches for what the canonical sections say
+        // replaced it as well (`renames`).
+        let renamed = self.renames.of_query(query, canonical);
+        let expanded;
+        let query = if renamed.is_empty() {
+            query
+        } else {
+            let mut text = query.to_string();
+            for (_, new, _) in &renamed {
+                text.push(' ');
+                text.push_str(new);
+            }
+            expanded = text;
+            expanded.as_str()
+        };
         // Only the best `2 * max_hits` candidates are considered: a section far down the list
         // is not worth serving just because it is small enough to fit what is left of the
         // budget, and a small limit lets the search skip most postings.
@@ -1332,6 +1385,18 @@ impl State {
             canonical,
         );
         let mut answer = self.fill(ranked, options, &held);
+        answer.renames = renamed
+            .iter()
+            .filter_map(|&(old, new, slot)| {
+                let at = self.slots.get(slot as usize).copied().flatten()?;
+                let (doc, _, section) = self.entry(at);
+                Some(Rename {
+                    old: old.to_string(),
+                    new: new.to_string(),
+                    pointer: format!("{}:{}", doc.key, section.line_start),
+                })
+            })
+            .collect();
         if options.with_copies {
             let copies = self
                 .index
