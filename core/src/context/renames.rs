@@ -14,7 +14,8 @@
 //!   V2`, `Old | New`, `Deprecated | Replacement`), each row of two code spans a pair;
 //! - a sentence that says a code name was deprecated, removed, renamed or replaced (or uses an
 //!   arrow) and names its successor as a code span within a few words of `use`, `renamed to`,
-//!   `replaced with`, `in favour of`, `switch to`, `equivalent` or the arrow.
+//!   `replaced with`, `in favour of`, `switch to`, `equivalent` or the arrow, or says that
+//!   something replaced `old` with `new`.
 //!
 //! Names are compared by their last dotted component, without call parentheses or a leading
 //! `@`, case-insensitively: `pydantic.class_validators.root_validator` and `@root_validator()`
@@ -50,6 +51,16 @@ static RETIRED: LazyLock<Regex> = LazyLock::new(|| {
 static SUCCESSOR: LazyLock<Regex> = LazyLock::new(|| {
     let pattern = format!(
         r"(?i)(→|->|\brenamed to|\breplaced (?:with|by)|\bin favou?r of|\buse|\bswitch to|\bequivalent)[\s,:]+(?:[\w'’]+[\s,]+){{0,{MAX_CUE_GAP_WORDS}}}?\[?`"
+    );
+    // INVARIANT: a constant pattern that compiles (the unit tests run it).
+    Regex::new(&pattern).expect("a valid pattern")
+});
+
+/// "replaced `old` ... with `new`": the other order of a replacement, the old name first.
+static REPLACED_WITH: LazyLock<Regex> = LazyLock::new(|| {
+    let pattern = format!(
+        r"(?i)\breplaced\b[^`]{{0,40}}`([^`]+)`[^`]{{0,80}}?\bwith\b[\s,]+(?:[\w'’]+[\s,]+){{0,{}}}?\[?`([^`]+)`",
+        MAX_CUE_GAP_WORDS + 1
     );
     // INVARIANT: a constant pattern that compiles (the unit tests run it).
     Regex::new(&pattern).expect("a valid pattern")
@@ -97,6 +108,11 @@ pub(super) fn extract(text: &str) -> Vec<(String, String)> {
     for sentence in sentences(text) {
         if !RETIRED.is_match(&sentence) {
             continue;
+        }
+        if let Some(replaced) = REPLACED_WITH.captures(&sentence) {
+            if let (Some(old), Some(new)) = (replaced.get(1), replaced.get(2)) {
+                push(old.as_str(), new.as_str());
+            }
         }
         let Some(cue) = SUCCESSOR.find(&sentence) else {
             continue;
@@ -394,7 +410,9 @@ mod tests {
             * `@validator` has been deprecated, and should be replaced with\n  \
               [`@field_validator`](validators.md), which provides new features.\n\
             * The `@validate_arguments` decorator has been renamed to `@validate_call`.\n\
-            * `Config.schema_extra` was removed in favour of `json_schema_extra`.\n";
+            * `Config.schema_extra` was removed in favour of `json_schema_extra`.\n\
+            * We have replaced the use of the `__root__` field to specify a \"custom root model\" \n  \
+              with a new type called [`RootModel`](models.md#rootmodel).\n";
         assert_eq!(
             pairs(text),
             [
@@ -402,6 +420,7 @@ mod tests {
                 pair("validator", "field_validator"),
                 pair("validate_arguments", "validate_call"),
                 pair("schema_extra", "json_schema_extra"),
+                pair("__root__", "RootModel"),
             ]
         );
     }
