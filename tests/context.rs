@@ -823,6 +823,85 @@ fn contents(store: &ContextStore) -> Vec<(String, Vec<fourfold::context::DocVers
         .collect()
 }
 
+/// Two stores on one folder, one putting while the other puts and saves over and over: a
+/// save must never name as held an entry the other store wrote that its state lacks.
+#[test]
+fn saves_racing_puts_from_another_store_lose_nothing() {
+    saves_race_puts(Arc::new(MemoryStore::new()));
+    let dir = tempfile::tempdir().unwrap();
+    saves_race_puts(Arc::new(fourfold::FileStore::open(dir.path()).unwrap()));
+}
+
+/// A put, tried again while other writers keep taking the journal's next entries (a put that
+/// fails so applies nothing, so trying again is what a caller does).
+fn put_retrying(store: &ContextStore, key: &str, text: &str) -> Result<(), ContextError> {
+    for _ in 0..20 {
+        match store.put(key, text) {
+            Err(ContextError::JournalContended { .. }) => continue,
+            other => return other.map(drop),
+        }
+    }
+    Err(ContextError::JournalContended {
+        key: key.to_string(),
+        attempts: 20,
+    })
+}
+
+fn saves_race_puts(backing: Arc<dyn Store>) {
+    let saver = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let other = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let page = |who: &str, n: usize| format!("# {who} {n}\n\nPage {n} written by {who}.\n");
+    const N: usize = 150;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::scope(|scope| {
+        let saving = {
+            let (saver, done) = (saver.clone(), Arc::clone(&done));
+            scope.spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    match saver.save() {
+                        Ok(_) => {}
+                        // Other writers may keep a save reloading; it applies nothing then.
+                        Err(ContextError::SaveContended { .. }) => {}
+                        Err(error) => panic!("{error}"),
+                    }
+                }
+            })
+        };
+        let putting = {
+            let saver = saver.clone();
+            scope.spawn(move || {
+                for n in 0..N {
+                    put_retrying(&saver, &format!("saver/{n}.md"), &page("saver", n)).unwrap();
+                }
+            })
+        };
+        let puts: Result<Vec<_>, ContextError> = (0..N)
+            .map(|n| put_retrying(&other, &format!("other/{n}.md"), &page("other", n)))
+            .collect();
+        let putting = putting.join();
+        // Stop the saves before any assertion, so that a failure does not hang the scope.
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        puts.unwrap();
+        putting.unwrap();
+        saving.join().unwrap();
+    });
+    saver.save().unwrap();
+    for reopened in [
+        ContextStore::open(Arc::clone(&backing)).unwrap(),
+        ContextStore::builder()
+            .open_previous(Arc::clone(&backing))
+            .unwrap(),
+    ] {
+        for who in ["saver", "other"] {
+            for n in 0..N {
+                let key = format!("{who}/{n}.md");
+                let doc = reopened.get(&key);
+                assert_eq!(doc.map(|doc| doc.text), Some(page(who, n)), "{key}");
+            }
+        }
+    }
+}
+
 #[test]
 fn changes_outlive_the_process_through_the_journal_without_a_save() {
     let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());

@@ -53,6 +53,14 @@ pub enum ContextError {
         /// How many entries were tried.
         attempts: u32,
     },
+    /// A save found other processes' writes each time it had taken in the ones before (it
+    /// reloads the folder before saving so as to hold every entry it names); nothing was
+    /// written, and the journal still holds every change. Try again when the writing calms.
+    #[error("other writers changed the snapshot folder during each of {reloads} attempts to save")]
+    SaveContended {
+        /// How many times the save reloaded the folder.
+        reloads: u32,
+    },
     /// `save` on a store that was not opened from a backing store.
     #[error("this context store was not opened from a backing store, so it has nowhere to save")]
     NoBackingStore,

@@ -43,7 +43,36 @@ const HEAD: &str = "snapshot-head";
 const DECODE_LIMIT: usize = 1 << 34;
 /// How many times a journal write looks for the next free entry before it gives up (another
 /// process writing to the same folder takes them).
-const MAX_CLAIMS: u32 = 16;
+const MAX_CLAIMS: u32 = 64;
+
+/// How many times a save reloads what other processes wrote before it gives up (each reload
+/// rebuilds the state, so a save under a stream of other writers ends with an error instead).
+const MAX_SAVE_RELOADS: u32 = 8;
+
+/// How many of a journal write's claims try the next number straight away before it lists the
+/// folder to find the last one taken.
+const PROBES: u32 = 4;
+
+/// The longest pause between two claims of a journal write: each lost claim waits a random
+/// time up to twice as long as the one before (from 20 us), so that a process that has to list
+/// the folder between claims is not starved by one that claims the next number straight away.
+const MAX_CLAIM_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A random pause of up to `20 us * 2^attempt`, at most [`MAX_CLAIM_BACKOFF`].
+fn claim_backoff(attempt: u32) {
+    let ceiling = std::time::Duration::from_micros(20u64 << attempt.min(10)).min(MAX_CLAIM_BACKOFF);
+    // The clock's low bits and the thread's id are random enough to set two claimants apart.
+    let seed = format!(
+        "{:?}{:?}",
+        std::time::SystemTime::now(),
+        std::thread::current().id()
+    );
+    let hash = blake3::hash(seed.as_bytes());
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&hash.as_bytes()[..8]);
+    let fraction = u64::from_le_bytes(word) as f64 / u64::MAX as f64;
+    std::thread::sleep(ceiling.mul_f64(fraction));
+}
 
 /// The journal, held while a journaled change is applied.
 pub(super) type JournalGuard<'a> = MutexGuard<'a, Journal>;
@@ -332,24 +361,36 @@ impl ContextStore {
             return Err(ContextError::NoBackingStore);
         };
         let _saving = persist.saving.lock();
-        let previous = persist.store.get(NAMESPACE, CURRENT)?;
-        let entries = journal_seqs(&*persist.store)?;
-        let foreign = {
-            let journal = persist.journal.lock();
-            journal.lacks(&entries) || id_of(previous.as_deref()) != journal.snapshot_id
-        };
-        if foreign {
+        let mut attempts = 0;
+        let (previous, entries, bytes, n_documents, through, folded) = loop {
+            let previous = persist.store.get(NAMESPACE, CURRENT)?;
+            let entries = journal_seqs(&*persist.store)?;
+            {
+                // Checked under the same hold of the journal as the state is encoded: a claim
+                // of this store's that skipped another process's entry after the listing sets
+                // `foreign`, and none can come in between.
+                let journal = persist.journal.lock();
+                let foreign =
+                    journal.lacks(&entries) || id_of(previous.as_deref()) != journal.snapshot_id;
+                if !foreign {
+                    let state = self.shared.state.read();
+                    break (
+                        previous,
+                        entries,
+                        encode(&state, journal.last_seq),
+                        state.n_live() as u64,
+                        journal.last_seq,
+                        journal.since_snapshot,
+                    );
+                }
+            }
+            attempts += 1;
+            if attempts > MAX_SAVE_RELOADS {
+                return Err(ContextError::SaveContended {
+                    reloads: MAX_SAVE_RELOADS,
+                });
+            }
             self.reload(persist, previous.as_deref())?;
-        }
-        let (bytes, n_documents, through, folded) = {
-            let journal = persist.journal.lock();
-            let state = self.shared.state.read();
-            (
-                encode(&state, journal.last_seq),
-                state.n_live() as u64,
-                journal.last_seq,
-                journal.since_snapshot,
-            )
         };
         // Writes go on meanwhile: their entries come after this snapshot's.
         if let Some(previous) = &previous {
@@ -421,8 +462,12 @@ impl ContextStore {
         };
         let bytes = journal::encode(op);
         let mut journal = persist.journal.lock();
-        let mut seq = journal.last_seq + 1;
-        for _ in 0..MAX_CLAIMS {
+        // Above the last entry the latest snapshot holds, too: a save deletes entries up to
+        // the previous snapshot's, and a number this store last saw before that deletion is
+        // free again, but an entry written there would be taken as held by the snapshot.
+        let head = persist.store.get(NAMESPACE, HEAD)?;
+        let mut seq = journal.last_seq.max(head.as_deref().map_or(0, through_of)) + 1;
+        for attempt in 0..MAX_CLAIMS {
             // Claimed, not overwritten: another process writing to this folder may have taken
             // the number, and then the next free one is after the last it took.
             if persist.store.compare_and_swap(
@@ -440,6 +485,14 @@ impl ContextStore {
                 journal.since_snapshot += bytes.len() as u64;
                 return Ok(Some(journal));
             }
+            if attempt < PROBES {
+                // Most likely another process took just this number: try the next one at
+                // once, before it has prepared its next change (listing the folder first would
+                // lose that race to it every time).
+                seq += 1;
+                continue;
+            }
+            claim_backoff(attempt - PROBES);
             let taken = journal_seqs(&*persist.store)?;
             seq = taken.last().map_or(seq, |&last| last.max(seq)) + 1;
         }
