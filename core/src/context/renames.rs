@@ -102,8 +102,14 @@ pub(super) fn extract(text: &str) -> Vec<(String, String)> {
             found.push((old, new));
         }
     };
-    for (old, new) in table_pairs(text) {
-        push(old, new);
+    if text.contains('|') {
+        for (old, new) in table_pairs(text) {
+            push(old, new);
+        }
+    }
+    // Most sections retire nothing: one scan for the cue words spares them the sentences.
+    if !RETIRED.is_match(text) {
+        return found;
     }
     for sentence in sentences(text) {
         if !RETIRED.is_match(&sentence) {
