@@ -74,6 +74,17 @@ fn claim_backoff(attempt: u32) {
     std::thread::sleep(ceiling.mul_f64(fraction));
 }
 
+/// The journal entry after `seq`; an error when a damaged head record or a stray entry has
+/// used up the numbers, rather than an overflow.
+fn next_seq(seq: u64) -> Result<u64, ContextError> {
+    seq.checked_add(1)
+        .ok_or_else(|| ContextError::CorruptSnapshot {
+            key: HEAD.to_string(),
+            reason: "it or an entry names the last possible journal entry, so no later one can be written"
+                .to_string(),
+        })
+}
+
 /// The journal, held while a journaled change is applied.
 pub(super) type JournalGuard<'a> = MutexGuard<'a, Journal>;
 
@@ -466,7 +477,8 @@ impl ContextStore {
         // the previous snapshot's, and a number this store last saw before that deletion is
         // free again, but an entry written there would be taken as held by the snapshot.
         let head = persist.store.get(NAMESPACE, HEAD)?;
-        let mut seq = journal.last_seq.max(head.as_deref().map_or(0, through_of)) + 1;
+        let floor = journal.last_seq.max(head.as_deref().map_or(0, through_of));
+        let mut seq = next_seq(floor)?;
         for attempt in 0..MAX_CLAIMS {
             // Claimed, not overwritten: another process writing to this folder may have taken
             // the number, and then the next free one is after the last it took.
@@ -489,12 +501,12 @@ impl ContextStore {
                 // Most likely another process took just this number: try the next one at
                 // once, before it has prepared its next change (listing the folder first would
                 // lose that race to it every time).
-                seq += 1;
+                seq = next_seq(seq)?;
                 continue;
             }
             claim_backoff(attempt - PROBES);
             let taken = journal_seqs(&*persist.store)?;
-            seq = taken.last().map_or(seq, |&last| last.max(seq)) + 1;
+            seq = next_seq(taken.last().map_or(seq, |&last| last.max(seq)))?;
         }
         Err(ContextError::JournalContended {
             key: journal::entry_key(seq),
@@ -564,6 +576,27 @@ mod tests {
 
     fn journal_len(backing: &Arc<dyn Store>) -> usize {
         journal_seqs(&**backing).unwrap().len()
+    }
+
+    #[test]
+    fn a_head_that_names_the_last_possible_entry_is_an_error_not_an_overflow() {
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+        store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
+        store.save().unwrap();
+        let mut head = backing.get(NAMESPACE, HEAD).unwrap().unwrap();
+        head[THROUGH_AT..LEN_AT].copy_from_slice(&u64::MAX.to_le_bytes());
+        backing.put(NAMESPACE, HEAD, &head).unwrap();
+        let entries = journal_len(&backing);
+        let error = store
+            .put("docs/b.md", "# B\n\nThe second page.\n")
+            .unwrap_err();
+        assert!(
+            matches!(&error, ContextError::CorruptSnapshot { key, .. } if key == HEAD),
+            "{error}"
+        );
+        assert!(store.get("docs/b.md").is_none());
+        assert_eq!(journal_len(&backing), entries);
     }
 
     #[test]
