@@ -701,6 +701,21 @@ fn context_ingest_then_ask_serves_the_current_section() {
         .contains("login(token)"));
     let nothing = fourfold(&["context", "ask", "zebra quagga", "--store", store], "");
     assert_eq!(nothing.status.code(), Some(1));
+
+    // A guide that says an old name was renamed: asking with the old name says so.
+    std::fs::write(
+        docs.join("guide/upgrading.md"),
+        "# Upgrading\n\n## Renamed\n\n* `signin()` has been renamed to `login()`.\n",
+    )
+    .unwrap();
+    ingest("(1 new or changed, 1 unchanged)");
+    let renamed = fourfold(&["context", "ask", "signin() fails", "--store", store], "");
+    let stdout = String::from_utf8(renamed.stdout).unwrap();
+    assert!(renamed.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("renamed: signin is now login (guide/upgrading.md:3); searched for both"),
+        "{stdout}"
+    );
 }
 
 /// The Chromium binary of Debian's `chromium` package, which the test command installs.
