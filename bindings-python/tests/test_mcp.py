@@ -78,7 +78,7 @@ async def conversation(config: Path) -> dict[str, Any]:
     return seen
 
 
-async def ask_after_another_process_writes(config: Path, folder: Path) -> Any:
+async def ask_after_another_process_writes(config: Path, folder: Path) -> tuple[Any, Any]:
     params = StdioServerParameters(
         command=str(BINARY), args=["mcp", "serve", "--config", str(config), "--docs", str(SAMPLE_DOCS)]
     )
@@ -88,7 +88,10 @@ async def ask_after_another_process_writes(config: Path, folder: Path) -> Any:
             # Another process (here, this one) writes to the server's snapshot folder.
             other = fourfold.ContextStore.open(folder)
             other.put("docs/refunds.md", "# Refunds\n\nA refund over 500 EUR needs a second approver in the billing console.\n")
-            return text_of(await session.call_tool("context_ask", {"query": "refund second approver", "budget_tokens": 400}))
+            other.put("docs/upgrading.md", "# Upgrading\n\n## Renamed\n\n* `approve_refund()` has been renamed to `approve()`.\n")
+            refund = text_of(await session.call_tool("context_ask", {"query": "refund second approver", "budget_tokens": 400}))
+            renamed = text_of(await session.call_tool("context_ask", {"query": "approve_refund() fails", "budget_tokens": 400}))
+            return refund, renamed
 
 
 async def list_tools(config: Path) -> list[str]:
@@ -111,8 +114,11 @@ def test_the_docs_a_server_ingests_are_saved_to_the_snapshot(tmp_path: Path) -> 
 
 def test_a_server_serves_what_another_process_wrote_to_its_folder(tmp_path: Path) -> None:
     config = setup(tmp_path, snapshot=True)
-    answer = asyncio.run(ask_after_another_process_writes(config, tmp_path / "context"))
+    answer, renamed = asyncio.run(ask_after_another_process_writes(config, tmp_path / "context"))
     assert answer["sections"][0]["key"] == "docs/refunds.md", answer
+    assert answer["renames"] == []
+    # An old name that a document says was renamed is searched as the new one, and said so.
+    assert renamed["renames"] == [{"old": "approve_refund", "new": "approve", "pointer": "docs/upgrading.md:3"}]
 
 
 def test_an_mcp_client_is_served_canonical_sections(tmp_path: Path) -> None:
