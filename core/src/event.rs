@@ -289,13 +289,19 @@ fn bincode_config() -> bincode::config::Configuration {
 /// processes (it mixes the time, the process id, a counter and a per-process random key). Not a
 /// secret: ids name records, they do not grant anything.
 pub(crate) fn random_id(prefix: &str, now_ns: u64) -> String {
+    format!("{prefix}-{:016x}", random_u64(now_ns))
+}
+
+/// 64 bits unlikely to repeat within or across processes: the time, the process id and a
+/// counter hashed under a per-process random key. Not for secrets.
+pub(crate) fn random_u64(now_ns: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    static N_IDS: AtomicU64 = AtomicU64::new(0);
+    static N_DRAWS: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(now_ns);
     hasher.write_u32(std::process::id());
-    hasher.write_u64(N_IDS.fetch_add(1, Ordering::Relaxed));
-    format!("{prefix}-{:016x}", hasher.finish())
+    hasher.write_u64(N_DRAWS.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
 }
 
 /// A source of wall-clock time, so that tests never depend on the real clock.

@@ -24,6 +24,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::err::ContextError;
 use super::journal::{self, Journal, Op};
 use super::store::{ContextStore, ContextStoreBuilder, Journaled, Marked, State, MARKING_VERSION};
+use crate::event::{random_u64, Clock, SystemClock};
 use crate::store::Store;
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
@@ -61,16 +62,7 @@ const MAX_CLAIM_BACKOFF: std::time::Duration = std::time::Duration::from_millis(
 /// A random pause of up to `20 us * 2^attempt`, at most [`MAX_CLAIM_BACKOFF`].
 fn claim_backoff(attempt: u32) {
     let ceiling = std::time::Duration::from_micros(20u64 << attempt.min(10)).min(MAX_CLAIM_BACKOFF);
-    // The clock's low bits and the thread's id are random enough to set two claimants apart.
-    let seed = format!(
-        "{:?}{:?}",
-        std::time::SystemTime::now(),
-        std::thread::current().id()
-    );
-    let hash = blake3::hash(seed.as_bytes());
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&hash.as_bytes()[..8]);
-    let fraction = u64::from_le_bytes(word) as f64 / u64::MAX as f64;
+    let fraction = random_u64(SystemClock.now_ns()) as f64 / u64::MAX as f64;
     std::thread::sleep(ceiling.mul_f64(fraction));
 }
 
