@@ -468,9 +468,10 @@ impl ContextStore {
         // Above the last entry the latest snapshot holds, too: a save deletes entries up to
         // the previous snapshot's, and a number this store last saw before that deletion is
         // free again, but an entry written there would be taken as held by the snapshot.
-        let head = persist.store.get(NAMESPACE, HEAD)?;
-        let floor = journal.last_seq.max(head.as_deref().map_or(0, through_of));
-        let mut seq = next_seq(floor)?;
+        let held = |store: &dyn Store| -> Result<u64, ContextError> {
+            Ok(store.get(NAMESPACE, HEAD)?.as_deref().map_or(0, through_of))
+        };
+        let mut seq = next_seq(journal.last_seq.max(held(&*persist.store)?))?;
         for attempt in 0..MAX_CLAIMS {
             // Claimed, not overwritten: another process writing to this folder may have taken
             // the number, and then the next free one is after the last it took.
@@ -497,8 +498,11 @@ impl ContextStore {
                 continue;
             }
             claim_backoff(attempt - PROBES);
+            // After a pause saves may have folded every entry listed before, so the listing
+            // alone may be empty: the snapshot's last entry bounds the number again.
             let taken = journal_seqs(&*persist.store)?;
-            seq = next_seq(taken.last().map_or(seq, |&last| last.max(seq)))?;
+            let last = taken.last().map_or(seq, |&last| last.max(seq));
+            seq = next_seq(last.max(held(&*persist.store)?))?;
         }
         Err(ContextError::JournalContended {
             key: journal::entry_key(seq),
