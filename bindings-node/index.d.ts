@@ -108,8 +108,12 @@ export declare class ContextStore {
   put(key: string, text: string): import('./lib/types').DocVersion
   /** Deletes document `key`; whether it existed. */
   delete(key: string): boolean
-  /** The current version of document `key`, or `null`. */
-  get(key: string): import('./lib/types').Document | null
+  /**
+   * The current version of document `key`, or `null`; with `version`, that version (old
+   * versions stay readable after later puts and a delete), or `null` if it has none. A
+   * negative `version` throws `FOURFOLD_INVALID_REQUEST`.
+   */
+  get(key: string, version?: number | undefined | null): import('./lib/types').Document | null
   /** Every version of document `key`, oldest first. */
   history(key: string): import('./lib/types').DocVersion[]
   /** The keys of the live documents. */

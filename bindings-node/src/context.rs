@@ -189,12 +189,20 @@ impl ContextStore {
         shield(&env, || Ok(self.store.delete(&key)?))
     }
 
-    /// The current version of document `key`, or `null`.
+    /// The current version of document `key`, or `null`; with `version`, that version (old
+    /// versions stay readable after later puts and a delete), or `null` if it has none. A
+    /// negative `version` throws `FOURFOLD_INVALID_REQUEST`.
     #[napi(ts_return_type = "import('./lib/types').Document | null")]
-    pub fn get(&self, env: Env, key: String) -> napi::Result<Value> {
-        shield(&env, || match self.store.get(&key) {
-            Some(document) => to_json(&document),
-            None => Ok(Value::Null),
+    pub fn get(&self, env: Env, key: String, version: Option<i64>) -> napi::Result<Value> {
+        shield(&env, || {
+            let document = match version {
+                Some(version) => self.store.get_version(&key, to_u64(version, "version")?),
+                None => self.store.get(&key),
+            };
+            match document {
+                Some(document) => to_json(&document),
+                None => Ok(Value::Null),
+            }
         })
     }
 

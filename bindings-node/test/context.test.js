@@ -32,6 +32,13 @@ test('documents are versioned and an ask serves the current canonical section', 
   const v2 = store.put('docs/auth.md', AUTH_V2)
   assert.equal(v2.version, 2)
   assert.deepEqual(store.history('docs/auth.md').map((version) => version.version), [1, 2])
+  // Old versions stay readable beside the current one.
+  assert.equal(store.get('docs/auth.md').text, AUTH_V2)
+  const first = store.get('docs/auth.md', 1)
+  assert.equal(first.text, AUTH_V1)
+  assert.equal(first.current, false)
+  assert.equal(store.get('docs/auth.md', 3), null)
+  assert.throws(() => store.get('docs/auth.md', -1), { code: 'FOURFOLD_INVALID_REQUEST' })
   assert.deepEqual(store.keys().sort(), ['docs/auth.md', 'legacy/auth.md'])
 
   const pending = store.ask('login', { budgetTokens: 400, withCopies: true })

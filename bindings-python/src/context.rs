@@ -441,11 +441,16 @@ impl ContextStore {
         no_panic(|| py.detach(|| self.inner.delete(key)).or_raise())
     }
 
-    /// The current text of document `key`, or `None`.
-    fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<String>> {
+    /// The current text of document `key`, or `None`; with `version`, the text of that version
+    /// (old versions stay readable after later puts and a delete), or `None` if it has none.
+    #[pyo3(signature = (key, version=None))]
+    fn get(&self, py: Python<'_>, key: &str, version: Option<u64>) -> PyResult<Option<String>> {
         no_panic(|| {
             Ok(py
-                .detach(|| self.inner.get(key))
+                .detach(|| match version {
+                    Some(version) => self.inner.get_version(key, version),
+                    None => self.inner.get(key),
+                })
                 .map(|document| document.text))
         })
     }

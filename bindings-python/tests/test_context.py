@@ -39,6 +39,10 @@ def test_each_put_makes_a_version_and_old_versions_stay_history() -> None:
     assert store.keys() == ["docs/models.md"] and len(store) == 1
     assert store.delete("docs/models.md") and not store.delete("docs/models.md")
     assert store.get("docs/models.md") is None
+    # Old versions stay readable, after later puts and after the delete.
+    assert store.get("docs/models.md", version=1) == GUIDE
+    assert "each failure" in (store.get("docs/models.md", 2) or "")
+    assert store.get("docs/models.md", version=3) is None and store.get("docs/other.md", 1) is None
 
 
 def test_ask_serves_the_best_canonical_section_within_the_budget() -> None:
