@@ -394,6 +394,11 @@ export interface FourfoldOptions {
   trace?: TracerOptions
   /** Serves context from a store in memory. */
   context?: ContextStoreOptions
+  /**
+   * Which documents a session's asks may serve its agent: `'policy'` (the default) only those
+   * the policy lets it read, `'all'` every one.
+   */
+  contextScope?: 'policy' | 'all'
   /** Meters and budgets model calls. */
   cost?: CostMeterOptions
 }

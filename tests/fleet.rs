@@ -686,7 +686,7 @@ fn a_document_put_by_one_process_is_served_current_by_another() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("policy.toml"),
-        "[[rule]]\nid = \"coder\"\neffect = \"allow\"\nagents = [\"coder\"]\nwrite = [\"src/**\"]\n\n[[rule]]\nid = \"fresh\"\neffect = \"gate\"\nagents = [\"coder\"]\ngates = [\"context-fresh\"]\nwrite = [\"src/**\"]\n",
+        "[[rule]]\nid = \"coder\"\neffect = \"allow\"\nagents = [\"coder\"]\nread = [\"docs/**\"]\nwrite = [\"src/**\"]\n\n[[rule]]\nid = \"fresh\"\neffect = \"gate\"\nagents = [\"coder\"]\ngates = [\"context-fresh\"]\nwrite = [\"src/**\"]\n",
     )
     .unwrap();
     let config = dir.path().join("fourfold.toml");

@@ -303,6 +303,12 @@ id = "findings"
 effect = "allow"
 agents = ["coder"]
 tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+
+[[rule]]
+id = "reviewers-read-records"
+effect = "allow"
+agents = ["reviewer"]
+read = ["records/**"]
 "#;
     let sink = MemorySink::new();
     let backing: Arc<dyn fourfold::Store> = Arc::new(fourfold::MemoryStore::new());
@@ -364,6 +370,203 @@ tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
             .record_finding("findings/x", "text"),
         Err(SessionError::Missing("context store"))
     ));
+}
+
+const SCOPED_POLICY: &str = r#"
+[gates.human-review]
+kind = "human"
+
+[[rule]]
+id = "public-docs"
+effect = "allow"
+agents = ["coder"]
+read = ["docs/public/**", "handbook/**"]
+
+[[rule]]
+id = "gated-docs"
+effect = "gate"
+gates = ["human-review"]
+agents = ["coder"]
+read = ["docs/gated/**"]
+"#;
+
+const TOKEN_DOC: &str = "# Tokens\n\n## Rotation\n\nLogin tokens rotate every hour; call `refresh_token()` before the hour is up.\n";
+
+/// A `Fourfold` with `SCOPED_POLICY`, a store holding the same kind of page in a folder the coder
+/// may read, one it may not and one a gate holds, and a sink of its trace.
+fn scoped(scope: fourfold::session::ContextScope) -> (Fourfold, MemorySink) {
+    let sink = MemorySink::new();
+    let fourfold = Fourfold::builder()
+        .policy(crate::util::builder(SCOPED_POLICY))
+        .tracer(Tracer::builder().sink(sink.clone()).build().unwrap())
+        .context(ContextStore::builder())
+        .context_scope(scope)
+        .build()
+        .unwrap();
+    let store = fourfold.context().unwrap();
+    store.put("docs/public/tokens.md", TOKEN_DOC).unwrap();
+    store
+        .put(
+            "docs/internal/tokens.md",
+            "# Tokens\n\n## Signing keys\n\nLogin tokens are signed with the key in vault path `kv/auth/signing`; `old_login_token` was renamed to `login_token`.\n",
+        )
+        .unwrap();
+    store
+        .put(
+            "docs/gated/tokens.md",
+            "# Tokens\n\n## Revocation\n\nLogin tokens of a departed employee are revoked by the on-call lead.\n",
+        )
+        .unwrap();
+    (fourfold, sink)
+}
+
+#[test]
+fn asks_serve_only_the_documents_the_policy_lets_the_agent_read() {
+    let (fourfold, sink) = scoped(fourfold::session::ContextScope::Policy);
+    let session = fourfold.session("coder", Some("T-3"));
+    let answer = session.ask("login tokens old_login_token", 2_000).unwrap();
+    let keys: Vec<&str> = answer.hits.iter().map(|hit| hit.key.as_str()).collect();
+    assert_eq!(keys, ["docs/public/tokens.md"], "{answer:?}");
+    // The internal page ranked and so did the gated one: both were left out, and counted.
+    assert_eq!(answer.withheld, 2);
+    // The rename the internal page states is not applied, nor is its pointer shown.
+    assert!(answer.renames.is_empty(), "{:?}", answer.renames);
+    // An id learnt elsewhere does not reach the text either.
+    let unscoped = fourfold.context().unwrap().ask("signing keys vault", 500);
+    let internal = &unscoped.hits[0];
+    assert_eq!(internal.key, "docs/internal/tokens.md");
+    assert!(session.get_section(&internal.section_id).unwrap().is_none());
+    let public = &answer.hits[0];
+    assert!(session.get_section(&public.section_id).unwrap().is_some());
+    // Judging what to serve decides nothing: no decision recorded, no approval opened.
+    fourfold.tracer().unwrap().flush().unwrap();
+    let decisions = sink
+        .records()
+        .iter()
+        .filter(|record| {
+            matches!(
+                record,
+                TraceRecord::Event(event)
+                    if matches!(event.kind, EventKind::Decision(_) | EventKind::Gate(_))
+            )
+        })
+        .count();
+    assert_eq!(decisions, 0);
+    assert!(fourfold.policy().pending_approvals().unwrap().is_empty());
+    // Another agent, with no rule that lets it read anything, is served nothing.
+    let stranger = fourfold.session("stranger", None);
+    let nothing = stranger.ask("login tokens", 2_000).unwrap();
+    assert!(
+        nothing.hits.is_empty() && nothing.withheld == 3,
+        "{nothing:?}"
+    );
+}
+
+#[test]
+fn a_document_the_policy_stops_allowing_is_not_served_again() {
+    let (fourfold, _sink) = scoped(fourfold::session::ContextScope::Policy);
+    let session = fourfold.session("coder", Some("T-3"));
+    let served = session.ask("token rotation", 500).unwrap();
+    assert_eq!(served.hits[0].key, "docs/public/tokens.md");
+    // The rules change (the public folder is no longer readable), then the page does.
+    fourfold
+        .policy()
+        .replace(crate::util::builder(
+            &SCOPED_POLICY.replace("\"docs/public/**\", ", ""),
+        ))
+        .unwrap();
+    fourfold
+        .context()
+        .unwrap()
+        .put(
+            "docs/public/tokens.md",
+            &TOKEN_DOC.replace("every hour", "every ten minutes"),
+        )
+        .unwrap();
+    // The re-read does not serve the new text; the ask withholds it.
+    assert!(session.reread().unwrap().is_empty());
+    let again = session.ask("token rotation", 500).unwrap();
+    assert!(again
+        .hits
+        .iter()
+        .all(|hit| hit.key != "docs/public/tokens.md"));
+    assert!(again.withheld >= 1);
+}
+
+#[test]
+fn an_ingested_document_is_judged_at_its_key() {
+    let repo = tempfile::tempdir().unwrap();
+    let docs = repo.path().join("docs");
+    std::fs::create_dir_all(docs.join("public")).unwrap();
+    std::fs::create_dir_all(docs.join("internal")).unwrap();
+    std::fs::write(docs.join("public/tokens.md"), TOKEN_DOC).unwrap();
+    std::fs::write(
+        docs.join("internal/tokens.md"),
+        TOKEN_DOC.replace("every hour", "on every deploy"),
+    )
+    .unwrap();
+    // A fresh Fourfold rooted at the workspace, its store ingested from `folder`.
+    let ask_after_ingesting = |folder: &std::path::Path| {
+        let fourfold = Fourfold::builder()
+            .policy(
+                fourfold::Policy::builder_from_toml(SCOPED_POLICY)
+                    .unwrap()
+                    .root(repo.path()),
+            )
+            .context(ContextStore::builder())
+            .build()
+            .unwrap();
+        let store = fourfold.context().unwrap();
+        store.ingest_dir(folder, &[], |_| {}).unwrap();
+        let answer = fourfold
+            .session("coder", None)
+            .ask("token rotation", 2_000)
+            .unwrap();
+        let keys: Vec<String> = answer.hits.iter().map(|hit| hit.key.clone()).collect();
+        (keys, answer.withheld)
+    };
+    // Ingested from the workspace's root, the keys are the paths the policy names.
+    assert_eq!(
+        ask_after_ingesting(repo.path()),
+        (vec!["docs/public/tokens.md".to_string()], 1)
+    );
+    // Ingested from `docs/`, the keys (`public/tokens.md`) are paths no rule names: nothing is
+    // served, and the answer says how much was kept out.
+    assert_eq!(ask_after_ingesting(&docs), (Vec::new(), 2));
+}
+
+#[test]
+fn a_fourfold_scoped_to_all_serves_every_document() {
+    let (fourfold, _sink) = scoped(fourfold::session::ContextScope::All);
+    let session = fourfold.session("stranger", None);
+    let answer = session.ask("login tokens", 2_000).unwrap();
+    assert_eq!(answer.hits.len(), 3, "{answer:?}");
+    assert_eq!(answer.withheld, 0);
+    let renamed = session.ask("old_login_token", 2_000).unwrap();
+    assert_eq!(renamed.renames.len(), 1, "{renamed:?}");
+    // The configuration file names the same choice.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), SCOPED_POLICY).unwrap();
+    let config = dir.path().join("fourfold.toml");
+    for (scope, expected) in [("all", 1), ("policy", 0)] {
+        std::fs::write(
+            &config,
+            format!("[policy]\nfile = \"policy.toml\"\n[context]\nscope = \"{scope}\"\n"),
+        )
+        .unwrap();
+        let fourfold = Fourfold::from_config(&config).unwrap();
+        fourfold
+            .context()
+            .unwrap()
+            .put("docs/internal/tokens.md", TOKEN_DOC)
+            .unwrap();
+        let hits = fourfold
+            .session("coder", None)
+            .ask("token rotation", 500)
+            .unwrap()
+            .hits;
+        assert_eq!(hits.len(), expected, "scope {scope}: {hits:?}");
+    }
 }
 
 #[test]
@@ -705,6 +908,10 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
     check(
         "[policy]\nfile = \"policy.toml\"\n[context]\nshared = true\nsnapshot = \"state\"\n",
         "`[context] shared` and `snapshot` cannot be set together",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[context]\nscope = \"everyone\"\n",
+        "`[context] scope` is \"policy\"",
     );
     // A command gate may not take the name of a built-in one.
     check(

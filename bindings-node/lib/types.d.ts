@@ -143,6 +143,8 @@ export interface Answer {
   budgetTokens: number
   /** Old names the query wrote as code that the documents say were renamed; the search looked for the new names too. */
   renames: Rename[]
+  /** Documents with sections good enough to serve that the session's agent may not read (the policy's `read` rules), left out; 0 when nothing was. */
+  withheld: number
 }
 
 /** An old name in a query that a current canonical section says was renamed (a migration guide's "`orm_mode` -> `from_attributes`"). */

@@ -42,6 +42,10 @@ pub struct FourfoldOptions {
     pub trace: Option<TracerOptions>,
     /// Serves context from a store in memory.
     pub context: Option<ContextStoreOptions>,
+    /// Which documents a session's asks may serve its agent: `'policy'` (the default) only those
+    /// the policy lets it read, `'all'` every one.
+    #[napi(ts_type = "'policy' | 'all'")]
+    pub context_scope: Option<String>,
     /// Meters and budgets model calls.
     pub cost: Option<CostMeterOptions>,
 }
@@ -89,6 +93,15 @@ impl Fourfold {
             }
             if let Some(context) = options.context {
                 builder = builder.context(crate::context::builder(Some(context)));
+            }
+            if let Some(name) = &options.context_scope {
+                let scope = fourfold::session::ContextScope::from_name(name).ok_or_else(|| {
+                    FourfoldError::invalid(format!(
+                        "`contextScope` is 'policy' (serve an agent only the documents the policy \
+                         lets it read) or 'all', not {name:?}"
+                    ))
+                })?;
+                builder = builder.context_scope(scope);
             }
             if let Some(cost) = &options.cost {
                 builder = builder.cost(meter_builder(cost)?);

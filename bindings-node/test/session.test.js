@@ -189,3 +189,22 @@ test('options that cannot build a Fourfold are typed errors', () => {
   assert.match(config.message, /tracing/)
   assert.equal(thrown(() => Fourfold.fromConfig(path.join(dir, 'none.toml'))).code, codes.CONFIG_ERROR)
 })
+
+test('a session is served only what the policy lets its agent read', async () => {
+  const policy = { toml: '[[rule]]\nid = "public-docs"\neffect = "allow"\nagents = ["coder"]\nread = ["docs/public/**"]\n' }
+  const tokens = '# Tokens\n\n## Rotation\n\nLogin tokens rotate every hour; call `refresh_token()` before the hour is up.\n'
+  const fourfold = new Fourfold({ policy, context: {} })
+  fourfold.context.put('docs/public/tokens.md', tokens)
+  fourfold.context.put('docs/internal/tokens.md', tokens.replace('every hour', 'on every deploy of the vault'))
+  const answer = await fourfold.session('coder').ask('login tokens rotate', { budgetTokens: 2000 })
+  assert.deepEqual(answer.hits.map((hit) => hit.key), ['docs/public/tokens.md'])
+  assert.equal(answer.withheld, 1)
+  const nothing = await fourfold.session('visitor').ask('login tokens rotate', { budgetTokens: 2000 })
+  assert.deepEqual([nothing.hits.length, nothing.withheld], [0, 2])
+  // `contextScope: 'all'` serves every document, whatever the policy says about reading.
+  const open = new Fourfold({ policy, context: {}, contextScope: 'all' })
+  open.context.put('docs/internal/tokens.md', tokens)
+  const served = await open.session('visitor').ask('login tokens', { budgetTokens: 500 })
+  assert.deepEqual(served.hits.map((hit) => hit.key), ['docs/internal/tokens.md'])
+  assert.equal(thrown(() => new Fourfold({ policy, contextScope: 'everyone' })).code, codes.INVALID_REQUEST)
+})

@@ -70,6 +70,12 @@ id = "findings"
 effect = "allow"
 agents = ["coder"]
 tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+
+[[rule]]
+id = "reviewers-read-findings"
+effect = "allow"
+agents = ["reviewer"]
+read = ["records/findings-*"]
 `
 
 module.exports = { FINDINGS_POLICY, POLICY, workspace, thrown }

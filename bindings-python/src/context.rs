@@ -123,6 +123,10 @@ pub struct Answer {
     /// looked for the new names too.
     #[pyo3(get)]
     renames: Vec<Py<Rename>>,
+    /// Documents with sections good enough to serve that the session's agent may not read
+    /// (the policy's `read` rules), left out; 0 when nothing was.
+    #[pyo3(get)]
+    withheld: u64,
     inner: fourfold::context::Answer,
 }
 
@@ -180,6 +184,7 @@ impl Answer {
                     )
                 })
                 .collect::<PyResult<_>>()?,
+            withheld: answer.withheld,
             inner: answer,
         })
     }

@@ -35,6 +35,12 @@ id = "findings"
 effect = "allow"
 agents = ["mcp-client"]
 tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
+
+[[rule]]
+id = "docs"
+effect = "allow"
+agents = ["mcp-client"]
+read = ["docs/**", "records/**"]
 """
 
 
@@ -116,7 +122,7 @@ def test_a_server_serves_what_another_process_wrote_to_its_folder(tmp_path: Path
     config = setup(tmp_path, snapshot=True)
     answer, renamed = asyncio.run(ask_after_another_process_writes(config, tmp_path / "context"))
     assert answer["sections"][0]["key"] == "docs/refunds.md", answer
-    assert answer["renames"] == []
+    assert answer["renames"] == [] and answer["withheld"] == 0
     # An old name that a document says was renamed is searched as the new one, and said so.
     assert renamed["renames"] == [{"old": "approve_refund", "new": "approve", "pointer": "docs/upgrading.md:3"}]
 

@@ -379,3 +379,34 @@ def test_one_session_shared_by_eight_threads(ff: fourfold.Fourfold, tracer: four
     gates = events(tracer, "gate")
     assert len(gates) == 2 * n_threads * n_calls + 0 * tracer.n_dropped
     assert len(events(tracer, "cost")) == n_threads * n_calls
+
+
+SCOPED_POLICY = """
+[[rule]]
+id = "public-docs"
+effect = "allow"
+agents = ["coder"]
+read = ["docs/public/**"]
+"""
+
+TOKENS = "# Tokens\n\n## Rotation\n\nLogin tokens rotate every hour; call `refresh_token()` before the hour is up.\n"
+
+
+def test_a_session_is_served_only_what_the_policy_lets_its_agent_read() -> None:
+    ff = fourfold.Fourfold(SCOPED_POLICY, cost=False)
+    assert ff.context is not None
+    ff.context.put("docs/public/tokens.md", TOKENS)
+    ff.context.put("docs/internal/tokens.md", TOKENS.replace("every hour", "on every deploy of the vault"))
+    answer = ff.session("coder").ask("login tokens rotate", 2000)
+    assert [hit.key for hit in answer.hits] == ["docs/public/tokens.md"]
+    assert answer.withheld == 1 and answer.to_dict()["withheld"] == 1
+    # An agent no rule lets read anything is served nothing, and told how much was kept out.
+    nothing = ff.session("visitor").ask("login tokens rotate", 2000)
+    assert nothing.hits == [] and nothing.withheld == 2
+    # `context_scope="all"` serves every document, whatever the policy says about reading.
+    open_ff = fourfold.Fourfold(SCOPED_POLICY, cost=False, context_scope="all")
+    assert open_ff.context is not None
+    open_ff.context.put("docs/internal/tokens.md", TOKENS)
+    assert [hit.key for hit in open_ff.session("visitor").ask("login tokens", 500).hits] == ["docs/internal/tokens.md"]
+    with pytest.raises(fourfold.InvalidRequest, match="context_scope"):
+        fourfold.Fourfold(SCOPED_POLICY, context_scope="everyone")  # type: ignore[arg-type]

@@ -435,7 +435,7 @@ impl ContextServer {
 #[tool_router]
 impl ContextServer {
     #[tool(
-        description = "The current canonical documentation sections that answer a query, within a token budget, each with its key, heading path, file:line pointer, version and freshness. A section this session was already served, unchanged, comes back as a pointer without its text. `renames` lists old names in the query that the documents say were renamed (old, new, pointer); the search looked for the new names too."
+        description = "The current canonical documentation sections that answer a query, within a token budget, each with its key, heading path, file:line pointer, version and freshness. A section this session was already served, unchanged, comes back as a pointer without its text. `renames` lists old names in the query that the documents say were renamed (old, new, pointer); the search looked for the new names too. `withheld` counts documents that matched but that the policy does not let this client read."
     )]
     async fn context_ask(
         &self,
@@ -459,6 +459,7 @@ impl ContextServer {
                     "text": hit.text,
                 })).collect::<Vec<_>>(),
                 "renames": answer.renames,
+                "withheld": answer.withheld,
                 "tokens_served": answer.tokens_served,
                 "tokens_baseline": answer.tokens_baseline,
             }))),
@@ -474,8 +475,8 @@ impl ContextServer {
         if let Some(failure) = self.refresh_failure() {
             return Ok(failure);
         }
-        let store = self.session.fourfold().context();
-        let section = store.and_then(|store| store.get_section(&params.section_id));
+        // Only a section of a document this client's agent may be served (the session's scope).
+        let section = self.session.get_section(&params.section_id).ok().flatten();
         self.record(
             "context_get_section",
             json!({ "section_id": params.section_id }),

@@ -278,6 +278,8 @@ class Answer:
     def budget_tokens(self) -> int: ...
     @property
     def renames(self) -> list[Rename]: ...
+    @property
+    def withheld(self) -> int: ...
     def to_dict(self) -> dict[str, Any]: ...
     def __len__(self) -> int: ...
 
@@ -601,6 +603,7 @@ class Fourfold:
         context: bool = True,
         archive: Sequence[str] = ...,
         pin: Sequence[str] = ...,
+        context_scope: Literal["policy", "all"] = "policy",
         cost: bool = True,
         budgets: Sequence[Budget] = ...,
         prices: Optional[_Path] = None,

@@ -173,7 +173,16 @@ pub struct Answer {
     /// replaced; the search looked for the new names too.
     #[serde(default)]
     pub renames: Vec<Rename>,
+    /// Documents that held sections good enough to be served, left out because the asker may
+    /// not read them (a session scoped by the policy's `read` rules); 0 when nothing was.
+    #[serde(default)]
+    pub withheld: u64,
 }
+
+/// Which documents an asker may be served, by key: a session scoped by it is served, pointed to
+/// and renamed by only the documents it allows. It is called while the store is read, so it must
+/// not call the store.
+pub type ReadScope = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// A rename a current canonical section states (a migration guide's "`orm_mode` → `from_attributes`"),
 /// applied to a query that named the old name.

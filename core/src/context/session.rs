@@ -3,12 +3,12 @@
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use super::model::{Answer, AskOptions, Change, Section, SectionRead};
+use super::model::{Answer, AskOptions, Change, ReadScope, Section, SectionRead};
 use super::store::ContextStore;
 
 /// An agent's conversation with the store. It remembers which section versions it served; asking
 /// again for a section the agent already holds, unchanged, serves a pointer instead of the text.
-#[derive(Debug)]
+/// A session [`scoped`](Session::scoped) is served only the documents its scope allows.
 pub struct Session {
     store: ContextStore,
     agent: String,
@@ -16,6 +16,19 @@ pub struct Session {
     task: Option<String>,
     /// Section id → (key, document version served, version the text last changed in).
     served: Mutex<FxHashMap<String, (String, u64, u64)>>,
+    scope: Option<ReadScope>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("agent", &self.agent)
+            .field("run_id", &self.run_id)
+            .field("task", &self.task)
+            .field("served", &self.served.lock().len())
+            .field("scoped", &self.scope.is_some())
+            .finish()
+    }
 }
 
 impl ContextStore {
@@ -27,11 +40,32 @@ impl ContextStore {
             run_id: run_id.map(str::to_string),
             task: task.map(str::to_string),
             served: Mutex::new(FxHashMap::default()),
+            scope: None,
         }
     }
 }
 
 impl Session {
+    /// This session, served only the documents `scope` allows: its asks leave the others out
+    /// (their sections, their copies and the renames they state; [`Answer::withheld`] counts
+    /// them), and neither [`Session::get_section`] nor [`Session::reread_changed`] serves them.
+    pub fn scoped(mut self, scope: ReadScope) -> Session {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// Whether this session may be served document `key`.
+    fn allows(&self, key: &str) -> bool {
+        self.scope.as_ref().is_none_or(|scope| scope(key))
+    }
+
+    /// The section `id` as it is now, if this session may be served its document.
+    pub fn get_section(&self, id: &str) -> Option<Section> {
+        self.store
+            .get_section(id)
+            .filter(|section| self.allows(&section.key))
+    }
+
     /// Asks the store; sections this session already holds, unchanged, come back as pointers
     /// (`already_served`, no text) and cost only their header's tokens.
     pub fn ask(&self, query: &str, budget_tokens: u64) -> Answer {
@@ -46,12 +80,16 @@ impl Session {
         options.task = self.task.clone();
         let answer = {
             let served = self.served.lock();
-            self.store
-                .ask_in(query, &options, |section_id, changed_in| {
+            self.store.ask_in(
+                query,
+                &options,
+                |section_id, changed_in| {
                     served
                         .get(section_id)
                         .is_some_and(|(_, _, served_changed_in)| *served_changed_in == changed_in)
-                })
+                },
+                self.scope.as_ref(),
+            )
         };
         let mut served = self.served.lock();
         for hit in answer.hits.iter().filter(|hit| hit.text.is_some()) {
@@ -85,14 +123,15 @@ impl Session {
     }
 
     /// Serves the current version of every section this session holds that has changed since,
-    /// and records it as read; sections that are gone are forgotten. Returns the sections served
+    /// and records it as read; sections that are gone, or whose document the session's scope no
+    /// longer allows, are forgotten. Returns the sections served
     /// and the changes they answer, so the caller can show what changed.
     pub fn reread_changed(&self) -> (Vec<Section>, Vec<Change>) {
         let changes = self.changed();
         let mut sections = Vec::new();
         let mut served = self.served.lock();
         for change in &changes {
-            match self.store.get_section(&change.read.section_id) {
+            match self.get_section(&change.read.section_id) {
                 Some(section) if section.key == change.read.key => {
                     served.insert(
                         section.id.clone(),

@@ -5,11 +5,12 @@
 //! holds it only to swap the version in, update the index and re-mark the documents it touches.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::err::ContextError;
@@ -18,7 +19,7 @@ use super::index::{AnalyzedDocument, Index};
 use super::journal::Op;
 use super::model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, Marker,
-    Rename, Section, SectionRead,
+    ReadScope, Rename, Section, SectionRead,
 };
 use super::renames::{self, Renames};
 use super::section::{split, SectionDraft};
@@ -615,18 +616,19 @@ impl ContextStore {
 
     /// [`ContextStore::ask`] with options: how many hits, whether to list copies, and who asks.
     pub fn ask_with(&self, query: &str, options: &AskOptions) -> Answer {
-        self.ask_in(query, options, |_, _| false)
+        self.ask_in(query, options, |_, _| false, None)
     }
 
     /// Asks, serving only a pointer for sections `held` says the asker already has unchanged:
-    /// `held(section_id, changed_in)`.
+    /// `held(section_id, changed_in)`, and, with a `scope`, only the documents it allows.
     pub(super) fn ask_in(
         &self,
         query: &str,
         options: &AskOptions,
         held: impl Fn(&str, u64) -> bool,
+        scope: Option<&ReadScope>,
     ) -> Answer {
-        let answer = self.shared.state.read().ask(query, options, held);
+        let answer = self.shared.state.read().ask(query, options, held, scope);
         self.emit(query, options, &answer);
         answer
     }
@@ -1358,8 +1360,30 @@ impl State {
         }
     }
 
-    fn ask(&self, query: &str, options: &AskOptions, held: impl Fn(&str, u64) -> bool) -> Answer {
-        let canonical = |slot: u32| self.is_canonical(slot);
+    fn ask(
+        &self,
+        query: &str,
+        options: &AskOptions,
+        held: impl Fn(&str, u64) -> bool,
+        scope: Option<&ReadScope>,
+    ) -> Answer {
+        // What `scope` says of each document met, by document index: asked once per document.
+        let judged: RefCell<FxHashMap<u32, bool>> = RefCell::default();
+        let readable = |slot: u32| {
+            let Some(scope) = scope else {
+                return true;
+            };
+            let Some(at) = self.slots.get(slot as usize).copied().flatten() else {
+                return false;
+            };
+            if let Some(&allowed) = judged.borrow().get(&at.doc) {
+                return allowed;
+            }
+            let allowed = scope(&self.docs[at.doc as usize].key);
+            judged.borrow_mut().insert(at.doc, allowed);
+            allowed
+        };
+        let canonical = |slot: u32| self.is_canonical(slot) && readable(slot);
         // A query naming an old name as code searches for what the canonical sections say
         // replaced it as well (`renames`).
         let renamed = self.renames.of_query(query, canonical);
@@ -1375,6 +1399,8 @@ impl State {
             expanded = text;
             expanded.as_str()
         };
+        // The documents whose canonical sections the search would have taken but `scope` kept out.
+        let withheld: RefCell<FxHashSet<u32>> = RefCell::default();
         // Only the best `2 * max_hits` candidates are considered: a section far down the list
         // is not worth serving just because it is small enough to fit what is left of the
         // budget, and a small limit lets the search skip most postings.
@@ -1382,7 +1408,18 @@ impl State {
             query,
             options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT),
             MIN_RELATIVE_SCORE,
-            canonical,
+            |slot| {
+                if !self.is_canonical(slot) {
+                    return false;
+                }
+                let allowed = readable(slot);
+                if !allowed {
+                    if let Some(at) = self.slots.get(slot as usize).copied().flatten() {
+                        withheld.borrow_mut().insert(at.doc);
+                    }
+                }
+                allowed
+            },
         );
         let mut answer = self.fill(ranked, options, &held);
         answer.renames = renamed
@@ -1400,7 +1437,9 @@ impl State {
         if options.with_copies {
             let copies = self
                 .index
-                .search(query, options.max_hits.max(1) * 4, |slot| !canonical(slot));
+                .search(query, options.max_hits.max(1) * 4, |slot| {
+                    !self.is_canonical(slot) && readable(slot)
+                });
             for (slot, score) in copies.into_iter().take(options.max_hits) {
                 if let Some(at) = self.slots.get(slot as usize).copied().flatten() {
                     let mut hit = self.hit(at, score);
@@ -1409,6 +1448,7 @@ impl State {
                 }
             }
         }
+        answer.withheld = withheld.borrow().len() as u64;
         answer
     }
 

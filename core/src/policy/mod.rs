@@ -396,6 +396,20 @@ impl Policy {
         Ok(decision)
     }
 
+    /// Whether `request` is allowed outright, without deciding it: nothing is recorded, no gate
+    /// runs and no approval is opened. A request a rule would hold at a gate is not allowed.
+    /// For filtering what an agent is shown (the context store serves only the documents its
+    /// agent may read), not for letting an action go ahead: that is [`Policy::check`].
+    pub fn permits(&self, request: &Request) -> bool {
+        let state = Arc::clone(&self.state.read());
+        let grants = Arc::clone(&self.grants.read());
+        let judge = Judge {
+            state: &state,
+            grants: &grants,
+        };
+        matches!(judge.judge(request), Judgement::Allow { .. })
+    }
+
     /// Runs a gated request through its gates and approvals.
     fn through_gates(
         &self,

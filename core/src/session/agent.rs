@@ -3,14 +3,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::context::{Answer, ContextError, ContextStore, DocVersion, Section, Session};
+use crate::context::{Answer, ContextError, ContextStore, DocVersion, ReadScope, Section, Session};
 use crate::cost::{CostRecord, Reservation, TokenCounts, Usage};
 use crate::event::{ActionEvent, ContextEvent, DecisionEvent, EventKind, ServedSection};
 use crate::policy::{Decision, Request, Verdict};
 use crate::trace::{Run, Span, SpanKind};
 
 use super::err::SessionError;
-use super::fourfold::Fourfold;
+use super::fourfold::{ContextScope, Fourfold};
 use super::fresh::CONTEXT_FRESH_GATE;
 use crate::cost::BUDGET_GATE;
 
@@ -58,7 +58,12 @@ impl AgentSession {
             ),
         };
         let context = fourfold.shared.context.as_ref().map(|store| {
-            let session = Arc::new(store.session(agent, Some(&run_id), task));
+            let session = store.session(agent, Some(&run_id), task);
+            let session = match fourfold.shared.context_scope {
+                ContextScope::Policy => session.scoped(policy_scope(&fourfold, agent, task)),
+                ContextScope::All => session,
+            };
+            let session = Arc::new(session);
             fourfold.shared.runs.insert(&run_id, &session);
             session
         });
@@ -174,6 +179,16 @@ impl AgentSession {
             .as_ref()
             .ok_or(SessionError::Missing("context store"))?;
         Ok(context.ask(query, budget_tokens))
+    }
+
+    /// The section `id` as it is now, if this run may be served its document (under the
+    /// default [`ContextScope::Policy`], if the policy lets the agent read it).
+    pub fn get_section(&self, id: &str) -> Result<Option<Section>, SessionError> {
+        let context = self
+            .context
+            .as_ref()
+            .ok_or(SessionError::Missing("context store"))?;
+        Ok(context.get_section(id))
     }
 
     /// Re-reads every section this run was served that has changed since: serves the current
@@ -330,4 +345,23 @@ impl AgentSession {
         usage.run = Some(self.run_id.clone());
         usage
     }
+}
+
+/// The documents `agent` may be served on `task`: those the policy lets it read outright, each
+/// judged at its key as a path under the policy's root (an ingest's keys are paths relative to
+/// the folder it read). Once the `Fourfold` is gone, nothing is allowed.
+fn policy_scope(fourfold: &Fourfold, agent: &str, task: Option<&str>) -> ReadScope {
+    let shared = Arc::downgrade(&fourfold.shared);
+    let agent = agent.to_string();
+    let task = task.map(str::to_string);
+    Arc::new(move |key: &str| {
+        let Some(shared) = shared.upgrade() else {
+            return false;
+        };
+        let mut request = Request::read(agent.as_str(), key);
+        if let Some(task) = &task {
+            request = request.task(task.as_str());
+        }
+        shared.policy.permits(&request)
+    })
 }

@@ -15,6 +15,7 @@
 //! snapshot = ".fourfold/context"    # where snapshots are saved (optional: in memory)
 //! archive = ["legacy/"]             # folders whose copies are never canonical
 //! pin = ["docs/concepts/models.md"] # documents canonical over their copies
+//! scope = "policy"                  # serve an agent only what the policy lets it read (or "all")
 //! shared = false                    # true: follow the fleet's shared documents in [store]
 //!
 //! [cost]
@@ -63,7 +64,7 @@ use crate::trace::{
 
 use super::command::CommandGate;
 use super::err::ConfigError;
-use super::fourfold::{Fourfold, FourfoldBuilder};
+use super::fourfold::{ContextScope, Fourfold, FourfoldBuilder};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +122,7 @@ struct ContextSection {
     archive: Vec<String>,
     #[serde(default)]
     pin: Vec<String>,
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -268,6 +270,15 @@ pub(crate) fn builder_from_text(
                  PostgreSQL is where shared documents are kept"
                     .to_string(),
             ));
+        }
+        if let Some(name) = &context.scope {
+            let scope = ContextScope::from_name(name).ok_or_else(|| {
+                invalid(format!(
+                    "`[context] scope` is \"policy\" (serve an agent only the documents the \
+                     policy lets it read) or \"all\", not {name:?}"
+                ))
+            })?;
+            builder = builder.context_scope(scope);
         }
         let mut store = ContextStore::builder();
         for prefix in &context.archive {

@@ -27,6 +27,7 @@ pub struct Fourfold {
 
 pub(crate) struct Shared {
     pub(crate) policy: Policy,
+    pub(crate) context_scope: ContextScope,
     pub(crate) tracer: Option<Tracer>,
     pub(crate) context: Option<ContextStore>,
     pub(crate) cost: Option<CostMeter>,
@@ -47,10 +48,35 @@ impl std::fmt::Debug for Fourfold {
     }
 }
 
+/// Which documents a session's asks may serve its agent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContextScope {
+    /// Only those the policy lets the agent read: a `read` request of the document's key, as a
+    /// path under the policy's root, allowed outright; a document a gate would hold is not
+    /// served. An ingest's keys are paths relative to the folder it read, so ingesting the
+    /// workspace's root gives keys the policy's path rules already name.
+    #[default]
+    Policy,
+    /// Every document, whatever the policy says about reading it.
+    All,
+}
+
+impl ContextScope {
+    /// The scope named `name` in a `fourfold.toml` (`policy` or `all`).
+    pub fn from_name(name: &str) -> Option<ContextScope> {
+        match name {
+            "policy" => Some(ContextScope::Policy),
+            "all" => Some(ContextScope::All),
+            _ => None,
+        }
+    }
+}
+
 /// Configures a [`Fourfold`]. Only the policy is required.
 #[derive(Default)]
 pub struct FourfoldBuilder {
     policy: Option<PolicyBuilder>,
+    context_scope: ContextScope,
     tracer: Option<Tracer>,
     context: Option<(ContextStoreBuilder, Option<Arc<dyn Store>>)>,
     cost: Option<CostMeterBuilder>,
@@ -85,6 +111,13 @@ impl FourfoldBuilder {
         store: Arc<dyn Store>,
     ) -> FourfoldBuilder {
         self.context = Some((context, Some(store)));
+        self
+    }
+
+    /// Which documents sessions' asks may serve their agents: by default only those the policy
+    /// lets the agent read ([`ContextScope::Policy`]).
+    pub fn context_scope(mut self, scope: ContextScope) -> FourfoldBuilder {
+        self.context_scope = scope;
         self
     }
 
@@ -166,6 +199,7 @@ impl FourfoldBuilder {
         Ok(Fourfold {
             shared: Arc::new(Shared {
                 policy,
+                context_scope: self.context_scope,
                 tracer: self.tracer,
                 context,
                 cost,

@@ -18,5 +18,5 @@ pub use agent::{AgentSession, RECORD_TOOL};
 pub use command::CommandGate;
 pub use config::policy_from_config;
 pub use err::{ConfigError, SessionError};
-pub use fourfold::{Fourfold, FourfoldBuilder};
+pub use fourfold::{ContextScope, Fourfold, FourfoldBuilder};
 pub use fresh::CONTEXT_FRESH_GATE;
