@@ -303,6 +303,54 @@ fn a_panicking_gate_denies() {
 }
 
 #[test]
+fn permits_says_allow_outright_and_decides_nothing() {
+    struct CountingGate(AtomicUsize);
+    impl Plugin for CountingGate {
+        fn name(&self) -> &str {
+            "ci"
+        }
+        fn check(&self, _request: &Request) -> GateOutcome {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            GateOutcome::Pass {
+                reason: "green".into(),
+            }
+        }
+    }
+    let events = Arc::new(util::Events::default());
+    let ci = Arc::new(CountingGate(AtomicUsize::new(0)));
+    let plugins = Arc::new(PluginRegistry::new());
+    plugins.install(events.clone()).unwrap();
+    plugins.install(ci.clone()).unwrap();
+    let policy = util::builder(GATED).plugins(plugins).build().unwrap();
+    assert!(policy.permits(&Request::read("coder", "src/lib.rs")));
+    // No rule: default deny. A gate, even one that would pass, is not "outright".
+    assert!(!policy.permits(&Request::read("reviewer", "src/lib.rs")));
+    assert!(!policy.permits(&push()));
+    assert!(!policy.permits(&Request::tool(
+        "coder",
+        "merge",
+        serde_json::json!({"pr": 1})
+    )));
+    // A grant counts, for its agent and task only.
+    policy
+        .grant("reviewer", "T-4", vec![Rule::allow("docs").read("docs/**")])
+        .unwrap();
+    assert!(policy.permits(&Request::read("reviewer", "docs/a.md").task("T-4")));
+    assert!(!policy.permits(&Request::read("reviewer", "docs/a.md").task("T-5")));
+    // Nothing was recorded, no gate ran, no approval was opened.
+    assert!(events.0.lock().is_empty());
+    assert_eq!(ci.0.load(Ordering::SeqCst), 0);
+    assert!(policy.pending_approvals().unwrap().is_empty());
+    // The same requests, checked, are decided and recorded as usual.
+    check(
+        &policy,
+        Request::read("coder", "src/lib.rs"),
+        Verdict::Allow,
+    );
+    assert_eq!(events.0.lock().len(), 1);
+}
+
+#[test]
 fn scopes_are_granted_for_one_task_and_revoked() {
     let policy = util::policy(GATED);
     let write = |task: &str| Request::write("coder", "src/auth/login.rs").task(task);
