@@ -494,6 +494,39 @@ fn a_document_the_policy_stops_allowing_is_not_served_again() {
 }
 
 #[test]
+fn a_grant_during_the_run_widens_what_the_session_is_served() {
+    let (fourfold, _sink) = scoped(fourfold::session::ContextScope::Policy);
+    let session = fourfold.session("coder", Some("T-3"));
+    let before = session.ask("signing keys vault", 500).unwrap();
+    assert!(before
+        .hits
+        .iter()
+        .all(|hit| hit.key != "docs/internal/tokens.md"));
+    assert_eq!(before.withheld, 1);
+    // The session keeps the policy's answers, but not past a change of the grants.
+    let grant = fourfold
+        .policy()
+        .grant(
+            "coder",
+            "T-3",
+            vec![fourfold::Rule::allow("incident").read("docs/internal/**")],
+        )
+        .unwrap();
+    let during = session.ask("signing keys vault", 500).unwrap();
+    assert_eq!(during.hits[0].key, "docs/internal/tokens.md");
+    assert_eq!(during.withheld, 0);
+    // Another task's session is not widened by it, and revoking it narrows this one again.
+    let other = fourfold.session("coder", Some("T-4"));
+    assert_eq!(other.ask("signing keys vault", 500).unwrap().withheld, 1);
+    assert!(fourfold.policy().revoke(&grant));
+    let after = session.ask("signing keys vault", 500).unwrap();
+    assert!(after
+        .hits
+        .iter()
+        .all(|hit| hit.key != "docs/internal/tokens.md"));
+}
+
+#[test]
 fn an_ingested_document_is_judged_at_its_key() {
     let repo = tempfile::tempdir().unwrap();
     let docs = repo.path().join("docs");

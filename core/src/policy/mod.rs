@@ -266,6 +266,8 @@ pub struct Policy {
     /// gated checks stop reading the mark (no process unmarks it).
     approval_index_ready: AtomicBool,
     n_grants: AtomicU64,
+    /// Bumped after every change of the rules in force or of the grants ([`Policy::generation`]).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Policy {
@@ -325,6 +327,7 @@ impl Policy {
             gate_lock: Mutex::new(()),
             approval_index_ready: AtomicBool::new(false),
             n_grants: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -408,6 +411,13 @@ impl Policy {
             grants: &grants,
         };
         matches!(judge.judge(request), Judgement::Allow { .. })
+    }
+
+    /// A number that changes whenever the rules in force or the grants do (`replace`, `reload`,
+    /// `grant`, `revoke`, `end_task`): what [`Policy::permits`] answered stays true while it is
+    /// the same, so a caller may keep the answers (read it before asking).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Runs a gated request through its gates and approvals.
@@ -740,6 +750,7 @@ impl Policy {
             compiled,
         }));
         *grants = Arc::new(next);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(id)
     }
 
@@ -759,6 +770,7 @@ impl Policy {
         let next: Vec<Arc<Grant>> = grants.iter().filter(|grant| keep(grant)).cloned().collect();
         let removed = before - next.len();
         *grants = Arc::new(next);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         removed
     }
 
@@ -799,6 +811,7 @@ impl Policy {
         }
         *self.state.write() = Arc::new(next_state);
         *grants = Arc::new(next_grants);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 

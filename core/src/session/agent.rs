@@ -3,6 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+
 use crate::context::{Answer, ContextError, ContextStore, DocVersion, ReadScope, Section, Session};
 use crate::cost::{CostRecord, Reservation, TokenCounts, Usage};
 use crate::event::{ActionEvent, ContextEvent, DecisionEvent, EventKind, ServedSection};
@@ -347,21 +350,45 @@ impl AgentSession {
     }
 }
 
+/// The most documents a session keeps the policy's answer for; past it, it forgets them all.
+const MAX_JUDGED_KEYS: usize = 4_096;
+
 /// The documents `agent` may be served on `task`: those the policy lets it read outright, each
 /// judged at its key as a path under the policy's root (an ingest's keys are paths relative to
 /// the folder it read). Once the `Fourfold` is gone, nothing is allowed.
+///
+/// The answers are kept for the session while the policy's generation stays the same (at most
+/// [`MAX_JUDGED_KEYS`] of them), so a run asking again and again judges each document once.
 fn policy_scope(fourfold: &Fourfold, agent: &str, task: Option<&str>) -> ReadScope {
     let shared = Arc::downgrade(&fourfold.shared);
     let agent = agent.to_string();
     let task = task.map(str::to_string);
+    let judged: Mutex<(u64, FxHashMap<String, bool>)> = Mutex::default();
     Arc::new(move |key: &str| {
         let Some(shared) = shared.upgrade() else {
             return false;
         };
+        // Read before judging: a change while judging bumps it past what the answer is kept as.
+        let generation = shared.policy.generation();
+        {
+            let (kept_for, answers) = &mut *judged.lock();
+            if *kept_for != generation || answers.len() >= MAX_JUDGED_KEYS {
+                *kept_for = generation;
+                answers.clear();
+            }
+            if let Some(&allowed) = answers.get(key) {
+                return allowed;
+            }
+        }
         let mut request = Request::read(agent.as_str(), key);
         if let Some(task) = &task {
             request = request.task(task.as_str());
         }
-        shared.policy.permits(&request)
+        let allowed = shared.policy.permits(&request);
+        let (kept_for, answers) = &mut *judged.lock();
+        if *kept_for == generation {
+            answers.insert(key.to_string(), allowed);
+        }
+        allowed
     })
 }
