@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use fourfold::context::{AskOptions, ContextError, ContextStore, IngestReport};
-use fourfold::FileStore;
+use fourfold::context::{AskOptions, ContextError, ContextStore, IngestReport, ReadScope};
+use fourfold::{FileStore, Policy, Request};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::CliResult;
@@ -56,6 +56,16 @@ enum ContextCommand {
         /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
+        /// Ask as this agent would through a session: served only the documents the policy
+        /// (--policy) lets it read, each judged at its key as a path under the policy's root.
+        #[arg(long = "as", value_name = "AGENT", requires = "policy")]
+        agent: Option<String>,
+        /// The task the agent asks for (with --as).
+        #[arg(long, requires = "agent")]
+        task: Option<String>,
+        /// The policy file that scopes what --as may read.
+        #[arg(long, requires = "agent")]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -77,7 +87,20 @@ pub(crate) fn run(args: ContextArgs) -> CliResult {
             store,
             copies,
             json,
-        } => ask(&query, budget, store, copies, json),
+            agent,
+            task,
+            policy,
+        } => {
+            let asker = match (agent, policy) {
+                (Some(agent), Some(policy)) => Some(Asker {
+                    policy: Policy::from_file(policy)?,
+                    agent,
+                    task,
+                }),
+                _ => None,
+            };
+            ask(&query, budget, store, copies, json, asker)
+        }
     }
 }
 
@@ -174,14 +197,57 @@ fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) ->
     Ok(ExitCode::SUCCESS)
 }
 
-fn ask(query: &str, budget: u64, store: PathBuf, copies: bool, json: bool) -> CliResult {
+/// Who `fourfold context ask --as` asks as.
+struct Asker {
+    policy: Policy,
+    agent: String,
+    task: Option<String>,
+}
+
+fn ask(
+    query: &str,
+    budget: u64,
+    store: PathBuf,
+    copies: bool,
+    json: bool,
+    asker: Option<Asker>,
+) -> CliResult {
     let context = open(store, &[])?;
     let mut options = AskOptions::budget(budget);
     options.with_copies = copies;
-    let answer = context.ask_with(query, &options);
+    let answer = match asker {
+        // A session scoped as a `Fourfold` scopes its agents' (without its trace or meter).
+        Some(Asker {
+            policy,
+            agent,
+            task,
+        }) => {
+            let policy = Arc::new(policy);
+            let scope_agent = agent.clone();
+            let scope_task = task.clone();
+            let scope: ReadScope = Arc::new(move |key: &str| {
+                let mut request = Request::read(scope_agent.as_str(), key);
+                if let Some(task) = &scope_task {
+                    request = request.task(task.as_str());
+                }
+                policy.permits(&request)
+            });
+            context
+                .session(&agent, None, task.as_deref())
+                .scoped(scope)
+                .ask_with(query, &options)
+        }
+        None => context.ask_with(query, &options),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if answer.withheld > 0 {
+        println!(
+            "withheld: {} matching document(s) the policy does not let this agent read",
+            answer.withheld
+        );
     }
     if answer.hits.is_empty() {
         println!("nothing in the store answers {query:?}");

@@ -718,6 +718,78 @@ fn context_ingest_then_ask_serves_the_current_section() {
     );
 }
 
+#[test]
+fn context_ask_as_an_agent_is_scoped_by_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("guide")).unwrap();
+    std::fs::create_dir_all(docs.join("internal")).unwrap();
+    std::fs::write(
+        docs.join("guide/auth.md"),
+        "# Auth\n\n## Logging in\n\nCall `login(credentials)` with a Credentials value.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("internal/auth.md"),
+        "# Auth internals\n\n## Logging in\n\nThe login service signs sessions with the key in vault path kv/auth.\n",
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\nid = \"guides\"\neffect = \"allow\"\nagents = [\"coder\"]\nread = [\"guide/**\"]\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    let ingest = fourfold(
+        &[
+            "context",
+            "ingest",
+            docs.to_str().unwrap(),
+            "--store",
+            store,
+        ],
+        "",
+    );
+    assert!(ingest.status.success(), "{ingest:?}");
+    let ask = |extra: &[&str]| {
+        let mut args = vec!["context", "ask", "logging in", "--store", store];
+        args.extend_from_slice(extra);
+        let output = fourfold(&args, "");
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+        )
+    };
+    // Unscoped, the operator sees both pages.
+    let (code, everything) = ask(&[]);
+    assert_eq!(code, Some(0), "{everything}");
+    assert!(everything.contains("internal/auth.md") && everything.contains("guide/auth.md"));
+    // As the coder, only the guide, and a line saying one more page matched.
+    let policy = policy.to_str().unwrap();
+    let (code, coder) = ask(&["--as", "coder", "--policy", policy]);
+    assert_eq!(code, Some(0), "{coder}");
+    assert!(
+        coder.contains("guide/auth.md") && !coder.contains("internal/auth.md"),
+        "{coder}"
+    );
+    assert!(
+        coder.contains("withheld: 1 matching document(s)"),
+        "{coder}"
+    );
+    // An agent the policy names nowhere is served nothing (exit 1), and told why.
+    let (code, stranger) = ask(&["--as", "stranger", "--policy", policy, "--task", "T-1"]);
+    assert_eq!(code, Some(1), "{stranger}");
+    assert!(
+        stranger.contains("withheld: 2 matching document(s)"),
+        "{stranger}"
+    );
+    // --as needs the policy that scopes it.
+    let (code, _) = ask(&["--as", "coder"]);
+    assert_eq!(code, Some(2));
+}
+
 /// The Chromium binary of Debian's `chromium` package, which the test command installs.
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser"].into_iter().find(|name| {
