@@ -21,6 +21,12 @@ declare module '../index' {
   interface Policy {
     /** Decides `request` (which needs an `agent`); a denial is a decision, not an error. */
     check(request: RequestInput & { agent: string }): Decision
+    /**
+     * Whether `request` (which needs an `agent`) is allowed outright, deciding nothing: no event is
+     * recorded, no gate runs, no approval is opened, and a request a gate would hold is not allowed.
+     * For filtering what an agent is shown, not for letting an action go ahead (that is `check`).
+     */
+    permits(request: RequestInput & { agent: string }): boolean
   }
   interface ChangeFeed {
     /** Each change in turn, waited for off the JS thread, until the feed is closed. */

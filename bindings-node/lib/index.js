@@ -177,14 +177,15 @@ function callBound(bound, agent, request) {
   const actionArg = known === undefined ? action : known.code
   const target = optionalString(request[field], field)
   const args = argsOf(action, request)
-  if (args === undefined && request.cwd == null && request.resolveSymlinks == null) {
+  if (args === undefined && request.cwd == null && request.resolveSymlinks == null && request.task == null) {
     return agent === undefined ? bound(actionArg, target) : bound(agent, actionArg, target)
   }
   const cwd = optionalString(request.cwd, 'cwd')
   const resolveSymlinks = optionalBoolean(request.resolveSymlinks, 'resolveSymlinks')
+  const task = optionalString(request.task, 'task')
   return agent === undefined
-    ? bound(actionArg, target, args, cwd, resolveSymlinks)
-    : bound(agent, actionArg, target, args, cwd, resolveSymlinks)
+    ? bound(actionArg, target, args, cwd, resolveSymlinks, task)
+    : bound(agent, actionArg, target, args, cwd, resolveSymlinks, task)
 }
 
 /**
@@ -217,6 +218,7 @@ function decodeDecision(line) {
 
 const GUARD = Symbol('fourfold.guard')
 const CHECK = Symbol('fourfold.check')
+const PERMITS = Symbol('fourfold.permits')
 const POLICY = Symbol('fourfold.policy')
 
 /** Checks a tool call before it runs, as this session's agent, task and run. */
@@ -251,6 +253,14 @@ native.Policy.prototype.check = function check(request) {
   if (typeof request.agent !== 'string') throw invalid('a request checked by a policy needs an `agent`')
   const bound = this[CHECK] ?? (this[CHECK] = this.__checkFunction())
   return decodeDecision(callBound(bound, request.agent, request))
+}
+
+/** Whether `request` is allowed outright, deciding nothing: no event, no gate run, no approval. */
+native.Policy.prototype.permits = function permits(request) {
+  actionOf(request)
+  if (typeof request.agent !== 'string') throw invalid('a request judged by a policy needs an `agent`')
+  const bound = this[PERMITS] ?? (this[PERMITS] = this.__permitsFunction())
+  return callBound(bound, request.agent, request) === '1'
 }
 
 /**

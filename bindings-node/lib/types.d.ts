@@ -17,6 +17,8 @@ export interface RequestInput {
   args?: Record<string, unknown>
   /** The agent asking: required by `Policy.check`; a session sets its own. */
   agent?: string
+  /** The task the request is for, which rules' `tasks` match; a session sets its own. */
+  task?: string
   /** The working directory of the request. */
   cwd?: string
   /** Resolve symbolic links in the request's paths before matching. */

@@ -96,8 +96,8 @@ pub fn request_from_parts(
 }
 
 /// The core request for the arguments of a bound guard or check, from `first`: the action, the
-/// target, then, when more were passed, the tool's arguments as JSON text, the working directory
-/// and whether to resolve symbolic links (`lib/index.js` leaves those off when absent).
+/// target, then, when more were passed, the tool's arguments as JSON text, the working directory,
+/// whether to resolve symbolic links and the task (`lib/index.js` leaves those off when absent).
 pub fn request_from_args(agent: impl Into<String>, args: &Args, first: usize) -> Fallible<Request> {
     let action = args.action(first)?;
     let target = args.optional_string(first + 1, "a request's target")?;
@@ -105,14 +105,18 @@ pub fn request_from_args(agent: impl Into<String>, args: &Args, first: usize) ->
         return request_from_parts(agent, &action, target, None, None, None);
     }
     let args_json = args.optional_string(first + 2, "a tool's `args`")?;
-    request_from_parts(
+    let mut request = request_from_parts(
         agent,
         &action,
         target,
         args_json.as_deref(),
         args.optional_string(first + 3, "a request's `cwd`")?,
         args.optional_bool(first + 4, "a request's `resolveSymlinks`")?,
-    )
+    )?;
+    if args.len() > first + 5 {
+        request.task = args.optional_string(first + 5, "a request's `task`")?;
+    }
+    Ok(request)
 }
 
 /// Appends `field` to `out`, a NUL inside it shown as U+FFFD.
@@ -234,6 +238,14 @@ impl Policy {
         bound_function(env, "check", BoundCheck(self.source.clone()))
     }
 
+    /// Like `__checkFunction`, but the function says only whether the request is allowed
+    /// outright (`"1"` or `""`), deciding nothing: no event, no gate, no approval (`permits`).
+    /// Not part of the API (left out of the types).
+    #[napi(js_name = "__permitsFunction", skip_typescript)]
+    pub fn permits_function<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        bound_function(env, "permits", BoundPermits(self.source.clone()))
+    }
+
     /// Approves the pending approval `id`: the identical request is allowed once.
     #[napi(ts_return_type = "import('./lib/types').Approval")]
     pub fn approve(
@@ -287,6 +299,18 @@ impl Policy {
     #[napi(getter)]
     pub fn root(&self, env: Env) -> napi::Result<String> {
         shield(&env, || Ok(self.policy().root()))
+    }
+}
+
+/// What a policy's bound permits function calls.
+struct BoundPermits(PolicySource);
+
+impl BoundCall for BoundPermits {
+    fn call(&self, args: &Args) -> Fallible<String> {
+        let agent = args.string(0, "a request's `agent`")?;
+        let request = request_from_args(agent, args, 1)?;
+        let allowed = self.0.policy().permits(&request);
+        Ok(if allowed { "1" } else { "" }.to_string())
     }
 }
 

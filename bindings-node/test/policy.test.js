@@ -161,3 +161,30 @@ test('a request the binding cannot read is a FOURFOLD_INVALID_REQUEST', () => {
   assert.equal(notObject.verdict, 'deny')
   assert.match(notObject.reason, /not a JSON object/)
 })
+
+test('a request checked with a task matches task-scoped rules, and permits decides nothing', () => {
+  const policy = Policy.fromToml(`
+[[rule]]
+id = "task-scope"
+effect = "allow"
+agents = ["coder"]
+tasks = ["T-7"]
+write = ["src/**"]
+
+[[rule]]
+id = "push-review"
+effect = "gate"
+gates = ["human-review"]
+run = ["git push*"]
+`)
+  const write = (task) => ({ agent: 'coder', action: 'write', path: 'src/a.rs', task })
+  assert.equal(policy.check(write('T-7')).verdict, 'allow')
+  assert.equal(policy.check(write('T-8')).verdict, 'deny')
+  assert.equal(policy.check(write(undefined)).verdict, 'deny')
+  assert.equal(policy.permits(write('T-7')), true)
+  assert.equal(policy.permits(write('T-8')), false)
+  // A gate would hold it: not allowed outright, and no approval is opened.
+  assert.equal(policy.permits({ agent: 'coder', action: 'run', command: 'git push origin main' }), false)
+  assert.deepEqual(policy.pendingApprovals(), [])
+  assert.throws(() => policy.permits({ action: 'read', path: 'x' }), { code: 'FOURFOLD_INVALID_REQUEST' })
+})

@@ -356,6 +356,20 @@ impl Policy {
         })
     }
 
+    /// Whether `request` is allowed outright, deciding nothing: no event is recorded, no gate runs,
+    /// no approval is opened, and a request a gate would hold is not allowed. For filtering what
+    /// an agent is shown, not for letting an action go ahead (that is `check`).
+    fn permits(&self, py: Python<'_>, request: &Request) -> PyResult<bool> {
+        no_panic(|| Ok(py.detach(|| self.policy().permits(&request.inner))))
+    }
+
+    /// A number that changes whenever the rules in force or the grants do: what `permits`
+    /// answered stays true while it is the same.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.policy().generation()
+    }
+
     /// Approves the pending approval `approval_id`: the identical request is then allowed once.
     #[pyo3(signature = (approval_id, approver, reason=""))]
     fn approve(

@@ -410,3 +410,33 @@ def test_a_session_is_served_only_what_the_policy_lets_its_agent_read() -> None:
     assert [hit.key for hit in open_ff.session("visitor").ask("login tokens", 500).hits] == ["docs/internal/tokens.md"]
     with pytest.raises(fourfold.InvalidRequest, match="context_scope"):
         fourfold.Fourfold(SCOPED_POLICY, context_scope="everyone")  # type: ignore[arg-type]
+
+
+def test_permits_says_allowed_outright_and_decides_nothing() -> None:
+    policy = SCOPED_POLICY + """
+[[rule]]
+id = "task-scope"
+effect = "allow"
+agents = ["coder"]
+tasks = ["T-7"]
+write = ["src/**"]
+
+[[rule]]
+id = "push-review"
+effect = "gate"
+gates = ["human-review"]
+run = ["git push*"]
+"""
+    tracer = fourfold.Tracer(memory=True)
+    ff = fourfold.Fourfold(policy, tracer=tracer, cost=False)
+    generation = ff.policy.generation
+    assert ff.policy.permits(fourfold.Request.read("coder", "docs/public/a.md"))
+    assert not ff.policy.permits(fourfold.Request.read("coder", "docs/internal/a.md"))
+    assert ff.policy.permits(fourfold.Request.write("coder", "src/a.rs", task="T-7"))
+    assert not ff.policy.permits(fourfold.Request.write("coder", "src/a.rs", task="T-8"))
+    # A gate would hold it: not allowed outright, and no approval is opened.
+    assert not ff.policy.permits(fourfold.Request.run("coder", "git push origin main"))
+    assert ff.policy.pending_approvals() == []
+    tracer.flush()
+    assert tracer.events() == []
+    assert ff.policy.generation == generation
