@@ -35,14 +35,15 @@ impl Fourfold {
     /// approvals are kept in `store_dir` (in memory without it, or beside a policy file).
     /// `tracer` records every event. `context=True` adds an in-memory ContextStore (`archive`
     /// and `pin` as in `ContextStore`); `context_scope="policy"` (the default) serves each
-    /// session's agent only the documents the policy lets it read, `"all"` every document. `cost=True` adds a CostMeter (`budgets`, `prices`,
-    /// `currency`, `unknown_model`, `savings_model`, `ledger` as in `CostMeter`). `plugins` are
-    /// objects with a `name` and `on_event` and/or `check` methods.
+    /// session's agent only the documents the policy lets it read, `"all"` every document.
+    /// `cost=True` adds a CostMeter (`budgets`, `prices`, `currency`, `unknown_model`,
+    /// `savings_model`, `ledger` as in `CostMeter`). `plugins` are objects with a `name` and
+    /// `on_event` and/or `check` methods.
     #[new]
     #[pyo3(signature = (
         policy, *, root=None, store_dir=None, tracer=None, context=true, archive=Vec::new(),
-        pin=Vec::new(), context_scope="policy", cost=true, budgets=Vec::new(), prices=None, currency="USD",
-        unknown_model="error", savings_model=None, ledger=None, plugins=Vec::new()
+        pin=Vec::new(), context_scope="policy", cost=true, budgets=Vec::new(), prices=None,
+        currency="USD", unknown_model="error", savings_model=None, ledger=None, plugins=Vec::new()
     ))]
     fn new(
         py: Python<'_>,
@@ -88,13 +89,13 @@ impl Fourfold {
             if context {
                 builder = builder.context(crate::context::builder(&archive, &pin));
             }
-            let scope =
-                fourfold::session::ContextScope::from_name(context_scope).ok_or_else(|| {
-                    invalid_request(format!(
+            let scope = fourfold::session::ContextScope::from_name(context_scope);
+            let scope = scope.ok_or_else(|| {
+                invalid_request(format!(
                     "`context_scope` is \"policy\" (serve an agent only the documents the policy \
                      lets it read) or \"all\", not {context_scope:?}"
                 ))
-                })?;
+            })?;
             builder = builder.context_scope(scope);
             if cost || !budgets.is_empty() {
                 builder = builder.cost(meter_builder(
