@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use fourfold::context::{AskOptions, ContextError, ContextStore, IngestReport, ReadScope};
-use fourfold::{FileStore, Policy, Request};
+use fourfold::session::document_read;
+use fourfold::{FileStore, Policy};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::CliResult;
@@ -226,11 +227,7 @@ fn ask(
             let scope_agent = agent.clone();
             let scope_task = task.clone();
             let scope: ReadScope = Arc::new(move |key: &str| {
-                let mut request = Request::read(scope_agent.as_str(), key);
-                if let Some(task) = &scope_task {
-                    request = request.task(task.as_str());
-                }
-                policy.permits(&request)
+                policy.permits(&document_read(&scope_agent, scope_task.as_deref(), key))
             });
             context
                 .session(&agent, None, task.as_deref())

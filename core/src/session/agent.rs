@@ -350,6 +350,17 @@ impl AgentSession {
     }
 }
 
+/// The request a session of `agent` on `task` scoped by the policy ([`ContextScope::Policy`]) is
+/// served document `key` by, if the policy allows it outright: a read of the key, as a path under
+/// the policy's root. For tools that show what an agent would be served.
+pub fn document_read(agent: &str, task: Option<&str>, key: &str) -> Request {
+    let request = Request::read(agent, key);
+    match task {
+        Some(task) => request.task(task),
+        None => request,
+    }
+}
+
 /// The most documents a session keeps the policy's answer for; past it, it forgets them all.
 const MAX_JUDGED_KEYS: usize = 4_096;
 
@@ -380,11 +391,9 @@ fn policy_scope(fourfold: &Fourfold, agent: &str, task: Option<&str>) -> ReadSco
                 return allowed;
             }
         }
-        let mut request = Request::read(agent.as_str(), key);
-        if let Some(task) = &task {
-            request = request.task(task.as_str());
-        }
-        let allowed = shared.policy.permits(&request);
+        let allowed = shared
+            .policy
+            .permits(&document_read(&agent, task.as_deref(), key));
         let (kept_for, answers) = &mut *judged.lock();
         if *kept_for == generation {
             answers.insert(key.to_string(), allowed);

@@ -14,7 +14,7 @@ mod err;
 mod fourfold;
 mod fresh;
 
-pub use agent::{AgentSession, RECORD_TOOL};
+pub use agent::{document_read, AgentSession, RECORD_TOOL};
 pub use command::CommandGate;
 pub use config::policy_from_config;
 pub use err::{ConfigError, SessionError};
