@@ -1306,3 +1306,62 @@ proptest! {
         }
     }
 }
+
+const SCOPE_TEXTS: [&str; 6] = [EXPORT_V1, EXPORT_V2, VALIDATORS, MIGRATION, ATTRIBUTES, ORM];
+const SCOPE_QUERIES: [&str; 4] = [
+    "how do I export a model to a dict",
+    "orm_mode from_orm",
+    "validate a field",
+    "copy() a model",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the documents, a session scoped to `open/` is never served, pointed to or
+    /// renamed by a document outside it, and fetching a section by id keeps to it too.
+    #[test]
+    fn a_scoped_session_never_shows_a_document_outside_its_scope(
+        ops in proptest::collection::vec(
+            (0usize..6, proptest::option::of(0usize..6)),
+            1..16,
+        ),
+    ) {
+        const KEYS: [&str; 6] = [
+            "open/a.md", "open/b.md", "secret/a.md", "secret/b.md", "legacy/a.md", "open/legacy/c.md",
+        ];
+        let store = ContextStore::builder().archive("legacy/").build();
+        for (key_idx, text) in ops {
+            match text {
+                Some(text_idx) => drop(store.put(KEYS[key_idx], SCOPE_TEXTS[text_idx]).unwrap()),
+                None => drop(store.delete(KEYS[key_idx]).unwrap()),
+            }
+        }
+        let allowed = |key: &str| key.starts_with("open/");
+        let options = AskOptions { with_copies: true, ..AskOptions::budget(2_000) };
+        for query in SCOPE_QUERIES {
+            // A new session for each query, holding nothing, so that it serves what the store
+            // would where the scope allows everything.
+            let session = store
+                .session("agent", None, None)
+                .scoped(Arc::new(move |key: &str| allowed(key)));
+            let answer = session.ask_with(query, &options);
+            for hit in answer.hits.iter().chain(&answer.copies) {
+                prop_assert!(allowed(&hit.key), "{query:?} showed {}", hit.pointer);
+            }
+            for rename in &answer.renames {
+                prop_assert!(allowed(&rename.pointer), "{query:?} renamed by {}", rename.pointer);
+            }
+            // What the store serves unscoped from outside the scope is what was withheld.
+            let unscoped = store.ask_with(query, &options);
+            if unscoped.hits.iter().all(|hit| allowed(&hit.key)) {
+                prop_assert_eq!(&answer.hits, &unscoped.hits);
+            } else {
+                prop_assert!(answer.withheld > 0, "{query:?}: {unscoped:?}");
+            }
+            for hit in &unscoped.hits {
+                prop_assert_eq!(session.get_section(&hit.section_id).is_some(), allowed(&hit.key));
+            }
+        }
+    }
+}
