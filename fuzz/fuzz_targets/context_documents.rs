@@ -5,7 +5,8 @@
 //! the query, each later part a put of one of six keys in turn (current docs, a stale `legacy/`
 //! copy, a `wiki/` copy, a source file, plain text), or a delete of that key when the part is
 //! `DEL`. So the splitter, the front matter, the renames read from tables and sentences, the
-//! stale and duplicate marking, the index and the snapshot all see text no test wrote.
+//! stale and duplicate marking, the index and the snapshot all see text no test wrote. A session
+//! scoped to `docs/` must show nothing from another folder.
 #![no_main]
 
 use std::sync::Arc;
@@ -56,6 +57,25 @@ fuzz_target!(|data: &[u8]| {
             .sum::<u64>(),
         asked.tokens_served
     );
+    // A session scoped to `docs/` shows nothing from elsewhere: no hit, copy or rename.
+    let scoped = store
+        .session("fuzzer", None, None)
+        .scoped(std::sync::Arc::new(|key: &str| key.starts_with("docs/")));
+    let seen = scoped.ask_with(query, &options);
+    for hit in seen.hits.iter().chain(&seen.copies) {
+        assert!(
+            hit.key.starts_with("docs/"),
+            "a scoped session was shown {}",
+            hit.pointer
+        );
+    }
+    for rename in &seen.renames {
+        assert!(
+            rename.pointer.starts_with("docs/"),
+            "renamed by {}",
+            rename.pointer
+        );
+    }
     for key in store.keys() {
         assert!(
             store.get(&key).is_some(),
