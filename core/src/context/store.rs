@@ -278,7 +278,7 @@ impl ContextStoreBuilder {
 /// The version of the marking rules. A snapshot saved under another one is re-marked when it is
 /// opened; bump it with any change that would mark a saved store otherwise (the test
 /// `markers_are_as_marking_version_says` fails on such a change until its list is updated).
-pub(super) const MARKING_VERSION: u32 = 1;
+pub(super) const MARKING_VERSION: u32 = 2;
 
 /// Whether a state's markers are those the current marking rules give it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1235,18 +1235,20 @@ impl State {
     }
 
     /// Whether the text of `other_version` moved to document `doc_idx` rather than being replaced:
-    /// it was the last version of a document since deleted, and `doc_idx` was live when it was
-    /// deleted (a page moved to a new path is put there before the old path is deleted). The later
-    /// versions of the page at its new path carry the text on; they are not stale copies of it.
+    /// a delete retired it (no version of its document was put by the operation that did), and
+    /// `doc_idx` was live when it was deleted (a page moved to a new path is put there before the
+    /// old path is deleted). The later versions of the page at its new path carry the text on;
+    /// they are not stale copies of it. Only the history counts, not whether the old path was put
+    /// again since, so marking a store from scratch agrees with marking it put by put.
     fn moved_here(&self, doc_idx: u32, other_doc: &DocEntry, other_version: &VersionEntry) -> bool {
         let Some(deleted_at) = other_version.retired_op else {
             return false;
         };
-        let was_last = other_doc
+        let replaced = other_doc
             .versions
-            .last()
-            .is_some_and(|last| std::ptr::eq(last, other_version));
-        if other_doc.current.is_some() || !was_last {
+            .iter()
+            .any(|version| version.created_op == deleted_at);
+        if replaced {
             return false;
         }
         self.docs[doc_idx as usize].versions.iter().any(|version| {
