@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     // A session scoped to `docs/` shows nothing from elsewhere: no hit, copy or rename.
     let scoped = store
         .session("fuzzer", None, None)
-        .scoped(std::sync::Arc::new(|key: &str| key.starts_with("docs/")));
+        .scoped(Arc::new(|key: &str| key.starts_with("docs/")));
     let seen = scoped.ask_with(query, &options);
     for hit in seen.hits.iter().chain(&seen.copies) {
         assert!(
