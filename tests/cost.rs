@@ -410,6 +410,7 @@ fn savings_sit_beside_spending() {
             sections: vec![],
             tokens_served: 1_000,
             tokens_baseline: 31_000,
+            withheld: 0,
         }),
     });
     let report = meter.report();

@@ -73,6 +73,7 @@ fn context(version: u64) -> EventKind {
         }],
         tokens_served: 300,
         tokens_baseline: 9_000,
+        withheld: 0,
     })
 }
 

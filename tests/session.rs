@@ -462,6 +462,67 @@ fn asks_serve_only_the_documents_the_policy_lets_the_agent_read() {
     );
 }
 
+/// A run of the coder under `scope`: an ask about the internal page, then a failed action; returns
+/// the trace's records and the run's id.
+fn ask_then_fail(scope: fourfold::session::ContextScope) -> (Vec<TraceRecord>, String) {
+    let (fourfold, sink) = scoped(scope);
+    let session = fourfold.session("coder", Some("T-3"));
+    let run_id = session.run_id().to_string();
+    session.ask("signing keys vault", 2_000).unwrap();
+    session.act(ActionEvent {
+        tool: "bash".into(),
+        arguments_json: r#"{"cmd": "vault read kv/auth"}"#.into(),
+        result_digest: None,
+        duration_ns: None,
+        error: Some("permission denied".into()),
+    });
+    session.end(None);
+    fourfold.tracer().unwrap().flush().unwrap();
+    (sink.records(), run_id)
+}
+
+#[test]
+fn the_trace_says_what_the_policy_withheld_and_why_an_action_then_failed() {
+    let (records, run_id) = ask_then_fail(fourfold::session::ContextScope::Policy);
+    let withheld: Vec<u64> = records
+        .iter()
+        .filter_map(|record| match record {
+            TraceRecord::Event(event) => match &event.kind {
+                EventKind::Context(context) => Some(context.withheld),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(withheld, [1]);
+    let timeline = fourfold::trace::timeline(&records, &run_id);
+    assert!(
+        timeline.iter().any(|line| line
+            .text
+            .ends_with(", 1 document(s) withheld by the policy")),
+        "{timeline:?}"
+    );
+    let runs = fourfold::trace::Runs::from_records(records.iter());
+    let explanation = fourfold::trace::explain(runs.get(&run_id).unwrap());
+    assert_eq!(explanation.totals.n_withheld, 1);
+    assert_eq!(explanation.actions[0].withheld, 1);
+    let diagnosis = &explanation.diagnoses[0];
+    assert_eq!(diagnosis.verdict.name(), "permission", "{explanation}");
+    assert!(
+        diagnosis.detail.contains("withheld 1 matching document"),
+        "{diagnosis}"
+    );
+    let text = explanation.to_string();
+    assert!(text.contains("1 matching document(s) withheld"), "{text}");
+
+    // Served everything, the same failure is the model's.
+    let (records, run_id) = ask_then_fail(fourfold::session::ContextScope::All);
+    let runs = fourfold::trace::Runs::from_records(records.iter());
+    let explanation = fourfold::trace::explain(runs.get(&run_id).unwrap());
+    assert_eq!(explanation.totals.n_withheld, 0);
+    assert_eq!(explanation.diagnoses[0].verdict.name(), "model");
+}
+
 #[test]
 fn a_document_the_policy_stops_allowing_is_not_served_again() {
     let (fourfold, _sink) = scoped(fourfold::session::ContextScope::Policy);

@@ -193,7 +193,8 @@ test('options that cannot build a Fourfold are typed errors', () => {
 test('a session is served only what the policy lets its agent read', async () => {
   const policy = { toml: '[[rule]]\nid = "public-docs"\neffect = "allow"\nagents = ["coder"]\nread = ["docs/public/**"]\n' }
   const tokens = '# Tokens\n\n## Rotation\n\nLogin tokens rotate every hour; call `refresh_token()` before the hour is up.\n'
-  const fourfold = new Fourfold({ policy, context: {} })
+  const file = path.join(workspace(), 'scoped.trace')
+  const fourfold = new Fourfold({ policy, context: {}, trace: { file } })
   fourfold.context.put('docs/public/tokens.md', tokens)
   fourfold.context.put('docs/internal/tokens.md', tokens.replace('every hour', 'on every deploy of the vault'))
   const answer = await fourfold.session('coder').ask('login tokens rotate', { budgetTokens: 2000 })
@@ -201,6 +202,11 @@ test('a session is served only what the policy lets its agent read', async () =>
   assert.equal(answer.withheld, 1)
   const nothing = await fourfold.session('visitor').ask('login tokens rotate', { budgetTokens: 2000 })
   assert.deepEqual([nothing.hits.length, nothing.withheld], [0, 2])
+  // The trace's context events say how much each ask was kept from.
+  fourfold.tracer.flush()
+  const runs = await new TraceReader(file).runs()
+  const contexts = runs.flatMap((run) => run.looseEvents).filter((event) => event.kind === 'context')
+  assert.deepEqual(contexts.map((event) => event.context.withheld), [1, 2])
   // `contextScope: 'all'` serves every document, whatever the policy says about reading.
   const open = new Fourfold({ policy, context: {}, contextScope: 'all' })
   open.context.put('docs/internal/tokens.md', tokens)

@@ -392,8 +392,8 @@ read = ["docs/public/**"]
 TOKENS = "# Tokens\n\n## Rotation\n\nLogin tokens rotate every hour; call `refresh_token()` before the hour is up.\n"
 
 
-def test_a_session_is_served_only_what_the_policy_lets_its_agent_read() -> None:
-    ff = fourfold.Fourfold(SCOPED_POLICY, cost=False)
+def test_a_session_is_served_only_what_the_policy_lets_its_agent_read(tracer: fourfold.Tracer) -> None:
+    ff = fourfold.Fourfold(SCOPED_POLICY, cost=False, tracer=tracer)
     assert ff.context is not None
     ff.context.put("docs/public/tokens.md", TOKENS)
     ff.context.put("docs/internal/tokens.md", TOKENS.replace("every hour", "on every deploy of the vault"))
@@ -403,6 +403,8 @@ def test_a_session_is_served_only_what_the_policy_lets_its_agent_read() -> None:
     # An agent no rule lets read anything is served nothing, and told how much was kept out.
     nothing = ff.session("visitor").ask("login tokens rotate", 2000)
     assert nothing.hits == [] and nothing.withheld == 2
+    # The trace's context events say how much each ask was kept from.
+    assert [event.data["withheld"] for event in events(tracer, "context")] == [1, 2]
     # `context_scope="all"` serves every document, whatever the policy says about reading.
     open_ff = fourfold.Fourfold(SCOPED_POLICY, cost=False, context_scope="all")
     assert open_ff.context is not None

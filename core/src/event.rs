@@ -244,6 +244,11 @@ pub struct ContextEvent {
     pub tokens_served: u64,
     /// Tokens the agent would have read without fourfold (the baseline), for the savings report.
     pub tokens_baseline: u64,
+    /// Documents whose canonical sections the search would have served but the policy does not
+    /// let the agent read (an ask under a session scoped by the policy); 0 otherwise. A JSON event
+    /// without the field (written before it existed) reads as 0.
+    #[serde(default)]
+    pub withheld: u64,
 }
 
 /// One document section served to an agent.
@@ -509,6 +514,19 @@ mod tests {
     }
 
     #[test]
+    fn a_json_context_event_written_before_withheld_reads_as_nothing_withheld() {
+        let old = r#"{"query":"auth","sections":[],"tokens_served":3,"tokens_baseline":9}"#;
+        let event: ContextEvent = serde_json::from_str(old).unwrap();
+        assert_eq!((event.tokens_served, event.withheld), (3, 0));
+        let new = serde_json::to_value(ContextEvent {
+            withheld: 4,
+            ..event
+        })
+        .unwrap();
+        assert_eq!(new["withheld"], 4);
+    }
+
+    #[test]
     fn every_kind_round_trips_through_bincode() {
         let kinds = vec![
             EventKind::Decision(DecisionEvent {
@@ -549,6 +567,7 @@ mod tests {
                 }],
                 tokens_served: 100,
                 tokens_baseline: 4000,
+                withheld: 0,
             }),
         ];
         for (idx, kind) in kinds.into_iter().enumerate() {

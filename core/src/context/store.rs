@@ -738,6 +738,7 @@ impl ContextStore {
                     .collect(),
                 tokens_served: answer.tokens_served,
                 tokens_baseline: answer.tokens_baseline,
+                withheld: answer.withheld,
             }),
         };
         plugins.emit(&event);

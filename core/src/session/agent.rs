@@ -221,6 +221,7 @@ impl AgentSession {
                     .collect(),
                 tokens_served,
                 tokens_baseline: tokens_served,
+                withheld: 0,
             }));
         }
         Ok(sections)

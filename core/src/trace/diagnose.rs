@@ -3,7 +3,8 @@
 //!
 //! - `stale-context`: the `context-fresh` gate held the request because sections the run read had
 //!   changed since, or a failed action relied on a section served as stale or duplicate;
-//! - `permission`: a rule denied the request, or a review gate still holds it;
+//! - `permission`: a rule denied the request, or a review gate still holds it, or a failed action
+//!   was kept by the policy from documents its asks matched (the context event's `withheld`);
 //! - `budget`: the `budget` gate held the request;
 //! - `gate-rejected`: a person or a check rejected the pending approval;
 //! - `model`: none of those: the context was current and the action allowed, yet it failed.
@@ -26,7 +27,8 @@ const BUDGET_GATE: &str = "budget";
 pub enum FailureKind {
     /// The agent acted, or tried to, on context that was no longer current.
     StaleContext,
-    /// A rule denied the request, or a review gate still holds it.
+    /// A rule denied the request, or a review gate still holds it, or the policy kept the agent
+    /// from documents its asks matched before an action that failed.
     Permission,
     /// A budget held the request.
     Budget,
@@ -151,7 +153,15 @@ pub(crate) fn diagnose(actions: &[ExplainedAction], gates: &[&ExplainedGate]) ->
                 )
             })
             .collect();
-        let (verdict, detail) = if not_current.is_empty() {
+        let (verdict, detail) = if not_current.is_empty() && explained.withheld > 0 {
+            (
+                FailureKind::Permission,
+                format!(
+                    "the policy withheld {} matching document(s) from the asks before it: {error}",
+                    explained.withheld
+                ),
+            )
+        } else if not_current.is_empty() {
             (
                 FailureKind::Model,
                 format!("context current and action allowed, yet it failed: {error}"),

@@ -60,6 +60,9 @@ pub struct ExplainedAction {
     pub decision: Option<(u64, DecisionEvent)>,
     /// The sections it relied on, at the latest version served before it.
     pub context: Vec<ServedSection>,
+    /// Documents the asks before it (in its step, or in the run outside steps) would have been
+    /// served but the policy does not let the agent read: what it looked for and was kept from.
+    pub withheld: u64,
     /// The gate events recorded for it.
     pub gates: Vec<ExplainedGate>,
     /// False when no policy decision or approval was recorded for it.
@@ -136,6 +139,8 @@ pub struct RunTotals {
     pub context_tokens_baseline: u64,
     /// Sections served while stale or duplicate.
     pub n_not_canonical_sections: u64,
+    /// Documents the run's asks would have been served but the policy kept from the agent.
+    pub n_withheld: u64,
     /// When the run began, in nanoseconds since the Unix epoch.
     pub start_ns: u64,
     /// How long the run took, if its end is in the trace.
@@ -153,6 +158,7 @@ struct Scope {
     gates: Vec<ExplainedGate>,
     cost: CostTotals,
     context: BTreeMap<(String, String), ServedSection>,
+    withheld: u64,
 }
 
 /// Explains `run`: each action with its decision, context, gates and cost, and the run's totals.
@@ -216,8 +222,10 @@ pub fn explain(run: &RunTree) -> Explanation {
                     .iter()
                     .filter(|section| section.freshness != "canonical")
                     .count() as u64;
+                totals.n_withheld = totals.n_withheld.saturating_add(context.withheld);
                 for target in targets {
                     let scope = scopes.entry(target).or_default();
+                    scope.withheld = scope.withheld.saturating_add(context.withheld);
                     for section in &context.sections {
                         let key = (section.key.clone(), section.section_id.clone());
                         scope.context.insert(key, section.clone());
@@ -241,6 +249,7 @@ pub fn explain(run: &RunTree) -> Explanation {
                     action: action.clone(),
                     decision: scope.decision.take(),
                     context: scope.context.values().cloned().collect(),
+                    withheld: scope.withheld,
                     gates: std::mem::take(&mut scope.gates),
                     checked,
                     ran_after_refusal,
@@ -441,6 +450,14 @@ impl fmt::Display for Explanation {
                     section.key, section.section_id, section.version, section.freshness
                 )?;
             }
+            if explained.withheld > 0 {
+                writeln!(
+                    f,
+                    "   context:  {} matching document(s) withheld: the policy does not let the \
+                     agent read them",
+                    explained.withheld
+                )?;
+            }
             if explained.cost.n_calls > 0 {
                 writeln!(
                     f,
@@ -491,10 +508,15 @@ impl fmt::Display for Explanation {
         )?;
         writeln!(
             f,
-            "        context {} tokens served (baseline {}), {} sections not canonical",
+            "        context {} tokens served (baseline {}), {} sections not canonical{}",
             totals.context_tokens_served,
             totals.context_tokens_baseline,
-            totals.n_not_canonical_sections
+            totals.n_not_canonical_sections,
+            if totals.n_withheld > 0 {
+                format!(", {} document(s) withheld by the policy", totals.n_withheld)
+            } else {
+                String::new()
+            }
         )?;
         match totals.duration_ns {
             Some(duration) => write!(f, "        took {:.3} s", duration as f64 / 1e9)?,
@@ -640,6 +662,7 @@ mod tests {
             }],
             tokens_served: 100,
             tokens_baseline: 4_000,
+            withheld: 0,
         })
     }
 

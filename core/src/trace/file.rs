@@ -1,7 +1,7 @@
 //! The trace file: an append-only sequence of checksummed, hash-chained frames.
 //!
 //! The format is documented in `docs/trace-format.md`. In short: an 8-byte header (`FFTRACE` and
-//! the version byte 2), then frames of `length: u32 LE | crc32: u32 LE | previous frame's hash: 32
+//! the version byte 3), then frames of `length: u32 LE | crc32: u32 LE | previous frame's hash: 32
 //! bytes | payload`, where the payload is a bincode [`TraceRecord`], the checksum covers the previous
 //! hash and the payload, and a frame's hash is the BLAKE3 hash of all its bytes. The first frame's
 //! previous hash is 32 zero bytes.
@@ -16,10 +16,40 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::err::{FrameError, FrameProblem, TraceError};
+use super::legacy::TraceRecordV2;
 use super::TraceRecord;
 
-/// The first bytes of every trace file: `FFTRACE` and the format version.
-pub const HEADER: [u8; 8] = *b"FFTRACE\x02";
+/// The first bytes of every trace file this build writes: `FFTRACE` and the format version.
+pub const HEADER: [u8; 8] = *b"FFTRACE\x03";
+
+/// A trace format this build reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Format {
+    /// Format 2: the context event without `withheld` ([`super::legacy`]).
+    V2,
+    /// Format 3, which this build writes to new files.
+    V3,
+}
+
+impl Format {
+    /// The format that a file's first bytes name: a file that does not start with `FFTRACE` is
+    /// not a trace, and one of a version this build does not read is an error naming it.
+    pub(super) fn of_header(path: &Path, header: &[u8]) -> Result<Format, TraceError> {
+        if header.len() < HEADER.len() || header[..HEADER.len() - 1] != HEADER[..HEADER.len() - 1] {
+            return Err(TraceError::NotATrace {
+                path: path.to_path_buf(),
+            });
+        }
+        match header[HEADER.len() - 1] {
+            2 => Ok(Format::V2),
+            3 => Ok(Format::V3),
+            version => Err(TraceError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                version,
+            }),
+        }
+    }
+}
 
 pub(super) const FRAME_HEADER_LEN: usize = 4 + 4 + 32;
 
@@ -79,7 +109,7 @@ pub struct TraceContents {
 #[cfg(test)]
 fn encode_record(record: &TraceRecord) -> Vec<u8> {
     let mut payload = Vec::new();
-    encode_record_into(record, &mut payload);
+    encode_record_into(record, Format::V3, &mut payload);
     payload
 }
 
@@ -94,21 +124,33 @@ impl bincode::enc::write::Writer for VecWriter<'_> {
     }
 }
 
-/// Appends the bincode encoding of `record` to `buffer`.
-fn encode_record_into(record: &TraceRecord, buffer: &mut Vec<u8>) {
+/// Appends the bincode encoding of `record` in `format` to `buffer`.
+fn encode_record_into(record: &TraceRecord, format: Format, buffer: &mut Vec<u8>) {
     let start = buffer.len();
+    let writer = VecWriter(buffer);
+    let config = bincode::config::standard();
     // INVARIANT: a record is plain serde data, which bincode always encodes; should that ever
     // fail, the partial output is removed and the payload is empty.
-    if bincode::serde::encode_into_writer(record, VecWriter(buffer), bincode::config::standard())
-        .is_err()
-    {
+    let encoded = match format {
+        Format::V3 => bincode::serde::encode_into_writer(record, writer, config),
+        Format::V2 => {
+            bincode::serde::encode_into_writer(TraceRecordV2::from(record), writer, config)
+        }
+    };
+    if encoded.is_err() {
         buffer.truncate(start);
     }
 }
 
-pub(super) fn decode_record(payload: &[u8]) -> Result<TraceRecord, String> {
-    let (record, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
-        .map_err(|error| error.to_string())?;
+/// Decodes one frame's payload, written in `format`.
+pub(super) fn decode_record(payload: &[u8], format: Format) -> Result<TraceRecord, String> {
+    let config = bincode::config::standard();
+    let (record, used) = match format {
+        Format::V3 => bincode::serde::decode_from_slice(payload, config),
+        Format::V2 => bincode::serde::decode_from_slice::<TraceRecordV2, _>(payload, config)
+            .map(|(record, used)| (TraceRecord::from(record), used)),
+    }
+    .map_err(|error| error.to_string())?;
     if used != payload.len() {
         return Err(format!("{} trailing bytes", payload.len() - used));
     }
@@ -146,18 +188,12 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
 /// Decodes a whole trace file's bytes. Damage before the last whole frame is an error naming the
 /// frame and its offset; a partial last frame is reported as a torn tail.
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<TraceContents, TraceError> {
-    if bytes.len() < HEADER.len() || bytes[..HEADER.len() - 1] != HEADER[..HEADER.len() - 1] {
-        return Err(TraceError::NotATrace {
-            path: path.to_path_buf(),
-        });
-    }
-    let version = bytes[HEADER.len() - 1];
-    if version != HEADER[HEADER.len() - 1] {
-        return Err(TraceError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            version,
-        });
-    }
+    decode_in_format(path, bytes).map(|(contents, _)| contents)
+}
+
+/// [`decode`], and the format the file is written in.
+fn decode_in_format(path: &Path, bytes: &[u8]) -> Result<(TraceContents, Format), TraceError> {
+    let format = Format::of_header(path, bytes)?;
     let mut contents = TraceContents {
         records: Vec::new(),
         head: TraceHead::EMPTY,
@@ -204,7 +240,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<TraceContents, TraceError> {
         if prev_hash != contents.head.last_hash {
             return Err(error(FrameProblem::ChainBroken, None).into());
         }
-        let record = decode_record(payload)
+        let record = decode_record(payload, format)
             .map_err(|detail| error(FrameProblem::Undecodable, Some(detail)))?;
         let hash = *blake3::hash(frame).as_bytes();
         contents.records.push((offset, record));
@@ -215,7 +251,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<TraceContents, TraceError> {
         };
         at += frame_len;
     }
-    Ok(contents)
+    Ok((contents, format))
 }
 
 /// Reads a trace file, tolerating a torn tail.
@@ -368,6 +404,8 @@ pub struct TraceWriter {
     path: PathBuf,
     file: BufWriter<File>,
     head: TraceHead,
+    /// The format of the file: a new file is written in the latest, an existing one in its own.
+    format: Format,
     /// The frames of the batch being appended, kept between batches so that appending allocates
     /// nothing once it has grown to the size of a batch.
     frames: Vec<u8>,
@@ -381,6 +419,10 @@ impl TraceWriter {
     /// Opens `path` for appending, creating it if needed. An existing trace is checked first; a torn
     /// tail left by a crash is cut off, so new frames follow the last whole frame. A trace damaged
     /// before its end is an error, and the file is left as it is.
+    ///
+    /// A trace written in format 2 (before the context event's `withheld`) stays in format 2: its
+    /// frames are hash-chained, so it cannot be rewritten, and the records appended to it are
+    /// written without `withheld`. Start a new file to keep it.
     pub fn open(path: impl Into<PathBuf>) -> Result<TraceWriter, TraceError> {
         let path = path.into();
         let mut file = OpenOptions::new()
@@ -394,18 +436,18 @@ impl TraceWriter {
             .metadata()
             .map_err(|error| TraceError::io(&path, error))?
             .len();
-        let head = if length == 0 {
+        let (head, format) = if length == 0 {
             file.write_all(&HEADER)
                 .map_err(|error| TraceError::io(&path, error))?;
-            TraceHead::EMPTY
+            (TraceHead::EMPTY, Format::V3)
         } else {
             let bytes = fs::read(&path).map_err(|error| TraceError::io(&path, error))?;
-            let contents = decode(&path, &bytes)?;
+            let (contents, format) = decode_in_format(&path, &bytes)?;
             if let Some(torn) = contents.torn_tail {
                 file.set_len(torn.offset)
                     .map_err(|error| TraceError::io(&path, error))?;
             }
-            contents.head
+            (contents.head, format)
         };
         file.seek(SeekFrom::End(0))
             .map_err(|error| TraceError::io(&path, error))?;
@@ -413,6 +455,7 @@ impl TraceWriter {
             path,
             file: BufWriter::with_capacity(64 * 1024, file),
             head,
+            format,
             frames: Vec::new(),
         })
     }
@@ -434,7 +477,7 @@ impl TraceWriter {
         for record in records {
             let frame_start = frames.len();
             frames.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
-            encode_record_into(record, &mut frames);
+            encode_record_into(record, self.format, &mut frames);
             let payload_len = frames.len() - frame_start - FRAME_HEADER_LEN;
             if payload_len > MAX_PAYLOAD_LEN as usize {
                 frames.truncate(frame_start);
@@ -510,6 +553,7 @@ mod tests {
         ActionEvent, ContextEvent, CostEvent, DecisionEvent, Event, EventKind, GateEvent,
         GateEventOutcome, RuleOrigin, ServedSection,
     };
+    use crate::trace::TraceReader;
     use proptest::prelude::*;
 
     fn event(seq: u64, kind: EventKind) -> TraceRecord {
@@ -591,6 +635,7 @@ mod tests {
                     }],
                     tokens_served: 300,
                     tokens_baseline: 9_000,
+                    withheld: 2,
                 }),
             ),
             TraceRecord::Dropped {
@@ -820,12 +865,108 @@ mod tests {
             decode(path, b"FFTRACE\x01"),
             Err(TraceError::UnsupportedVersion { version: 1, .. })
         ));
+        assert!(matches!(
+            decode(path, b"FFTRACE\x04"),
+            Err(TraceError::UnsupportedVersion { version: 4, .. })
+        ));
+        assert!(matches!(
+            TraceReader::new(path, &b"FFTRACE\x04"[..]),
+            Err(TraceError::UnsupportedVersion { version: 4, .. })
+        ));
         let mut too_long = HEADER.to_vec();
         too_long.extend_from_slice(&u32::MAX.to_le_bytes());
         too_long.extend_from_slice(&[0; 40]);
         assert!(
             matches!(decode(path, &too_long), Err(TraceError::Frame(error)) if error.problem() == FrameProblem::BadLength)
         );
+    }
+
+    /// A trace written in format 2 by the build before format 3 (commit e2f53b0): a run's span
+    /// around the records of [`every_kind`] as they were then (the context event had no
+    /// `withheld`), with its head file.
+    const FORMAT_2_TRACE: &[u8] = include_bytes!("fixtures/trace-v2.fftrace");
+    const FORMAT_2_HEAD: &[u8] = include_bytes!("fixtures/trace-v2.fftrace.head");
+
+    /// The records of [`FORMAT_2_TRACE`], as this build reads them.
+    fn format_2_records() -> Vec<TraceRecord> {
+        let mut records = vec![TraceRecord::SpanStart {
+            run_id: "run-1".into(),
+            agent_id: "coder".into(),
+            task_id: Some("T-12".into()),
+            span_id: 1,
+            parent_span_id: None,
+            name: "coder".into(),
+            kind: crate::trace::SpanKind::Run,
+            at_ns: 1_700_000_000_000_000_000,
+        }];
+        records.extend(every_kind().into_iter().map(|mut record| {
+            if let TraceRecord::Event(Event {
+                kind: EventKind::Context(context),
+                ..
+            }) = &mut record
+            {
+                context.withheld = 0;
+            }
+            record
+        }));
+        records.push(TraceRecord::SpanEnd {
+            run_id: "run-1".into(),
+            span_id: 1,
+            at_ns: 1_700_000_000_000_000_100,
+            error: None,
+        });
+        records
+    }
+
+    fn format_2_copy(dir: &Path) -> PathBuf {
+        let path = dir.join("old.trace");
+        fs::write(&path, FORMAT_2_TRACE).unwrap();
+        fs::write(head_path(&path), FORMAT_2_HEAD).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_format_2_trace_reads_with_nothing_withheld() {
+        assert_eq!(FORMAT_2_TRACE[..8], *b"FFTRACE\x02");
+        let dir = tempfile::tempdir().unwrap();
+        let path = format_2_copy(dir.path());
+        let expected = format_2_records();
+        assert_eq!(records_of(&path), expected);
+        let streamed: Vec<TraceRecord> = TraceReader::open(&path)
+            .unwrap()
+            .map(|record| record.unwrap().1)
+            .collect();
+        assert_eq!(streamed, expected);
+        assert_eq!(verify(&path).unwrap().head.n_frames, expected.len() as u64);
+    }
+
+    #[test]
+    fn appending_to_a_format_2_trace_keeps_it_in_format_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = format_2_copy(dir.path());
+        let context = every_kind()
+            .into_iter()
+            .find(|record| {
+                matches!(record, TraceRecord::Event(Event { kind: EventKind::Context(context), .. }) if context.withheld > 0)
+            })
+            .unwrap();
+        let mut writer = TraceWriter::open(&path).unwrap();
+        writer.append(&context).unwrap();
+        writer.sync().unwrap();
+        drop(writer);
+
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes[..FORMAT_2_TRACE.len()], *FORMAT_2_TRACE);
+        let mut expected = format_2_records();
+        expected.push(format_2_records()[5].clone());
+        assert_eq!(records_of(&path), expected);
+        assert_eq!(verify(&path).unwrap().head.n_frames, expected.len() as u64);
+
+        // A new file is written in format 3 and keeps what was withheld.
+        let new_path = dir.path().join("new.trace");
+        write_trace(&new_path, std::slice::from_ref(&context));
+        assert_eq!(fs::read(&new_path).unwrap()[..8], HEADER);
+        assert_eq!(records_of(&new_path), vec![context]);
     }
 
     fn valid_trace() -> Vec<u8> {

@@ -13,6 +13,7 @@ mod diagnose;
 mod err;
 mod explain;
 mod file;
+mod legacy;
 mod otlp;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::err::{FrameError, FrameProblem, TraceError};
 use super::file::{
-    checksum, decode_record, FrameHash, TornTail, TraceHead, FRAME_HEADER_LEN, HEADER,
+    checksum, decode_record, Format, FrameHash, TornTail, TraceHead, FRAME_HEADER_LEN, HEADER,
     MAX_PAYLOAD_LEN,
 };
 use super::{SpanKind, TraceRecord};
@@ -30,6 +30,7 @@ use crate::event::{Event, EventKind, GateEventOutcome};
 pub struct TraceReader<R = BufReader<File>> {
     path: PathBuf,
     input: R,
+    format: Format,
     at: u64,
     head: TraceHead,
     torn_tail: Option<TornTail>,
@@ -53,16 +54,11 @@ impl<R: Read> TraceReader<R> {
         let mut header = [0u8; HEADER.len()];
         let n_read =
             read_fully(&mut input, &mut header).map_err(|error| TraceError::io(&path, error))?;
-        if n_read < HEADER.len() || header[..HEADER.len() - 1] != HEADER[..HEADER.len() - 1] {
-            return Err(TraceError::NotATrace { path });
-        }
-        let version = header[HEADER.len() - 1];
-        if version != HEADER[HEADER.len() - 1] {
-            return Err(TraceError::UnsupportedVersion { path, version });
-        }
+        let format = Format::of_header(&path, &header[..n_read])?;
         Ok(TraceReader {
             path,
             input,
+            format,
             at: HEADER.len() as u64,
             head: TraceHead::EMPTY,
             torn_tail: None,
@@ -136,7 +132,7 @@ impl<R: Read> TraceReader<R> {
         if prev_hash != self.head.last_hash {
             return Err(error(&self.path, FrameProblem::ChainBroken, None));
         }
-        let record = decode_record(&self.payload)
+        let record = decode_record(&self.payload, self.format)
             .map_err(|detail| error(&self.path, FrameProblem::Undecodable, Some(detail)))?;
         let mut hasher = blake3::Hasher::new();
         hasher.update(&header);

@@ -139,6 +139,7 @@ fn for_each_event_string(event: &mut Event, visit: &mut impl FnMut(&mut String))
             sections,
             tokens_served: _,
             tokens_baseline: _,
+            withheld: _,
         }) => {
             query.iter_mut().for_each(&mut *visit);
             for ServedSection {
@@ -237,6 +238,7 @@ mod tests {
                 }],
                 tokens_served: 1,
                 tokens_baseline: 2,
+                withheld: 0,
             })),
             TraceRecord::SpanStart {
                 run_id: text("run"),

@@ -376,6 +376,7 @@ impl Redactor {
                 sections: _,
                 tokens_served: _,
                 tokens_baseline: _,
+                withheld: _,
             }) => {
                 if let Some(query) = query {
                     self.redact_in_place(query);
@@ -802,6 +803,7 @@ mod tests {
                 }],
                 tokens_served: 1,
                 tokens_baseline: 2,
+                withheld: 0,
             })),
         ]
     }
@@ -851,6 +853,7 @@ mod tests {
                 }],
                 tokens_served: 1,
                 tokens_baseline: 2,
+                withheld: 0,
             }),
         ];
         for (event, expected_kind) in events.into_iter().zip(expected_kinds) {

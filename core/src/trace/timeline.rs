@@ -72,10 +72,15 @@ fn describe_event(event: &Event) -> String {
         ),
         EventKind::Context(context) => write!(
             text,
-            "context: {} sections, {} tokens served (baseline {})",
+            "context: {} sections, {} tokens served (baseline {}){}",
             context.sections.len(),
             context.tokens_served,
-            context.tokens_baseline
+            context.tokens_baseline,
+            if context.withheld > 0 {
+                format!(", {} document(s) withheld by the policy", context.withheld)
+            } else {
+                String::new()
+            }
         ),
     };
     text

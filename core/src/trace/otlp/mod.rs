@@ -531,6 +531,9 @@ impl OpenSpan {
                     KeyValue::int("fourfold.context.tokens_served", context.tokens_served),
                     KeyValue::int("fourfold.context.tokens_baseline", context.tokens_baseline),
                 ]);
+                if context.withheld > 0 {
+                    attributes.push(KeyValue::int("fourfold.context.withheld", context.withheld));
+                }
                 ("fourfold.context", attributes)
             }
         };

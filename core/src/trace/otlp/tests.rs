@@ -156,6 +156,7 @@ fn scenario() -> Vec<TraceRecord> {
                 }],
                 tokens_served: 100,
                 tokens_baseline: 4_000,
+                withheld: 2,
             }),
         ),
         end("run-b", 10, 3_100, None),
@@ -271,6 +272,10 @@ fn the_output_parses_as_otlp_with_resource_and_scope() {
             "fourfold.context.tokens_baseline"
         ),
         int(4_000)
+    );
+    assert_eq!(
+        value(&run_b[0].events[0].attributes, "fourfold.context.withheld"),
+        int(2)
     );
 }
 
