@@ -121,15 +121,11 @@ pub struct CostMeterOptions {
 /// The core meter builder for `options`.
 pub fn meter_builder(options: &CostMeterOptions) -> Fallible<fourfold::cost::CostMeterBuilder> {
     let mut builder = CoreCostMeter::builder();
-    builder = builder.unknown_model(match options.unknown_model.as_deref() {
-        None | Some("error") => UnknownModel::Error,
-        Some("zero") => UnknownModel::ZeroWithWarning,
-        Some(other) => {
-            return Err(FourfoldError::invalid(format!(
-                "`unknownModel` is `error` or `zero`, not `{other}`"
-            )))
-        }
-    });
+    if let Some(name) = &options.unknown_model {
+        let unknown_model =
+            UnknownModel::parse(name, "unknownModel").map_err(FourfoldError::invalid)?;
+        builder = builder.unknown_model(unknown_model);
+    }
     if let Some(model) = &options.savings_model {
         builder = builder.savings_model(model);
     }

@@ -95,12 +95,8 @@ impl Fourfold {
                 builder = builder.context(crate::context::builder(Some(context)));
             }
             if let Some(name) = &options.context_scope {
-                let scope = fourfold::session::ContextScope::from_name(name).ok_or_else(|| {
-                    FourfoldError::invalid(format!(
-                        "`contextScope` is 'policy' (serve an agent only the documents the policy \
-                         lets it read) or 'all', not {name:?}"
-                    ))
-                })?;
+                let scope = fourfold::session::ContextScope::parse(name, "contextScope")
+                    .map_err(FourfoldError::invalid)?;
                 builder = builder.context_scope(scope);
             }
             if let Some(cost) = &options.cost {

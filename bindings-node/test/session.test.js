@@ -212,5 +212,7 @@ test('a session is served only what the policy lets its agent read', async () =>
   open.context.put('docs/internal/tokens.md', tokens)
   const served = await open.session('visitor').ask('login tokens', { budgetTokens: 500 })
   assert.deepEqual(served.hits.map((hit) => hit.key), ['docs/internal/tokens.md'])
-  assert.equal(thrown(() => new Fourfold({ policy, contextScope: 'everyone' })).code, codes.INVALID_REQUEST)
+  const badScope = thrown(() => new Fourfold({ policy, contextScope: 'everyone' }))
+  assert.equal(badScope.code, codes.INVALID_REQUEST)
+  assert.match(badScope.message, /`contextScope` is "policy" .* or "all", not "everyone"/)
 })

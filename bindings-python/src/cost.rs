@@ -274,17 +274,9 @@ pub(crate) fn meter_builder(
         })?;
         builder = builder.prices(PriceTable::from_litellm_json(&text, currency).or_raise()?);
     }
-    builder = builder.unknown_model(match unknown_model {
-        "error" => UnknownModel::Error,
-        "zero" => UnknownModel::ZeroWithWarning,
-        other => {
-            return Err(raise(
-                "ConfigError",
-                format!("`unknown_model` is `error` or `zero`, not `{other}`"),
-                Vec::new(),
-            ))
-        }
-    });
+    let unknown_model = UnknownModel::parse(unknown_model, "unknown_model")
+        .map_err(|message| raise("ConfigError", message, Vec::new()))?;
+    builder = builder.unknown_model(unknown_model);
     if let Some(model) = savings_model {
         builder = builder.savings_model(model);
     }

@@ -89,13 +89,8 @@ impl Fourfold {
             if context {
                 builder = builder.context(crate::context::builder(&archive, &pin));
             }
-            let scope = fourfold::session::ContextScope::from_name(context_scope);
-            let scope = scope.ok_or_else(|| {
-                invalid_request(format!(
-                    "`context_scope` is \"policy\" (serve an agent only the documents the policy \
-                     lets it read) or \"all\", not {context_scope:?}"
-                ))
-            })?;
+            let scope = fourfold::session::ContextScope::parse(context_scope, "context_scope")
+                .map_err(invalid_request)?;
             builder = builder.context_scope(scope);
             if cost || !budgets.is_empty() {
                 builder = builder.cost(meter_builder(

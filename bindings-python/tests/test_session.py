@@ -191,7 +191,7 @@ tools = [{ name = "context_record", glob = { topic = "findings/**" } }]
 def test_bad_input_is_a_typed_error() -> None:
     with pytest.raises(fourfold.InvalidPolicy, match="line 2"):
         fourfold.Fourfold("[[rule]]\nid = 1\n")
-    with pytest.raises(fourfold.ConfigError):
+    with pytest.raises(fourfold.ConfigError, match="`unknown_model` is `error` or `zero`, not `guess`"):
         fourfold.Fourfold(POLICY, unknown_model="guess")  # type: ignore[arg-type]
     with pytest.raises(fourfold.ConfigError):
         fourfold.Budget("team:a", hard=1)

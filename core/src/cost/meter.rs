@@ -30,6 +30,18 @@ pub enum UnknownModel {
     ZeroWithWarning,
 }
 
+impl UnknownModel {
+    /// The behaviour named `name` (`error` or `zero`), or the message saying what `field` (the
+    /// config key or option the name was given as) may be, for the caller's own error type.
+    pub fn parse(name: &str, field: &str) -> Result<UnknownModel, String> {
+        match name {
+            "error" => Ok(UnknownModel::Error),
+            "zero" => Ok(UnknownModel::ZeroWithWarning),
+            other => Err(format!("`{field}` is `error` or `zero`, not `{other}`")),
+        }
+    }
+}
+
 /// Builds a [`CostMeter`].
 pub struct CostMeterBuilder {
     prices: Option<PriceTable>,

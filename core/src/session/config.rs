@@ -272,12 +272,7 @@ pub(crate) fn builder_from_text(
             ));
         }
         if let Some(name) = &context.scope {
-            let scope = ContextScope::from_name(name).ok_or_else(|| {
-                invalid(format!(
-                    "`[context] scope` is \"policy\" (serve an agent only the documents the \
-                     policy lets it read) or \"all\", not {name:?}"
-                ))
-            })?;
+            let scope = ContextScope::parse(name, "[context] scope").map_err(invalid)?;
             builder = builder.context_scope(scope);
         }
         let mut store = ContextStore::builder();
@@ -318,15 +313,10 @@ pub(crate) fn builder_from_text(
                 .map_err(|error| invalid(format!("prices: {error}")))?;
             meter = meter.prices(table);
         }
-        meter = meter.unknown_model(match cost.unknown_model.as_deref() {
-            None | Some("error") => UnknownModel::Error,
-            Some("zero") => UnknownModel::ZeroWithWarning,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "`unknown_model` is `error` or `zero`, not `{other}`"
-                )))
-            }
-        });
+        if let Some(name) = &cost.unknown_model {
+            meter =
+                meter.unknown_model(UnknownModel::parse(name, "unknown_model").map_err(invalid)?);
+        }
         if let Some(model) = &cost.savings_model {
             meter = meter.savings_model(model);
         }

@@ -70,6 +70,17 @@ impl ContextScope {
             _ => None,
         }
     }
+
+    /// The scope named `name`, or the message saying what `field` (the config key or option the
+    /// name was given as) may be, for the caller's own error type.
+    pub fn parse(name: &str, field: &str) -> Result<ContextScope, String> {
+        ContextScope::from_name(name).ok_or_else(|| {
+            format!(
+                "`{field}` is \"policy\" (serve an agent only the documents the policy lets it \
+                 read) or \"all\", not {name:?}"
+            )
+        })
+    }
 }
 
 /// Configures a [`Fourfold`]. Only the policy is required.
