@@ -990,6 +990,26 @@ mod tests {
         }
 
         #[test]
+        fn arbitrary_payloads_never_panic_in_either_format(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let _ = decode_record(&bytes, Format::V2);
+            let _ = decode_record(&bytes, Format::V3);
+        }
+
+        #[test]
+        fn an_altered_byte_of_a_format_2_trace_is_never_read_back_silently(byte_idx in 8usize..745, flip in 1u8..=255) {
+            let mut altered = FORMAT_2_TRACE.to_vec();
+            let byte_idx = byte_idx % altered.len();
+            altered[byte_idx] ^= flip;
+            if let Ok(contents) = decode(Path::new("old.trace"), &altered) {
+                prop_assert!(contents.torn_tail.is_some(), "byte {} altered yet read back whole", byte_idx);
+                prop_assert_eq!(
+                    contents.records.iter().map(|(_, record)| record.clone()).collect::<Vec<_>>(),
+                    format_2_records()[..contents.records.len()].to_vec()
+                );
+            }
+        }
+
+        #[test]
         fn an_altered_byte_is_never_read_back_silently(byte_idx in 0usize..2000, flip in 1u8..=255) {
             let original = valid_trace();
             let byte_idx = byte_idx % original.len();
