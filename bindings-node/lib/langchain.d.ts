@@ -1,7 +1,9 @@
 // Types of `fourfold/langchain`.
 import { BaseCallbackHandler } from '@langchain/core/callbacks/base'
+import type { Document } from '@langchain/core/documents'
+import { BaseRetriever, type BaseRetrieverInput } from '@langchain/core/retrievers'
 import type { DynamicStructuredTool, StructuredToolInterface } from '@langchain/core/tools'
-import type { AgentSession, RequestInput } from './index'
+import type { AgentSession, ContextStore, RequestInput } from './index'
 import type { CostRecord } from './types'
 
 /** Records a LangChain.js agent's model calls, usage, cost, tool calls and errors in a session. */
@@ -15,6 +17,38 @@ export declare class FourfoldCallbackHandler extends BaseCallbackHandler {
   errors: unknown[]
   /** `model` prices calls whose chat model reports no model name. */
   constructor(session: AgentSession, options?: { model?: string })
+}
+
+/** The metadata of a document `FourfoldRetriever` serves: where the section is and how current. */
+export interface FourfoldDocumentMetadata {
+  /** `key:line` of the section. */
+  pointer: string
+  key: string
+  sectionId: string
+  headingPath: string[]
+  version: number
+  freshness: 'canonical' | 'stale' | 'duplicate'
+  reason: string | null
+  tokens: number
+  /** The session already held this version: the document's text is a pointer, not the section. */
+  alreadyServed: boolean
+}
+
+/** Options of `FourfoldRetriever`. */
+export interface FourfoldRetrieverInput extends BaseRetrieverInput {
+  /** A session (reads traced, scoped by the policy, pointers for what it holds) or a store. */
+  source: AgentSession | ContextStore
+  /** The budget of each ask, in tokens (default 2000). */
+  budgetTokens?: number
+}
+
+/** Serves the canonical current sections that answer a query, within a token budget. */
+export declare class FourfoldRetriever extends BaseRetriever<FourfoldDocumentMetadata> {
+  lc_namespace: string[]
+  source: AgentSession | ContextStore
+  budgetTokens: number
+  constructor(fields: FourfoldRetrieverInput)
+  _getRelevantDocuments(query: string): Promise<Document<FourfoldDocumentMetadata>[]>
 }
 
 /** Options of `guardTool`. */

@@ -1,10 +1,13 @@
 'use strict'
 // `fourfold/langchain`: a LangChain.js callback handler that records an agent's model calls, token
-// usage, cost, tool calls and errors in a fourfold session, nested by LangChain run id; and a tool
+// usage, cost, tool calls and errors in a fourfold session, nested by LangChain run id; a tool
 // wrapper that puts every call through `session.guard`, so that a refused call becomes an error
-// tool message naming the rule, and the agent carries on.
+// tool message naming the rule, and the agent carries on; and a retriever that serves the
+// ContextStore's canonical current sections as LangChain documents.
 
 const { BaseCallbackHandler } = require('@langchain/core/callbacks/base')
+const { Document } = require('@langchain/core/documents')
+const { BaseRetriever } = require('@langchain/core/retrievers')
 const { ToolMessage } = require('@langchain/core/messages')
 const { DynamicStructuredTool } = require('@langchain/core/tools')
 const { countChatTokens, countTokens, isFourfoldError } = require('./index.js')
@@ -283,4 +286,48 @@ function findingTool(session, options = {}) {
   })
 }
 
-module.exports = { FourfoldCallbackHandler, findingTool, guardTool, countsFromUsageMetadata }
+/**
+ * Serves the canonical current sections that answer a query, within a token budget, as LangChain
+ * documents. `source` is an `AgentSession` (its reads are recorded in the trace, feed the
+ * `context-fresh` gate, are scoped by the policy, and a section it already holds comes back as a
+ * pointer without text) or a `ContextStore`.
+ */
+class FourfoldRetriever extends BaseRetriever {
+  lc_namespace = ['fourfold', 'retrievers']
+
+  constructor(fields) {
+    const { source, budgetTokens = 2000, ...rest } = fields ?? {}
+    super(rest)
+    if (source === null || typeof source?.ask !== 'function') {
+      throw new TypeError('FourfoldRetriever needs a `source`: an AgentSession or a ContextStore')
+    }
+    if (!Number.isInteger(budgetTokens) || budgetTokens < 0) {
+      throw new TypeError(`FourfoldRetriever's budgetTokens is a whole number of tokens, not ${budgetTokens}`)
+    }
+    this.source = source
+    this.budgetTokens = budgetTokens
+  }
+
+  async _getRelevantDocuments(query) {
+    const answer = await this.source.ask(query, { budgetTokens: this.budgetTokens })
+    return answer.hits.map(
+      (hit) =>
+        new Document({
+          pageContent: hit.text ?? `(already served, unchanged: ${hit.pointer})`,
+          metadata: {
+            pointer: hit.pointer,
+            key: hit.key,
+            sectionId: hit.sectionId,
+            headingPath: hit.headingPath,
+            version: hit.version,
+            freshness: hit.freshness,
+            reason: hit.reason,
+            tokens: hit.tokens,
+            alreadyServed: hit.alreadyServed,
+          },
+        }),
+    )
+  }
+}
+
+module.exports = { FourfoldCallbackHandler, FourfoldRetriever, findingTool, guardTool, countsFromUsageMetadata }

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module'
 import test from 'node:test'
 
 import fourfoldDefault, { Fourfold, codes, countTokens } from 'fourfold'
-import { FourfoldCallbackHandler, guardTool } from 'fourfold/langchain'
+import { FourfoldCallbackHandler, FourfoldRetriever, guardTool } from 'fourfold/langchain'
 
 const require = createRequire(import.meta.url)
 
@@ -16,4 +16,5 @@ test('import and require agree', () => {
   assert.equal(countTokens('gpt-4o', 'hello world').tokens, 2)
   assert.equal(FourfoldCallbackHandler, require('fourfold/langchain').FourfoldCallbackHandler)
   assert.equal(typeof guardTool, 'function')
+  assert.equal(FourfoldRetriever, require('fourfold/langchain').FourfoldRetriever)
 })

@@ -12,9 +12,15 @@ const { createReactAgent } = require('@langchain/langgraph/prebuilt')
 const { z } = require('zod')
 
 const { Fourfold, TraceReader } = require('../lib/index.js')
-const { FourfoldCallbackHandler, findingTool, guardTool, countsFromUsageMetadata } = require('../lib/langchain.js')
+const {
+  FourfoldCallbackHandler,
+  FourfoldRetriever,
+  findingTool,
+  guardTool,
+  countsFromUsageMetadata,
+} = require('../lib/langchain.js')
 const { ScriptedChatModel } = require('./fake-model.js')
-const { FINDINGS_POLICY, workspace } = require('./util.js')
+const { FINDINGS_POLICY, POLICY, workspace } = require('./util.js')
 
 function setup() {
   const dir = workspace()
@@ -202,4 +208,73 @@ test('an agent writes a finding back through findingTool where the policy allows
   assert.match(refused.content, /fourfold refused `context_record`/)
   assert.match(recorded.content, /records\/findings-flaky\.md v1/)
   assert.deepEqual(fourfold.context.keys(), ['records/findings-flaky.md'])
+})
+
+const AUTH = '# Auth\n\n## Login\n\nCall `login(user, password)` to open a session; it returns a token.\n'
+
+test('the retriever serves canonical sections with their markers, and pointers for what the session holds', async () => {
+  const fourfold = new Fourfold({ policy: { toml: POLICY }, context: { archive: ['archive/'] } })
+  fourfold.context.put('docs/auth.md', AUTH)
+  fourfold.context.put('archive/old-auth.md', AUTH)
+  const session = fourfold.session('coder', 'T-1')
+  const retriever = new FourfoldRetriever({ source: session, budgetTokens: 500 })
+  const documents = await retriever.invoke('how do I call login to open a session')
+  assert.ok(documents.length > 0, 'the retriever served nothing')
+  const [first] = documents
+  assert.deepEqual(
+    [first.metadata.freshness, first.metadata.key, first.metadata.alreadyServed],
+    ['canonical', 'docs/auth.md', false],
+  )
+  assert.match(first.metadata.pointer, /^docs\/auth\.md:\d+$/)
+  assert.match(first.pageContent, /login\(user, password\)/)
+  assert.ok(documents.every((document) => document.metadata.key !== 'archive/old-auth.md'))
+  // Asked again, the session already holds the section: a pointer, not the text again.
+  const [again] = await retriever.invoke('how do I call login to open a session')
+  assert.equal(again.metadata.alreadyServed, true)
+  assert.match(again.pageContent, /already served, unchanged: docs\/auth\.md:/)
+  // A store works as a source too, without a session; the budget is kept.
+  const fromStore = await new FourfoldRetriever({ source: fourfold.context, budgetTokens: 500 }).invoke('login')
+  assert.equal(fromStore[0].metadata.freshness, 'canonical')
+  assert.ok(fromStore.reduce((sum, document) => sum + document.metadata.tokens, 0) <= 500)
+  // A session is served only what the policy lets its agent read (`src/**` and `docs/**` here).
+  fourfold.context.put('internal/vault.md', '# Vault\n\n## Signing keys\n\nThe signing keys live in vault path `kv/auth`.\n')
+  const vault = new FourfoldRetriever({ source: fourfold.session('coder', 'T-2') })
+  assert.deepEqual(await vault.invoke('vault signing keys'), [])
+  const operator = new FourfoldRetriever({ source: fourfold.context })
+  assert.deepEqual((await operator.invoke('vault signing keys')).map((document) => document.metadata.key), ['internal/vault.md'])
+  assert.throws(() => new FourfoldRetriever({}), TypeError)
+  assert.throws(() => new FourfoldRetriever({ source: session, budgetTokens: -1 }), TypeError)
+})
+
+test('an agent is served a canonical section through the retriever as a tool', async () => {
+  const dir = workspace()
+  const fourfold = new Fourfold({
+    policy: { file: path.join(dir, 'policy.toml') },
+    trace: { file: path.join(dir, 'fourfold.trace') },
+    context: {},
+  })
+  fourfold.context.put('docs/auth.md', AUTH)
+  const session = fourfold.session('coder', 'T-1')
+  const search = new FourfoldRetriever({ source: session, budgetTokens: 500 }).asTool({
+    name: 'search',
+    description: "Search the team's docs.",
+    schema: z.string(),
+  })
+  const model = new ScriptedChatModel({
+    responses: [
+      new AIMessage({ content: '', tool_calls: [toolCall('call-1', 'search', { input: 'login session token' })] }),
+      new AIMessage({ content: 'Use login(user, password).' }),
+    ],
+  })
+  const agent = createReactAgent({ llm: model, tools: [search] })
+  const result = await agent.invoke({ messages: [new HumanMessage('how do I log in?')] })
+  const served = result.messages.find((message) => message instanceof ToolMessage)
+  assert.match(String(served.content), /login\(user, password\)/)
+  fourfold.tracer.flush()
+  const [run] = await new TraceReader(path.join(dir, 'fourfold.trace')).runs()
+  const contexts = run.looseEvents.filter((event) => event.kind === 'context')
+  assert.deepEqual(
+    contexts.map((event) => event.context.sections.map((section) => section.key)),
+    [['docs/auth.md']],
+  )
 })

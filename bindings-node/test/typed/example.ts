@@ -19,7 +19,7 @@ import {
   countTokens,
   isFourfoldError,
 } from 'fourfold'
-import { FourfoldCallbackHandler, findingTool, guardTool } from 'fourfold/langchain'
+import { FourfoldCallbackHandler, FourfoldRetriever, findingTool, guardTool } from 'fourfold/langchain'
 
 const audit: Plugin = {
   name: 'audit',
@@ -96,7 +96,12 @@ export async function langchainAgent(fourfold: Fourfold, llm: Parameters<typeof 
   })
   const guarded = guardTool(readFile, session, { request: (input: { path: string }) => ({ action: 'read', path: input.path }) })
   const handler = new FourfoldCallbackHandler(session, { model: 'gpt-4o' })
-  const agent = createReactAgent({ llm, tools: [guarded, findingTool(session)] })
+  const retriever = new FourfoldRetriever({ source: session, budgetTokens: 800 })
+  const documents = await retriever.invoke('how do I call login')
+  const pointers: string[] = documents.map((document) => document.metadata.pointer)
+  const fresh: boolean = documents.every((document) => document.metadata.freshness === 'canonical')
+  const search = retriever.asTool({ name: 'search', description: 'Search the docs', schema: z.string() })
+  const agent = createReactAgent({ llm, tools: [guarded, findingTool(session), search] })
   const result = await agent.invoke({ messages: [new AIMessage('start')] }, { callbacks: [handler] })
-  return { messages: result.messages.length, spent: handler.records.map((record) => record.micros) }
+  return { messages: result.messages.length, spent: handler.records.map((record) => record.micros), pointers, fresh }
 }
