@@ -128,8 +128,8 @@ export declare class ContextStore {
   /** `ask`, on the JS thread: for a small store, where a thread hop costs more than the search. */
   askSync(query: string, options: AskOptions): import('./lib/types').Answer
   /**
-   * Puts every text file under `root` (matching `globs`, if given), keyed by its relative path,
-   * off the JS thread. Unchanged files are not re-indexed; keys whose files are gone are deleted.
+   * Puts every text file under `root` (matching `globs`, if given), keyed by its relative path
+   * (under `prefix`, if given), off the JS thread. Unchanged files are not re-indexed; keys whose files are gone are deleted.
    */
   ingestDir(root: string, options?: IngestOptions | undefined | null): Promise<import('./lib/types').IngestReport>
   /**
@@ -407,6 +407,11 @@ export interface FourfoldOptions {
 export interface IngestOptions {
   /** Globs of the relative paths to put (default: every text file). */
   globs?: Array<string>
+  /**
+   * The folder path to key the files under (`'docs'` keys `auth.md` `docs/auth.md`, the path
+   * a policy's `read` rules name when the folder is the workspace's `docs/`); default none.
+   */
+  prefix?: string
   /**
    * Called on the JS thread with the report so far after each file; the ingest waits for it,
    * so the calls come in order and all before the Promise settles. If it throws, it is not

@@ -663,6 +663,50 @@ fn re_ingest_indexes_only_changed_files_and_deletes_gone_ones() {
 }
 
 #[test]
+fn an_ingest_as_a_folder_keys_its_files_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("concepts")).unwrap();
+    std::fs::write(docs.join("concepts/export.md"), EXPORT_V2).unwrap();
+    std::fs::write(docs.join("validators.md"), VALIDATORS).unwrap();
+    let store = ContextStore::new();
+    // The globs match paths relative to the folder; the keys are under the prefix.
+    let first = store
+        .ingest_dir_as(&docs, "handbook/docs", &["concepts/**"], |_| {})
+        .unwrap();
+    assert_eq!(first.n_changed, 1);
+    assert_eq!(store.keys(), vec!["handbook/docs/concepts/export.md"]);
+    let hit = &store.ask("export", 500).hits[0];
+    assert!(hit.pointer.starts_with("handbook/docs/concepts/export.md:"));
+
+    // Again, unchanged: nothing re-indexed; a file gone is retired at its prefixed key.
+    let again = store
+        .ingest_dir_as(&docs, "handbook/docs/", &[], |_| {})
+        .unwrap();
+    assert_eq!((again.n_changed, again.n_unchanged), (1, 1));
+    std::fs::remove_file(docs.join("validators.md")).unwrap();
+    let gone = store
+        .ingest_dir_as(&docs, "handbook/docs", &[], |_| {})
+        .unwrap();
+    assert_eq!(gone.deleted, vec!["handbook/docs/validators.md"]);
+
+    // The same folder under another prefix: its documents move, the old keys are retired.
+    let moved = store.ingest_dir_as(&docs, "docs", &[], |_| {}).unwrap();
+    assert_eq!(moved.deleted, vec!["handbook/docs/concepts/export.md"]);
+    assert_eq!(store.keys(), vec!["docs/concepts/export.md"]);
+
+    // A prefix is a relative folder path; a bad one is refused before anything is read.
+    for bad in ["/abs", "/", "../up", "a/../b", "a//b", "./a", "a/."] {
+        let refused = store.ingest_dir_as(&docs, bad, &[], |_| {});
+        assert!(
+            matches!(refused, Err(ContextError::InvalidPrefix { .. })),
+            "{bad}: {refused:?}"
+        );
+    }
+    assert_eq!(store.keys(), vec!["docs/concepts/export.md"]);
+}
+
+#[test]
 fn an_ingest_puts_files_in_walk_order_like_one_put_after_another() {
     // The ingest prepares files on several threads; versions, markers and answers must be
     // those of putting the files one after another in the walk's order (here, key order).

@@ -599,8 +599,8 @@ fn an_ingested_document_is_judged_at_its_key() {
         TOKEN_DOC.replace("every hour", "on every deploy"),
     )
     .unwrap();
-    // A fresh Fourfold rooted at the workspace, its store ingested from `folder`.
-    let ask_after_ingesting = |folder: &std::path::Path| {
+    // A fresh Fourfold rooted at the workspace, its store ingested from `folder` as `prefix`.
+    let ask_after_ingesting_as = |folder: &std::path::Path, prefix: &str| {
         let fourfold = Fourfold::builder()
             .policy(
                 fourfold::Policy::builder_from_toml(SCOPED_POLICY)
@@ -611,7 +611,7 @@ fn an_ingested_document_is_judged_at_its_key() {
             .build()
             .unwrap();
         let store = fourfold.context().unwrap();
-        store.ingest_dir(folder, &[], |_| {}).unwrap();
+        store.ingest_dir_as(folder, prefix, &[], |_| {}).unwrap();
         let answer = fourfold
             .session("coder", None)
             .ask("token rotation", 2_000)
@@ -620,13 +620,14 @@ fn an_ingested_document_is_judged_at_its_key() {
         (keys, answer.withheld)
     };
     // Ingested from the workspace's root, the keys are the paths the policy names.
-    assert_eq!(
-        ask_after_ingesting(repo.path()),
-        (vec!["docs/public/tokens.md".to_string()], 1)
-    );
+    let served = (vec!["docs/public/tokens.md".to_string()], 1);
+    assert_eq!(ask_after_ingesting_as(repo.path(), ""), served);
     // Ingested from `docs/`, the keys (`public/tokens.md`) are paths no rule names: nothing is
     // served, and the answer says how much was kept out.
-    assert_eq!(ask_after_ingesting(&docs), (Vec::new(), 2));
+    assert_eq!(ask_after_ingesting_as(&docs, ""), (Vec::new(), 2));
+    // Ingested from `docs/` as `docs`, the keys are the workspace's paths again.
+    assert_eq!(ask_after_ingesting_as(&docs, "docs"), served);
+    assert_eq!(ask_after_ingesting_as(&docs, "docs/"), served);
 }
 
 #[test]

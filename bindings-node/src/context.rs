@@ -66,6 +66,9 @@ type ProgressListener =
 pub struct IngestOptions {
     /// Globs of the relative paths to put (default: every text file).
     pub globs: Option<Vec<String>>,
+    /// The folder path to key the files under (`'docs'` keys `auth.md` `docs/auth.md`, the path
+    /// a policy's `read` rules name when the folder is the workspace's `docs/`); default none.
+    pub prefix: Option<String>,
     /// Called on the JS thread with the report so far after each file; the ingest waits for it,
     /// so the calls come in order and all before the Promise settles. If it throws, it is not
     /// called again, and the Promise rejects with what it threw once the ingest is done.
@@ -245,13 +248,13 @@ impl ContextStore {
         })
     }
 
-    /// Puts every text file under `root` (matching `globs`, if given), keyed by its relative path,
-    /// off the JS thread. Unchanged files are not re-indexed; keys whose files are gone are deleted.
+    /// Puts every text file under `root` (matching `globs`, if given), keyed by its relative path
+    /// (under `prefix`, if given), off the JS thread. Unchanged files are not re-indexed; keys whose files are gone are deleted.
     #[napi(ts_return_type = "Promise<import('./lib/types').IngestReport>")]
     pub fn ingest_dir(&self, root: String, options: Option<IngestOptions>) -> AsyncTask<JsonTask> {
         let store = self.store.clone();
-        ingest_task(root, options, move |root, globs, progress| {
-            Ok(store.ingest_dir(root, globs, progress)?)
+        ingest_task(root, options, move |root, prefix, globs, progress| {
+            Ok(store.ingest_dir_as(root, prefix, globs, progress)?)
         })
     }
 
@@ -472,13 +475,20 @@ impl ChangeFeed {
 fn ingest_task(
     root: String,
     options: Option<IngestOptions>,
-    ingest: impl FnOnce(&std::path::Path, &[&str], &mut dyn FnMut(&IngestReport)) -> Fallible<IngestReport>
+    ingest: impl FnOnce(
+            &std::path::Path,
+            &str,
+            &[&str],
+            &mut dyn FnMut(&IngestReport),
+        ) -> Fallible<IngestReport>
         + Send
         + 'static,
 ) -> AsyncTask<JsonTask> {
-    let (globs, progress) =
-        options.map_or((None, None), |options| (options.globs, options.on_progress));
+    let (globs, prefix, progress) = options.map_or((None, None, None), |options| {
+        (options.globs, options.prefix, options.on_progress)
+    });
     let globs = globs.unwrap_or_default();
+    let prefix = prefix.unwrap_or_default();
     AsyncTask::new(JsonTask::new(move || {
         let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
         let mut on_file = |report: &IngestReport| {
@@ -486,7 +496,12 @@ fn ingest_task(
                 report_progress(listener, report);
             }
         };
-        to_json(&ingest(&PathBuf::from(root), &globs, &mut on_file)?)
+        to_json(&ingest(
+            &PathBuf::from(root),
+            &prefix,
+            &globs,
+            &mut on_file,
+        )?)
     }))
 }
 
@@ -583,8 +598,8 @@ impl SharedDocuments {
     #[napi(ts_return_type = "Promise<import('./lib/types').IngestReport>")]
     pub fn ingest_dir(&self, root: String, options: Option<IngestOptions>) -> AsyncTask<JsonTask> {
         let fourfold = self.fourfold.clone();
-        ingest_task(root, options, move |root, globs, progress| {
-            Ok(shared_documents_of(&fourfold)?.ingest_dir(root, globs, progress)?)
+        ingest_task(root, options, move |root, prefix, globs, progress| {
+            Ok(shared_documents_of(&fourfold)?.ingest_dir_as(root, prefix, globs, progress)?)
         })
     }
 

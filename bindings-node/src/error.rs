@@ -290,7 +290,9 @@ impl From<ContextError> for FourfoldError {
     fn from(error: ContextError) -> FourfoldError {
         match error {
             ContextError::Store(error) => error.into(),
-            ContextError::InvalidKey { .. } | ContextError::InvalidGlob { .. } => {
+            ContextError::InvalidKey { .. }
+            | ContextError::InvalidPrefix { .. }
+            | ContextError::InvalidGlob { .. } => {
                 FourfoldError::new(FOURFOLD_INVALID_REQUEST, chain(&error))
             }
             other => FourfoldError::new(FOURFOLD_CONTEXT_ERROR, chain(&other)),

@@ -70,6 +70,23 @@ test('bad input to the store is a typed error', async () => {
     code: codes.INVALID_REQUEST,
     message: /invalid glob/,
   })
+  await assert.rejects(store.ingestDir(workspace(), { prefix: '../up' }), {
+    code: codes.INVALID_REQUEST,
+    message: /invalid key prefix `\.\.\/up`/,
+  })
+})
+
+test('ingestDir keys the files under a prefix, and retires their old keys', async () => {
+  const dir = workspace()
+  fs.mkdirSync(path.join(dir, 'docs'))
+  fs.writeFileSync(path.join(dir, 'docs', 'auth.md'), '# Auth\n\nCall `login(credentials)`.\n')
+  const store = new ContextStore()
+  await store.ingestDir(dir, { globs: ['docs/**'] })
+  assert.deepEqual(store.keys(), ['docs/auth.md'])
+  const moved = await store.ingestDir(dir, { globs: ['docs/**'], prefix: 'handbook' })
+  assert.deepEqual([moved.deleted, store.keys()], [['docs/auth.md'], ['handbook/docs/auth.md']])
+  const [hit] = (await store.ask('login credentials', { budgetTokens: 200 })).hits
+  assert.match(hit.pointer, /^handbook\/docs\/auth\.md:/)
 })
 
 test('ingestDir calls onProgress after each file, in order, before it settles', async () => {

@@ -500,21 +500,24 @@ impl ContextStore {
     }
 
     /// Reads the files under `root` that match `globs` (binaries skipped) as documents keyed by
-    /// their relative path; a re-ingest re-indexes only changed files and retires deleted ones.
+    /// their relative path, under `prefix` if given (`prefix="docs"` keys `root`'s `auth.md`
+    /// `docs/auth.md`, the path a policy's `read` rules name when `root` is the workspace's
+    /// `docs/`); a re-ingest re-indexes only changed files and retires deleted ones.
     /// Returns the report (`n_files`, `n_changed`, `n_unchanged`, `skipped`, `deleted`, `bytes`).
     /// `progress`, if given, is called with the report so far after each file; if it raises, it
     /// is not called again, the ingest finishes, and its exception is raised then.
-    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()], *, progress=None))]
+    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()], *, prefix="", progress=None))]
     fn ingest_dir<'py>(
         &self,
         py: Python<'py>,
         root: PathBuf,
         globs: Vec<String>,
+        prefix: &str,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         no_panic(|| {
             ingest_report(py, &root, &globs, progress, |root, globs, progress| {
-                self.inner.ingest_dir(root, globs, progress)
+                self.inner.ingest_dir_as(root, prefix, globs, progress)
             })
         })
     }
@@ -780,19 +783,21 @@ impl SharedDocuments {
 
     /// Publishes the files under `root` that match `globs` to the whole fleet: changed files
     /// become new versions, unchanged ones append nothing, and documents an ingest of `root` put
-    /// before whose files are gone are retired. Returns the report, as `ContextStore.ingest_dir`.
-    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()], *, progress=None))]
+    /// before whose files are gone are retired. Keys are relative paths under `prefix`, and the
+    /// report is `ContextStore.ingest_dir`'s.
+    #[pyo3(signature = (root, globs=vec!["**/*.md".to_string()], *, prefix="", progress=None))]
     fn ingest_dir<'py>(
         &self,
         py: Python<'py>,
         root: PathBuf,
         globs: Vec<String>,
+        prefix: &str,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         no_panic(|| {
             let documents = self.documents()?;
             ingest_report(py, &root, &globs, progress, |root, globs, progress| {
-                documents.ingest_dir(root, globs, progress)
+                documents.ingest_dir_as(root, prefix, globs, progress)
             })
         })
     }

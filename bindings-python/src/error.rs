@@ -178,9 +178,9 @@ impl IntoPyError for ContextError {
         let message = self.to_string();
         match self {
             ContextError::Store(error) => error.into_py_error(),
-            ContextError::InvalidKey { .. } | ContextError::InvalidGlob { .. } => {
-                raise("InvalidRequest", message, Vec::new())
-            }
+            ContextError::InvalidKey { .. }
+            | ContextError::InvalidPrefix { .. }
+            | ContextError::InvalidGlob { .. } => raise("InvalidRequest", message, Vec::new()),
             _ => raise("ContextError", message, Vec::new()),
         }
     }

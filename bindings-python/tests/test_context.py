@@ -236,6 +236,11 @@ def test_ingest_dir_reads_a_folder_and_reingests_only_what_changed(tmp_path: Pat
         store.ingest_dir(tmp_path, ["[unclosed"])
     with pytest.raises(fourfold.ContextError):
         store.ingest_dir(tmp_path / "missing")
+    # Under a prefix, the same files are keyed under it, and their old keys retired.
+    moved = store.ingest_dir(tmp_path, prefix="handbook")
+    assert moved["deleted"] == ["docs/models.md"] and store.keys() == ["handbook/docs/models.md"]
+    with pytest.raises(fourfold.InvalidRequest, match="invalid key prefix `../up`"):
+        store.ingest_dir(tmp_path / "docs", prefix="../up")
 
 
 def test_a_feed_waits_across_signal_checks_and_ctrl_c_interrupts_it() -> None:

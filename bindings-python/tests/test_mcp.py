@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -108,6 +109,28 @@ async def list_tools(config: Path) -> list[str]:
         async with ClientSession(read, write) as session:
             await session.initialize()
             return sorted(tool.name for tool in (await session.list_tools()).tools)
+
+
+async def ask_once(config: Path, docs: Path, *extra: str) -> Any:
+    params = StdioServerParameters(
+        command=str(BINARY), args=["mcp", "serve", "--config", str(config), "--docs", str(docs), *extra]
+    )
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            return text_of(await session.call_tool("context_ask", {"query": "logging in credentials", "budget_tokens": 400}))
+
+
+def test_docs_under_the_policy_root_are_keyed_by_their_workspace_paths(tmp_path: Path) -> None:
+    # The workspace's own `docs/` folder, which the policy's `read = ["docs/**"]` names.
+    config = setup(tmp_path)
+    shutil.copytree(SAMPLE_DOCS / "docs", tmp_path / "docs")
+    answer = asyncio.run(ask_once(config, tmp_path / "docs"))
+    assert answer["sections"][0]["pointer"].startswith("docs/auth.md:"), answer
+    assert answer["withheld"] == 0
+    # Keyed under a folder no rule names, the same documents are withheld.
+    hidden = asyncio.run(ask_once(config, tmp_path / "docs", "--docs-prefix", "handbook"))
+    assert hidden["sections"] == [] and hidden["withheld"] > 0, hidden
 
 
 def test_the_docs_a_server_ingests_are_saved_to_the_snapshot(tmp_path: Path) -> None:

@@ -29,6 +29,11 @@ enum ContextCommand {
         /// Only files matching these globs (relative to DIR), e.g. --glob '**/*.md'.
         #[arg(long = "glob")]
         globs: Vec<String>,
+        /// Key the files under this folder path instead of relative to DIR: `--prefix docs`
+        /// keys DIR's `auth.md` `docs/auth.md`, the path a policy's `read` rules name when DIR is
+        /// the workspace's `docs/`.
+        #[arg(long, default_value = "")]
+        prefix: String,
         /// Where the store is saved.
         #[arg(long, default_value = ".fourfold/context")]
         store: PathBuf,
@@ -75,12 +80,13 @@ pub(crate) fn run(args: ContextArgs) -> CliResult {
         ContextCommand::Ingest {
             dir,
             globs,
+            prefix,
             store,
             archive,
             config,
         } => match config {
-            Some(config) => ingest_fleet(&dir, &globs, &config),
-            None => ingest(dir, &globs, store, &archive),
+            Some(config) => ingest_fleet(&dir, &globs, &prefix, &config),
+            None => ingest(dir, &globs, &prefix, store, &archive),
         },
         ContextCommand::Ask {
             query,
@@ -153,7 +159,12 @@ fn print_report(done: &str, report: &IngestReport, gone: &str, after: &str) {
 }
 
 /// `context ingest DIR --config CONFIG`: publish DIR to the fleet's shared documents.
-fn ingest_fleet(dir: &std::path::Path, globs: &[String], config: &std::path::Path) -> CliResult {
+fn ingest_fleet(
+    dir: &std::path::Path,
+    globs: &[String],
+    prefix: &str,
+    config: &std::path::Path,
+) -> CliResult {
     let fourfold = fourfold::Fourfold::from_config(config)?;
     let Some(shared) = fourfold.shared_documents() else {
         return Err(format!(
@@ -163,7 +174,7 @@ fn ingest_fleet(dir: &std::path::Path, globs: &[String], config: &std::path::Pat
         .into());
     };
     let report = with_progress(globs, |globs, progress| {
-        shared.ingest_dir(dir, globs, progress)
+        shared.ingest_dir_as(dir, prefix, globs, progress)
     })?;
     print_report(
         &format!("published {} to the fleet", dir.display()),
@@ -174,10 +185,16 @@ fn ingest_fleet(dir: &std::path::Path, globs: &[String], config: &std::path::Pat
     Ok(ExitCode::SUCCESS)
 }
 
-fn ingest(dir: PathBuf, globs: &[String], store: PathBuf, archive: &[String]) -> CliResult {
+fn ingest(
+    dir: PathBuf,
+    globs: &[String],
+    prefix: &str,
+    store: PathBuf,
+    archive: &[String],
+) -> CliResult {
     let context = open(store, archive)?;
     let report = with_progress(globs, |globs, progress| {
-        context.ingest_dir(&dir, globs, progress)
+        context.ingest_dir_as(&dir, prefix, globs, progress)
     })?;
     // The ingest saved a snapshot if it changed anything.
     let changed = report.changed_anything();

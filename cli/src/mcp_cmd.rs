@@ -43,6 +43,12 @@ enum McpCommand {
         /// Which files of `--docs` to ingest.
         #[arg(long = "glob", default_value = "**/*.md")]
         globs: Vec<String>,
+        /// The folder the documents of `--docs` are keyed under (`docs` keys its `auth.md`
+        /// `docs/auth.md`). Default: the folder's path under the policy's root when it lies
+        /// there, so that the keys are the paths the policy's `read` rules name; otherwise
+        /// none (keys relative to the folder).
+        #[arg(long = "docs-prefix", requires = "docs", value_name = "PREFIX")]
+        docs_prefix: Option<String>,
         /// The agent the policy and the trace see.
         #[arg(long, default_value = "mcp-client")]
         agent: String,
@@ -107,17 +113,25 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
             config,
             docs,
             globs,
+            docs_prefix,
             agent,
             http,
             auth_token_env,
             allowed_origins,
-        } => match http {
-            Some(address) => {
-                let access = HttpAccess::new(auth_token_env.as_deref(), allowed_origins)?;
-                serve_http(&config, docs, &globs, &agent, address, access)
+        } => {
+            let docs = docs.map(|dir| Docs {
+                dir,
+                globs,
+                prefix: docs_prefix,
+            });
+            match http {
+                Some(address) => {
+                    let access = HttpAccess::new(auth_token_env.as_deref(), allowed_origins)?;
+                    serve_http(&config, docs.as_ref(), &agent, address, access)
+                }
+                None => serve(&config, docs.as_ref(), &agent),
             }
-            None => serve(&config, docs, &globs, &agent),
-        },
+        }
         McpCommand::Gateway {
             config,
             agent,
@@ -140,23 +154,56 @@ pub(crate) fn run(args: McpArgs) -> CliResult {
     }
 }
 
+/// What `--docs` ingests: the folder, the globs of its files and the prefix of their keys, if
+/// given (else [`docs_prefix`]).
+struct Docs {
+    dir: PathBuf,
+    globs: Vec<String>,
+    prefix: Option<String>,
+}
+
 /// The controls of `config`, with `docs` ingested into its context store.
 fn load(
     config: &std::path::Path,
-    docs: Option<PathBuf>,
-    globs: &[String],
+    docs: Option<&Docs>,
 ) -> Result<Fourfold, Box<dyn std::error::Error>> {
     let fourfold = Fourfold::from_config(config)?;
     let Some(store) = fourfold.context() else {
         return Err(format!("`{}` has no `[context]` section to serve", config.display()).into());
     };
     if let Some(docs) = docs {
-        let globs: Vec<&str> = globs.iter().map(String::as_str).collect();
+        let globs: Vec<&str> = docs.globs.iter().map(String::as_str).collect();
+        let prefix = match &docs.prefix {
+            Some(prefix) => prefix.clone(),
+            None => docs_prefix(&fourfold.policy().root(), &docs.dir)?,
+        };
         // With a snapshot configured, an ingest that changed something saves it, so the next
         // start loads it instead of indexing it again.
-        store.ingest_dir(&docs, &globs, |_| {})?;
+        store.ingest_dir_as(&docs.dir, &prefix, &globs, |_| {})?;
     }
     Ok(fourfold)
+}
+
+/// The key prefix of `--docs DIR` by default: DIR's path under the policy's `root` when it lies
+/// there (`docs` for the workspace's `docs/`), so that a session scoped by the policy, which
+/// judges each document at its key as a path under the root, is served what the `read` rules
+/// name; none when DIR lies elsewhere (keys relative to DIR, as `--docs-prefix` can change).
+fn docs_prefix(root: &str, dir: &std::path::Path) -> Result<String, Box<dyn std::error::Error>> {
+    let (Ok(root), Ok(dir)) = (std::fs::canonicalize(root), std::fs::canonicalize(dir)) else {
+        // A folder that cannot be resolved is reported by the ingest itself.
+        return Ok(String::new());
+    };
+    let Ok(relative) = dir.strip_prefix(&root) else {
+        return Ok(String::new());
+    };
+    match relative.to_str() {
+        Some(relative) => Ok(relative.replace('\\', "/")),
+        None => Err(format!(
+            "--docs `{}`: its path under the policy's root is not UTF-8; give --docs-prefix",
+            dir.display()
+        )
+        .into()),
+    }
 }
 
 /// Who may call the HTTP server, besides being on the machine: the bearer token every request
@@ -228,8 +275,7 @@ async fn require_token(
 /// Streamable HTTP on a loopback address, until interrupted.
 fn serve_http(
     config: &std::path::Path,
-    docs: Option<PathBuf>,
-    globs: &[String],
+    docs: Option<&Docs>,
     agent: &str,
     address: std::net::SocketAddr,
     access: HttpAccess,
@@ -244,7 +290,7 @@ fn serve_http(
         )
         .into());
     }
-    let fourfold = load(config, docs, globs)?;
+    let fourfold = load(config, docs)?;
     let agent = agent.to_string();
     let sessions = fourfold.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -321,13 +367,8 @@ pub(crate) fn shut_down(
     Ok(())
 }
 
-fn serve(
-    config: &std::path::Path,
-    docs: Option<PathBuf>,
-    globs: &[String],
-    agent: &str,
-) -> CliResult {
-    let fourfold = load(config, docs, globs)?;
+fn serve(config: &std::path::Path, docs: Option<&Docs>, agent: &str) -> CliResult {
+    let fourfold = load(config, docs)?;
     let session = Arc::new(fourfold.session(agent, None));
     let server = ContextServer {
         session: Arc::clone(&session),

@@ -788,6 +788,43 @@ fn context_ask_as_an_agent_is_scoped_by_the_policy() {
     // --as needs the policy that scopes it.
     let (code, _) = ask(&["--as", "coder"]);
     assert_eq!(code, Some(2));
+
+    // Ingested again under `docs`, the documents move to the workspace's paths (the old keys
+    // are retired), which a policy's rules for `docs/guide/**` name.
+    let ingest = fourfold(
+        &[
+            "context",
+            "ingest",
+            docs.to_str().unwrap(),
+            "--prefix",
+            "docs",
+            "--store",
+            store,
+        ],
+        "",
+    );
+    assert!(ingest.status.success(), "{ingest:?}");
+    let report = String::from_utf8(ingest.stdout).unwrap();
+    assert!(report.contains("2 deleted"), "{report}");
+    let (code, moved) = ask(&[]);
+    assert_eq!(code, Some(0), "{moved}");
+    assert!(moved.contains("docs/guide/auth.md:"), "{moved}");
+    let bad = fourfold(
+        &[
+            "context",
+            "ingest",
+            docs.to_str().unwrap(),
+            "--prefix",
+            "../up",
+            "--store",
+            store,
+        ],
+        "",
+    );
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8(bad.stderr)
+        .unwrap()
+        .contains("invalid key prefix `../up`"));
 }
 
 /// The Chromium binary of Debian's `chromium` package, which the test command installs.

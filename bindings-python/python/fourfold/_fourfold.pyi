@@ -356,6 +356,7 @@ class SharedDocuments:
         root: _Path,
         globs: Sequence[str] = ...,
         *,
+        prefix: str = "",
         progress: Optional[Callable[[dict[str, Any]], object]] = None,
     ) -> dict[str, Any]: ...
     @property
@@ -391,6 +392,7 @@ class ContextStore:
         root: _Path,
         globs: Sequence[str] = ...,
         *,
+        prefix: str = "",
         progress: Optional[Callable[[dict[str, Any]], object]] = None,
     ) -> dict[str, Any]: ...
     def changed_since(self, reads: Sequence[Union[Hit, Section]]) -> list[Change]: ...

@@ -18,6 +18,14 @@ pub enum ContextError {
         /// Why.
         reason: &'static str,
     },
+    /// An ingest's key prefix is not a relative folder path.
+    #[error("invalid key prefix `{prefix}`: {reason}")]
+    InvalidPrefix {
+        /// The prefix given.
+        prefix: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// Reading a file or directory failed.
     #[error("cannot read `{}`: {source}", path.display())]
     Io {

@@ -148,8 +148,20 @@ impl SharedDocuments {
         globs: &[&str],
         progress: impl FnMut(&IngestReport),
     ) -> Result<IngestReport, ContextError> {
+        self.ingest_dir_as(root, "", globs, progress)
+    }
+
+    /// [`SharedDocuments::ingest_dir`], keying each file by `prefix` and its path relative to
+    /// `root`, as [`ContextStore::ingest_dir_as`] does.
+    pub fn ingest_dir_as(
+        &self,
+        root: &Path,
+        prefix: &str,
+        globs: &[&str],
+        progress: impl FnMut(&IngestReport),
+    ) -> Result<IngestReport, ContextError> {
         self.refresh()?;
-        ingest_into(self, root, globs, progress)
+        ingest_into(self, root, prefix, globs, progress)
     }
 }
 

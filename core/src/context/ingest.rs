@@ -33,6 +33,40 @@ fn glob_set(globs: &[&str]) -> Result<Option<GlobSet>, ContextError> {
         })
 }
 
+/// The start of the keys of an ingest keyed under `prefix`: the folder path with `/` separators
+/// and a `/` after it (`docs` and `docs/` give `docs/`), or nothing for an empty prefix. A prefix
+/// is a relative folder path: an absolute one, or one with an empty, `.` or `..` part, is an error.
+fn key_prefix(prefix: &str) -> Result<String, ContextError> {
+    let normalized = prefix.replace('\\', "/");
+    let trimmed = normalized.strip_suffix('/').unwrap_or(&normalized);
+    if trimmed.is_empty() {
+        return if normalized.is_empty() {
+            Ok(String::new())
+        } else {
+            Err(ContextError::InvalidPrefix {
+                prefix: prefix.to_string(),
+                reason: "it is a relative folder path, not `/`",
+            })
+        };
+    }
+    if trimmed.starts_with('/') || trimmed.contains('\0') {
+        return Err(ContextError::InvalidPrefix {
+            prefix: prefix.to_string(),
+            reason: "it is a relative folder path",
+        });
+    }
+    if trimmed
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(ContextError::InvalidPrefix {
+            prefix: prefix.to_string(),
+            reason: "it is a folder path without empty, `.` or `..` parts",
+        });
+    }
+    Ok(format!("{trimmed}/"))
+}
+
 /// Where an ingest puts and deletes documents: a store of its own, or the fleet's shared
 /// documents, each with the store that shows what is there now.
 pub(super) trait IngestTarget {
@@ -84,7 +118,23 @@ impl ContextStore {
         globs: &[&str],
         progress: impl FnMut(&IngestReport),
     ) -> Result<IngestReport, ContextError> {
-        let report = ingest_into(self, root, globs, progress)?;
+        self.ingest_dir_as(root, "", globs, progress)
+    }
+
+    /// [`ContextStore::ingest_dir`], keying each file by `prefix`, a relative folder path, and its
+    /// path relative to `root`: `root` ingested as `docs` keys its `auth.md` `docs/auth.md`, the
+    /// path a policy's rules name when `root` is the workspace's `docs/` folder (a session scoped
+    /// by the policy judges each document at its key as a path under the policy's root). The
+    /// globs still match paths relative to `root`. An absolute prefix, or one with an empty, `.`
+    /// or `..` part, is [`ContextError::InvalidPrefix`], before anything is read.
+    pub fn ingest_dir_as(
+        &self,
+        root: &Path,
+        prefix: &str,
+        globs: &[&str],
+        progress: impl FnMut(&IngestReport),
+    ) -> Result<IngestReport, ContextError> {
+        let report = ingest_into(self, root, prefix, globs, progress)?;
         if report.changed_anything() {
             self.save_if_backed()?;
         }
@@ -96,9 +146,11 @@ impl ContextStore {
 pub(super) fn ingest_into(
     target: &impl IngestTarget,
     root: &Path,
+    prefix: &str,
     globs: &[&str],
     mut progress: impl FnMut(&IngestReport),
 ) -> Result<IngestReport, ContextError> {
+    let prefix = key_prefix(prefix)?;
     let include = glob_set(globs)?;
     let metadata = std::fs::metadata(root).map_err(|source| ContextError::Io {
         path: root.to_path_buf(),
@@ -144,6 +196,7 @@ pub(super) fn ingest_into(
         if include.as_ref().is_some_and(|set| !set.is_match(&key)) {
             continue;
         }
+        let key = format!("{prefix}{key}");
         // A file that is there is never deleted from the store, even if it cannot be read now.
         seen.insert(key.clone());
         files.push((key, entry.into_path()));
