@@ -42,6 +42,13 @@ const DOCS: [(&str, &str); 4] = [
     ),
 ];
 const ORDERS_API_V2: &str = include_str!("../../examples/fleet/orders-api-v2.md");
+/// A runbook under `secrets/`, which the policy's `no-secrets` rule keeps from every agent: the
+/// store holds it, and the coder's ask, which it matches, is not served it.
+const SECRET_RUNBOOK: (&str, &str) = (
+    "secrets/login-keys.md",
+    "# Login keys\n\n## Logging a user in: the signing key\n\nA user's session token is signed with the \
+     key in vault path `kv/auth/signing`; rotate it with `vault write kv/auth/signing`.\n",
+);
 
 /// The model every agent calls: scripted, priced as this model.
 const MODEL: &str = "gpt-4o";
@@ -73,7 +80,7 @@ pub fn run(out: Option<PathBuf>) -> Result<ExitCode, Box<dyn Error>> {
         .cost(cost)
         .build()?;
     let context = fourfold.context().ok_or("the demo needs a context store")?;
-    for (key, text) in DOCS {
+    for (key, text) in DOCS.into_iter().chain([SECRET_RUNBOOK]) {
         context.put(key, text)?;
     }
     println!("fourfold demo: four agents, one policy, one trace ({MODEL} scripted, no network)\n");
@@ -158,6 +165,15 @@ fn coder(fourfold: &Fourfold) -> Result<(), Box<dyn Error>> {
                 hit.version,
                 hit.tokens,
                 answer.tokens_baseline
+            ),
+        );
+    }
+    if answer.withheld > 0 {
+        say(
+            "coder",
+            format!(
+                "WITHHELD {} matching document(s): the policy does not let coder read them",
+                answer.withheld
             ),
         );
     }

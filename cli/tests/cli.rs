@@ -274,6 +274,7 @@ fn the_demo_runs_the_fleet_and_diagnoses_every_failure() {
         "APPROVE",
         "STALE",
         "REREAD",
+        "WITHHELD 1 matching document(s)",
         "BUDGET",
         "rule `no-secrets`",
         "permission ",
@@ -298,6 +299,11 @@ fn the_demo_runs_the_fleet_and_diagnoses_every_failure() {
             "trace explain lacks {verdict:?}:\n{explained}"
         );
     }
+    // The coder's ask matched the runbook under secrets/, which the policy kept from it.
+    assert!(
+        explained.contains("1 document(s) withheld by the policy"),
+        "{explained}"
+    );
 }
 
 /// Writes a small trace with one run: a tool call that failed.
