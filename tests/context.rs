@@ -1458,3 +1458,169 @@ fn a_moved_page_stays_canonical_when_its_old_path_is_used_again() {
         .unwrap();
     assert_eq!(markers_of(&remarked), markers);
 }
+
+/// A reranker scoring each candidate by how often its text names `word`, recording what it was
+/// given; with `put_during`, it first puts a new version of that document, as another thread
+/// could while it runs.
+struct WordReranker {
+    word: &'static str,
+    seen: parking_lot::Mutex<Vec<(String, Vec<String>, f32)>>,
+    put_during: Option<(ContextStore, &'static str, &'static str)>,
+}
+
+impl WordReranker {
+    fn new(word: &'static str) -> WordReranker {
+        WordReranker {
+            word,
+            seen: parking_lot::Mutex::new(Vec::new()),
+            put_during: None,
+        }
+    }
+}
+
+impl fourfold::context::Reranker for WordReranker {
+    fn rerank(
+        &self,
+        _query: &str,
+        candidates: &[fourfold::context::RerankCandidate],
+    ) -> Result<Vec<f32>, String> {
+        if let Some((store, key, text)) = &self.put_during {
+            store.put(key, text).map_err(|error| error.to_string())?;
+        }
+        let mut seen = self.seen.lock();
+        seen.clear();
+        Ok(candidates
+            .iter()
+            .map(|candidate| {
+                seen.push((
+                    candidate.key.clone(),
+                    candidate.heading_path.clone(),
+                    candidate.score,
+                ));
+                candidate.text.matches(self.word).count() as f32
+            })
+            .collect())
+    }
+}
+
+/// A reranker answering with what its function makes of the number of candidates.
+struct FailingReranker(fn(usize) -> Result<Vec<f32>, String>);
+
+impl fourfold::context::Reranker for FailingReranker {
+    fn rerank(
+        &self,
+        _query: &str,
+        candidates: &[fourfold::context::RerankCandidate],
+    ) -> Result<Vec<f32>, String> {
+        (self.0)(candidates.len())
+    }
+}
+
+const TOKENS_DOC: &str = "# Tokens\n\n## Token rotation\n\nTokens rotate every hour; a token older than that is refused.\n";
+const SESSIONS_DOC: &str = "# Sessions\n\n## Session tokens\n\nA session token is signed with the vault key and checked on every request to the vault.\n";
+
+#[test]
+fn a_reranker_orders_the_candidates_before_the_budget_is_filled() {
+    let store = ContextStore::new();
+    store.put("docs/tokens.md", TOKENS_DOC).unwrap();
+    store.put("docs/sessions.md", SESSIONS_DOC).unwrap();
+    store.put("legacy/sessions.md", SESSIONS_DOC).unwrap();
+    let plain = store.ask("token rotation", 2_000);
+    assert_eq!(plain.hits[0].key, "docs/tokens.md");
+    assert!(!plain.reranked && plain.rerank_error.is_none());
+
+    let reranker = Arc::new(WordReranker::new("vault"));
+    store.set_reranker(Some(reranker.clone()), 20);
+    let answer = store.ask("token rotation", 2_000);
+    assert!(answer.reranked, "{answer:?}");
+    assert_eq!(answer.hits[0].key, "docs/sessions.md");
+    assert_eq!(answer.hits[0].score, 2.0);
+    assert!(answer.tokens_served <= 2_000);
+    // It was given the search's canonical candidates, with their BM25 scores, and no copy.
+    let seen = reranker.seen.lock().clone();
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(seen
+        .iter()
+        .all(|(key, _, score)| key.starts_with("docs/") && *score > 0.0));
+    assert!(seen.contains(&(
+        "docs/sessions.md".to_string(),
+        vec!["Sessions".to_string(), "Session tokens".to_string()],
+        seen.iter()
+            .find(|(key, _, _)| key == "docs/sessions.md")
+            .unwrap()
+            .2
+    )));
+    // The budget still holds: only what fits is served, in the reranker's order.
+    let tight = store.ask("token rotation", 40);
+    assert!(tight.tokens_served <= 40, "{tight:?}");
+    // A depth of 1 gives it the search's first candidate only.
+    store.set_reranker(Some(reranker.clone()), 1);
+    let one = store.ask("token rotation", 2_000);
+    assert_eq!(reranker.seen.lock().len(), 1);
+    assert_eq!(one.hits.len(), 1);
+    // Without it, the search's order again.
+    store.set_reranker(None, 0);
+    assert_eq!(store.ask("token rotation", 2_000), plain);
+}
+
+#[test]
+fn a_failed_reranker_leaves_the_search_order_and_says_why() {
+    let store = ContextStore::new();
+    store.put("docs/tokens.md", TOKENS_DOC).unwrap();
+    store.put("docs/sessions.md", SESSIONS_DOC).unwrap();
+    let plain = store.ask("token rotation", 2_000);
+    for (reranker, why) in [
+        (
+            FailingReranker(|_| Err("the rerank API timed out".into())),
+            "timed out",
+        ),
+        (
+            FailingReranker(|n| Ok(vec![1.0; n + 1])),
+            "scores for 3 candidates",
+        ),
+        (
+            FailingReranker(|n| Ok(vec![f32::NAN; n])),
+            "not a finite number",
+        ),
+    ] {
+        store.set_reranker(Some(Arc::new(reranker)), 20);
+        let answer = store.ask("token rotation", 2_000);
+        assert!(!answer.reranked);
+        assert!(
+            answer
+                .rerank_error
+                .as_deref()
+                .is_some_and(|error| error.contains(why)),
+            "{answer:?}"
+        );
+        assert_eq!(answer.hits, plain.hits);
+    }
+}
+
+#[test]
+fn a_section_that_changes_while_the_reranker_runs_is_not_served() {
+    let store = ContextStore::new();
+    store.put("docs/tokens.md", TOKENS_DOC).unwrap();
+    store.put("docs/sessions.md", SESSIONS_DOC).unwrap();
+    // The reranker runs without the store locked: it can even put, and the ask does not
+    // serve the section version it was given once a newer one replaced it.
+    let reranker = WordReranker {
+        put_during: Some((
+            store.clone(),
+            "docs/sessions.md",
+            "# Sessions\n\n## Session tokens\n\nSession tokens are opaque ids now; the vault is gone.\n",
+        )),
+        ..WordReranker::new("vault")
+    };
+    store.set_reranker(Some(Arc::new(reranker)), 20);
+    let answer = store.ask("token rotation session", 2_000);
+    assert!(answer.reranked);
+    // Its old version, which the reranker scored first, is not served; the new one was not a
+    // candidate.
+    assert!(
+        answer.hits.iter().all(|hit| hit.key != "docs/sessions.md"),
+        "{answer:?}"
+    );
+    assert_eq!(answer.hits[0].key, "docs/tokens.md");
+    assert_eq!(store.get("docs/sessions.md").unwrap().version.version, 2);
+}

@@ -523,6 +523,65 @@ fn the_trace_says_what_the_policy_withheld_and_why_an_action_then_failed() {
     assert_eq!(explanation.diagnoses[0].verdict.name(), "model");
 }
 
+/// A reranker that lists the keys it was given and keeps the search's order.
+struct KeysSeen(parking_lot::Mutex<Vec<String>>);
+
+impl fourfold::context::Reranker for KeysSeen {
+    fn rerank(
+        &self,
+        _query: &str,
+        candidates: &[fourfold::context::RerankCandidate],
+    ) -> Result<Vec<f32>, String> {
+        self.0
+            .lock()
+            .extend(candidates.iter().map(|candidate| candidate.key.clone()));
+        Ok(candidates.iter().map(|candidate| candidate.score).collect())
+    }
+}
+
+#[test]
+fn a_reranker_is_never_given_what_the_policy_keeps_from_the_agent() {
+    let (fourfold, sink) = scoped(fourfold::session::ContextScope::Policy);
+    let seen = Arc::new(KeysSeen(parking_lot::Mutex::new(Vec::new())));
+    fourfold
+        .context()
+        .unwrap()
+        .set_reranker(Some(seen.clone()), 20);
+    let session = fourfold.session("coder", Some("T-3"));
+    let answer = session.ask("login tokens old_login_token", 2_000).unwrap();
+    assert!(answer.reranked);
+    assert_eq!(answer.withheld, 2);
+    let seen = seen.0.lock().clone();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|key| key == "docs/public/tokens.md"),
+        "{seen:?}"
+    );
+    // The session's trace records what it was served, in the reranker's order.
+    fourfold.tracer().unwrap().flush().unwrap();
+    let served: Vec<Vec<String>> = sink
+        .records()
+        .iter()
+        .filter_map(|record| match record {
+            TraceRecord::Event(event) => match &event.kind {
+                EventKind::Context(context) => Some(
+                    context
+                        .sections
+                        .iter()
+                        .map(|section| section.key.clone())
+                        .collect(),
+                ),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let keys: Vec<String> = answer.hits.iter().map(|hit| hit.key.clone()).collect();
+    assert_eq!(served, [keys]);
+    // Asked again, the section it holds comes back as a pointer, as without a reranker.
+    let again = session.ask("login tokens old_login_token", 2_000).unwrap();
+    assert!(again.hits[0].already_served, "{again:?}");
+}
+
 #[test]
 fn a_document_the_policy_stops_allowing_is_not_served_again() {
     let (fourfold, _sink) = scoped(fourfold::session::ContextScope::Policy);

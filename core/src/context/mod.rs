@@ -29,7 +29,7 @@ pub use fleet::SharedDocuments;
 pub use index::{AnalyzedDocument, Index, IndexCorruptError, IndexError};
 pub use model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, IngestReport,
-    Marker, ReadScope, Rename, Section, SectionRead,
+    Marker, ReadScope, Rename, RerankCandidate, Reranker, Section, SectionRead,
 };
 pub use section::{
     is_probably_binary, split, ParsedDocument, SectionDraft, MAX_SECTION_TOKENS, WINDOW_TOKENS,

@@ -177,6 +177,37 @@ pub struct Answer {
     /// not read them (a session scoped by the policy's `read` rules); 0 when nothing was.
     #[serde(default)]
     pub withheld: u64,
+    /// Whether the store's reranker ordered the candidates (the hits' scores are then its own).
+    #[serde(default)]
+    pub reranked: bool,
+    /// Why the reranker could not order them, if it failed: the search's order was kept.
+    #[serde(default)]
+    pub rerank_error: Option<String>,
+}
+
+/// A model that orders an ask's candidates by relevance to the question (a cross-encoder, a
+/// hosted rerank API), called between the store's search and the filling of the budget
+/// ([`ContextStore::set_reranker`](super::ContextStore::set_reranker)).
+///
+/// It is called with no lock of the store held, so it may take its time and may use the store.
+pub trait Reranker: Send + Sync {
+    /// One score for each candidate, in their order, higher for a better answer to `query`.
+    /// An error, or scores that are not one finite number per candidate, leave the search's
+    /// order, and the answer says why ([`Answer::rerank_error`]).
+    fn rerank(&self, query: &str, candidates: &[RerankCandidate]) -> Result<Vec<f32>, String>;
+}
+
+/// A canonical current section an ask's search found, for a [`Reranker`] to score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RerankCandidate {
+    /// The document's key.
+    pub key: String,
+    /// The section's headings, outermost first.
+    pub heading_path: Vec<String>,
+    /// The section's text.
+    pub text: String,
+    /// The search's BM25 score.
+    pub score: f32,
 }
 
 /// Which documents an asker may be served, by key: a session scoped by it is served, pointed to

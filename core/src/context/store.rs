@@ -19,7 +19,7 @@ use super::index::{AnalyzedDocument, Index};
 use super::journal::Op;
 use super::model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, Marker,
-    ReadScope, Rename, Section, SectionRead,
+    ReadScope, Rename, RerankCandidate, Reranker, Section, SectionRead,
 };
 use super::renames::{self, Renames};
 use super::section::{split, SectionDraft};
@@ -166,7 +166,30 @@ pub(super) struct Shared {
     clock: Arc<dyn Clock>,
     sequencer: Sequencer,
     pub(super) persist: Option<super::snapshot::Persist>,
+    /// The reranker asks call, and how many of the search's best candidates it orders.
+    reranker: RwLock<Option<(Arc<dyn Reranker>, usize)>>,
 }
+
+/// What an ask's search found, before the budget is filled: the ranked canonical sections (slot
+/// and score), and what the answer says besides its hits.
+struct Searched {
+    ranked: Vec<(u32, f32)>,
+    renames: Vec<Rename>,
+    copies: Vec<Hit>,
+    withheld: u64,
+}
+
+impl Searched {
+    /// Gives `answer` the renames, copies and withheld count of the search.
+    fn complete(self, answer: &mut Answer) {
+        answer.renames = self.renames;
+        answer.copies = self.copies;
+        answer.withheld = self.withheld;
+    }
+}
+
+/// A section version an ask found: its slot, id and the version it last changed in.
+type Current = (u32, String, u64);
 
 /// Whether a change is written to the store's journal before it is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +284,7 @@ impl ContextStoreBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(FastClock::new())),
                 sequencer: Sequencer::new(),
                 persist: self.persist,
+                reranker: RwLock::new(None),
             }),
         };
         let mut state = store.shared.state.write();
@@ -619,6 +643,15 @@ impl ContextStore {
         self.ask_in(query, options, |_, _| false, None)
     }
 
+    /// Has every later ask (the store's, and its sessions') order the search's best `depth`
+    /// canonical candidates with `reranker` (a cross-encoder, a hosted rerank API) before the
+    /// budget is filled, in its order; `None` goes back to the search's order. The reranker is
+    /// called without the store locked; when it fails, an ask keeps the search's order and says
+    /// why ([`Answer::rerank_error`]). A `depth` of 0 is taken as 1.
+    pub fn set_reranker(&self, reranker: Option<Arc<dyn Reranker>>, depth: usize) {
+        *self.shared.reranker.write() = reranker.map(|reranker| (reranker, depth.max(1)));
+    }
+
     /// Asks, serving only a pointer for sections `held` says the asker already has unchanged:
     /// `held(section_id, changed_in)`, and, with a `scope`, only the documents it allows.
     pub(super) fn ask_in(
@@ -628,8 +661,80 @@ impl ContextStore {
         held: impl Fn(&str, u64) -> bool,
         scope: Option<&ReadScope>,
     ) -> Answer {
-        let answer = self.shared.state.read().ask(query, options, held, scope);
+        let reranker = self.shared.reranker.read().clone();
+        let answer = match reranker {
+            None => self.shared.state.read().ask(query, options, held, scope),
+            Some((reranker, depth)) => {
+                self.ask_reranked(query, options, held, scope, &*reranker, depth)
+            }
+        };
         self.emit(query, options, &answer);
+        answer
+    }
+
+    /// An ask whose search's best `depth` candidates `reranker` orders: the search under the
+    /// state's lock, the reranker without it, then the budget filled in its order from the
+    /// candidates that are still current.
+    fn ask_reranked(
+        &self,
+        query: &str,
+        options: &AskOptions,
+        held: impl Fn(&str, u64) -> bool,
+        scope: Option<&ReadScope>,
+        reranker: &dyn Reranker,
+        depth: usize,
+    ) -> Answer {
+        let (searched, candidates) = {
+            let state = self.shared.state.read();
+            let searched = state.search(query, options, scope, depth, 0.0);
+            let candidates = state.rerank_candidates(&searched.ranked);
+            (searched, candidates)
+        };
+        let texts: Vec<RerankCandidate> = candidates
+            .iter()
+            .map(|(_, candidate)| candidate.clone())
+            .collect();
+        let scored = match reranker.rerank(query, &texts) {
+            Ok(scores) if scores.len() != texts.len() => Err(format!(
+                "the reranker gave {} scores for {} candidates",
+                scores.len(),
+                texts.len()
+            )),
+            Ok(scores) if scores.iter().any(|score| !score.is_finite()) => {
+                Err("the reranker gave a score that is not a finite number".to_string())
+            }
+            other => other,
+        };
+        let state = self.shared.state.read();
+        let mut answer = match scored {
+            Ok(scores) => {
+                let mut ranked: Vec<(u32, f32)> = candidates
+                    .iter()
+                    .zip(scores)
+                    .filter(|((current, _), _)| state.still_current(current))
+                    .map(|((current, _), score)| (current.0, score))
+                    .collect();
+                // Stable: equal scores keep the search's order.
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let mut answer = state.fill(ranked, options, &held, false);
+                answer.reranked = true;
+                answer
+            }
+            Err(error) => {
+                let ranked = searched
+                    .ranked
+                    .iter()
+                    .zip(&candidates)
+                    .filter(|(_, (current, _))| state.still_current(current))
+                    .map(|(ranked, _)| *ranked)
+                    .take(options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT))
+                    .collect();
+                let mut answer = state.fill(ranked, options, &held, true);
+                answer.rerank_error = Some(error);
+                answer
+            }
+        };
+        searched.complete(&mut answer);
         answer
     }
 
@@ -1370,6 +1475,27 @@ impl State {
         held: impl Fn(&str, u64) -> bool,
         scope: Option<&ReadScope>,
     ) -> Answer {
+        // Only the best `2 * max_hits` candidates are considered: a section far down the list
+        // is not worth serving just because it is small enough to fit what is left of the
+        // budget, and a small limit lets the search skip most postings.
+        let limit = options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT);
+        let mut searched = self.search(query, options, scope, limit, MIN_RELATIVE_SCORE);
+        let mut answer = self.fill(std::mem::take(&mut searched.ranked), options, &held, true);
+        searched.complete(&mut answer);
+        answer
+    }
+
+    /// The search of an ask: its best `limit` canonical sections (those scoring at least
+    /// `min_relative` of the best), the renames it applied, the matching copies (when asked for)
+    /// and the documents `scope` kept out.
+    fn search(
+        &self,
+        query: &str,
+        options: &AskOptions,
+        scope: Option<&ReadScope>,
+        limit: usize,
+        min_relative: f32,
+    ) -> Searched {
         // What `scope` says of each document met, by document index: asked once per document.
         let judged: RefCell<FxHashMap<u32, bool>> = RefCell::default();
         let readable = |slot: u32| {
@@ -1404,14 +1530,9 @@ impl State {
         };
         // The documents whose canonical sections the search would have taken but `scope` kept out.
         let withheld: RefCell<FxHashSet<u32>> = RefCell::default();
-        // Only the best `2 * max_hits` candidates are considered: a section far down the list
-        // is not worth serving just because it is small enough to fit what is left of the
-        // budget, and a small limit lets the search skip most postings.
-        let ranked = self.index.search_within(
-            query,
-            options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT),
-            MIN_RELATIVE_SCORE,
-            |slot| {
+        let ranked = self
+            .index
+            .search_within(query, limit, min_relative, |slot| {
                 if !self.is_canonical(slot) {
                     return false;
                 }
@@ -1422,10 +1543,8 @@ impl State {
                     }
                 }
                 allowed
-            },
-        );
-        let mut answer = self.fill(ranked, options, &held);
-        answer.renames = renamed
+            });
+        let renames = renamed
             .iter()
             .filter_map(|&(old, new, slot)| {
                 let at = self.slots.get(slot as usize).copied().flatten()?;
@@ -1437,30 +1556,73 @@ impl State {
                 })
             })
             .collect();
+        let mut copies = Vec::new();
         if options.with_copies {
-            let copies = self
+            let found = self
                 .index
                 .search(query, options.max_hits.max(1) * 4, |slot| {
                     !self.is_canonical(slot) && readable(slot)
                 });
-            for (slot, score) in copies.into_iter().take(options.max_hits) {
+            for (slot, score) in found.into_iter().take(options.max_hits) {
                 if let Some(at) = self.slots.get(slot as usize).copied().flatten() {
                     let mut hit = self.hit(at, score);
                     hit.tokens = 0;
-                    answer.copies.push(hit);
+                    copies.push(hit);
                 }
             }
         }
-        answer.withheld = withheld.borrow().len() as u64;
-        answer
+        let withheld = withheld.borrow().len() as u64;
+        Searched {
+            ranked,
+            renames,
+            copies,
+            withheld,
+        }
     }
 
-    /// Serves `ranked`'s sections, best first, while they fit the budget.
+    /// What a reranker is given of each of `ranked`'s sections, with what identifies the
+    /// section's version, to check that it is still current once the reranker is done.
+    fn rerank_candidates(&self, ranked: &[(u32, f32)]) -> Vec<(Current, RerankCandidate)> {
+        ranked
+            .iter()
+            .filter_map(|&(slot, score)| {
+                let at = self.slots.get(slot as usize).copied().flatten()?;
+                let (doc, _, section) = self.entry(at);
+                Some((
+                    (slot, section.id.clone(), section.changed_in),
+                    RerankCandidate {
+                        key: doc.key.clone(),
+                        heading_path: section.heading_path.clone(),
+                        text: section.text.clone(),
+                        score,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether the section a reranker was given is still the current canonical one at its slot.
+    fn still_current(&self, (slot, id, changed_in): &Current) -> bool {
+        self.is_canonical(*slot)
+            && self
+                .slots
+                .get(*slot as usize)
+                .copied()
+                .flatten()
+                .is_some_and(|at| {
+                    let section = self.entry(at).2;
+                    section.id == *id && section.changed_in == *changed_in
+                })
+    }
+
+    /// Serves `ranked`'s sections, best first, while they fit the budget; with `relative`, only
+    /// those scoring at least [`MIN_RELATIVE_SCORE`] of the first.
     fn fill(
         &self,
         ranked: Vec<(u32, f32)>,
         options: &AskOptions,
         held: &impl Fn(&str, u64) -> bool,
+        relative: bool,
     ) -> Answer {
         let mut answer = Answer {
             budget_tokens: options.budget_tokens,
@@ -1469,7 +1631,9 @@ impl State {
         let top = ranked.first().map_or(0.0, |(_, score)| *score);
         let mut docs_served: BTreeSet<u32> = BTreeSet::new();
         for (slot, score) in ranked {
-            if answer.hits.len() >= options.max_hits || score < top * MIN_RELATIVE_SCORE {
+            if answer.hits.len() >= options.max_hits
+                || (relative && score < top * MIN_RELATIVE_SCORE)
+            {
                 break;
             }
             let Some(at) = self.slots.get(slot as usize).copied().flatten() else {
