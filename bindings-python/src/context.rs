@@ -127,7 +127,47 @@ pub struct Answer {
     /// (the policy's `read` rules), left out; 0 when nothing was.
     #[pyo3(get)]
     withheld: u64,
+    /// Whether the store's reranker ordered the hits (their scores are then its own).
+    #[pyo3(get)]
+    reranked: bool,
+    /// Why the reranker could not order them, if it failed: the search's order was kept.
+    #[pyo3(get)]
+    rerank_error: Option<String>,
     inner: fourfold::context::Answer,
+}
+
+/// A Python callable as a store's reranker: `reranker(query, candidates)`, each candidate a dict
+/// of `key`, `heading_path`, `text` and `score` (the search's), returning one number per
+/// candidate (a list, a tuple, a NumPy array), higher for a better answer.
+struct PyReranker(Py<PyAny>);
+
+impl fourfold::context::Reranker for PyReranker {
+    fn rerank(
+        &self,
+        query: &str,
+        candidates: &[fourfold::context::RerankCandidate],
+    ) -> Result<Vec<f32>, String> {
+        Python::attach(|py| {
+            let candidates = to_python(py, &candidates).map_err(|error| error.to_string())?;
+            let scores = self
+                .0
+                .call1(py, (query, candidates))
+                .map_err(|error| format!("the reranker raised {error}"))?;
+            let not_numbers =
+                |error: PyErr| format!("the reranker did not return numbers: {error}");
+            scores
+                .bind(py)
+                .try_iter()
+                .map_err(not_numbers)?
+                .map(|score| {
+                    score
+                        .and_then(|score| score.extract::<f64>())
+                        .map(|score| score as f32)
+                        .map_err(not_numbers)
+                })
+                .collect()
+        })
+    }
 }
 
 /// An old name in a query that a current canonical section says was renamed (a migration
@@ -185,6 +225,8 @@ impl Answer {
                 })
                 .collect::<PyResult<_>>()?,
             withheld: answer.withheld,
+            reranked: answer.reranked,
+            rerank_error: answer.rerank_error.clone(),
             inner: answer,
         })
     }
@@ -423,6 +465,38 @@ impl ContextStore {
     /// with ``ContextStore()`` has nothing to take in and returns ``False``.
     fn refresh(&self, py: Python<'_>) -> PyResult<bool> {
         no_panic(|| py.detach(|| self.inner.refresh()).or_raise())
+    }
+
+    /// Has every later ask (the store's, and its sessions') give the search's best `depth`
+    /// candidates to `reranker(query, candidates)` (a cross-encoder's scores, a hosted rerank
+    /// API's) and fill the budget in its order; `None` goes back to the search's order. Each
+    /// candidate is a dict of `key`, `heading_path`, `text` and `score`; it returns one number
+    /// per candidate, higher for better. If it raises or returns anything else, the ask keeps
+    /// the search's order and `answer.rerank_error` says why.
+    #[pyo3(signature = (reranker, depth=20))]
+    fn set_reranker(&self, reranker: Option<Bound<'_, PyAny>>, depth: usize) -> PyResult<()> {
+        no_panic(|| {
+            if depth == 0 {
+                return Err(invalid_request(
+                    "a reranker's depth is at least 1".to_string(),
+                ));
+            }
+            let reranker = match reranker {
+                None => None,
+                Some(reranker) if reranker.is_callable() => {
+                    Some(Arc::new(PyReranker(reranker.unbind()))
+                        as Arc<dyn fourfold::context::Reranker>)
+                }
+                Some(other) => {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "a reranker is a callable, not {}",
+                        other.get_type().name()?
+                    )))
+                }
+            };
+            self.inner.set_reranker(reranker, depth);
+            Ok(())
+        })
     }
 
     /// A feed of every change from now on (a put, a delete, a record): see :class:`ChangeFeed`.

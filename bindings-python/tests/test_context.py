@@ -315,3 +315,59 @@ def test_ingest_the_shared_corpus_and_ask_it() -> None:
     answer = store.ask("how do I validate an email address field", 1500)
     assert answer.hits and all(hit.freshness == "canonical" for hit in answer.hits)
     assert answer.tokens_served <= 1500
+
+
+TOKENS = "# Tokens\n\n## Token rotation\n\nTokens rotate every hour; a token older than that is refused.\n"
+SESSIONS = "# Sessions\n\n## Session tokens\n\nA session token is signed with the vault key and checked on every request to the vault.\n"
+
+
+def test_a_reranker_orders_what_an_ask_serves() -> None:
+    store = fourfold.ContextStore()
+    store.put("docs/tokens.md", TOKENS)
+    store.put("docs/sessions.md", SESSIONS)
+    plain = store.ask("token rotation", 2000)
+    assert plain.hits[0].key == "docs/tokens.md" and not plain.reranked and plain.rerank_error is None
+    given: list[list[dict[str, object]]] = []
+
+    def vault_first(query: str, candidates: list[dict[str, object]]) -> tuple[float, ...]:
+        given.append(candidates)
+        assert query == "token rotation"
+        # Any iterable of numbers will do (a NumPy array, say): here a tuple.
+        return tuple(float(str(candidate["text"]).count("vault")) for candidate in candidates)
+
+    store.set_reranker(vault_first, depth=10)
+    answer = store.ask("token rotation", 2000)
+    assert answer.reranked and answer.hits[0].key == "docs/sessions.md" and answer.hits[0].score == 2.0
+    assert answer.to_dict()["reranked"] is True
+    candidate = next(candidate for candidate in given[-1] if candidate["key"] == "docs/sessions.md")
+    assert candidate["heading_path"] == ["Sessions", "Session tokens"] and "vault key" in str(candidate["text"])
+    assert isinstance(candidate["score"], float) and candidate["score"] > 0
+    # A reranker that raises, or returns something else than numbers: the search's order, and why.
+    def broken(query: str, candidates: list[dict[str, object]]) -> list[float]:
+        raise RuntimeError("the rerank API is down")
+
+    store.set_reranker(broken)
+    failed = store.ask("token rotation", 2000)
+    assert not failed.reranked and [hit.key for hit in failed.hits] == [hit.key for hit in plain.hits]
+    assert failed.rerank_error is not None and "the rerank API is down" in failed.rerank_error
+    store.set_reranker(lambda query, candidates: ["high"] * len(candidates))  # type: ignore[list-item]
+    assert "did not return numbers" in (store.ask("token rotation", 2000).rerank_error or "")
+    store.set_reranker(None)
+    assert [hit.key for hit in store.ask("token rotation", 2000).hits] == [hit.key for hit in plain.hits]
+    with pytest.raises(TypeError, match="callable"):
+        store.set_reranker("cross-encoder")  # type: ignore[arg-type]
+    with pytest.raises(fourfold.InvalidRequest, match="at least 1"):
+        store.set_reranker(vault_first, depth=0)
+
+
+def test_a_fourfold_sessions_asks_use_its_stores_reranker() -> None:
+    ff = fourfold.Fourfold('[[rule]]\nid = "docs"\neffect = "allow"\nagents = ["coder"]\nread = ["docs/**"]\n', cost=False)
+    assert ff.context is not None
+    ff.context.put("docs/tokens.md", TOKENS)
+    ff.context.put("docs/sessions.md", SESSIONS)
+    ff.context.set_reranker(lambda query, candidates: [str(candidate["text"]).count("vault") for candidate in candidates])
+    session = ff.session("coder")
+    answer = session.ask("token rotation", 2000)
+    assert answer.reranked and answer.hits[0].key == "docs/sessions.md"
+    # The session still remembers what it served: asked again, a pointer.
+    assert session.ask("token rotation", 2000).hits[0].already_served
