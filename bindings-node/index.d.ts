@@ -125,6 +125,14 @@ export declare class ContextStore {
    * the JS thread.
    */
   ask(query: string, options: AskOptions): Promise<import('./lib/types').Answer>
+  /**
+   * Has every later `ask` (the store's, and its sessions') give the search's best `depth`
+   * candidates to `reranker(query, candidates)` (a cross-encoder's scores, a hosted rerank
+   * API's) and fill the budget in its order; `null` goes back to the search's order. It
+   * returns one number per candidate, or a Promise of them; if it throws or returns anything
+   * else, the ask keeps the search's order and `answer.rerankError` says why.
+   */
+  setReranker(reranker: ((query: string, candidates: import('./lib/types').RerankCandidate[]) => number[] | Promise<number[]>) | null, options?: RerankOptions): void
   /** `ask`, on the JS thread: for a small store, where a thread hop costs more than the search. */
   askSync(query: string, options: AskOptions): import('./lib/types').Answer
   /**
@@ -436,6 +444,12 @@ export interface PolicyOptions {
   file?: string
   /** Policy TOML text; approvals are kept in memory. */
   toml?: string
+}
+
+/** What `setReranker` reads besides the function. */
+export interface RerankOptions {
+  /** How many of the search's best candidates the reranker orders (default 20). */
+  depth?: number
 }
 
 /** What `save` wrote. */

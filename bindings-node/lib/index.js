@@ -292,6 +292,33 @@ function withGuardedProgress(ingestDir) {
 }
 
 native.ContextStore.prototype.ingestDir = withGuardedProgress(native.ContextStore.prototype.ingestDir)
+
+/**
+ * `setReranker` with the user's function wrapped so that it never throws into the addon: it gets
+ * the query and camelCase candidates, may return numbers or a Promise of them, and its answer or
+ * its error goes back as JSON for the ask to use or to report as `rerankError`.
+ */
+const setReranker = native.ContextStore.prototype.setReranker
+native.ContextStore.prototype.setReranker = function guardedSetReranker(reranker, options) {
+  if (reranker === null || reranker === undefined) return setReranker.call(this, null, options)
+  if (typeof reranker !== 'function') throw invalid('a reranker is a function, or null')
+  const wrapped = async (json) => {
+    try {
+      const { query, candidates } = JSON.parse(json)
+      const given = candidates.map((candidate) => ({
+        key: candidate.key,
+        headingPath: candidate.heading_path,
+        text: candidate.text,
+        score: candidate.score,
+      }))
+      const scores = await reranker(query, given)
+      return JSON.stringify({ scores: Array.from(scores, (score) => (typeof score === 'number' ? score : NaN)) })
+    } catch (cause) {
+      return JSON.stringify({ error: `the reranker threw ${cause instanceof Error ? cause.message : String(cause)}` })
+    }
+  }
+  return setReranker.call(this, wrapped, options)
+}
 native.SharedDocuments.prototype.ingestDir = withGuardedProgress(native.SharedDocuments.prototype.ingestDir)
 
 /**

@@ -147,6 +147,19 @@ export interface Answer {
   renames: Rename[]
   /** Documents with sections good enough to serve that the session's agent may not read (the policy's `read` rules), left out; 0 when nothing was. */
   withheld: number
+  /** Whether the store's reranker ordered the hits (their scores are then its own). */
+  reranked: boolean
+  /** Why the reranker could not order them, if it failed: the search's order was kept. */
+  rerankError: string | null
+}
+
+/** A canonical current section an ask's search found, given to a reranker to score. */
+export interface RerankCandidate {
+  key: string
+  headingPath: string[]
+  text: string
+  /** The search's BM25 score. */
+  score: number
 }
 
 /** An old name in a query that a current canonical section says was renamed (a migration guide's "`orm_mode` -> `from_attributes`"). */

@@ -8,7 +8,7 @@ use fourfold::context::{
     AskOptions as CoreAskOptions, Change, ContextStore as CoreContextStore, ContextStoreBuilder,
     IngestReport, SectionRead,
 };
-use napi::bindgen_prelude::{AsyncTask, Env, Object, Unknown};
+use napi::bindgen_prelude::{AsyncTask, Env, Object, Promise, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use serde_json::{json, Value};
@@ -60,6 +60,75 @@ pub struct SnapshotInfo {
 /// A JS function called with each progress report of an ingest.
 type ProgressListener =
     ThreadsafeFunction<Value, Unknown<'static>, Value, napi::Status, false, true>;
+
+/// A JS reranker as the JS layer wraps it: called with `{ query, candidates }` as JSON, it
+/// returns a Promise of `{ scores }` or `{ error }` as JSON, and never throws.
+type RerankFunction =
+    ThreadsafeFunction<String, Promise<String>, String, napi::Status, false, true>;
+
+/// What `setReranker` reads besides the function.
+#[napi(object)]
+pub struct RerankOptions {
+    /// How many of the search's best candidates the reranker orders (default 20).
+    pub depth: Option<i64>,
+}
+
+/// A JS function as a store's reranker. It runs on the JS thread, called from the worker thread
+/// an `ask` runs on, which waits for the Promise it returns; `askSync`, which holds the JS
+/// thread, cannot wait for it and keeps the search's order.
+struct JsReranker {
+    function: RerankFunction,
+    js_thread: std::thread::ThreadId,
+}
+
+impl fourfold::context::Reranker for JsReranker {
+    fn rerank(
+        &self,
+        query: &str,
+        candidates: &[fourfold::context::RerankCandidate],
+    ) -> Result<Vec<f32>, String> {
+        if std::thread::current().id() == self.js_thread {
+            return Err(
+                "a JS reranker runs in ask(), not in askSync(), which holds the JS thread"
+                    .to_string(),
+            );
+        }
+        let input = json!({ "query": query, "candidates": candidates }).to_string();
+        let (sent, received) = std::sync::mpsc::channel();
+        let status = self.function.call_with_return_value(
+            input,
+            ThreadsafeFunctionCallMode::Blocking,
+            move |promise, _| {
+                let _ = sent.send(promise);
+                Ok(())
+            },
+        );
+        if status != napi::Status::Ok {
+            return Err(format!("the reranker could not be called: {status}"));
+        }
+        let promise = received
+            .recv()
+            .map_err(|_| "the JS environment closed before the reranker ran".to_string())?
+            .map_err(|error| format!("the reranker did not return a Promise: {}", error.reason))?;
+        let answer = futures_executor::block_on(promise)
+            .map_err(|error| format!("the reranker failed: {}", error.reason))?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            scores: Option<Vec<f64>>,
+            error: Option<String>,
+        }
+        match serde_json::from_str::<Answer>(&answer) {
+            Ok(Answer {
+                scores: Some(scores),
+                ..
+            }) => Ok(scores.into_iter().map(|score| score as f32).collect()),
+            Ok(Answer {
+                error: Some(error), ..
+            }) => Err(error),
+            _ => Err(format!("the reranker's answer is not understood: {answer}")),
+        }
+    }
+}
 
 /// What `ingestDir` reads.
 #[napi(object, object_to_js = false)]
@@ -238,6 +307,39 @@ impl ContextStore {
         AsyncTask::new(JsonTask::new(move || {
             to_json(&store.ask_with(&query, &ask_options(&options)?))
         }))
+    }
+
+    /// Has every later `ask` (the store's, and its sessions') give the search's best `depth`
+    /// candidates to `reranker(query, candidates)` (a cross-encoder's scores, a hosted rerank
+    /// API's) and fill the budget in its order; `null` goes back to the search's order. It
+    /// returns one number per candidate, or a Promise of them; if it throws or returns anything
+    /// else, the ask keeps the search's order and `answer.rerankError` says why.
+    #[napi(
+        ts_args_type = "reranker: ((query: string, candidates: import('./lib/types').RerankCandidate[]) => number[] | Promise<number[]>) | null, options?: RerankOptions"
+    )]
+    pub fn set_reranker(
+        &self,
+        env: Env,
+        reranker: Option<RerankFunction>,
+        options: Option<RerankOptions>,
+    ) -> napi::Result<()> {
+        shield(&env, || {
+            let depth = options.and_then(|options| options.depth).unwrap_or(20);
+            if depth < 1 {
+                return Err(FourfoldError::invalid(format!(
+                    "a reranker's depth is at least 1, not {depth}"
+                )));
+            }
+            let reranker = reranker.map(|function| {
+                Arc::new(JsReranker {
+                    function,
+                    js_thread: std::thread::current().id(),
+                }) as Arc<dyn fourfold::context::Reranker>
+            });
+            self.store
+                .set_reranker(reranker, usize::try_from(depth).unwrap_or(usize::MAX));
+            Ok(())
+        })
     }
 
     /// `ask`, on the JS thread: for a small store, where a thread hop costs more than the search.

@@ -130,3 +130,53 @@ test('ingestDir puts the matching files, re-indexes only what changed, and drops
   assert.deepEqual([second.nChanged, second.nUnchanged, second.deleted], [1, 0, ['docs/deploy.md']])
   assert.equal(store.get('docs/auth.md').version.version, 2)
 })
+
+const TOKENS = '# Tokens\n\n## Token rotation\n\nTokens rotate every hour; a token older than that is refused.\n'
+const SESSIONS =
+  '# Sessions\n\n## Session tokens\n\nA session token is signed with the vault key and checked on every request to the vault.\n'
+
+test('a reranker, sync or async, orders what an ask serves; a failing one leaves the search order', async () => {
+  const store = new ContextStore()
+  store.put('docs/tokens.md', TOKENS)
+  store.put('docs/sessions.md', SESSIONS)
+  const plain = await store.ask('token rotation', { budgetTokens: 2000 })
+  assert.deepEqual([plain.hits[0].key, plain.reranked, plain.rerankError], ['docs/tokens.md', false, null])
+  const given = []
+  const vaultFirst = (query, candidates) => {
+    given.push({ query, candidates })
+    return candidates.map((candidate) => candidate.text.split('vault').length - 1)
+  }
+  store.setReranker(vaultFirst, { depth: 10 })
+  const answer = await store.ask('token rotation', { budgetTokens: 2000 })
+  assert.deepEqual([answer.reranked, answer.hits[0].key, answer.hits[0].score], [true, 'docs/sessions.md', 2])
+  const candidate = given.at(-1).candidates.find((c) => c.key === 'docs/sessions.md')
+  assert.deepEqual(candidate.headingPath, ['Sessions', 'Session tokens'])
+  assert.ok(candidate.score > 0 && candidate.text.includes('vault key'))
+  assert.equal(given.at(-1).query, 'token rotation')
+  // An async reranker (a hosted rerank API) works the same way.
+  store.setReranker(async (query, candidates) => {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    return vaultFirst(query, candidates)
+  })
+  assert.equal((await store.ask('token rotation', { budgetTokens: 2000 })).hits[0].key, 'docs/sessions.md')
+  // Failures: a throw, a rejected Promise, not numbers; askSync cannot wait for a JS reranker.
+  for (const [broken, why] of [
+    [() => { throw new Error('the rerank API is down') }, /the rerank API is down/],
+    [async () => { throw new Error('timed out') }, /timed out/],
+    [() => ['high'], /not understood/],
+  ]) {
+    store.setReranker(broken)
+    const failed = await store.ask('token rotation', { budgetTokens: 2000 })
+    assert.equal(failed.reranked, false)
+    assert.match(failed.rerankError, why)
+    assert.deepEqual(failed.hits.map((hit) => hit.key), plain.hits.map((hit) => hit.key))
+  }
+  store.setReranker(vaultFirst)
+  const sync = store.askSync('token rotation', { budgetTokens: 2000 })
+  assert.match(sync.rerankError, /askSync/)
+  assert.equal(sync.hits[0].key, 'docs/tokens.md')
+  store.setReranker(null)
+  assert.deepEqual(await store.ask('token rotation', { budgetTokens: 2000 }), plain)
+  assert.throws(() => store.setReranker('cross-encoder'), { code: codes.INVALID_REQUEST })
+  assert.throws(() => store.setReranker(vaultFirst, { depth: 0 }), { code: codes.INVALID_REQUEST })
+})

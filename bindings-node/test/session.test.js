@@ -216,3 +216,22 @@ test('a session is served only what the policy lets its agent read', async () =>
   assert.equal(badScope.code, codes.INVALID_REQUEST)
   assert.match(badScope.message, /`contextScope` is "policy" .* or "all", not "everyone"/)
 })
+
+test("a session's asks use its store's reranker, and it is never given what the policy withholds", async () => {
+  const policy = { toml: '[[rule]]\nid = "public-docs"\neffect = "allow"\nagents = ["coder"]\nread = ["docs/public/**"]\n' }
+  const fourfold = new Fourfold({ policy, context: {} })
+  fourfold.context.put('docs/public/tokens.md', '# Tokens\n\n## Rotation\n\nLogin tokens rotate every hour.\n')
+  fourfold.context.put('docs/public/sessions.md', '# Sessions\n\n## Login tokens\n\nLogin tokens are checked by the gateway on every call.\n')
+  fourfold.context.put('docs/internal/tokens.md', '# Tokens\n\n## Signing\n\nLogin tokens are signed with the vault key.\n')
+  const keys = []
+  fourfold.context.setReranker((query, candidates) => {
+    keys.push(...candidates.map((candidate) => candidate.key))
+    return candidates.map((candidate) => (candidate.key.endsWith('sessions.md') ? 1 : 0))
+  })
+  const session = fourfold.session('coder')
+  const answer = await session.ask('login tokens rotate', { budgetTokens: 2000 })
+  assert.deepEqual([answer.reranked, answer.hits[0].key, answer.withheld], [true, 'docs/public/sessions.md', 1])
+  assert.ok(keys.length > 0 && keys.every((key) => key.startsWith('docs/public/')), keys.join(', '))
+  const again = await session.ask('login tokens rotate', { budgetTokens: 2000 })
+  assert.equal(again.hits[0].alreadyServed, true)
+})

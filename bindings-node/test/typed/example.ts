@@ -10,6 +10,7 @@ import {
   type Decision,
   type FourfoldEvent,
   type Plugin,
+  type RerankCandidate,
   type RunTree,
   ContextStore,
   CostMeter,
@@ -79,12 +80,15 @@ export async function keptContext(dir: string): Promise<number> {
   const change = await feed.next(100)
   for await (const later of feed) if (later.version === null) break
   const versions: Array<number | null> = [change?.version ?? null, ...feed.drain().map((next) => next.version)]
+  store.setReranker(async (query: string, candidates: RerankCandidate[]) => candidates.map((candidate) => candidate.score), { depth: 10 })
+  const reranked: boolean = (await store.ask('deploy branch', { budgetTokens: 300 })).reranked
+  store.setReranker(null)
   const hits = (await store.ask('deploy branch', { budgetTokens: 300 })).hits
   const stale: string[] = store.changedSince(hits).map((changed) => changed.reason)
   const progress: number[] = []
   await store.ingestDir(dir, { globs: ['docs/**'], onProgress: (report) => progress.push(report.nFiles) })
   const previous = ContextStore.open(dir, { previous: true })
-  return saved + versions.length + stale.length + previous.keys().length
+  return saved + versions.length + stale.length + previous.keys().length + Number(reranked)
 }
 
 export async function langchainAgent(fourfold: Fourfold, llm: Parameters<typeof createReactAgent>[0]['llm']) {
