@@ -721,12 +721,10 @@ impl ContextStore {
                 answer
             }
             Err(error) => {
-                let ranked = searched
-                    .ranked
+                let ranked = candidates
                     .iter()
-                    .zip(&candidates)
-                    .filter(|(_, (current, _))| state.still_current(current))
-                    .map(|(ranked, _)| *ranked)
+                    .filter(|(current, _)| state.still_current(current))
+                    .map(|(current, candidate)| (current.0, candidate.score))
                     .take(options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT))
                     .collect();
                 let mut answer = state.fill(ranked, options, &held, true);
