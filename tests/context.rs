@@ -1624,3 +1624,54 @@ fn a_section_that_changes_while_the_reranker_runs_is_not_served() {
     assert_eq!(answer.hits[0].key, "docs/tokens.md");
     assert_eq!(store.get("docs/sessions.md").unwrap().version.version, 2);
 }
+
+/// A reranker giving the candidates the scores it was made with, in turn (0 past the end).
+struct GivenScores(Vec<f32>);
+
+impl fourfold::context::Reranker for GivenScores {
+    fn rerank(
+        &self,
+        _query: &str,
+        candidates: &[fourfold::context::RerankCandidate],
+    ) -> Result<Vec<f32>, String> {
+        Ok((0..candidates.len())
+            .map(|idx| self.0.get(idx).copied().unwrap_or(0.0))
+            .collect())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever order a reranker gives, an ask serves only canonical current sections, each
+    /// once, within its budget, in the reranker's order.
+    #[test]
+    fn a_reranked_ask_keeps_to_canonical_sections_and_the_budget(
+        ops in proptest::collection::vec((0usize..4, 0usize..TEXTS.len()), 1..10),
+        scores in proptest::collection::vec(-100.0f32..100.0, 0..24),
+        budget in 0u64..400,
+        depth in 1usize..24,
+    ) {
+        const KEYS: [&str; 4] = ["docs/a.md", "docs/b.md", "legacy/a.md", "docs/c.md"];
+        let store = ContextStore::builder().archive("legacy/").build();
+        for (key_idx, text_idx) in ops {
+            store.put(KEYS[key_idx], TEXTS[text_idx]).unwrap();
+        }
+        store.set_reranker(Some(Arc::new(GivenScores(scores))), depth);
+        for query in ["export model data", "validators", "fields json"] {
+            let answer = store.ask(query, budget);
+            prop_assert!(answer.tokens_served <= budget, "{:?}", answer);
+            prop_assert_eq!(answer.hits.iter().map(|hit| u64::from(hit.tokens)).sum::<u64>(), answer.tokens_served);
+            let mut ids: Vec<&str> = answer.hits.iter().map(|hit| hit.section_id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            prop_assert_eq!(ids.len(), answer.hits.len());
+            for hit in &answer.hits {
+                prop_assert_eq!(hit.freshness, Freshness::Canonical);
+                prop_assert!(!hit.key.starts_with("legacy/"));
+            }
+            prop_assert!(answer.hits.windows(2).all(|pair| pair[0].score >= pair[1].score));
+            prop_assert!(answer.hits.is_empty() || answer.reranked);
+        }
+    }
+}
