@@ -582,6 +582,42 @@ fn a_reranker_is_never_given_what_the_policy_keeps_from_the_agent() {
     assert!(again.hits[0].already_served, "{again:?}");
 }
 
+/// A reranker that, while it runs, replaces the policy with one that no longer lets the coder
+/// read `docs/public/`, as an operator could while a hosted rerank API takes its time.
+/// (It holds the `Fourfold` whose store holds it: a cycle, which the test process ends.)
+struct RevokingReranker(Fourfold);
+
+impl fourfold::context::Reranker for RevokingReranker {
+    fn rerank(
+        &self,
+        _query: &str,
+        candidates: &[fourfold::context::RerankCandidate],
+    ) -> Result<Vec<f32>, String> {
+        self.0
+            .policy()
+            .replace(crate::util::builder(
+                &SCOPED_POLICY.replace("\"docs/public/**\", ", ""),
+            ))
+            .map_err(|error| error.to_string())?;
+        Ok(candidates.iter().map(|candidate| candidate.score).collect())
+    }
+}
+
+#[test]
+fn a_document_the_policy_stops_allowing_while_the_reranker_runs_is_not_served() {
+    let (fourfold, _sink) = scoped(fourfold::session::ContextScope::Policy);
+    fourfold
+        .context()
+        .unwrap()
+        .set_reranker(Some(Arc::new(RevokingReranker(fourfold.clone()))), 20);
+    let answer = fourfold
+        .session("coder", Some("T-3"))
+        .ask("token rotation", 2_000)
+        .unwrap();
+    assert!(answer.reranked);
+    assert!(answer.hits.is_empty(), "{answer:?}");
+}
+
 #[test]
 fn a_document_the_policy_stops_allowing_is_not_served_again() {
     let (fourfold, _sink) = scoped(fourfold::session::ContextScope::Policy);

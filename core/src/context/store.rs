@@ -706,12 +706,17 @@ impl ContextStore {
             other => other,
         };
         let state = self.shared.state.read();
+        // Still current, and still readable: the reranker may have taken seconds (a hosted
+        // API), and the policy may have changed meanwhile.
+        let servable = |(current, candidate): &(Current, RerankCandidate)| {
+            state.still_current(current) && scope.is_none_or(|scope| scope(&candidate.key))
+        };
         let mut answer = match scored {
             Ok(scores) => {
                 let mut ranked: Vec<(u32, f32)> = candidates
                     .iter()
                     .zip(scores)
-                    .filter(|((current, _), _)| state.still_current(current))
+                    .filter(|(candidate, _)| servable(candidate))
                     .map(|((current, _), score)| (current.0, score))
                     .collect();
                 // Stable: equal scores keep the search's order.
@@ -723,7 +728,7 @@ impl ContextStore {
             Err(error) => {
                 let ranked = candidates
                     .iter()
-                    .filter(|(current, _)| state.still_current(current))
+                    .filter(|candidate| servable(candidate))
                     .map(|(current, candidate)| (current.0, candidate.score))
                     .take(options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT))
                     .collect();
