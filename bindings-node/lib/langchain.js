@@ -290,7 +290,8 @@ function findingTool(session, options = {}) {
  * Serves the canonical current sections that answer a query, within a token budget, as LangChain
  * documents. `source` is an `AgentSession` (its reads are recorded in the trace, feed the
  * `context-fresh` gate, are scoped by the policy, and a section it already holds comes back as a
- * pointer without text) or a `ContextStore`.
+ * pointer without text) or a `ContextStore`. A reranker set on the store (`setReranker`) orders what
+ * it serves.
  */
 class FourfoldRetriever extends BaseRetriever {
   lc_namespace = ['fourfold', 'retrievers']

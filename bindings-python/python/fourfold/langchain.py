@@ -526,7 +526,8 @@ class FourfoldRetriever(BaseRetriever):
     ``context-fresh`` gate, and a section it already holds comes back as a pointer without text) or
     a :class:`~fourfold.ContextStore`. Each ``Document``'s metadata carries ``pointer`` (``key:line``),
     ``key``, ``section_id``, ``heading_path``, ``version``, ``freshness``, ``reason``, ``tokens`` and
-    ``already_served``.
+    ``already_served``. A reranker set on the store (:meth:`~fourfold.ContextStore.set_reranker`)
+    orders what it serves.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

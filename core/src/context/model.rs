@@ -197,6 +197,16 @@ pub trait Reranker: Send + Sync {
     fn rerank(&self, query: &str, candidates: &[RerankCandidate]) -> Result<Vec<f32>, String>;
 }
 
+/// A function of the query and the candidates is a reranker too.
+impl<F> Reranker for F
+where
+    F: Fn(&str, &[RerankCandidate]) -> Result<Vec<f32>, String> + Send + Sync,
+{
+    fn rerank(&self, query: &str, candidates: &[RerankCandidate]) -> Result<Vec<f32>, String> {
+        self(query, candidates)
+    }
+}
+
 /// A canonical current section an ask's search found, for a [`Reranker`] to score.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RerankCandidate {

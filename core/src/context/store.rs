@@ -648,6 +648,24 @@ impl ContextStore {
     /// budget is filled, in its order; `None` goes back to the search's order. The reranker is
     /// called without the store locked; when it fails, an ask keeps the search's order and says
     /// why ([`Answer::rerank_error`]). A `depth` of 0 is taken as 1.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use fourfold::context::{ContextStore, RerankCandidate};
+    ///
+    /// let store = ContextStore::new();
+    /// store.put("docs/tokens.md", "# Tokens\n\n## Rotation\n\nTokens rotate every hour.\n")?;
+    /// store.put("docs/sessions.md", "# Sessions\n\n## Signing\n\nSession tokens are signed with the vault key.\n")?;
+    /// // A cross-encoder would score each (query, text) pair; this one prefers the vault.
+    /// let reranker = |_query: &str, candidates: &[RerankCandidate]| -> Result<Vec<f32>, String> {
+    ///     Ok(candidates.iter().map(|c| f32::from(u8::from(c.text.contains("vault")))).collect())
+    /// };
+    /// store.set_reranker(Some(Arc::new(reranker)), 20);
+    /// let answer = store.ask("how do tokens work", 800);
+    /// assert!(answer.reranked);
+    /// assert_eq!(answer.hits[0].key, "docs/sessions.md");
+    /// # Ok::<(), fourfold::context::ContextError>(())
+    /// ```
     pub fn set_reranker(&self, reranker: Option<Arc<dyn Reranker>>, depth: usize) {
         *self.shared.reranker.write() = reranker.map(|reranker| (reranker, depth.max(1)));
     }
