@@ -37,32 +37,28 @@ fn glob_set(globs: &[&str]) -> Result<Option<GlobSet>, ContextError> {
 /// and a `/` after it (`docs` and `docs/` give `docs/`), or nothing for an empty prefix. A prefix
 /// is a relative folder path: an absolute one, or one with an empty, `.` or `..` part, is an error.
 fn key_prefix(prefix: &str) -> Result<String, ContextError> {
+    let invalid = |reason| ContextError::InvalidPrefix {
+        prefix: prefix.to_string(),
+        reason,
+    };
     let normalized = prefix.replace('\\', "/");
+    if normalized.is_empty() {
+        return Ok(String::new());
+    }
     let trimmed = normalized.strip_suffix('/').unwrap_or(&normalized);
     if trimmed.is_empty() {
-        return if normalized.is_empty() {
-            Ok(String::new())
-        } else {
-            Err(ContextError::InvalidPrefix {
-                prefix: prefix.to_string(),
-                reason: "it is a relative folder path, not `/`",
-            })
-        };
+        return Err(invalid("it is a relative folder path, not `/`"));
     }
     if trimmed.starts_with('/') || trimmed.contains('\0') {
-        return Err(ContextError::InvalidPrefix {
-            prefix: prefix.to_string(),
-            reason: "it is a relative folder path",
-        });
+        return Err(invalid("it is a relative folder path"));
     }
     if trimmed
         .split('/')
         .any(|part| part.is_empty() || part == "." || part == "..")
     {
-        return Err(ContextError::InvalidPrefix {
-            prefix: prefix.to_string(),
-            reason: "it is a folder path without empty, `.` or `..` parts",
-        });
+        return Err(invalid(
+            "it is a folder path without empty, `.` or `..` parts",
+        ));
     }
     Ok(format!("{trimmed}/"))
 }

@@ -191,6 +191,13 @@ impl Searched {
 /// A section version an ask found: its slot, id and the version it last changed in.
 type Current = (u32, String, u64);
 
+/// How many of the search's best canonical sections a plain ask considers: a section far down
+/// the list is not worth serving just because it is small enough to fit what is left of the
+/// budget, and a small limit lets the search skip most postings.
+fn candidate_limit(options: &AskOptions) -> usize {
+    options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT)
+}
+
 /// Whether a change is written to the store's journal before it is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Journaled {
@@ -702,21 +709,17 @@ impl ContextStore {
         reranker: &dyn Reranker,
         depth: usize,
     ) -> Answer {
-        let (searched, candidates) = {
+        let (searched, (versions, candidates)) = {
             let state = self.shared.state.read();
             let searched = state.search(query, options, scope, depth, 0.0);
             let candidates = state.rerank_candidates(&searched.ranked);
             (searched, candidates)
         };
-        let texts: Vec<RerankCandidate> = candidates
-            .iter()
-            .map(|(_, candidate)| candidate.clone())
-            .collect();
-        let scored = match reranker.rerank(query, &texts) {
-            Ok(scores) if scores.len() != texts.len() => Err(format!(
+        let scored = match reranker.rerank(query, &candidates) {
+            Ok(scores) if scores.len() != candidates.len() => Err(format!(
                 "the reranker gave {} scores for {} candidates",
                 scores.len(),
-                texts.len()
+                candidates.len()
             )),
             Ok(scores) if scores.iter().any(|score| !score.is_finite()) => {
                 Err("the reranker gave a score that is not a finite number".to_string())
@@ -726,15 +729,16 @@ impl ContextStore {
         let state = self.shared.state.read();
         // Still current, and still readable: the reranker may have taken seconds (a hosted
         // API), and the policy may have changed meanwhile.
-        let servable = |(current, candidate): &(Current, RerankCandidate)| {
+        let servable = |(current, candidate): &(&Current, &RerankCandidate)| {
             state.still_current(current) && scope.is_none_or(|scope| scope(&candidate.key))
         };
         let mut answer = match scored {
             Ok(scores) => {
-                let mut ranked: Vec<(u32, f32)> = candidates
+                let mut ranked: Vec<(u32, f32)> = versions
                     .iter()
+                    .zip(&candidates)
                     .zip(scores)
-                    .filter(|(candidate, _)| servable(candidate))
+                    .filter(|(found, _)| servable(found))
                     .map(|((current, _), score)| (current.0, score))
                     .collect();
                 // Stable: equal scores keep the search's order.
@@ -744,11 +748,12 @@ impl ContextStore {
                 answer
             }
             Err(error) => {
-                let ranked = candidates
+                let ranked = versions
                     .iter()
-                    .filter(|candidate| servable(candidate))
+                    .zip(&candidates)
+                    .filter(servable)
                     .map(|(current, candidate)| (current.0, candidate.score))
-                    .take(options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT))
+                    .take(candidate_limit(options))
                     .collect();
                 let mut answer = state.fill(ranked, options, &held, true);
                 answer.rerank_error = Some(error);
@@ -1496,11 +1501,13 @@ impl State {
         held: impl Fn(&str, u64) -> bool,
         scope: Option<&ReadScope>,
     ) -> Answer {
-        // Only the best `2 * max_hits` candidates are considered: a section far down the list
-        // is not worth serving just because it is small enough to fit what is left of the
-        // budget, and a small limit lets the search skip most postings.
-        let limit = options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT);
-        let mut searched = self.search(query, options, scope, limit, MIN_RELATIVE_SCORE);
+        let mut searched = self.search(
+            query,
+            options,
+            scope,
+            candidate_limit(options),
+            MIN_RELATIVE_SCORE,
+        );
         let mut answer = self.fill(std::mem::take(&mut searched.ranked), options, &held, true);
         searched.complete(&mut answer);
         answer
@@ -1601,9 +1608,9 @@ impl State {
         }
     }
 
-    /// What a reranker is given of each of `ranked`'s sections, with what identifies the
-    /// section's version, to check that it is still current once the reranker is done.
-    fn rerank_candidates(&self, ranked: &[(u32, f32)]) -> Vec<(Current, RerankCandidate)> {
+    /// What a reranker is given of each of `ranked`'s sections, and beside it what identifies
+    /// the section's version, to check that it is still current once the reranker is done.
+    fn rerank_candidates(&self, ranked: &[(u32, f32)]) -> (Vec<Current>, Vec<RerankCandidate>) {
         ranked
             .iter()
             .filter_map(|&(slot, score)| {
@@ -1619,7 +1626,7 @@ impl State {
                     },
                 ))
             })
-            .collect()
+            .unzip()
     }
 
     /// Whether the section a reranker was given is still the current canonical one at its slot.
