@@ -23,6 +23,7 @@ use clap::Parser;
 use fourfold::context::{Answer, AskOptions, ContextStore, Freshness, Hit};
 use fourfold_benches::context_corpus::{load_questions, DriftedRepository, Question, Step};
 use fourfold_benches::grep_baseline::{BaselineRead, GrepBaseline};
+use fourfold_benches::rerank_command::CommandReranker;
 use serde_json::json;
 
 /// The budget an agent asks for by default: a couple of sections' worth.
@@ -52,6 +53,14 @@ struct Args {
     /// Also write every result as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Rerank every ask's candidates with this program (run with `sh -c`), through the store's
+    /// reranker: JSON Lines on its standard input and output, as `fourfold_benches::rerank_command`
+    /// describes (`benches/python/rerank/serve.py` is one).
+    #[arg(long, value_name = "COMMAND")]
+    rerank_command: Option<String>,
+    /// How many of the search's best candidates the reranker is given.
+    #[arg(long, default_value_t = 20, requires = "rerank_command")]
+    rerank_depth: usize,
 }
 
 /// What happened to one question.
@@ -313,6 +322,8 @@ fn result_json(result: &QuestionResult) -> serde_json::Value {
         "stale_hits": result.stale_hits,
         "renames": result.answer.renames,
         "ask_us": result.ask_time.as_secs_f64() * 1e6,
+        "reranked": result.answer.reranked,
+        "rerank_error": result.answer.rerank_error,
         "hits": result.answer.hits.iter().map(|hit| json!({
             "pointer": hit.pointer,
             "heading_path": hit.heading_path,
@@ -344,6 +355,12 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
 
     let built = build_store(&repository)?;
+    if let Some(command) = &args.rerank_command {
+        let reranker = CommandReranker::spawn(command).map_err(|error| error.to_string())?;
+        built
+            .store
+            .set_reranker(Some(std::sync::Arc::new(reranker)), args.rerank_depth);
+    }
     let seconds = built.elapsed.as_secs_f64();
     println!(
         "corpus: {} steps ({} puts, {} of them unchanged, {} deletes), {} current documents, \
@@ -370,6 +387,12 @@ fn run(args: Args) -> Result<(), String> {
         questions_path.display(),
         args.budget
     );
+    if let Some(command) = &args.rerank_command {
+        println!(
+            "reranker: the search's best {} candidates, ordered by `{command}`",
+            args.rerank_depth
+        );
+    }
     println!();
 
     let results: Vec<QuestionResult> = questions
@@ -402,9 +425,20 @@ fn run(args: Args) -> Result<(), String> {
         .map(|rank| 1.0 / rank as f64)
         .sum::<f64>()
         / n_questions.max(1) as f64;
+    let n_reranked = count(&|result| result.answer.reranked);
+    let rerank_errors: Vec<String> = results
+        .iter()
+        .filter_map(|result| {
+            let error = result.answer.rerank_error.as_ref()?;
+            Some(format!("{}: {error}", result.id))
+        })
+        .collect();
     let ask_total: Duration = results.iter().map(|result| result.ask_time).sum();
     let ask_mean_us = ask_total.as_secs_f64() * 1e6 / n_questions.max(1) as f64;
     println!();
+    for error in &rerank_errors {
+        println!("rerank error, search order served: {error}");
+    }
     println!("mean ask on the corpus: {ask_mean_us:.1} µs");
 
     if let Some(json_path) = &args.json {
@@ -433,7 +467,11 @@ fn run(args: Args) -> Result<(), String> {
                 "baseline_answered": n_baseline_answered,
                 "baseline_misled": n_baseline_misled,
                 "ask_mean_us": ask_mean_us,
+                "reranked": n_reranked,
+                "rerank_errors": rerank_errors.len(),
             },
+            "rerank_command": args.rerank_command,
+            "rerank_depth": args.rerank_command.as_ref().map(|_| args.rerank_depth),
             "results": results.iter().map(result_json).collect::<Vec<_>>(),
         });
         let text = serde_json::to_string_pretty(&report)
@@ -442,6 +480,15 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|error| format!("cannot write `{}`: {error}", json_path.display()))?;
     }
 
+    // Only with a reranker, so that the line is the same as before without one.
+    let reranked = if args.rerank_command.is_some() {
+        format!(
+            " reranked={n_reranked}/{n_questions} rerank_errors={}",
+            rerank_errors.len()
+        )
+    } else {
+        String::new()
+    };
     println!(
         "totals: questions={n_questions} budget={} baseline_tokens={baseline_tokens} \
          fourfold_tokens={fourfold_tokens} reduction={reduction:.1}% \
@@ -449,7 +496,7 @@ fn run(args: Args) -> Result<(), String> {
          canonical_served={n_canonical_served}/{n_questions} stale_served={n_stale_served} \
          deep_top5={n_deep_top5}/{n_questions} deep_mrr={mrr:.3} \
          baseline_answered={n_baseline_answered}/{n_questions} \
-         baseline_misled={n_baseline_misled}/{n_questions}",
+         baseline_misled={n_baseline_misled}/{n_questions}{reranked}",
         args.budget,
         percent(n_canonical_first, n_questions),
     );
