@@ -7,11 +7,17 @@
 //! `DEL`. So the splitter, the front matter, the renames read from tables and sentences, the
 //! stale and duplicate marking, the index and the snapshot all see text no test wrote. A session
 //! scoped to `docs/` must show nothing from another folder.
+//!
+//! Then a reranker is set, its behaviour picked by the input's first byte: scores from the
+//! candidates' text, the wrong number of them, a NaN, an error, or scores after it has replaced
+//! `docs/guide.md` while the ask waits on it. Whatever it does, an ask serves only current
+//! canonical sections, each once, within the budget, says why when it kept the search's order,
+//! and a scoped session still shows nothing from another folder.
 #![no_main]
 
 use std::sync::Arc;
 
-use fourfold::context::{AskOptions, ContextStore};
+use fourfold::context::{AskOptions, ContextStore, Freshness, RerankCandidate};
 use fourfold::MemoryStore;
 use libfuzzer_sys::fuzz_target;
 
@@ -92,6 +98,7 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         (store.keys(), hits)
     };
+    rerank(&store, data.first().copied().unwrap_or(0), query, &options);
     let before = pointers(&store);
     let replayed = ContextStore::open(backing.clone()).expect("the journal replays");
     assert_eq!(
@@ -107,3 +114,84 @@ fuzz_target!(|data: &[u8]| {
         "the snapshot gave another store"
     );
 });
+
+/// Sets a reranker that behaves as `mode` says, checks what asks serve under it, and takes it
+/// off again (it holds the store, so it would keep it alive).
+fn rerank(store: &ContextStore, mode: u8, query: &str, options: &AskOptions) {
+    let held = store.clone();
+    let reranker = move |query: &str, candidates: &[RerankCandidate]| {
+        let by_text = || -> Vec<f32> {
+            candidates
+                .iter()
+                .map(|candidate| {
+                    let mixed = candidate
+                        .text
+                        .bytes()
+                        .chain(query.bytes())
+                        .fold(u32::from(mode), |hash, byte| {
+                            hash.wrapping_mul(31).wrapping_add(u32::from(byte))
+                        });
+                    (mixed % 1_000) as f32 - 500.0
+                })
+                .collect()
+        };
+        match mode % 5 {
+            0 => Ok(by_text()),
+            1 => Ok(vec![1.0; candidates.len() + 1]),
+            2 => Ok(candidates.iter().map(|_| f32::NAN).collect()),
+            3 => Err("the reranker is down".to_string()),
+            _ => {
+                // Replaces a page the candidates may hold while the ask waits.
+                let _ = held.put("docs/guide.md", &format!("# Replaced\n\n{query}\n"));
+                Ok(by_text())
+            }
+        }
+    };
+    store.set_reranker(Some(Arc::new(reranker)), 1 + usize::from(mode % 16));
+    let answer = store.ask_with(query, options);
+    let scoped = store
+        .session("fuzzer", None, None)
+        .scoped(Arc::new(|key: &str| key.starts_with("docs/")));
+    let seen = scoped.ask_with(query, options);
+    store.set_reranker(None, 0);
+    for asked in [&answer, &seen] {
+        assert!(asked.tokens_served <= BUDGET, "reranked over the budget");
+        let fails = matches!(mode % 5, 1..=3);
+        if fails && !asked.hits.is_empty() {
+            assert!(!asked.reranked, "a failing reranker ordered the hits");
+            assert!(asked.rerank_error.is_some(), "a failure not said");
+        }
+        let mut served = std::collections::HashSet::new();
+        for hit in &asked.hits {
+            assert_eq!(
+                hit.freshness,
+                Freshness::Canonical,
+                "served {}",
+                hit.pointer
+            );
+            assert!(
+                served.insert((hit.key.clone(), hit.section_id.clone())),
+                "served {} twice",
+                hit.pointer
+            );
+        }
+    }
+    for hit in seen.hits.iter().chain(&seen.copies) {
+        assert!(
+            hit.key.starts_with("docs/"),
+            "a scoped, reranked session was shown {}",
+            hit.pointer
+        );
+    }
+    // Nothing changed the store since the first ask but the reranker itself, which put the
+    // same text again: every hit of either ask is of the version that is current now.
+    for hit in answer.hits.iter().chain(&seen.hits) {
+        let current = store.get(&hit.key).map(|document| document.version.version);
+        assert_eq!(
+            current,
+            Some(hit.version),
+            "served a replaced {}",
+            hit.pointer
+        );
+    }
+}
