@@ -1048,6 +1048,43 @@ fn a_command_gate_declared_in_the_config_holds_merges() {
     }
 }
 
+/// `[context.rerank]` starts the program it names, in the config's folder, and the store's
+/// asks, a session's too, are served in its order.
+#[test]
+fn a_config_reranker_orders_what_asks_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    // Scores each candidate by its text's length: the longer page wins, which BM25 ranks last.
+    std::fs::write(
+        dir.path().join("by_length.py"),
+        "import json, sys\nfor line in sys.stdin:\n    request = json.loads(line)\n    print(json.dumps({\"scores\": [len(c[\"text\"]) for c in request[\"candidates\"]]}), flush=True)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("fourfold.toml"),
+        "[policy]\nfile = \"policy.toml\"\n\n[context]\nscope = \"all\"\n\n[context.rerank]\ncommand = [\"python3\", \"by_length.py\"]\ndepth = 5\ntimeout_seconds = 30\ndir = \".\"\n",
+    )
+    .unwrap();
+    let fourfold = Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap();
+    let store = fourfold.context().expect("a context store");
+    store
+        .put("docs/short.md", "# Short\n\nThe login token.\n")
+        .unwrap();
+    store
+        .put(
+            "docs/long.md",
+            "# Long\n\nA login page, which says much more about many other things than the short one.\n",
+        )
+        .unwrap();
+    let answer = store.ask("login token", 10_000);
+    assert!(answer.reranked, "{:?}", answer.rerank_error);
+    assert_eq!(answer.hits[0].key, "docs/long.md");
+    let session = fourfold.session("coder", Some("T-1"));
+    let served = session.ask("login token", 10_000).unwrap();
+    assert!(served.reranked, "{:?}", served.rerank_error);
+    assert_eq!(served.hits[0].key, "docs/long.md");
+}
+
 #[test]
 fn a_bad_config_file_is_a_typed_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -1102,6 +1139,22 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
     check(
         "[policy]\nfile = \"policy.toml\"\n[context]\nscope = \"everyone\"\n",
         "`[context] scope` is \"policy\"",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[context.rerank]\ncommand = []\n",
+        "`[context.rerank] command` is empty",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[context.rerank]\ncommand = [\"cat\"]\ndepth = 0\n",
+        "`[context.rerank] depth` must be at least 1",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[context.rerank]\ncommand = [\"cat\"]\ntimeout_seconds = -1\n",
+        "`[context.rerank] timeout_seconds` must be a positive number",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[context.rerank]\ncommand = [\"/nonexistent/reranker\", \"--fast\"]\n",
+        "cannot start the reranker `/nonexistent/reranker --fast`",
     );
     // A command gate may not take the name of a built-in one.
     check(

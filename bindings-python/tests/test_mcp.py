@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -131,6 +132,31 @@ def test_docs_under_the_policy_root_are_keyed_by_their_workspace_paths(tmp_path:
     # Keyed under a folder no rule names, the same documents are withheld.
     hidden = asyncio.run(ask_once(config, tmp_path / "docs", "--docs-prefix", "handbook"))
     assert hidden["sections"] == [] and hidden["withheld"] > 0, hidden
+
+
+def test_a_reranker_in_the_config_orders_what_the_server_serves(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    plain = asyncio.run(ask_once(config, SAMPLE_DOCS))
+    assert plain["reranked"] is False and plain["rerank_error"] is None
+    # A program that reverses the search's order, started by the server from its config.
+    (tmp_path / "reverse.py").write_text(
+        "import json, sys\n"
+        "for line in sys.stdin:\n"
+        "    candidates = json.loads(line)['candidates']\n"
+        "    print(json.dumps({'scores': [-c['score'] for c in candidates]}), flush=True)\n"
+    )
+    with config.open("a") as file:
+        file.write(f'[context.rerank]\ncommand = [{json.dumps(sys.executable)}, "reverse.py"]\ndir = "."\n')
+    reversed_ = asyncio.run(ask_once(config, SAMPLE_DOCS))
+    assert reversed_["reranked"] is True and reversed_["rerank_error"] is None, reversed_
+    assert reversed_["sections"] and reversed_["sections"][0]["pointer"] != plain["sections"][0]["pointer"]
+    # A reranker that fails leaves the search's order, and the answer says why.
+    (tmp_path / "reverse.py").write_text("import sys\nsys.exit(0)\n")
+    failed = asyncio.run(ask_once(config, SAMPLE_DOCS))
+    # (It ends before or after the request reaches it: either way the answer names the program.)
+    assert failed["reranked"] is False and "reverse.py" in failed["rerank_error"], failed
+    assert "ended without a reply" in failed["rerank_error"] or "cannot write" in failed["rerank_error"]
+    assert [section["pointer"] for section in failed["sections"]] == [section["pointer"] for section in plain["sections"]]
 
 
 def test_the_docs_a_server_ingests_are_saved_to_the_snapshot(tmp_path: Path) -> None:

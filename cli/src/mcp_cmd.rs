@@ -476,7 +476,7 @@ impl ContextServer {
 #[tool_router]
 impl ContextServer {
     #[tool(
-        description = "The current canonical documentation sections that answer a query, within a token budget, each with its key, heading path, file:line pointer, version and freshness. A section this session was already served, unchanged, comes back as a pointer without its text. `renames` lists old names in the query that the documents say were renamed (old, new, pointer); the search looked for the new names too. `withheld` counts documents that matched but that the policy does not let this client read."
+        description = "The current canonical documentation sections that answer a query, within a token budget, each with its key, heading path, file:line pointer, version and freshness. A section this session was already served, unchanged, comes back as a pointer without its text. `renames` lists old names in the query that the documents say were renamed (old, new, pointer); the search looked for the new names too. `withheld` counts documents that matched but that the policy does not let this client read. `reranked` says a reranking model configured for the server ordered the sections; `rerank_error` says why it did not, when it failed."
     )]
     async fn context_ask(
         &self,
@@ -501,6 +501,8 @@ impl ContextServer {
                 })).collect::<Vec<_>>(),
                 "renames": answer.renames,
                 "withheld": answer.withheld,
+                "reranked": answer.reranked,
+                "rerank_error": answer.rerank_error,
                 "tokens_served": answer.tokens_served,
                 "tokens_baseline": answer.tokens_baseline,
             }))),

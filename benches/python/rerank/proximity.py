@@ -9,7 +9,7 @@ words occur within `window` words of each other in the section's heading path an
 
     python3 proximity.py [--weight 0.6] [--window 8] [--all-pairs]
 
-JSON Lines on stdin and stdout, as `benches/src/rerank_command.rs` describes. Standard library
+JSON Lines on stdin and stdout, as `core/src/context/rerank_command.rs` describes. Standard library
 only.
 """
 

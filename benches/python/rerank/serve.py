@@ -2,7 +2,8 @@
 
 Each request line is `{"query": ..., "candidates": [{"key", "heading_path", "text", "score"}]}`;
 each reply is `{"scores": [...]}` (one per candidate, higher is better) or `{"error": ...}`.
-The protocol is `benches/src/rerank_command.rs`'s.
+The protocol is `fourfold::context::CommandReranker`'s (`core/src/context/rerank_command.rs`); the same program
+serves `fourfold mcp serve` and any `Fourfold` when `fourfold.toml` names it under `[context.rerank]`.
 
 Models (one of):
   --minilm DIR          all-MiniLM-L6-v2, a sentence embedder, run in numpy by

@@ -20,10 +20,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fourfold::context::{Answer, AskOptions, ContextStore, Freshness, Hit};
+use fourfold::context::{Answer, AskOptions, CommandReranker, ContextStore, Freshness, Hit};
 use fourfold_benches::context_corpus::{load_questions, DriftedRepository, Question, Step};
 use fourfold_benches::grep_baseline::{BaselineRead, GrepBaseline};
-use fourfold_benches::rerank_command::CommandReranker;
 use serde_json::json;
 
 /// The budget an agent asks for by default: a couple of sections' worth.
@@ -54,7 +53,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Rerank every ask's candidates with this program (run with `sh -c`), through the store's
-    /// reranker: JSON Lines on its standard input and output, as `fourfold_benches::rerank_command`
+    /// reranker: JSON Lines on its standard input and output, as `fourfold::context::CommandReranker`
     /// describes (`benches/python/rerank/serve.py` is one).
     #[arg(long, value_name = "COMMAND")]
     rerank_command: Option<String>,
@@ -356,7 +355,11 @@ fn run(args: Args) -> Result<(), String> {
 
     let built = build_store(&repository)?;
     if let Some(command) = &args.rerank_command {
-        let reranker = CommandReranker::spawn(command).map_err(|error| error.to_string())?;
+        // A model may take minutes to load and seconds an ask on this machine's CPU.
+        let reranker = CommandReranker::new("sh", ["-c", command.as_str()])
+            .timeout(Duration::from_secs(600))
+            .start()
+            .map_err(|error| format!("cannot start the reranking command `{command}`: {error}"))?;
         built
             .store
             .set_reranker(Some(std::sync::Arc::new(reranker)), args.rerank_depth);

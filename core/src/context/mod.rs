@@ -15,6 +15,7 @@ mod ingest;
 mod journal;
 mod model;
 mod renames;
+mod rerank_command;
 mod section;
 mod session;
 mod similar;
@@ -31,6 +32,7 @@ pub use model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, IngestReport,
     Marker, ReadScope, Rename, RerankCandidate, Reranker, Section, SectionRead,
 };
+pub use rerank_command::CommandReranker;
 pub use section::{
     is_probably_binary, split, ParsedDocument, SectionDraft, MAX_SECTION_TOKENS, WINDOW_TOKENS,
 };

@@ -231,9 +231,17 @@ pub struct ContextStoreBuilder {
     archive: Vec<String>,
     pins: Vec<String>,
     persist: Option<super::snapshot::Persist>,
+    reranker: Option<(Arc<dyn Reranker>, usize)>,
 }
 
 impl ContextStoreBuilder {
+    /// Orders every ask's best `depth` candidates with `reranker`, as
+    /// [`ContextStore::set_reranker`] does once the store is built.
+    pub fn reranker(mut self, reranker: Arc<dyn Reranker>, depth: usize) -> ContextStoreBuilder {
+        self.reranker = Some((reranker, depth.max(1)));
+        self
+    }
+
     /// Emits a `Context` event to these plugins (such as a Tracer) on every ask.
     pub fn plugins(mut self, plugins: Arc<PluginRegistry>) -> ContextStoreBuilder {
         self.plugins = Some(plugins);
@@ -291,7 +299,7 @@ impl ContextStoreBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(FastClock::new())),
                 sequencer: Sequencer::new(),
                 persist: self.persist,
-                reranker: RwLock::new(None),
+                reranker: RwLock::new(self.reranker),
             }),
         };
         let mut state = store.shared.state.write();

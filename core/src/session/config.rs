@@ -18,6 +18,12 @@
 //! scope = "policy"                  # serve an agent only what the policy lets it read (or "all")
 //! shared = false                    # true: follow the fleet's shared documents in [store]
 //!
+//! [context.rerank]                  # optional: a reranking model run as a program
+//! command = ["python3", "rerank.py"] # JSON Lines on its stdin and stdout (CommandReranker)
+//! depth = 20                        # how many of the search's best candidates it orders
+//! timeout_seconds = 10              # a slower reply keeps the search's order for that ask
+//! dir = "."                         # optional, relative to this file
+//!
 //! [cost]
 //! prices = "prices.json"            # LiteLLM's format (optional: the built-in table)
 //! currency = "USD"
@@ -53,7 +59,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::context::ContextStore;
+use crate::context::{CommandReranker, ContextStore};
 use crate::cost::{Budget, BudgetError, CostMeter, PriceTable, Scope, UnknownModel};
 use crate::policy::{Policy, PolicyBuilder};
 use crate::store::FileStore;
@@ -65,6 +71,9 @@ use crate::trace::{
 use super::command::CommandGate;
 use super::err::ConfigError;
 use super::fourfold::{ContextScope, Fourfold, FourfoldBuilder};
+
+/// How many of the search's best candidates `[context.rerank]` orders unless told.
+const DEFAULT_RERANK_DEPTH: usize = 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +132,16 @@ struct ContextSection {
     #[serde(default)]
     pin: Vec<String>,
     scope: Option<String>,
+    rerank: Option<RerankSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RerankSection {
+    command: Vec<String>,
+    depth: Option<usize>,
+    timeout_seconds: Option<f64>,
+    dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +301,10 @@ pub(crate) fn builder_from_text(
         for key in &context.pin {
             store = store.pin(key);
         }
+        if let Some(rerank) = &context.rerank {
+            let (reranker, depth) = command_reranker(rerank, &at).map_err(invalid)?;
+            store = store.reranker(Arc::new(reranker), depth);
+        }
         builder = match &context.snapshot {
             Some(snapshot) => {
                 let file_store = FileStore::open(at(snapshot))
@@ -388,6 +411,41 @@ fn budget_from(section: &BudgetSection) -> Result<Budget, String> {
         budget = budget.rolling(seconds);
     }
     Ok(budget)
+}
+
+/// The reranker of `[context.rerank]`, started (so that a program that cannot start is a config
+/// error), and its depth.
+fn command_reranker(
+    section: &RerankSection,
+    at: &impl Fn(&Path) -> PathBuf,
+) -> Result<(CommandReranker, usize), String> {
+    let Some((program, args)) = section.command.split_first() else {
+        return Err("`[context.rerank] command` is empty".to_string());
+    };
+    let mut reranker = CommandReranker::new(program.as_str(), args.iter().cloned());
+    if let Some(dir) = &section.dir {
+        reranker = reranker.dir(at(dir));
+    }
+    if let Some(seconds) = section.timeout_seconds {
+        let timeout = std::time::Duration::try_from_secs_f64(seconds)
+            .ok()
+            .filter(|timeout| !timeout.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "`[context.rerank] timeout_seconds` must be a positive number, not {seconds}"
+                )
+            })?;
+        reranker = reranker.timeout(timeout);
+    }
+    let depth = section.depth.unwrap_or(DEFAULT_RERANK_DEPTH);
+    if depth == 0 {
+        return Err("`[context.rerank] depth` must be at least 1".to_string());
+    }
+    let shown = reranker.command_line();
+    let reranker = reranker
+        .start()
+        .map_err(|error| format!("cannot start the reranker `{shown}`: {error}"))?;
+    Ok((reranker, depth))
 }
 
 fn create_parent(path: &Path, shown: &str) -> Result<(), ConfigError> {

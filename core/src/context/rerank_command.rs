@@ -1,0 +1,461 @@
+//! A [`Reranker`] that is another program: a cross-encoder served by a Python script, say, so
+//! that a store reached through the CLI, the MCP server or a config file can use a model that
+//! runs in another language.
+//!
+//! The program is started once and speaks JSON Lines on its standard input and output: for each
+//! ask one request line,
+//! `{"query": "...", "candidates": [{"key": "...", "heading_path": ["..."], "text": "...", "score": 1.5}]}`,
+//! and one reply line, `{"scores": [2.0, ...]}` (one number per candidate, in their order, higher
+//! for a better answer) or `{"error": "..."}`. Its standard error is the process's.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use super::model::{RerankCandidate, Reranker};
+
+/// How long a reply may take unless told otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long after the program failed (it could not start, ended, or outlived a timeout) it is
+/// started again; asks meanwhile keep the search's order at once instead of waiting on it.
+const RESTART_AFTER: Duration = Duration::from_secs(30);
+
+/// How long a dropped reranker waits for its program to end once its input is closed, before
+/// killing it.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// A reranker that asks a program, over JSON Lines, for its scores.
+///
+/// The program runs without a shell (no word splitting, no expansions) and answers one request
+/// at a time. A reply that does not come within the timeout (ten seconds unless set), or a
+/// program that ends, fails that ask's reranking (the ask keeps the search's order and says why
+/// in [`Answer::rerank_error`](super::Answer::rerank_error)); the program is then stopped and
+/// started again at the first ask 30 seconds later. Dropping the reranker closes the program's
+/// input, and kills it if it has not ended a second later.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use fourfold::context::{CommandReranker, ContextStore};
+///
+/// let store = ContextStore::new();
+/// let reranker = CommandReranker::new("python3", ["rerank.py"]).start()?;
+/// store.set_reranker(Some(Arc::new(reranker)), 20);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct CommandReranker {
+    program: String,
+    args: Vec<String>,
+    dir: Option<PathBuf>,
+    timeout: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    running: Option<Running>,
+    /// While the program is not running: when it may be started again.
+    restart_at: Option<Instant>,
+    /// Why it is not running, for the asks until then.
+    failure: Option<String>,
+}
+
+/// A started program, its input, and the lines a thread reads from its output.
+struct Running {
+    child: Child,
+    input: ChildStdin,
+    replies: Receiver<std::io::Result<String>>,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    query: &'a str,
+    candidates: Vec<Candidate<'a>>,
+}
+
+#[derive(Serialize)]
+struct Candidate<'a> {
+    key: &'a str,
+    heading_path: &'a [String],
+    text: &'a str,
+    score: f32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reply {
+    scores: Option<Vec<f32>>,
+    error: Option<String>,
+}
+
+impl CommandReranker {
+    /// A reranker that runs `program` with `args`; nothing runs until [`CommandReranker::start`]
+    /// or the first ask.
+    pub fn new<I, S>(program: impl Into<String>, args: I) -> CommandReranker
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        CommandReranker {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            dir: None,
+            timeout: DEFAULT_TIMEOUT,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Fails an ask's reranking, and restarts the program, when a reply takes longer.
+    pub fn timeout(mut self, timeout: Duration) -> CommandReranker {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs the program in `dir` instead of the current directory.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> CommandReranker {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Starts the program now, so that one that cannot be started is an error here rather than
+    /// at every ask.
+    pub fn start(self) -> Result<CommandReranker, std::io::Error> {
+        let running = self.spawn()?;
+        self.state.lock().running = Some(running);
+        Ok(self)
+    }
+
+    /// The program and its arguments, as shown in errors.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn spawn(&self) -> Result<Running, std::io::Error> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        let mut child = command.spawn()?;
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            // INVARIANT: both were asked for as pipes, so `spawn` gave both.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other(
+                "the program was started without pipes",
+            ));
+        };
+        let (sender, replies) = crossbeam_channel::unbounded();
+        // Reads replies apart from the asks, so that an ask can stop waiting; ends with the
+        // program's output.
+        std::thread::Builder::new()
+            .name("fourfold-reranker".into())
+            .spawn(move || {
+                let mut output = BufReader::new(output);
+                loop {
+                    let mut line = String::new();
+                    match output.read_line(&mut line) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            if sender.send(Ok(line)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(error) => {
+                            let _ = sender.send(Err(error));
+                            break;
+                        }
+                    }
+                }
+            })?;
+        Ok(Running {
+            child,
+            input,
+            replies,
+        })
+    }
+
+    /// The program's scores for `candidates`, starting it first if it is not running.
+    fn exchange(&self, query: &str, candidates: &[RerankCandidate]) -> Result<Vec<f32>, String> {
+        let request = Request {
+            query,
+            candidates: candidates
+                .iter()
+                .map(|candidate| Candidate {
+                    key: &candidate.key,
+                    heading_path: &candidate.heading_path,
+                    text: &candidate.text,
+                    score: candidate.score,
+                })
+                .collect(),
+        };
+        let mut line = serde_json::to_string(&request)
+            .map_err(|error| format!("cannot write the request: {error}"))?;
+        line.push('\n');
+        let mut state = self.state.lock();
+        if state.running.is_none() {
+            if let Some(restart_at) = state.restart_at {
+                if Instant::now() < restart_at {
+                    let failure = state.failure.clone().unwrap_or_default();
+                    return Err(format!(
+                        "`{}` is not running ({failure}); it is started again {}s after it failed",
+                        self.command_line(),
+                        RESTART_AFTER.as_secs()
+                    ));
+                }
+            }
+            match self.spawn() {
+                Ok(running) => {
+                    state.running = Some(running);
+                    state.restart_at = None;
+                    state.failure = None;
+                }
+                Err(error) => {
+                    let failure = format!("cannot start `{}`: {error}", self.command_line());
+                    return Err(fail(&mut state, failure));
+                }
+            }
+        }
+        let Some(running) = state.running.as_mut() else {
+            return Err(format!("`{}` is not running", self.command_line()));
+        };
+        if let Err(error) = running
+            .input
+            .write_all(line.as_bytes())
+            .and_then(|()| running.input.flush())
+        {
+            let failure = format!("cannot write to `{}`: {error}", self.command_line());
+            return Err(fail(&mut state, failure));
+        }
+        let reply = match running.replies.recv_timeout(self.timeout) {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) => {
+                let failure = format!("cannot read from `{}`: {error}", self.command_line());
+                return Err(fail(&mut state, failure));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let failure = format!("`{}` ended without a reply", self.command_line());
+                return Err(fail(&mut state, failure));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Its reply may still come, and would answer the next request: it is stopped.
+                let failure = format!(
+                    "`{}` did not reply within {:.1}s",
+                    self.command_line(),
+                    self.timeout.as_secs_f64()
+                );
+                return Err(fail(&mut state, failure));
+            }
+        };
+        // One line a reply, so a bad one leaves the program in step for the next ask.
+        match serde_json::from_str::<Reply>(&reply) {
+            Ok(Reply {
+                error: Some(error), ..
+            }) => Err(format!("`{}`: {error}", self.command_line())),
+            Ok(Reply {
+                scores: Some(scores),
+                ..
+            }) => Ok(scores),
+            Ok(Reply { .. }) => Err(format!(
+                "`{}` replied neither scores nor an error",
+                self.command_line()
+            )),
+            Err(error) => Err(format!(
+                "`{}` replied with a line that is not a reply: {error}",
+                self.command_line()
+            )),
+        }
+    }
+}
+
+/// Stops the program after `failure`, notes when it may be started again, and returns
+/// `failure`.
+fn fail(state: &mut State, failure: String) -> String {
+    if let Some(running) = state.running.take() {
+        stop(running, Duration::ZERO);
+    }
+    state.restart_at = Some(Instant::now() + RESTART_AFTER);
+    state.failure = Some(failure.clone());
+    failure
+}
+
+/// Closes the program's input, gives it `grace` to end, then kills it, and reaps it.
+fn stop(running: Running, grace: Duration) {
+    let Running {
+        mut child, input, ..
+    } = running;
+    drop(input);
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return,
+            Ok(None) if started.elapsed() < grace => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Reranker for CommandReranker {
+    fn rerank(&self, query: &str, candidates: &[RerankCandidate]) -> Result<Vec<f32>, String> {
+        self.exchange(query, candidates)
+    }
+}
+
+impl Drop for CommandReranker {
+    fn drop(&mut self) {
+        if let Some(running) = self.state.get_mut().running.take() {
+            stop(running, GRACE);
+        }
+    }
+}
+
+impl std::fmt::Debug for CommandReranker {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CommandReranker")
+            .field("command", &self.command_line())
+            .field("dir", &self.dir)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(key: &str, text: &str) -> RerankCandidate {
+        RerankCandidate {
+            key: key.to_string(),
+            heading_path: vec![key.to_string()],
+            text: text.to_string(),
+            score: 1.0,
+        }
+    }
+
+    /// Scores each candidate by its text's length; an empty query gets an error, a query
+    /// `sleep` no reply for two seconds, a query `exit` no reply at all.
+    const BY_LENGTH: &str = r#"
+import json, sys, time
+for line in sys.stdin:
+    request = json.loads(line)
+    if request["query"] == "exit":
+        sys.exit(0)
+    if request["query"] == "sleep":
+        time.sleep(2)
+    if not request["query"]:
+        print(json.dumps({"error": "empty query"}), flush=True)
+    else:
+        print(json.dumps({"scores": [len(c["text"]) for c in request["candidates"]]}), flush=True)
+"#;
+
+    fn by_length() -> CommandReranker {
+        CommandReranker::new("python3", ["-c", BY_LENGTH])
+    }
+
+    #[test]
+    fn a_program_scores_candidates_over_json_lines() {
+        let reranker = by_length().start().unwrap();
+        let candidates = [
+            candidate("a.md", "short"),
+            candidate("b.md", "much longer text"),
+        ];
+        assert_eq!(
+            reranker.rerank("which", &candidates).unwrap(),
+            vec![5.0, 16.0]
+        );
+        assert_eq!(
+            reranker.rerank("again", &candidates[..1]).unwrap(),
+            vec![5.0]
+        );
+        let error = reranker.rerank("", &candidates).unwrap_err();
+        assert!(error.contains("empty query"), "{error}");
+        // An error reply leaves the program running, in step.
+        assert_eq!(
+            reranker.rerank("more", &candidates).unwrap(),
+            vec![5.0, 16.0]
+        );
+    }
+
+    #[test]
+    fn a_program_that_cannot_start_is_an_error_at_start_and_at_ask() {
+        let missing = || CommandReranker::new("/nonexistent/fourfold-reranker", ["--x"]);
+        assert!(missing().start().is_err());
+        let lazy = missing();
+        let error = lazy.rerank("query", &[candidate("a.md", "a")]).unwrap_err();
+        assert!(error.contains("cannot start"), "{error}");
+        // Not tried again at once: the next ask says why, without waiting.
+        let error = lazy.rerank("query", &[candidate("a.md", "a")]).unwrap_err();
+        assert!(error.contains("not running"), "{error}");
+        assert!(error.contains("cannot start"), "{error}");
+    }
+
+    #[test]
+    fn a_slow_or_ended_program_fails_the_ask_and_is_stopped() {
+        let candidates = [candidate("a.md", "text")];
+        let slow = by_length()
+            .timeout(Duration::from_millis(300))
+            .start()
+            .unwrap();
+        let started = Instant::now();
+        let error = slow.rerank("sleep", &candidates).unwrap_err();
+        assert!(error.contains("did not reply within"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2), "waited it out");
+        let error = slow.rerank("which", &candidates).unwrap_err();
+        assert!(error.contains("not running"), "{error}");
+        let ended = by_length().start().unwrap();
+        let error = ended.rerank("exit", &candidates).unwrap_err();
+        assert!(
+            error.contains("ended without a reply") || error.contains("cannot write"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_program_that_talks_nonsense_is_an_error() {
+        let candidates = [candidate("a.md", "text")];
+        let nonsense =
+            CommandReranker::new("sh", ["-c", "while read line; do echo not-json; done"]);
+        let error = nonsense.rerank("query", &candidates).unwrap_err();
+        assert!(error.contains("not a reply"), "{error}");
+        let neither = CommandReranker::new("sh", ["-c", "while read line; do echo '{}'; done"]);
+        let error = neither.rerank("query", &candidates).unwrap_err();
+        assert!(error.contains("neither scores nor an error"), "{error}");
+    }
+
+    /// Through the store: the program's order is the order served.
+    #[test]
+    fn the_store_serves_in_the_programs_order() {
+        let store = super::super::ContextStore::new();
+        store
+            .put("a.md", "# Alpha\n\nserde serde serde serde.\n")
+            .unwrap();
+        store
+            .put(
+                "b.md",
+                "# Beta\n\nserde, with a much longer text than the other page has.\n",
+            )
+            .unwrap();
+        assert_eq!(store.ask("serde", 10_000).hits[0].key, "a.md");
+        store.set_reranker(Some(std::sync::Arc::new(by_length())), 20);
+        let reranked = store.ask("serde", 10_000);
+        assert!(reranked.reranked, "{:?}", reranked.rerank_error);
+        assert_eq!(reranked.hits[0].key, "b.md");
+    }
+}
