@@ -33,7 +33,8 @@ const GRACE: Duration = Duration::from_secs(1);
 /// A reranker that asks a program, over JSON Lines, for its scores.
 ///
 /// The program runs without a shell (no word splitting, no expansions) and answers one request
-/// at a time. A reply that does not come within the timeout (ten seconds unless set), or a
+/// at a time. Lines it writes that do not start with `{` (a banner, a log line) are skipped, and
+/// so are lines written before a request is sent, so that they never pass for a reply. A reply that does not come within the timeout (ten seconds unless set), or a
 /// program that ends, fails that ask's reranking (the ask keeps the search's order and says why
 /// in [`Answer::rerank_error`](super::Answer::rerank_error)); the program is then stopped and
 /// started again at the first ask 30 seconds later. Dropping the reranker closes the program's
@@ -231,6 +232,8 @@ impl CommandReranker {
         let Some(running) = state.running.as_mut() else {
             return Err(format!("`{}` is not running", self.command_line()));
         };
+        // Whatever came before this request (a banner) cannot be its reply.
+        while running.replies.try_recv().is_ok() {}
         if let Err(error) = running
             .input
             .write_all(line.as_bytes())
@@ -239,7 +242,8 @@ impl CommandReranker {
             let failure = format!("cannot write to `{}`: {error}", self.command_line());
             return Err(fail(&mut state, failure));
         }
-        let reply = match running.replies.recv_timeout(self.timeout) {
+        let deadline = Instant::now() + self.timeout;
+        let reply = match recv_reply(&running.replies, deadline) {
             Ok(Ok(reply)) => reply,
             Ok(Err(error)) => {
                 let failure = format!("cannot read from `{}`: {error}", self.command_line());
@@ -276,6 +280,20 @@ impl CommandReranker {
                 "`{}` replied with a line that is not a reply: {error}",
                 self.command_line()
             )),
+        }
+    }
+}
+
+/// The next line from the program that can be a reply (it starts with `{`), waiting until
+/// `deadline` at most.
+fn recv_reply(
+    replies: &Receiver<std::io::Result<String>>,
+    deadline: Instant,
+) -> Result<std::io::Result<String>, RecvTimeoutError> {
+    loop {
+        match replies.recv_deadline(deadline)? {
+            Ok(line) if !line.trim_start().starts_with('{') => continue,
+            received => return Ok(received),
         }
     }
 }
@@ -431,12 +449,42 @@ for line in sys.stdin:
     fn a_program_that_talks_nonsense_is_an_error() {
         let candidates = [candidate("a.md", "text")];
         let nonsense =
-            CommandReranker::new("sh", ["-c", "while read line; do echo not-json; done"]);
+            CommandReranker::new("sh", ["-c", "while read line; do echo '{not json'; done"]);
         let error = nonsense.rerank("query", &candidates).unwrap_err();
         assert!(error.contains("not a reply"), "{error}");
+        // Lines that cannot be replies are skipped: only silence, then the timeout.
+        let chatty = CommandReranker::new("sh", ["-c", "while read line; do echo thinking; done"])
+            .timeout(Duration::from_millis(300));
+        let error = chatty.rerank("query", &candidates).unwrap_err();
+        assert!(error.contains("did not reply within"), "{error}");
         let neither = CommandReranker::new("sh", ["-c", "while read line; do echo '{}'; done"]);
         let error = neither.rerank("query", &candidates).unwrap_err();
         assert!(error.contains("neither scores nor an error"), "{error}");
+    }
+
+    /// A program that greets on its output before and while it works stays in step.
+    #[test]
+    fn banners_and_log_lines_never_pass_for_replies() {
+        let script = r#"
+import json, sys
+print("loading the model...", flush=True)
+for line in sys.stdin:
+    request = json.loads(line)
+    print("scoring", len(request["candidates"]), "candidates", flush=True)
+    print(json.dumps({"scores": [len(c["text"]) for c in request["candidates"]]}), flush=True)
+"#;
+        let reranker = CommandReranker::new("python3", ["-c", script])
+            .start()
+            .unwrap();
+        // Let the banner arrive before the first request, as a slow model's would not.
+        std::thread::sleep(Duration::from_millis(300));
+        for text in ["one", "three", "seven"] {
+            let candidates = [candidate("a.md", text)];
+            assert_eq!(
+                reranker.rerank("query", &candidates).unwrap(),
+                vec![text.len() as f32]
+            );
+        }
     }
 
     /// Through the store: the program's order is the order served.
