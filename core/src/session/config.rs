@@ -22,6 +22,7 @@
 //! command = ["python3", "rerank.py"] # JSON Lines on its stdin and stdout (CommandReranker)
 //! depth = 20                        # how many of the search's best candidates it orders
 //! timeout_seconds = 10              # a slower reply keeps the search's order for that ask
+//!                                   # (started at the first ask that reranks)
 //! dir = "."                         # optional, relative to this file
 //!
 //! [cost]
@@ -413,8 +414,9 @@ fn budget_from(section: &BudgetSection) -> Result<Budget, String> {
     Ok(budget)
 }
 
-/// The reranker of `[context.rerank]`, started (so that a program that cannot start is a config
-/// error), and its depth.
+/// The reranker of `[context.rerank]`, and its depth. The program starts at the first ask that
+/// reranks, not here: a process that loads the config only to judge a request (a coding agent's
+/// hook, run for each tool call) must not wait on a model it never asks.
 fn command_reranker(
     section: &RerankSection,
     at: &impl Fn(&Path) -> PathBuf,
@@ -441,10 +443,6 @@ fn command_reranker(
     if depth == 0 {
         return Err("`[context.rerank] depth` must be at least 1".to_string());
     }
-    let shown = reranker.command_line();
-    let reranker = reranker
-        .start()
-        .map_err(|error| format!("cannot start the reranker `{shown}`: {error}"))?;
     Ok((reranker, depth))
 }
 
