@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use fourfold::context::{AskOptions, ContextError, ContextStore, IngestReport, ReadScope};
+use fourfold::context::{
+    AskOptions, CommandReranker, ContextError, ContextStore, IngestReport, ReadScope, Reranker,
+};
 use fourfold::session::document_read;
 use fourfold::{FileStore, Policy};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -72,6 +74,13 @@ enum ContextCommand {
         /// The policy file that scopes what --as may read.
         #[arg(long, requires = "agent")]
         policy: Option<PathBuf>,
+        /// Order the search's best candidates with this reranking program (run with `sh -c`),
+        /// as `[context.rerank]` would: e.g. 'python3 -m fourfold.rerank --scorer my:score'.
+        #[arg(long, value_name = "COMMAND")]
+        rerank_command: Option<String>,
+        /// How many of the search's best candidates the reranker orders.
+        #[arg(long, default_value_t = 20, requires = "rerank_command")]
+        rerank_depth: usize,
     },
 }
 
@@ -97,7 +106,14 @@ pub(crate) fn run(args: ContextArgs) -> CliResult {
             agent,
             task,
             policy,
+            rerank_command,
+            rerank_depth,
         } => {
+            let reranker = rerank_command.map(|command| {
+                let reranker: Arc<dyn Reranker> =
+                    Arc::new(CommandReranker::new("sh", ["-c".to_string(), command]));
+                (reranker, rerank_depth)
+            });
             let asker = match (agent, policy) {
                 (Some(agent), Some(policy)) => Some(Asker {
                     policy: Policy::from_file(policy)?,
@@ -106,7 +122,7 @@ pub(crate) fn run(args: ContextArgs) -> CliResult {
                 }),
                 _ => None,
             };
-            ask(&query, budget, store, copies, json, asker)
+            ask(&query, budget, store, copies, json, asker, reranker)
         }
     }
 }
@@ -229,8 +245,12 @@ fn ask(
     copies: bool,
     json: bool,
     asker: Option<Asker>,
+    reranker: Option<(Arc<dyn Reranker>, usize)>,
 ) -> CliResult {
     let context = open(store, &[])?;
+    if let Some((reranker, depth)) = reranker {
+        context.set_reranker(Some(reranker), depth);
+    }
     let mut options = AskOptions::budget(budget);
     options.with_copies = copies;
     let answer = match asker {
@@ -262,6 +282,11 @@ fn ask(
             "withheld: {} matching document(s) the policy does not let this agent read",
             answer.withheld
         );
+    }
+    if let Some(error) = &answer.rerank_error {
+        println!("not reranked, in the search's order: {error}");
+    } else if answer.reranked {
+        println!("reranked");
     }
     if answer.hits.is_empty() {
         println!("nothing in the store answers {query:?}");

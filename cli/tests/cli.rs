@@ -724,6 +724,63 @@ fn context_ingest_then_ask_serves_the_current_section() {
     );
 }
 
+/// `context ask --rerank-command` previews what a `[context.rerank]` program would serve.
+#[test]
+fn context_ask_with_a_reranking_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("short.md"),
+        "# Short\n\nThe login token expires.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("long.md"),
+        "# Long\n\nA login page and its token, which says much more about many other things than the short one.\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    let ingest = fourfold(
+        &[
+            "context",
+            "ingest",
+            docs.to_str().unwrap(),
+            "--store",
+            store,
+        ],
+        "",
+    );
+    assert!(ingest.status.success(), "{ingest:?}");
+    let ask = |extra: &[&str]| {
+        let mut args = vec!["context", "ask", "login token", "--store", store];
+        args.extend_from_slice(extra);
+        let output = fourfold(&args, "");
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let first_is_short = |out: &str| match (out.find("short.md"), out.find("long.md")) {
+        (Some(short), Some(long)) => short < long,
+        _ => panic!("both pages should be served:\n{out}"),
+    };
+    let plain = ask(&[]);
+    assert!(first_is_short(&plain), "{plain}");
+    assert!(!plain.contains("reranked"), "{plain}");
+    // A program that reverses the search's order.
+    let reverse = "python3 -c 'import json, sys\nfor line in sys.stdin:\n    print(json.dumps({\"scores\": [-c[\"score\"] for c in json.loads(line)[\"candidates\"]]}), flush=True)'";
+    let reversed = ask(&["--rerank-command", reverse]);
+    assert!(reversed.contains("reranked"), "{reversed}");
+    assert!(!first_is_short(&reversed), "{reversed}");
+    // One that ends at once: the search's order, and why.
+    let failed = ask(&["--rerank-command", "exit 0"]);
+    assert!(
+        failed.contains("not reranked, in the search's order:"),
+        "{failed}"
+    );
+    assert!(first_is_short(&failed), "{failed}");
+}
+
 #[test]
 fn context_ask_as_an_agent_is_scoped_by_the_policy() {
     let dir = tempfile::tempdir().unwrap();
