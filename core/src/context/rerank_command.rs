@@ -10,10 +10,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -66,11 +66,22 @@ struct State {
     failure: Option<String>,
 }
 
-/// A started program, its input, and the lines a thread reads from its output.
+/// A started program, the requests a thread writes to its input, and what a thread reads from
+/// its output. Both threads end with the program: neither a program that stops reading nor one
+/// that stops writing can hold an ask past its timeout.
 struct Running {
     child: Child,
-    input: ChildStdin,
-    replies: Receiver<std::io::Result<String>>,
+    requests: Sender<String>,
+    replies: Receiver<Heard>,
+}
+
+/// What the reading and writing threads report.
+enum Heard {
+    Line(String),
+    /// The program's output ended (it exited, most likely).
+    Ended,
+    WriteFailed(std::io::Error),
+    ReadFailed(std::io::Error),
 }
 
 #[derive(Serialize)]
@@ -158,32 +169,27 @@ impl CommandReranker {
                 "the program was started without pipes",
             ));
         };
-        let (sender, replies) = crossbeam_channel::unbounded();
-        // Reads replies apart from the asks, so that an ask can stop waiting; ends with the
-        // program's output.
-        std::thread::Builder::new()
-            .name("fourfold-reranker".into())
-            .spawn(move || {
-                let mut output = BufReader::new(output);
-                loop {
-                    let mut line = String::new();
-                    match output.read_line(&mut line) {
-                        Ok(0) => break,
-                        Ok(_) => {
-                            if sender.send(Ok(line)).is_err() {
-                                break;
-                            }
-                        }
-                        Err(error) => {
-                            let _ = sender.send(Err(error));
-                            break;
-                        }
-                    }
-                }
-            })?;
+        let (heard, replies) = crossbeam_channel::unbounded();
+        let (requests, to_write) = crossbeam_channel::unbounded();
+        let threads = std::thread::Builder::new()
+            .name("fourfold-reranker-out".into())
+            .spawn({
+                let heard = heard.clone();
+                move || read_replies(output, &heard)
+            })
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name("fourfold-reranker-in".into())
+                    .spawn(move || write_requests(input, &to_write, &heard))
+            });
+        if let Err(error) = threads {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(error);
+        }
         Ok(Running {
             child,
-            input,
+            requests,
             replies,
         })
     }
@@ -232,28 +238,42 @@ impl CommandReranker {
         let Some(running) = state.running.as_mut() else {
             return Err(format!("`{}` is not running", self.command_line()));
         };
-        // Whatever came before this request (a banner) cannot be its reply.
-        while running.replies.try_recv().is_ok() {}
-        if let Err(error) = running
-            .input
-            .write_all(line.as_bytes())
-            .and_then(|()| running.input.flush())
-        {
-            let failure = format!("cannot write to `{}`: {error}", self.command_line());
+        // Whatever came before this request (a banner) cannot be its reply; a program that
+        // ended since the last ask is not waited on.
+        while let Ok(heard) = running.replies.try_recv() {
+            let failure = match heard {
+                Heard::Line(_) => continue,
+                Heard::Ended => format!("`{}` has ended", self.command_line()),
+                Heard::WriteFailed(error) => {
+                    format!("cannot write to `{}`: {error}", self.command_line())
+                }
+                Heard::ReadFailed(error) => {
+                    format!("cannot read from `{}`: {error}", self.command_line())
+                }
+            };
             return Err(fail(&mut state, failure));
         }
         let deadline = Instant::now() + self.timeout;
-        let reply = match recv_reply(&running.replies, deadline) {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(error)) => {
+        let sent = running.requests.send(line);
+        let reply = match sent.map(|()| recv_reply(&running.replies, deadline)) {
+            Ok(Ok(Heard::Line(reply))) => reply,
+            Ok(Ok(Heard::WriteFailed(error))) => {
+                let failure = format!("cannot write to `{}`: {error}", self.command_line());
+                return Err(fail(&mut state, failure));
+            }
+            Ok(Ok(Heard::ReadFailed(error))) => {
                 let failure = format!("cannot read from `{}`: {error}", self.command_line());
                 return Err(fail(&mut state, failure));
             }
-            Err(RecvTimeoutError::Disconnected) => {
+            Err(_) => {
+                let failure = format!("cannot write to `{}`: it has stopped", self.command_line());
+                return Err(fail(&mut state, failure));
+            }
+            Ok(Ok(Heard::Ended) | Err(RecvTimeoutError::Disconnected)) => {
                 let failure = format!("`{}` ended without a reply", self.command_line());
                 return Err(fail(&mut state, failure));
             }
-            Err(RecvTimeoutError::Timeout) => {
+            Ok(Err(RecvTimeoutError::Timeout)) => {
                 // Its reply may still come, and would answer the next request: it is stopped.
                 let failure = format!(
                     "`{}` did not reply within {:.1}s",
@@ -284,16 +304,51 @@ impl CommandReranker {
     }
 }
 
-/// The next line from the program that can be a reply (it starts with `{`), waiting until
-/// `deadline` at most.
-fn recv_reply(
-    replies: &Receiver<std::io::Result<String>>,
-    deadline: Instant,
-) -> Result<std::io::Result<String>, RecvTimeoutError> {
+/// The next line from the program that can be a reply (it starts with `{`), or a failure,
+/// waiting until `deadline` at most.
+fn recv_reply(replies: &Receiver<Heard>, deadline: Instant) -> Result<Heard, RecvTimeoutError> {
     loop {
         match replies.recv_deadline(deadline)? {
-            Ok(line) if !line.trim_start().starts_with('{') => continue,
-            received => return Ok(received),
+            Heard::Line(line) if !line.trim_start().starts_with('{') => continue,
+            heard => return Ok(heard),
+        }
+    }
+}
+
+/// Sends each line of the program's output to `heard`, until it ends or fails.
+fn read_replies(output: ChildStdout, heard: &Sender<Heard>) {
+    let mut output = BufReader::new(output);
+    loop {
+        let mut line = String::new();
+        match output.read_line(&mut line) {
+            Ok(0) => {
+                // Said outright: the writing thread's sender keeps the channel open.
+                let _ = heard.send(Heard::Ended);
+                return;
+            }
+            Ok(_) => {
+                if heard.send(Heard::Line(line)).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = heard.send(Heard::ReadFailed(error));
+                return;
+            }
+        }
+    }
+}
+
+/// Writes each request to the program's input, until the reranker stops it (dropping the
+/// sender closes the input) or a write fails.
+fn write_requests(mut input: ChildStdin, to_write: &Receiver<String>, heard: &Sender<Heard>) {
+    for line in to_write {
+        if let Err(error) = input
+            .write_all(line.as_bytes())
+            .and_then(|()| input.flush())
+        {
+            let _ = heard.send(Heard::WriteFailed(error));
+            return;
         }
     }
 }
@@ -312,9 +367,13 @@ fn fail(state: &mut State, failure: String) -> String {
 /// Closes the program's input, gives it `grace` to end, then kills it, and reaps it.
 fn stop(running: Running, grace: Duration) {
     let Running {
-        mut child, input, ..
+        mut child,
+        requests,
+        ..
     } = running;
-    drop(input);
+    // The writing thread then ends and drops the input; one blocked on a program that stopped
+    // reading ends when the program is killed.
+    drop(requests);
     let started = Instant::now();
     loop {
         match child.try_wait() {
@@ -374,6 +433,9 @@ import json, sys, time
 for line in sys.stdin:
     request = json.loads(line)
     if request["query"] == "exit":
+        sys.exit(0)
+    if request["query"] == "bye":
+        print(json.dumps({"scores": [0.0 for c in request["candidates"]]}), flush=True)
         sys.exit(0)
     if request["query"] == "sleep":
         time.sleep(2)
@@ -442,6 +504,37 @@ for line in sys.stdin:
         assert!(
             error.contains("ended without a reply") || error.contains("cannot write"),
             "{error}"
+        );
+        // A program that ended after its last reply is not waited on at the next ask.
+        let leaving = by_length().start().unwrap();
+        assert_eq!(leaving.rerank("bye", &candidates).unwrap(), vec![0.0]);
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let error = leaving.rerank("which", &candidates).unwrap_err();
+        assert!(error.contains("has ended"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2), "waited for it");
+    }
+
+    /// A program that never reads its input cannot hold an ask past the timeout, even with a
+    /// request larger than the pipe holds.
+    #[test]
+    fn a_program_that_stops_reading_cannot_hold_an_ask() {
+        let deaf = CommandReranker::new("sh", ["-c", "sleep 30"])
+            .timeout(Duration::from_millis(300))
+            .start()
+            .unwrap();
+        let candidates = [candidate("a.md", &"x".repeat(1 << 20))];
+        let started = Instant::now();
+        let error = deaf.rerank("query", &candidates).unwrap_err();
+        assert!(error.contains("did not reply within"), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "blocked on the write"
+        );
+        drop(deaf);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "blocked on the drop"
         );
     }
 
