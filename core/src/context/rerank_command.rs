@@ -241,47 +241,30 @@ impl CommandReranker {
         // Whatever came before this request (a banner) cannot be its reply; a program that
         // ended since the last ask is not waited on.
         while let Ok(heard) = running.replies.try_recv() {
-            let failure = match heard {
-                Heard::Line(_) => continue,
-                Heard::Ended => format!("`{}` has ended", self.command_line()),
-                Heard::WriteFailed(error) => {
-                    format!("cannot write to `{}`: {error}", self.command_line())
-                }
-                Heard::ReadFailed(error) => {
-                    format!("cannot read from `{}`: {error}", self.command_line())
-                }
-            };
-            return Err(fail(&mut state, failure));
+            if let Err(failure) = self.line_of(heard, "has ended") {
+                return Err(fail(&mut state, failure));
+            }
         }
         let deadline = Instant::now() + self.timeout;
-        let sent = running.requests.send(line);
-        let reply = match sent.map(|()| recv_reply(&running.replies, deadline)) {
-            Ok(Ok(Heard::Line(reply))) => reply,
-            Ok(Ok(Heard::WriteFailed(error))) => {
-                let failure = format!("cannot write to `{}`: {error}", self.command_line());
-                return Err(fail(&mut state, failure));
+        let heard = match running.requests.send(line) {
+            Ok(()) => recv_reply(&running.replies, deadline),
+            Err(_) => Err(RecvTimeoutError::Disconnected),
+        };
+        let reply = match heard {
+            Ok(heard) => self.line_of(heard, "ended without a reply"),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(format!("`{}` ended without a reply", self.command_line()))
             }
-            Ok(Ok(Heard::ReadFailed(error))) => {
-                let failure = format!("cannot read from `{}`: {error}", self.command_line());
-                return Err(fail(&mut state, failure));
-            }
-            Err(_) => {
-                let failure = format!("cannot write to `{}`: it has stopped", self.command_line());
-                return Err(fail(&mut state, failure));
-            }
-            Ok(Ok(Heard::Ended) | Err(RecvTimeoutError::Disconnected)) => {
-                let failure = format!("`{}` ended without a reply", self.command_line());
-                return Err(fail(&mut state, failure));
-            }
-            Ok(Err(RecvTimeoutError::Timeout)) => {
-                // Its reply may still come, and would answer the next request: it is stopped.
-                let failure = format!(
-                    "`{}` did not reply within {:.1}s",
-                    self.command_line(),
-                    self.timeout.as_secs_f64()
-                );
-                return Err(fail(&mut state, failure));
-            }
+            // Its reply may still come, and would answer the next request: it is stopped.
+            Err(RecvTimeoutError::Timeout) => Err(format!(
+                "`{}` did not reply within {:.1}s",
+                self.command_line(),
+                self.timeout.as_secs_f64()
+            )),
+        };
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(failure) => return Err(fail(&mut state, failure)),
         };
         // One line a reply, so a bad one leaves the program in step for the next ask.
         match serde_json::from_str::<Reply>(&reply) {
@@ -300,6 +283,17 @@ impl CommandReranker {
                 "`{}` replied with a line that is not a reply: {error}",
                 self.command_line()
             )),
+        }
+    }
+
+    /// The line `heard` holds, or what failed, with `ended` saying how the program's end reads.
+    fn line_of(&self, heard: Heard, ended: &str) -> Result<String, String> {
+        let command = self.command_line();
+        match heard {
+            Heard::Line(line) => Ok(line),
+            Heard::Ended => Err(format!("`{command}` {ended}")),
+            Heard::WriteFailed(error) => Err(format!("cannot write to `{command}`: {error}")),
+            Heard::ReadFailed(error) => Err(format!("cannot read from `{command}`: {error}")),
         }
     }
 }
