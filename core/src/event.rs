@@ -346,9 +346,19 @@ impl Clock for SystemClock {
 /// system clock, steps and all, within a second, and strays from it by the counter's drift over
 /// that second: about a microsecond on the test machine. Between two measurements its readings
 /// never go back; at one they may, by that drift.
+///
+/// Every `FastClock` of a process shares the counter and the offset, so the Tracer's, the
+/// Policy's, the ContextStore's and the CostMeter's clocks read the same time: events of
+/// different controls order in a trace as they happened.
 #[derive(Debug)]
 pub struct FastClock {
-    counter: &'static quanta::Clock,
+    shared: &'static FastClockState,
+}
+
+/// The counter and offset every [`FastClock`] of the process reads.
+#[derive(Debug)]
+struct FastClockState {
+    counter: quanta::Clock,
     /// The system clock's time less the counter's, in nanoseconds, wrapping.
     offset_ns: AtomicU64,
     /// The counter's time at which the offset is to be measured again.
@@ -358,23 +368,38 @@ pub struct FastClock {
 /// How often a [`FastClock`] measures its offset from the system clock again.
 const FAST_CLOCK_SYNC_NS: u64 = 1_000_000_000;
 
+/// A measurement of the offset whose two counter reads are further apart than this (the thread
+/// lost its core between them) is taken again, up to [`FAST_CLOCK_SYNC_TRIES`] times, and the
+/// tightest kept.
+const FAST_CLOCK_SYNC_WINDOW_NS: u64 = 2_000;
+
+/// How many times a measurement of the offset is tried at most.
+const FAST_CLOCK_SYNC_TRIES: usize = 5;
+
 impl FastClock {
     /// A clock that reads the system clock's time now, and follows it.
     pub fn new() -> FastClock {
-        static COUNTER: std::sync::OnceLock<quanta::Clock> = std::sync::OnceLock::new();
-        let counter = COUNTER.get_or_init(quanta::Clock::new);
-        let clock = FastClock {
-            counter,
+        static STATE: std::sync::OnceLock<FastClockState> = std::sync::OnceLock::new();
+        FastClock {
+            shared: STATE.get_or_init(FastClockState::new),
+        }
+    }
+}
+
+impl FastClockState {
+    /// The counter, calibrated, with the offset measured now.
+    fn new() -> FastClockState {
+        let state = FastClockState {
+            counter: quanta::Clock::new(),
             offset_ns: AtomicU64::new(0),
             next_sync_ns: AtomicU64::new(0),
         };
-        let counter_ns = clock.counter_ns();
-        clock.next_sync_ns.store(
-            counter_ns.saturating_add(FAST_CLOCK_SYNC_NS),
+        state.next_sync_ns.store(
+            state.counter_ns().saturating_add(FAST_CLOCK_SYNC_NS),
             Ordering::Relaxed,
         );
-        clock.sync();
-        clock
+        state.sync();
+        state
     }
 
     /// The counter's time in nanoseconds: monotonic, from an arbitrary start.
@@ -382,10 +407,26 @@ impl FastClock {
         self.counter.delta_as_nanos(0, self.counter.raw())
     }
 
-    /// Measures the offset from the system clock again.
+    /// Measures the offset from the system clock again: the system clock read between two
+    /// counter reads, against their midpoint, from the tightest of a few tries.
     fn sync(&self) {
-        let offset_ns = SystemClock.now_ns().wrapping_sub(self.counter_ns());
-        self.offset_ns.store(offset_ns, Ordering::Relaxed);
+        let mut best: Option<(u64, u64)> = None;
+        for _ in 0..FAST_CLOCK_SYNC_TRIES {
+            let before_ns = self.counter_ns();
+            let system_ns = SystemClock.now_ns();
+            let after_ns = self.counter_ns();
+            let window_ns = after_ns.saturating_sub(before_ns);
+            let offset_ns = system_ns.wrapping_sub(before_ns.saturating_add(window_ns / 2));
+            if best.is_none_or(|(best_window_ns, _)| window_ns < best_window_ns) {
+                best = Some((window_ns, offset_ns));
+            }
+            if window_ns <= FAST_CLOCK_SYNC_WINDOW_NS {
+                break;
+            }
+        }
+        if let Some((_, offset_ns)) = best {
+            self.offset_ns.store(offset_ns, Ordering::Relaxed);
+        }
     }
 }
 
@@ -397,12 +438,13 @@ impl Default for FastClock {
 
 impl Clock for FastClock {
     fn now_ns(&self) -> u64 {
-        let counter_ns = self.counter_ns();
-        let next_sync_ns = self.next_sync_ns.load(Ordering::Relaxed);
+        let state = self.shared;
+        let counter_ns = state.counter_ns();
+        let next_sync_ns = state.next_sync_ns.load(Ordering::Relaxed);
         // One thread of those that find the offset due measures it; the others go on with the
         // offset they read.
         if counter_ns >= next_sync_ns
-            && self
+            && state
                 .next_sync_ns
                 .compare_exchange(
                     next_sync_ns,
@@ -412,9 +454,9 @@ impl Clock for FastClock {
                 )
                 .is_ok()
         {
-            self.sync();
+            state.sync();
         }
-        counter_ns.wrapping_add(self.offset_ns.load(Ordering::Relaxed))
+        counter_ns.wrapping_add(state.offset_ns.load(Ordering::Relaxed))
     }
 }
 
@@ -634,15 +676,36 @@ mod tests {
 
     #[test]
     fn fast_clock_measures_its_offset_again_when_due() {
-        let clock = FastClock::new();
+        // A state of its own, so that the wrong offset below is read by no other test.
+        let clock = FastClock {
+            shared: Box::leak(Box::new(FastClockState::new())),
+        };
         // Make the offset wrong by an hour and the next measurement due.
         let hour_ns = 3_600_000_000_000;
-        clock.offset_ns.fetch_add(hour_ns, Ordering::Relaxed);
-        clock.next_sync_ns.store(0, Ordering::Relaxed);
+        clock.shared.offset_ns.fetch_add(hour_ns, Ordering::Relaxed);
+        clock.shared.next_sync_ns.store(0, Ordering::Relaxed);
         let fast = clock.now_ns();
         let system = SystemClock.now_ns();
         assert!(fast.abs_diff(system) < 1_000_000_000, "{fast} vs {system}");
-        assert!(clock.next_sync_ns.load(Ordering::Relaxed) > 0);
+        assert!(clock.shared.next_sync_ns.load(Ordering::Relaxed) > 0);
+    }
+
+    /// The controls' clocks are made apart (the Tracer's, the Policy's, ...); they must read the
+    /// same time, or a gate recorded by the Policy can sort before the span the Tracer opened
+    /// for it. Each made its own offset measurement before, which a thread that lost its core
+    /// between the two reads of one put a time slice off.
+    #[test]
+    fn every_fast_clock_reads_the_same_offset() {
+        let tracer_clock = FastClock::new();
+        let policy_clock = FastClock::new();
+        assert!(std::ptr::eq(tracer_clock.shared, policy_clock.shared));
+        let first = tracer_clock.now_ns();
+        let between = policy_clock.now_ns();
+        let last = tracer_clock.now_ns();
+        // A measurement due in between may move the offset by the counter's drift only.
+        assert!(
+            first <= between.saturating_add(100_000) && between <= last.saturating_add(100_000)
+        );
     }
 
     #[test]
