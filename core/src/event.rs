@@ -660,8 +660,8 @@ mod tests {
         let before = SystemClock.now_ns();
         let fast = clock.now_ns();
         let after = SystemClock.now_ns();
-        // The offset is measured when the clock is made; the counter's drift since is far
-        // below a millisecond.
+        // The offset was measured at most a second ago (when the process's first clock was
+        // made, or since); the counter's drift since is far below a millisecond.
         assert!(
             before.saturating_sub(1_000_000) <= fast && fast <= after + 1_000_000,
             "{before} <= {fast} <= {after}"
