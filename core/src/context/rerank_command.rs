@@ -574,6 +574,29 @@ for line in sys.stdin:
         }
     }
 
+    /// Asks from several threads share the program one request at a time: no reply answers
+    /// another thread's request.
+    #[test]
+    fn concurrent_asks_each_get_their_own_reply() {
+        let reranker = std::sync::Arc::new(by_length().start().unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|thread_idx| {
+                let reranker = std::sync::Arc::clone(&reranker);
+                std::thread::spawn(move || {
+                    for ask_idx in 0..20 {
+                        let text = "x".repeat(1 + thread_idx * 100 + ask_idx);
+                        let candidates = [candidate("a.md", &text), candidate("b.md", "yy")];
+                        let scores = reranker.rerank("which", &candidates).unwrap();
+                        assert_eq!(scores, vec![text.len() as f32, 2.0]);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+
     /// Through the store: the program's order is the order served.
     #[test]
     fn the_store_serves_in_the_programs_order() {
