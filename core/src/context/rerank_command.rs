@@ -34,11 +34,15 @@ const GRACE: Duration = Duration::from_secs(1);
 ///
 /// The program runs without a shell (no word splitting, no expansions) and answers one request
 /// at a time. Lines it writes that do not start with `{` (a banner, a log line) are skipped, and
-/// so are lines written before a request is sent, so that they never pass for a reply. A reply that does not come within the timeout (ten seconds unless set), or a
-/// program that ends, fails that ask's reranking (the ask keeps the search's order and says why
-/// in [`Answer::rerank_error`](super::Answer::rerank_error)); the program is then stopped and
-/// started again at the first ask 30 seconds later. Dropping the reranker closes the program's
-/// input, and kills it if it has not ended a second later.
+/// so are lines written before a request is sent, so that they never pass for a reply.
+///
+/// A reply that does not come within the timeout (ten seconds unless set), or a program that
+/// ends, fails that ask's reranking (the ask keeps the search's order and says why in
+/// [`Answer::rerank_error`](super::Answer::rerank_error)); the program is then stopped and
+/// started again at the first ask 30 seconds later. Requests are written and replies read by
+/// two threads of the reranker's own, so a program that stops reading cannot hold an ask past
+/// the timeout either. Dropping the reranker closes the program's input, and kills it if it has
+/// not ended a second later.
 ///
 /// ```no_run
 /// use std::sync::Arc;
