@@ -18,11 +18,11 @@
 //! scope = "policy"                  # serve an agent only what the policy lets it read (or "all")
 //! shared = false                    # true: follow the fleet's shared documents in [store]
 //!
-//! [context.rerank]                  # optional: a reranking model run as a program
+//! [context.rerank]                  # optional: a reranking model run as a program, started
+//!                                   # at the first ask that reranks
 //! command = ["python3", "rerank.py"] # JSON Lines on its stdin and stdout (CommandReranker)
 //! depth = 20                        # how many of the search's best candidates it orders
 //! timeout_seconds = 10              # a slower reply keeps the search's order for that ask
-//!                                   # (started at the first ask that reranks)
 //! dir = "."                         # optional, relative to this file
 //!
 //! [cost]
