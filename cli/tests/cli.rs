@@ -40,6 +40,32 @@ fn fourfold(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Ingests `docs` into the store saved at `store`, which must succeed.
+fn ingest_docs(docs: &std::path::Path, store: &str) {
+    let ingest = fourfold(
+        &[
+            "context",
+            "ingest",
+            docs.to_str().unwrap(),
+            "--store",
+            store,
+        ],
+        "",
+    );
+    assert!(ingest.status.success(), "{ingest:?}");
+}
+
+/// `fourfold context ask QUERY --store STORE EXTRA...`: its exit code and what it printed.
+fn context_ask(store: &str, query: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let mut args = vec!["context", "ask", query, "--store", store];
+    args.extend_from_slice(extra);
+    let output = fourfold(&args, "");
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
 fn write_policy(dir: &Path) -> String {
     let file = dir.join("policy.toml");
     std::fs::write(&file, POLICY).unwrap();
@@ -742,23 +768,11 @@ fn context_ask_with_a_reranking_program() {
     .unwrap();
     let store = dir.path().join("store");
     let store = store.to_str().unwrap();
-    let ingest = fourfold(
-        &[
-            "context",
-            "ingest",
-            docs.to_str().unwrap(),
-            "--store",
-            store,
-        ],
-        "",
-    );
-    assert!(ingest.status.success(), "{ingest:?}");
+    ingest_docs(&docs, store);
     let ask = |extra: &[&str]| {
-        let mut args = vec!["context", "ask", "login token", "--store", store];
-        args.extend_from_slice(extra);
-        let output = fourfold(&args, "");
-        assert_eq!(output.status.code(), Some(0), "{output:?}");
-        String::from_utf8(output.stdout).unwrap()
+        let (code, stdout) = context_ask(store, "login token", extra);
+        assert_eq!(code, Some(0), "{stdout}");
+        stdout
     };
     let first_is_short = |out: &str| match (out.find("short.md"), out.find("long.md")) {
         (Some(short), Some(long)) => short < long,
@@ -805,26 +819,8 @@ fn context_ask_as_an_agent_is_scoped_by_the_policy() {
     .unwrap();
     let store = dir.path().join("store");
     let store = store.to_str().unwrap();
-    let ingest = fourfold(
-        &[
-            "context",
-            "ingest",
-            docs.to_str().unwrap(),
-            "--store",
-            store,
-        ],
-        "",
-    );
-    assert!(ingest.status.success(), "{ingest:?}");
-    let ask = |extra: &[&str]| {
-        let mut args = vec!["context", "ask", "logging in", "--store", store];
-        args.extend_from_slice(extra);
-        let output = fourfold(&args, "");
-        (
-            output.status.code(),
-            String::from_utf8(output.stdout).unwrap(),
-        )
-    };
+    ingest_docs(&docs, store);
+    let ask = |extra: &[&str]| context_ask(store, "logging in", extra);
     // Unscoped, the operator sees both pages.
     let (code, everything) = ask(&[]);
     assert_eq!(code, Some(0), "{everything}");
