@@ -292,12 +292,18 @@ impl CommandReranker {
 
     /// The line `heard` holds, or what failed, with `ended` saying how the program's end reads.
     fn line_of(&self, heard: Heard, ended: &str) -> Result<String, String> {
-        let command = self.command_line();
+        // The command line is joined only for a failure, not for every reply.
         match heard {
             Heard::Line(line) => Ok(line),
-            Heard::Ended => Err(format!("`{command}` {ended}")),
-            Heard::WriteFailed(error) => Err(format!("cannot write to `{command}`: {error}")),
-            Heard::ReadFailed(error) => Err(format!("cannot read from `{command}`: {error}")),
+            Heard::Ended => Err(format!("`{}` {ended}", self.command_line())),
+            Heard::WriteFailed(error) => Err(format!(
+                "cannot write to `{}`: {error}",
+                self.command_line()
+            )),
+            Heard::ReadFailed(error) => Err(format!(
+                "cannot read from `{}`: {error}",
+                self.command_line()
+            )),
         }
     }
 }
