@@ -6,7 +6,10 @@
 //! `cargo run --release -p fourfold-benches --example context_profile [DIR] [ROUNDS]` prints the
 //! p50, p99 and mean of single asks over the bench's 50 queries. With `FOURFOLD_PROFILE_EVICT_MB=N`
 //! it writes N MiB of other data before each ask (untimed): 64 gives asks with cold caches, as in
-//! the bench's cold timing loop.
+//! the bench's cold timing loop. With `FOURFOLD_PROFILE_EVICT_ROUND_MB=N` it writes them once
+//! before each round of the 50 queries instead: 64 stands for the bench's timing loop, where
+//! tantivy's calls between two rounds of fourfold's leave each query's data out of the caches
+//! while what all queries share stays warm within the round.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -39,13 +42,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // With FOURFOLD_PROFILE_EVICT_MB=N, N MiB are written between asks (untimed), so that each ask
     // starts with caches holding other data, as it does in an agent that did other work between.
-    let evict_mb: usize = std::env::var("FOURFOLD_PROFILE_EVICT_MB")
-        .ok()
-        .map_or(Ok(0), |mb| mb.parse())?;
-    let mut scratch = vec![0u8; evict_mb << 20];
+    let mebibytes = |name: &str| -> Result<usize, std::num::ParseIntError> {
+        std::env::var(name).ok().map_or(Ok(0), |mb| mb.parse())
+    };
+    let mut scratch = vec![0u8; mebibytes("FOURFOLD_PROFILE_EVICT_MB")? << 20];
+    let mut round_scratch = vec![0u8; mebibytes("FOURFOLD_PROFILE_EVICT_ROUND_MB")? << 20];
     let mut samples = Vec::with_capacity(rounds * queries.len());
     let mut n_hits = 0;
     for round in 0..rounds {
+        for line in round_scratch.chunks_mut(64) {
+            line[0] = line[0].wrapping_add(round as u8 | 1);
+        }
+        black_box(&round_scratch);
         for query in &queries {
             for line in scratch.chunks_mut(64) {
                 line[0] = line[0].wrapping_add(round as u8 | 1);
