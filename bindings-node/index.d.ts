@@ -129,8 +129,9 @@ export declare class ContextStore {
    * Has every later `ask` (the store's, and its sessions') give the search's best `depth`
    * candidates to `reranker(query, candidates)` (a cross-encoder's scores, a hosted rerank
    * API's) and fill the budget in its order; `null` goes back to the search's order. It
-   * returns one number per candidate, or a Promise of them; if it throws or returns anything
-   * else, the ask keeps the search's order and `answer.rerankError` says why.
+   * returns one number per candidate, or a Promise of them; if it throws, returns anything
+   * else or does not answer within `timeoutMs`, the ask keeps the search's order and
+   * `answer.rerankError` says why.
    */
   setReranker(reranker: ((query: string, candidates: import('./lib/types').RerankCandidate[]) => number[] | Promise<number[]>) | null, options?: RerankOptions): void
   /** `ask`, on the JS thread: for a small store, where a thread hop costs more than the search. */
@@ -450,6 +451,11 @@ export interface PolicyOptions {
 export interface RerankOptions {
   /** How many of the search's best candidates the reranker orders (default 20). */
   depth?: number
+  /**
+   * How long an ask waits for the reranker's answer, in milliseconds (default 10,000); past
+   * it, the ask keeps the search's order and says so in `rerankError`.
+   */
+  timeoutMs?: number
 }
 
 /** What `save` wrote. */

@@ -1,5 +1,6 @@
 //! `ContextStore`: versioned documents, served as the current canonical sections.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,14 +72,56 @@ type RerankFunction =
 pub struct RerankOptions {
     /// How many of the search's best candidates the reranker orders (default 20).
     pub depth: Option<i64>,
+    /// How long an ask waits for the reranker's answer, in milliseconds (default 10,000); past
+    /// it, the ask keeps the search's order and says so in `rerankError`.
+    pub timeout_ms: Option<f64>,
 }
 
+/// How long an ask waits for a JS reranker unless told: a `CommandReranker`'s default too.
+const RERANK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A JS function as a store's reranker. It runs on the JS thread, called from the worker thread
-/// an `ask` runs on, which waits for the Promise it returns; `askSync`, which holds the JS
-/// thread, cannot wait for it and keeps the search's order.
+/// an `ask` runs on, which waits for the Promise it returns, up to `timeout`; `askSync`, which
+/// holds the JS thread, cannot wait for it and keeps the search's order.
 struct JsReranker {
     function: RerankFunction,
     js_thread: std::thread::ThreadId,
+    timeout: Duration,
+}
+
+/// Wakes the thread that waits in [`wait_until`].
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is ready or `deadline` passes (`None`).
+///
+/// A plain `block_on` has no deadline, and a reranker's Promise that never settles (a
+/// hosted API that hangs, or a JS environment torn down before it could settle) would then
+/// hold the ask's thread, one of libuv's few, for good.
+fn wait_until<F: Future>(future: F, deadline: Instant) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return Some(output);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        // A wake before the park makes it return at once; a spurious return polls again.
+        std::thread::park_timeout(left);
+    }
 }
 
 impl fourfold::context::Reranker for JsReranker {
@@ -93,6 +136,7 @@ impl fourfold::context::Reranker for JsReranker {
                     .to_string(),
             );
         }
+        let deadline = Instant::now() + self.timeout;
         let input = json!({ "query": query, "candidates": candidates }).to_string();
         let (sent, received) = std::sync::mpsc::channel();
         let status = self.function.call_with_return_value(
@@ -106,11 +150,24 @@ impl fourfold::context::Reranker for JsReranker {
         if status != napi::Status::Ok {
             return Err(format!("the reranker could not be called: {status}"));
         }
-        let promise = received
-            .recv()
-            .map_err(|_| "the JS environment closed before the reranker ran".to_string())?
-            .map_err(|error| format!("the reranker did not return a Promise: {}", error.reason))?;
-        let answer = futures_executor::block_on(promise)
+        let timed_out = || {
+            format!(
+                "the reranker did not answer within {} ms",
+                self.timeout.as_millis()
+            )
+        };
+        let promise =
+            match received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(promise) => promise.map_err(|error| {
+                    format!("the reranker did not return a Promise: {}", error.reason)
+                })?,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(timed_out()),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the JS environment closed before the reranker ran".to_string())
+                }
+            };
+        let answer = wait_until(promise, deadline)
+            .ok_or_else(timed_out)?
             .map_err(|error| format!("the reranker failed: {}", error.reason))?;
         #[derive(serde::Deserialize)]
         struct Answer {
@@ -312,8 +369,9 @@ impl ContextStore {
     /// Has every later `ask` (the store's, and its sessions') give the search's best `depth`
     /// candidates to `reranker(query, candidates)` (a cross-encoder's scores, a hosted rerank
     /// API's) and fill the budget in its order; `null` goes back to the search's order. It
-    /// returns one number per candidate, or a Promise of them; if it throws or returns anything
-    /// else, the ask keeps the search's order and `answer.rerankError` says why.
+    /// returns one number per candidate, or a Promise of them; if it throws, returns anything
+    /// else or does not answer within `timeoutMs`, the ask keeps the search's order and
+    /// `answer.rerankError` says why.
     #[napi(
         ts_args_type = "reranker: ((query: string, candidates: import('./lib/types').RerankCandidate[]) => number[] | Promise<number[]>) | null, options?: RerankOptions"
     )]
@@ -324,16 +382,30 @@ impl ContextStore {
         options: Option<RerankOptions>,
     ) -> napi::Result<()> {
         shield(&env, || {
-            let depth = options.and_then(|options| options.depth).unwrap_or(20);
+            let (depth, timeout_ms) =
+                options.map_or((None, None), |options| (options.depth, options.timeout_ms));
+            let depth = depth.unwrap_or(20);
             if depth < 1 {
                 return Err(FourfoldError::invalid(format!(
                     "a reranker's depth is at least 1, not {depth}"
                 )));
             }
+            let timeout = match timeout_ms {
+                None => RERANK_TIMEOUT,
+                Some(ms) => Duration::try_from_secs_f64(ms / 1000.0)
+                    .ok()
+                    .filter(|timeout| !timeout.is_zero())
+                    .ok_or_else(|| {
+                        FourfoldError::invalid(format!(
+                            "a reranker's timeoutMs is a positive number of milliseconds, not {ms}"
+                        ))
+                    })?,
+            };
             let reranker = reranker.map(|function| {
                 Arc::new(JsReranker {
                     function,
                     js_thread: std::thread::current().id(),
+                    timeout,
                 }) as Arc<dyn fourfold::context::Reranker>
             });
             self.store

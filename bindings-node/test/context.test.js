@@ -171,6 +171,21 @@ test('a reranker, sync or async, orders what an ask serves; a failing one leaves
     assert.match(failed.rerankError, why)
     assert.deepEqual(failed.hits.map((hit) => hit.key), plain.hits.map((hit) => hit.key))
   }
+  // A reranker that does not answer in time (a hosted API that hangs) gives up its ask, not
+  // the thread the ask ran on; one that answers after that changes nothing.
+  for (const late of [() => new Promise(() => {}), () => new Promise((resolve) => setTimeout(() => resolve([1, 2]), 150))]) {
+    store.setReranker(late, { timeoutMs: 50 })
+    const timedOut = await store.ask('token rotation', { budgetTokens: 2000 })
+    assert.equal(timedOut.reranked, false)
+    assert.match(timedOut.rerankError, /did not answer within 50 ms/)
+    assert.deepEqual(timedOut.hits.map((hit) => hit.key), plain.hits.map((hit) => hit.key))
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  store.setReranker(vaultFirst, { timeoutMs: 5000 })
+  assert.equal((await store.ask('token rotation', { budgetTokens: 2000 })).hits[0].key, 'docs/sessions.md')
+  for (const timeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => store.setReranker(vaultFirst, { timeoutMs }), { code: codes.INVALID_REQUEST, message: /timeoutMs/ })
+  }
   store.setReranker(vaultFirst)
   const sync = store.askSync('token rotation', { budgetTokens: 2000 })
   assert.match(sync.rerankError, /askSync/)
