@@ -270,6 +270,48 @@ def test_an_mcp_client_over_streamable_http_on_loopback(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "loopback" in refused.stderr
 
 
+async def slow_ask_beside_quick_calls(url: str) -> tuple[float, float, Any]:
+    """One client asks a question the reranker takes 3 s over; another, half a second later,
+    connects and calls a tool. When each finished, and the second's answer."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def client(tool: str, arguments: dict[str, Any], delay: float) -> tuple[float, Any]:
+        await asyncio.sleep(delay)
+        async with streamable_http_client(url, http_client=httpx2.AsyncClient(timeout=60)) as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
+                await session.initialize()
+                answer = text_of(await session.call_tool(tool, arguments))
+                return time.monotonic(), answer
+
+    (slow_done, slow), (quick_done, quick) = await asyncio.gather(
+        client("context_ask", {"query": "slow release", "budget_tokens": 500}, 0.0),
+        client("context_changed_since", {"reads": []}, 0.5),
+    )
+    assert slow["reranked"] is True, slow
+    return slow_done, quick_done, quick
+
+
+def test_a_slow_reranker_holds_up_only_its_own_ask(tmp_path: Path) -> None:
+    """The server's runtime is one thread that all `--http` clients share: a tool that waits (a
+    reranking model, a gate's command, the snapshot folder) waits off it."""
+    config = setup(tmp_path)
+    (tmp_path / "slow.py").write_text(
+        "import json, sys, time\n"
+        "for line in sys.stdin:\n"
+        "    request = json.loads(line)\n"
+        "    if 'slow' in request['query']:\n"
+        "        time.sleep(3)\n"
+        "    print(json.dumps({'scores': [c['score'] for c in request['candidates']]}), flush=True)\n"
+    )
+    with config.open("a") as file:
+        file.write(f'[context.rerank]\ncommand = [{json.dumps(sys.executable)}, "slow.py"]\ndir = "."\n')
+    with serving_http(config) as (_, url, _):
+        slow_done, quick_done, quick = asyncio.run(slow_ask_beside_quick_calls(url))
+    assert quick == {"changes": []}
+    assert quick_done < slow_done - 1.0, (quick_done, slow_done)
+
+
 def post_initialize(url: str, headers: dict[str, str]) -> int:
     """The HTTP status of an `initialize` request posted with `headers`."""
     import urllib.error

@@ -444,6 +444,20 @@ fn failed(message: impl std::fmt::Display) -> CallToolResult {
 }
 
 impl ContextServer {
+    /// Runs a tool's `body` on tokio's blocking threads. The server's runtime has one thread,
+    /// which every client of `--http` shares, and a tool may wait: on a reranking program (up
+    /// to its timeout), on a policy gate's command, on the snapshot folder or PostgreSQL; on
+    /// the runtime's thread that wait would hold up every other client's calls.
+    async fn off_runtime(
+        &self,
+        body: impl FnOnce(&ContextServer) -> CallToolResult + Send + 'static,
+    ) -> Result<CallToolResult, ErrorData> {
+        let server = self.clone();
+        tokio::task::spawn_blocking(move || body(&server))
+            .await
+            .map_err(|error| ErrorData::internal_error(format!("the tool failed: {error}"), None))
+    }
+
     /// Takes in what other processes wrote to the snapshot folder since the last call (an
     /// ingest by `fourfold context ingest`, another server's findings), so that each tool
     /// serves the folder as it is now. A folder that cannot be read fails the call: the failure
@@ -482,12 +496,50 @@ impl ContextServer {
         &self,
         Parameters(params): Parameters<AskParams>,
     ) -> Result<CallToolResult, ErrorData> {
+        self.off_runtime(move |server| server.ask(params)).await
+    }
+
+    #[tool(description = "One section, as it is now, by the id `context_ask` gave.")]
+    async fn context_get_section(
+        &self,
+        Parameters(params): Parameters<SectionParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.off_runtime(move |server| server.get_section(params))
+            .await
+    }
+
+    #[tool(
+        description = "Which of the section versions read are no longer current, with what changed and where the section is now."
+    )]
+    async fn context_changed_since(
+        &self,
+        Parameters(params): Parameters<ChangedParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.off_runtime(move |server| server.changed_since(params))
+            .await
+    }
+
+    #[tool(
+        description = "Write a finding back to the documentation, as the next version of the record of `topic` (kept under `records/`, served like any document). The policy decides whether this client may, by the topic."
+    )]
+    async fn context_record(
+        &self,
+        Parameters(params): Parameters<RecordParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.off_runtime(move |server| server.record_finding(params))
+            .await
+    }
+}
+
+/// The tools' bodies, run by [`ContextServer::off_runtime`].
+impl ContextServer {
+    fn ask(&self, params: AskParams) -> CallToolResult {
         if let Some(failure) = self.refresh_failure() {
-            return Ok(failure);
+            return failure;
         }
         let budget = params.budget_tokens.unwrap_or(2_000);
         match self.session.ask(&params.query, budget) {
-            Ok(answer) => Ok(json_result(json!({
+            Ok(answer) => json_result(json!({
                 "sections": answer.hits.iter().map(|hit| json!({
                     "key": hit.key,
                     "section_id": hit.section_id,
@@ -505,18 +557,14 @@ impl ContextServer {
                 "rerank_error": answer.rerank_error,
                 "tokens_served": answer.tokens_served,
                 "tokens_baseline": answer.tokens_baseline,
-            }))),
-            Err(error) => Ok(failed(error)),
+            })),
+            Err(error) => failed(error),
         }
     }
 
-    #[tool(description = "One section, as it is now, by the id `context_ask` gave.")]
-    async fn context_get_section(
-        &self,
-        Parameters(params): Parameters<SectionParams>,
-    ) -> Result<CallToolResult, ErrorData> {
+    fn get_section(&self, params: SectionParams) -> CallToolResult {
         if let Some(failure) = self.refresh_failure() {
-            return Ok(failure);
+            return failure;
         }
         // Only a section of a document this client's agent may be served (the session's scope).
         let section = self.session.get_section(&params.section_id).ok().flatten();
@@ -526,7 +574,7 @@ impl ContextServer {
             section.is_none().then(|| "no such section".to_string()),
         );
         match section {
-            Some(section) => Ok(json_result(json!({
+            Some(section) => json_result(json!({
                 "key": section.key,
                 "section_id": section.id,
                 "heading_path": section.heading_path,
@@ -534,18 +582,12 @@ impl ContextServer {
                 "version": section.version,
                 "freshness": section.marker.freshness.name(),
                 "text": section.text,
-            }))),
-            None => Ok(failed(format!("no section `{}`", params.section_id))),
+            })),
+            None => failed(format!("no section `{}`", params.section_id)),
         }
     }
 
-    #[tool(
-        description = "Which of the section versions read are no longer current, with what changed and where the section is now."
-    )]
-    async fn context_changed_since(
-        &self,
-        Parameters(params): Parameters<ChangedParams>,
-    ) -> Result<CallToolResult, ErrorData> {
+    fn changed_since(&self, params: ChangedParams) -> CallToolResult {
         let reads: Vec<SectionRead> = params
             .reads
             .into_iter()
@@ -556,10 +598,10 @@ impl ContextServer {
             })
             .collect();
         let Some(store) = self.session.fourfold().context() else {
-            return Ok(failed("this server has no context store"));
+            return failed("this server has no context store");
         };
         if let Some(failure) = self.refresh_failure() {
-            return Ok(failure);
+            return failure;
         }
         let changes = store.changed_since(&reads);
         self.record(
@@ -567,34 +609,26 @@ impl ContextServer {
             json!({ "n_reads": reads.len(), "n_changed": changes.len() }),
             None,
         );
-        Ok(json_result(json!({ "changes": changes })))
+        json_result(json!({ "changes": changes }))
     }
 
-    #[tool(
-        description = "Write a finding back to the documentation, as the next version of the record of `topic` (kept under `records/`, served like any document). The policy decides whether this client may, by the topic."
-    )]
-    async fn context_record(
-        &self,
-        Parameters(params): Parameters<RecordParams>,
-    ) -> Result<CallToolResult, ErrorData> {
+    fn record_finding(&self, params: RecordParams) -> CallToolResult {
         // A record appends to the topic's record as the folder has it now.
         if let Some(failure) = self.refresh_failure() {
-            return Ok(failure);
+            return failure;
         }
         // The session asks the policy, writes to the fleet or the snapshot, and records the
         // action.
         match self.session.record_finding(&params.topic, &params.text) {
-            Ok(version) => Ok(json_result(json!(version))),
+            Ok(version) => json_result(json!(version)),
             Err(
                 refused @ (SessionError::Denied(_)
                 | SessionError::Pending(_)
                 | SessionError::StaleContext { .. }
                 | SessionError::BudgetExceeded(_)),
-            ) => Ok(failed(format!(
-                "fourfold refused context_record: {refused}"
-            ))),
-            Err(SessionError::Missing(_)) => Ok(failed("this server has no context store")),
-            Err(error) => Ok(failed(error)),
+            ) => failed(format!("fourfold refused context_record: {refused}")),
+            Err(SessionError::Missing(_)) => failed("this server has no context store"),
+            Err(error) => failed(error),
         }
     }
 }
