@@ -1062,7 +1062,7 @@ fn a_config_reranker_orders_what_asks_serve() {
     .unwrap();
     std::fs::write(
         dir.path().join("fourfold.toml"),
-        "[policy]\nfile = \"policy.toml\"\n\n[context]\nscope = \"all\"\n\n[context.rerank]\ncommand = [\"python3\", \"by_length.py\"]\ndepth = 5\ntimeout_seconds = 30\ndir = \".\"\n",
+        "[policy]\nfile = \"policy.toml\"\n\n[context]\nscope = \"all\"\n\n[context.rerank]\ncommand = [\"python3\", \"by_length.py\"]\ndepth = 5\ntimeout_seconds = 30\nprocesses = 2\ndir = \".\"\n",
     )
     .unwrap();
     let fourfold = Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap();
@@ -1172,6 +1172,10 @@ fn a_bad_config_file_is_a_typed_error_that_names_it() {
     check(
         "[policy]\nfile = \"policy.toml\"\n[context.rerank]\ncommand = [\"cat\"]\ntimeout_seconds = -1\n",
         "`[context.rerank] timeout_seconds` must be a positive number",
+    );
+    check(
+        "[policy]\nfile = \"policy.toml\"\n[context.rerank]\ncommand = [\"cat\"]\nprocesses = 0\n",
+        "`[context.rerank] processes` must be at least 1",
     );
     // A command gate may not take the name of a built-in one.
     check(

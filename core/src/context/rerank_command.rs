@@ -11,10 +11,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use super::model::{RerankCandidate, Reranker};
@@ -33,7 +34,8 @@ const GRACE: Duration = Duration::from_secs(1);
 /// A reranker that asks a program, over JSON Lines, for its scores.
 ///
 /// The program runs without a shell (no word splitting, no expansions) and answers one request
-/// at a time. Lines it writes that do not start with `{` (a banner, a log line) are skipped, and
+/// at a time; [`CommandReranker::processes`] runs several copies, so that as many asks (a
+/// server's clients, an agent's threads) are reranked at once. Lines it writes that do not start with `{` (a banner, a log line) are skipped, and
 /// so are lines written before a request is sent, so that they never pass for a reply.
 ///
 /// A reply that does not come within the timeout (ten seconds unless set), or a program that
@@ -58,7 +60,10 @@ pub struct CommandReranker {
     args: Vec<String>,
     dir: Option<PathBuf>,
     timeout: Duration,
-    state: Mutex<State>,
+    /// One per copy of the program; an ask takes a free one, or waits for one.
+    states: Vec<Mutex<State>>,
+    /// Where the next ask starts looking for a free copy.
+    next: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -122,8 +127,16 @@ impl CommandReranker {
             args: args.into_iter().map(Into::into).collect(),
             dir: None,
             timeout: DEFAULT_TIMEOUT,
-            state: Mutex::new(State::default()),
+            states: vec![Mutex::new(State::default())],
+            next: AtomicUsize::new(0),
         }
+    }
+
+    /// Runs `n` copies of the program (1 unless set; 0 is taken as 1), each answering one ask
+    /// at a time, and each started, failed and restarted on its own.
+    pub fn processes(mut self, n: usize) -> CommandReranker {
+        self.states = (0..n.max(1)).map(|_| Mutex::default()).collect();
+        self
     }
 
     /// Fails an ask's reranking, and restarts the program, when a reply takes longer.
@@ -141,8 +154,10 @@ impl CommandReranker {
     /// Starts the program now, so that one that cannot be started is an error here rather than
     /// at every ask.
     pub fn start(self) -> Result<CommandReranker, std::io::Error> {
-        let running = self.spawn()?;
-        self.state.lock().running = Some(running);
+        for state in &self.states {
+            let running = self.spawn()?;
+            state.lock().running = Some(running);
+        }
         Ok(self)
     }
 
@@ -215,7 +230,7 @@ impl CommandReranker {
         let mut line = serde_json::to_string(&request)
             .map_err(|error| format!("cannot write the request: {error}"))?;
         line.push('\n');
-        let mut state = self.state.lock();
+        let mut state = self.free_state();
         if state.running.is_none() {
             if let Some(restart_at) = state.restart_at {
                 if Instant::now() < restart_at {
@@ -288,6 +303,18 @@ impl CommandReranker {
                 self.command_line()
             )),
         }
+    }
+
+    /// A copy of the program no other ask is using: the first free one from where the last ask
+    /// started looking, or, if all are busy, that one once it is free.
+    fn free_state(&self) -> MutexGuard<'_, State> {
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % self.states.len().max(1);
+        let mut order = self.states[first..].iter().chain(&self.states[..first]);
+        if let Some(free) = order.find_map(Mutex::try_lock) {
+            return free;
+        }
+        // INVARIANT: `states` is never empty (`new` makes one, `processes` at least one).
+        self.states[first].lock()
     }
 
     /// The line `heard` holds, or what failed, with `ended` saying how the program's end reads.
@@ -370,26 +397,34 @@ fn fail(state: &mut State, failure: String) -> String {
 
 /// Closes the program's input, gives it `grace` to end, then kills it, and reaps it.
 fn stop(running: Running, grace: Duration) {
-    let Running {
-        mut child,
-        requests,
-        ..
-    } = running;
-    // The writing thread then ends and drops the input; one blocked on a program that stopped
+    stop_all(vec![running], grace);
+}
+
+/// [`stop`] for several programs at once: all their inputs are closed first, so that they
+/// share one `grace`.
+fn stop_all(running: Vec<Running>, grace: Duration) {
+    // The writing threads then end and drop the inputs; one blocked on a program that stopped
     // reading ends when the program is killed.
-    drop(requests);
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return,
-            Ok(None) if started.elapsed() < grace => {
-                std::thread::sleep(Duration::from_millis(10));
+    let mut children: Vec<Child> = running
+        .into_iter()
+        .map(|Running { child, .. }| child)
+        .collect();
+    let deadline = Instant::now() + grace;
+    for child in &mut children {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
             }
-            _ => break,
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 impl Reranker for CommandReranker {
@@ -400,9 +435,12 @@ impl Reranker for CommandReranker {
 
 impl Drop for CommandReranker {
     fn drop(&mut self) {
-        if let Some(running) = self.state.get_mut().running.take() {
-            stop(running, GRACE);
-        }
+        let running = self
+            .states
+            .iter_mut()
+            .filter_map(|state| state.get_mut().running.take())
+            .collect();
+        stop_all(running, GRACE);
     }
 }
 
@@ -413,6 +451,7 @@ impl std::fmt::Debug for CommandReranker {
             .field("command", &self.command_line())
             .field("dir", &self.dir)
             .field("timeout", &self.timeout)
+            .field("processes", &self.states.len())
             .finish_non_exhaustive()
     }
 }
@@ -582,6 +621,61 @@ for line in sys.stdin:
                 vec![text.len() as f32]
             );
         }
+    }
+
+    /// With two copies of the program, two asks are answered at once: each copy notes the
+    /// request it holds, and replies (its process id) only once both have one.
+    #[test]
+    fn copies_of_the_program_answer_asks_at_once() {
+        let script = r#"
+import json, os, sys, time
+for line in sys.stdin:
+    request = json.loads(line)
+    open(f"arrived-{os.getpid()}", "w").close()
+    deadline = time.monotonic() + 30
+    while not os.path.exists("go") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(json.dumps({"scores": [os.getpid() for c in request["candidates"]]}), flush=True)
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        let reranker = CommandReranker::new("python3", ["-c", script])
+            .dir(dir.path())
+            .processes(2)
+            .timeout(Duration::from_secs(60))
+            .start()
+            .unwrap();
+        let arrived = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|entry| {
+                    entry
+                        .as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("arrived-")
+                })
+                .count()
+        };
+        let scores = std::thread::scope(|scope| {
+            let asks: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| reranker.rerank("q", &[candidate("a.md", "a")])))
+                .collect();
+            // Both requests are held at once, by two programs; with one, the second request
+            // would not be read before the first is answered.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while arrived() < 2 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let n_arrived = arrived();
+            std::fs::write(dir.path().join("go"), "").unwrap();
+            assert_eq!(n_arrived, 2, "the second ask waited for the first");
+            asks.into_iter()
+                .map(|ask| ask.join().unwrap().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert_ne!(scores[0], scores[1], "one program answered both");
+        assert!(format!("{reranker:?}").contains("processes: 2"));
     }
 
     /// Asks from several threads share the program one request at a time: no reply answers

@@ -23,6 +23,7 @@
 //! command = ["python3", "rerank.py"] # JSON Lines on its stdin and stdout (CommandReranker)
 //! depth = 20                        # how many of the search's best candidates it orders
 //! timeout_seconds = 10              # a slower reply keeps the search's order for that ask
+//! processes = 1                     # copies of the program, to rerank as many asks at once
 //! dir = "."                         # optional, relative to this file
 //!
 //! [cost]
@@ -142,6 +143,7 @@ struct RerankSection {
     command: Vec<String>,
     depth: Option<usize>,
     timeout_seconds: Option<f64>,
+    processes: Option<usize>,
     dir: Option<PathBuf>,
 }
 
@@ -438,6 +440,11 @@ fn command_reranker(
                 )
             })?;
         reranker = reranker.timeout(timeout);
+    }
+    match section.processes {
+        Some(0) => return Err("`[context.rerank] processes` must be at least 1".to_string()),
+        Some(n) => reranker = reranker.processes(n),
+        None => {}
     }
     let depth = section.depth.unwrap_or(DEFAULT_RERANK_DEPTH);
     if depth == 0 {
