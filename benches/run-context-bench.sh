@@ -3,8 +3,8 @@
 # docs/bench/<date>-<host>/context-*:
 #
 # - `cargo bench --bench context_ask`: fourfold's ContextStore::ask against tantivy on 100,000
-#   synthetic sections (latency percentiles of single calls, with the engines taking turns and
-#   with cold caches, criterion medians, ingest throughput), kept as
+#   synthetic sections (latency percentiles of single calls, with the engines taking turns, each
+#   engine alone, and with cold caches, criterion medians, ingest throughput), kept as
 #   context-ask.log (the bench's own lines), context-raw.csv (criterion's medians) and
 #   context-summary;
 # - `context_lookup` at each budget in CONTEXT_BUDGETS (default "500 800 1500"): tokens per lookup
@@ -18,7 +18,7 @@ set -euo pipefail
 # shellcheck source=benches/run-bench-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/run-bench-common.sh"
 run_criterion_bench context_ask "$@"
-grep -E '^context_(store|ingest|hits|latency|latency_cold) ' "$log" >"$run_dir/context-ask.log"
+grep -E '^context_(store|ingest|hits|latency|latency_alone|latency_cold) ' "$log" >"$run_dir/context-ask.log"
 
 corpus="${CONTEXT_CORPUS:-$repo_root/../shared/corpus/pydantic}"
 questions="${CONTEXT_QUESTIONS:-$corpus/questions-dev.jsonl}"
@@ -60,13 +60,15 @@ def fields(line):
     return dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
 
 
-ingest, latency, cold, store, hits = {}, {}, {}, {}, {}
+ingest, latency, alone, cold, store, hits = {}, {}, {}, {}, {}, {}
 for line in (run_dir / "context-ask.log").read_text().splitlines():
     kind = line.split(" ", 1)[0]
     if kind == "context_ingest":
         ingest[fields(line)["engine"]] = fields(line)
     elif kind == "context_latency":
         latency[fields(line)["engine"]] = fields(line)
+    elif kind == "context_latency_alone":
+        alone[fields(line)["engine"]] = fields(line)
     elif kind == "context_latency_cold":
         cold[fields(line)["engine"]] = fields(line)
     elif kind == "context_store":
@@ -103,6 +105,20 @@ for engine in engine_order:
     body.append((engine, f"{int(engine_latency['calls']):,}", human(p50), human(p99), human(mean),
                  human(median), ratio))
 lines += table(("engine", "calls", "p50", "p99", "mean", "criterion median", "p50 / p99 vs fourfold"), body, 1)
+if alone:
+    fourfold_alone = alone.get("fourfold", {})
+    lines += ["", "Latency of single calls, each engine alone (all its rounds back to back):", ""]
+    body = []
+    for engine in engine_order:
+        engine_alone = alone.get(engine)
+        if engine_alone is None:
+            continue
+        p50, p99, mean = (float(engine_alone[name]) for name in ("p50_ns", "p99_ns", "mean_ns"))
+        ratio = "-"
+        if fourfold_alone and engine != "fourfold":
+            ratio = f"{p50 / float(fourfold_alone['p50_ns']):.1f}x / {p99 / float(fourfold_alone['p99_ns']):.1f}x"
+        body.append((engine, f"{int(engine_alone['calls']):,}", human(p50), human(p99), human(mean), ratio))
+    lines += table(("engine", "calls", "p50", "p99", "mean", "p50 / p99 vs fourfold"), body, 1)
 if cold:
     fourfold_cold = cold.get("fourfold", {})
     evicted = fourfold_cold.get("evict_mib", "?")

@@ -17,7 +17,13 @@
 //! the mean of the single calls for each engine as `context_latency ...` lines, because criterion
 //! reports medians of batch means, not percentiles of single calls.
 //!
-//! A second, cold timing loop then times 1,000 single calls per engine in the same turns, each
+//! A second loop times each engine alone: all its rounds back to back (200 rounds of the 50
+//! queries after one untimed), so that its calls find in the caches what its own earlier calls
+//! left there and nothing of the other engine's; it prints `context_latency_alone ...` lines.
+//! Beside the first loop's figures, they say how much of a call's time is the other engine's
+//! data having pushed its own out of the caches between rounds.
+//!
+//! A cold timing loop then times 1,000 single calls per engine in the same turns, each
 //! after writing 64 MiB of other data (untimed), twice the machine's L3, so that the call reads
 //! its index from memory: an agent asks between model calls and tool runs, which leave other
 //! data in the caches. It prints `context_latency_cold ...` lines.
@@ -312,6 +318,29 @@ fn latency_report(engines: &Engines, n_rounds: usize) {
     }
 }
 
+/// Times every single call of each engine alone, all its rounds back to back after one untimed,
+/// and prints the percentiles as `context_latency_alone` lines.
+fn alone_latency_report(engines: &Engines, n_rounds: usize) {
+    for (engine_idx, engine) in ENGINE_NAMES.iter().enumerate() {
+        let mut samples = Vec::with_capacity(n_rounds * engines.queries.len());
+        for round_idx in 0..=n_rounds {
+            for query in &engines.queries {
+                let elapsed = timed_call(engines, engine_idx, query);
+                if round_idx > 0 {
+                    samples.push(elapsed);
+                }
+            }
+        }
+        print_latency(
+            "context_latency_alone",
+            engine,
+            engines.n_sections,
+            &mut samples,
+            "",
+        );
+    }
+}
+
 /// Times single calls with cold caches: before each call, untimed, [`EVICT_BYTES`] of other data
 /// are written, so the call reads its index from memory. Engines and queries take turns as in
 /// [`latency_report`].
@@ -388,6 +417,7 @@ fn main() {
     };
     let engines = build(n_documents);
     latency_report(&engines, n_rounds);
+    alone_latency_report(&engines, n_rounds);
     cold_latency_report(&engines, n_cold_rounds);
     let mut criterion = Criterion::default().configure_from_args();
     criterion_groups(&mut criterion, &engines);
