@@ -35,8 +35,9 @@ const GRACE: Duration = Duration::from_secs(1);
 ///
 /// The program runs without a shell (no word splitting, no expansions) and answers one request
 /// at a time; [`CommandReranker::processes`] runs several copies, so that as many asks (a
-/// server's clients, an agent's threads) are reranked at once. Lines it writes that do not start with `{` (a banner, a log line) are skipped, and
-/// so are lines written before a request is sent, so that they never pass for a reply.
+/// server's clients, an agent's threads) are reranked at once. Lines it writes that do not
+/// start with `{` (a banner, a log line) are skipped, and so are lines written before a request
+/// is sent, so that they never pass for a reply.
 ///
 /// A reply that does not come within the timeout (ten seconds unless set), or a program that
 /// ends, fails that ask's reranking (the ask keeps the search's order and says why in
