@@ -306,16 +306,40 @@ impl CommandReranker {
         }
     }
 
-    /// A copy of the program no other ask is using: the first free one from where the last ask
-    /// started looking, or, if all are busy, that one once it is free.
+    /// A copy of the program no other ask is using, looked for from where the last ask started
+    /// looking: a running one first, then one that may be started, then one that failed; if
+    /// all are busy, the first looked at, once it is free. So asks one at a time keep using one
+    /// program, and more are started only when asks come at once.
     fn free_state(&self) -> MutexGuard<'_, State> {
         let first = self.next.fetch_add(1, Ordering::Relaxed) % self.states.len().max(1);
-        let mut order = self.states[first..].iter().chain(&self.states[..first]);
-        if let Some(free) = order.find_map(Mutex::try_lock) {
-            return free;
+        let order = self.states[first..].iter().chain(&self.states[..first]);
+        let now = Instant::now();
+        let rank = |state: &State| match (&state.running, state.restart_at) {
+            (Some(_), _) => 0,
+            (None, Some(restart_at)) if now < restart_at => 2,
+            (None, _) => 1,
+        };
+        let mut best: Option<(u8, MutexGuard<'_, State>)> = None;
+        for state in order {
+            let Some(free) = state.try_lock() else {
+                continue;
+            };
+            let free_rank = rank(&free);
+            if best
+                .as_ref()
+                .is_none_or(|(best_rank, _)| free_rank < *best_rank)
+            {
+                best = Some((free_rank, free));
+                if free_rank == 0 {
+                    break;
+                }
+            }
         }
-        // INVARIANT: `states` is never empty (`new` makes one, `processes` at least one).
-        self.states[first].lock()
+        match best {
+            Some((_, free)) => free,
+            // INVARIANT: `states` is never empty (`new` makes one, `processes` at least one).
+            None => self.states[first].lock(),
+        }
     }
 
     /// The line `heard` holds, or what failed, with `ended` saying how the program's end reads.
@@ -677,6 +701,29 @@ for line in sys.stdin:
         });
         assert_ne!(scores[0], scores[1], "one program answered both");
         assert!(format!("{reranker:?}").contains("processes: 2"));
+    }
+
+    /// Asks one at a time keep using the program that is running: copies are started only when
+    /// asks come at once.
+    #[test]
+    fn asks_one_at_a_time_use_one_copy() {
+        let script = r#"
+import json, os, sys
+for line in sys.stdin:
+    request = json.loads(line)
+    print(json.dumps({"scores": [os.getpid() for c in request["candidates"]]}), flush=True)
+"#;
+        let reranker = CommandReranker::new("python3", ["-c", script]).processes(3);
+        let pids: Vec<Vec<f32>> = (0..5)
+            .map(|_| reranker.rerank("q", &[candidate("a.md", "a")]).unwrap())
+            .collect();
+        assert!(pids.windows(2).all(|pair| pair[0] == pair[1]), "{pids:?}");
+        let n_running = reranker
+            .states
+            .iter()
+            .filter(|state| state.lock().running.is_some())
+            .count();
+        assert_eq!(n_running, 1);
     }
 
     /// Asks from several threads share the program one request at a time: no reply answers
