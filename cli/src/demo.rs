@@ -390,7 +390,7 @@ fn summarize(fourfold: &Fourfold, trace_path: &Path) -> Result<(), Box<dyn Error
         let totals = &explanation.totals;
         let denied = totals.gates.get("denied").copied().unwrap_or(0);
         println!(
-            "  {} ({}, task {}): {} actions ({} failed), {} denied, {} model calls, {} in / {} out tokens, context {} tokens served of {}",
+            "  {} ({}, task {}): {} actions ({} failed), {} denied, {} model calls, {} in / {} out tokens, context {} tokens served ({} in their files whole)",
             explanation.agent_id,
             explanation.run_id,
             explanation.task_id.as_deref().unwrap_or("-"),
