@@ -164,10 +164,7 @@ impl CommandReranker {
 
     /// The program and its arguments, as shown in errors.
     pub fn command_line(&self) -> String {
-        std::iter::once(self.program.as_str())
-            .chain(self.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
+        crate::session::command_line(&self.program, &self.args)
     }
 
     fn spawn(&self) -> Result<Running, std::io::Error> {

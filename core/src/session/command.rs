@@ -58,11 +58,17 @@ impl CommandGate {
     }
 
     fn command_line(&self) -> String {
-        std::iter::once(self.program.as_str())
-            .chain(self.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
+        command_line(&self.program, &self.args)
     }
+}
+
+/// A program and its arguments joined by spaces, as errors show them (a command gate's, a
+/// reranking program's).
+pub(crate) fn command_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Plugin for CommandGate {

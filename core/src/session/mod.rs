@@ -15,6 +15,7 @@ mod fourfold;
 mod fresh;
 
 pub use agent::{document_read, AgentSession, RECORD_TOOL};
+pub(crate) use command::command_line;
 pub use command::CommandGate;
 pub use config::policy_from_config;
 pub use err::{ConfigError, SessionError};
