@@ -91,49 +91,35 @@ lines = [
     "Latency of single calls (timing loop, every query in turn) and criterion's median:",
     "",
 ]
-body = []
-fourfold_latency = latency.get("fourfold", {})
-for engine in engine_order:
-    engine_latency = latency.get(engine)
-    if engine_latency is None:
-        continue
-    p50, p99, mean = (float(engine_latency[name]) for name in ("p50_ns", "p99_ns", "mean_ns"))
-    median = medians.get(engine)
-    ratio = "-"
-    if fourfold_latency and engine != "fourfold":
-        ratio = f"{p50 / float(fourfold_latency['p50_ns']):.1f}x / {p99 / float(fourfold_latency['p99_ns']):.1f}x"
-    body.append((engine, f"{int(engine_latency['calls']):,}", human(p50), human(p99), human(mean),
-                 human(median), ratio))
+
+
+def latency_rows(by_engine, extra=lambda engine: ()):
+    """A table's rows for one timing loop's lines, by engine: calls, p50, p99, mean, the columns
+    `extra` gives the engine, and the p50 / p99 ratios against fourfold's."""
+    reference = by_engine.get("fourfold", {})
+    rows = []
+    for engine in engine_order:
+        figures = by_engine.get(engine)
+        if figures is None:
+            continue
+        p50, p99, mean = (float(figures[name]) for name in ("p50_ns", "p99_ns", "mean_ns"))
+        ratio = "-"
+        if reference and engine != "fourfold":
+            ratio = f"{p50 / float(reference['p50_ns']):.1f}x / {p99 / float(reference['p99_ns']):.1f}x"
+        rows.append((engine, f"{int(figures['calls']):,}", human(p50), human(p99), human(mean),
+                     *extra(engine), ratio))
+    return rows
+
+
+body = latency_rows(latency, lambda engine: (human(medians.get(engine)),))
 lines += table(("engine", "calls", "p50", "p99", "mean", "criterion median", "p50 / p99 vs fourfold"), body, 1)
 if alone:
-    fourfold_alone = alone.get("fourfold", {})
     lines += ["", "Latency of single calls, each engine alone (all its rounds back to back):", ""]
-    body = []
-    for engine in engine_order:
-        engine_alone = alone.get(engine)
-        if engine_alone is None:
-            continue
-        p50, p99, mean = (float(engine_alone[name]) for name in ("p50_ns", "p99_ns", "mean_ns"))
-        ratio = "-"
-        if fourfold_alone and engine != "fourfold":
-            ratio = f"{p50 / float(fourfold_alone['p50_ns']):.1f}x / {p99 / float(fourfold_alone['p99_ns']):.1f}x"
-        body.append((engine, f"{int(engine_alone['calls']):,}", human(p50), human(p99), human(mean), ratio))
-    lines += table(("engine", "calls", "p50", "p99", "mean", "p50 / p99 vs fourfold"), body, 1)
+    lines += table(("engine", "calls", "p50", "p99", "mean", "p50 / p99 vs fourfold"), latency_rows(alone), 1)
 if cold:
-    fourfold_cold = cold.get("fourfold", {})
-    evicted = fourfold_cold.get("evict_mib", "?")
+    evicted = cold.get("fourfold", {}).get("evict_mib", "?")
     lines += ["", f"Latency of single calls with cold caches ({evicted} MiB of other data written before each call):", ""]
-    body = []
-    for engine in engine_order:
-        engine_cold = cold.get(engine)
-        if engine_cold is None:
-            continue
-        p50, p99, mean = (float(engine_cold[name]) for name in ("p50_ns", "p99_ns", "mean_ns"))
-        ratio = "-"
-        if fourfold_cold and engine != "fourfold":
-            ratio = f"{p50 / float(fourfold_cold['p50_ns']):.1f}x / {p99 / float(fourfold_cold['p99_ns']):.1f}x"
-        body.append((engine, f"{int(engine_cold['calls']):,}", human(p50), human(p99), human(mean), ratio))
-    lines += table(("engine", "calls", "p50", "p99", "mean", "p50 / p99 vs fourfold"), body, 1)
+    lines += table(("engine", "calls", "p50", "p99", "mean", "p50 / p99 vs fourfold"), latency_rows(cold), 1)
 lines += ["", "Ingest (built once; MB of the documents' Markdown text):", ""]
 body = []
 for engine in ["fourfold", "tantivy"]:
