@@ -1060,16 +1060,21 @@ fn a_config_reranker_orders_what_asks_serve() {
         "import json, sys\nfor line in sys.stdin:\n    request = json.loads(line)\n    print(json.dumps({\"scores\": [len(c[\"text\"]) for c in request[\"candidates\"]]}), flush=True)\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("fourfold.toml"),
+    // A Fourfold of `config`, whose store holds the short page.
+    let with_config = |config: &str| {
+        std::fs::write(dir.path().join("fourfold.toml"), config).unwrap();
+        let fourfold = Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap();
+        fourfold
+            .context()
+            .expect("a context store")
+            .put("docs/short.md", "# Short\n\nThe login token.\n")
+            .unwrap();
+        fourfold
+    };
+    let fourfold = with_config(
         "[policy]\nfile = \"policy.toml\"\n\n[context]\nscope = \"all\"\n\n[context.rerank]\ncommand = [\"python3\", \"by_length.py\"]\ndepth = 5\ntimeout_seconds = 30\nprocesses = 2\ndir = \".\"\n",
-    )
-    .unwrap();
-    let fourfold = Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap();
+    );
     let store = fourfold.context().expect("a context store");
-    store
-        .put("docs/short.md", "# Short\n\nThe login token.\n")
-        .unwrap();
     store
         .put(
             "docs/long.md",
@@ -1086,16 +1091,10 @@ fn a_config_reranker_orders_what_asks_serve() {
 
     // The program starts at the first ask that reranks, so loading a config starts nothing (a
     // hook loads it for each tool call); one that cannot start leaves the search's order.
-    std::fs::write(
-        dir.path().join("fourfold.toml"),
+    let fourfold = with_config(
         "[policy]\nfile = \"policy.toml\"\n\n[context.rerank]\ncommand = [\"/nonexistent/reranker\", \"--fast\"]\n",
-    )
-    .unwrap();
-    let fourfold = Fourfold::from_config(dir.path().join("fourfold.toml")).unwrap();
+    );
     let store = fourfold.context().expect("a context store");
-    store
-        .put("docs/short.md", "# Short\n\nThe login token.\n")
-        .unwrap();
     let answer = store.ask("login token", 10_000);
     assert!(!answer.reranked);
     let error = answer.rerank_error.expect("the failure is said");
