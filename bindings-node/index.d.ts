@@ -106,6 +106,13 @@ export declare class ContextStore {
   save(): SnapshotInfo
   /** Puts a new version of document `key`; the same text again changes nothing. */
   put(key: string, text: string): import('./lib/types').DocVersion
+  /**
+   * Folds what `put` and `delete` changed since the index last merged into its main segment;
+   * whether there was anything to fold in. After a bulk load through `put` it makes the asks
+   * that follow faster (`ingestDir` already does it). It runs on the JS thread and holds the
+   * store's write lock while it rebuilds the index (160 to 320 ms on 100,000 sections).
+   */
+  compact(): boolean
   /** Deletes document `key`; whether it existed. */
   delete(key: string): boolean
   /**

@@ -1146,6 +1146,118 @@ fn a_save_takes_in_an_ingest_another_process_saved_meanwhile() {
     assert_eq!(contents(&reopened), contents(&server));
 }
 
+/// A document of four sections whose words come from a small vocabulary, so that documents
+/// share terms in varied proportions.
+fn vocabulary_document(seed: u64) -> String {
+    const WORDS: [&str; 24] = [
+        "schema",
+        "validator",
+        "serializer",
+        "alias",
+        "config",
+        "strict",
+        "union",
+        "field",
+        "model",
+        "default",
+        "factory",
+        "json",
+        "dump",
+        "parse",
+        "generic",
+        "enum",
+        "dataclass",
+        "frozen",
+        "private",
+        "computed",
+        "discriminator",
+        "decimal",
+        "datetime",
+        "url",
+    ];
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        WORDS[(state >> 33) as usize % WORDS.len()]
+    };
+    let mut text = format!("# Guide {seed}\n\n");
+    for section in 0..4 {
+        text.push_str(&format!("## {} {}\n\n", next(), next()));
+        for _ in 0..(12 + section * 5) {
+            text.push_str(next());
+            text.push(' ');
+        }
+        text.push_str("\n\n");
+    }
+    text
+}
+
+#[test]
+fn compact_folds_puts_and_deletes_in_without_changing_an_answer() {
+    let store = ContextStore::new();
+    for seed in 0..120 {
+        store
+            .put(&format!("docs/guide-{seed}.md"), &vocabulary_document(seed))
+            .unwrap();
+    }
+    // Replaced and deleted documents leave dead sections behind in the index.
+    for seed in (0..120).step_by(7) {
+        store
+            .put(
+                &format!("docs/guide-{seed}.md"),
+                &vocabulary_document(seed + 1_000),
+            )
+            .unwrap();
+    }
+    for seed in (3..120).step_by(11) {
+        assert!(store.delete(&format!("docs/guide-{seed}.md")).unwrap());
+    }
+    let queries = [
+        "strict union validator",
+        "json schema alias",
+        "frozen dataclass default factory",
+        "how do I parse a datetime field",
+        "computed field serializer",
+        "nothing matches this",
+    ];
+    let options = AskOptions {
+        max_hits: 8,
+        with_copies: true,
+        ..AskOptions::budget(5_000)
+    };
+    let ask_all = || -> Vec<fourfold::context::Answer> {
+        queries
+            .iter()
+            .map(|query| store.ask_with(query, &options))
+            .collect()
+    };
+    let before = ask_all();
+    assert!(before.iter().filter(|answer| answer.hits.len() > 1).count() >= 4);
+
+    assert!(store.compact(), "the puts and deletes were not folded in");
+    let mut after = ask_all();
+    // The scores are summed in another order once the segments are one: the same to rounding.
+    for (before, after) in before.iter().zip(&mut after) {
+        for (old, new) in before.hits.iter().zip(&mut after.hits) {
+            assert!((old.score - new.score).abs() <= old.score.abs() * 1e-5);
+            new.score = old.score;
+        }
+    }
+    assert_eq!(before, after);
+    assert!(!store.compact(), "a second compact found more to do");
+
+    // A put after a compact is served at once, and the next compact folds it in.
+    store
+        .put("docs/late.md", "# Late\n\nquasar nebula pulsar\n")
+        .unwrap();
+    assert_eq!(served_keys(&store, "pulsar nebula")[0].0, "docs/late.md");
+    assert!(store.compact());
+    assert_eq!(served_keys(&store, "pulsar nebula")[0].0, "docs/late.md");
+    assert!(!ContextStore::new().compact());
+}
+
 #[test]
 fn readers_see_a_whole_version_while_a_writer_puts() {
     let store = ContextStore::new();

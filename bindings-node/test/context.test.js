@@ -61,6 +61,22 @@ test('documents are versioned and an ask serves the current canonical section', 
   assert.equal(store.delete('legacy/auth.md'), false)
 })
 
+test('compact folds the puts in and the answers stay the same', async () => {
+  const store = new ContextStore()
+  for (let n = 0; n < 40; n += 1) {
+    store.put(`docs/auth-${n}.md`, AUTH_V1.replace('password', `password${n % 7}`))
+  }
+  assert.equal(store.delete('docs/auth-3.md'), true)
+  const query = { budgetTokens: 2000, maxHits: 4 }
+  const before = await store.ask('login password3', query)
+  assert.equal(store.compact(), true)
+  assert.equal(store.compact(), false)
+  const after = await store.ask('login password3', query)
+  assert.deepEqual(after.hits.map((hit) => hit.sectionId), before.hits.map((hit) => hit.sectionId))
+  assert.equal(after.hits.length, 4)
+  assert.ok(after.hits.every((hit) => hit.key !== 'docs/auth-3.md'))
+})
+
 test('bad input to the store is a typed error', async () => {
   const store = new ContextStore()
   assert.throws(() => store.put('', 'text'), { code: codes.INVALID_REQUEST })

@@ -459,6 +459,14 @@ impl ContextStore {
         })
     }
 
+    /// Folds what ``put`` and ``delete`` changed since the index last merged into its main
+    /// segment; returns whether there was anything to fold in. After a bulk load through
+    /// ``put`` it makes the asks that follow faster (``ingest_dir`` already does it). It holds the
+    /// store's write lock while it rebuilds the index, so other threads' asks wait for it.
+    fn compact(&self, py: Python<'_>) -> PyResult<bool> {
+        no_panic(|| Ok(py.detach(|| self.inner.compact())))
+    }
+
     /// Takes in what other processes wrote to the folder this store was opened from since it
     /// last did (a snapshot one saved, journal entries past this store's own), reloading it;
     /// returns whether it did. Subscribers hear of each document that differs. A store made

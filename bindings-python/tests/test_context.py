@@ -64,6 +64,19 @@ def test_ask_serves_the_best_canonical_section_within_the_budget() -> None:
     assert repr(answer).startswith("Answer(hits=['docs/models.md:")
 
 
+def test_compact_folds_puts_in_and_answers_stay_the_same() -> None:
+    store = fourfold.ContextStore()
+    for n in range(40):
+        store.put(f"docs/guide-{n}.md", GUIDE.replace("Models", f"Models {n}").replace("dict", f"dict{n % 7}"))
+    store.delete("docs/guide-3.md")
+    before = store.ask("model_dump dict3 include exclude", 2000, max_hits=4)
+    assert store.compact() and not store.compact()
+    after = store.ask("model_dump dict3 include exclude", 2000, max_hits=4)
+    assert [hit.section_id for hit in after.hits] == [hit.section_id for hit in before.hits]
+    assert len(after.hits) == 4 and after.hits[0].key != "docs/guide-3.md"
+    assert after.tokens_served == before.tokens_served
+
+
 MIGRATION = """# Migration guide
 
 ## Changes to config

@@ -685,10 +685,11 @@ impl Index {
     }
 
     /// Rebuilds the main segment from its live documents and the delta segment's, leaving the
-    /// delta empty and no dead documents. Does nothing when there is nothing to merge.
-    pub fn merge(&mut self) {
+    /// delta empty and no dead documents. Does nothing when there is nothing to merge, and says
+    /// whether there was.
+    pub fn merge(&mut self) -> bool {
         if self.delta.docs.slots.is_empty() && self.main.docs.n_dead == 0 {
-            return;
+            return false;
         }
         let main = &self.main;
         let delta = &self.delta;
@@ -808,6 +809,7 @@ impl Index {
         self.main.compute_max_weights(self.average_len());
         self.main.build_dense_lists();
         self.delta = DeltaSegment::default();
+        true
     }
 
     /// Returns up to `limit` `(slot, score)` pairs for the documents that best match `query`
@@ -2386,7 +2388,11 @@ mod tests {
                     Op::Remove(slot) => {
                         prop_assert_eq!(index.remove(*slot), reference.docs.remove(slot).is_some());
                     }
-                    Op::Merge => index.merge(),
+                    Op::Merge => {
+                        index.merge();
+                        // A merge leaves nothing for the next one to do.
+                        prop_assert!(!index.merge());
+                    }
                 }
                 prop_assert_eq!(index.len(), reference.docs.len());
             }
