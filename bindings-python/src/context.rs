@@ -1,6 +1,8 @@
 //! `fourfold.ContextStore`, `Answer`, `Hit`, `Rename`, `Section` and `Change`: the context face.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -139,7 +141,45 @@ pub struct Answer {
 /// A Python callable as a store's reranker: `reranker(query, candidates)`, each candidate a dict
 /// of `key`, `heading_path`, `text` and `score` (the search's), returning one number per
 /// candidate (a list, a tuple, a NumPy array), higher for a better answer.
-struct PyReranker(Py<PyAny>);
+/// Calls at most this many of a reranker with a timeout may be running at once: each one past
+/// its timeout keeps its thread until the callable returns, so a callable that hangs for good
+/// costs at most this many threads, and asks after that keep the search's order at once.
+const MAX_RERANK_CALLS_RUNNING: usize = 16;
+
+/// A Python callable as a reranker.
+struct PyReranker {
+    callable: Arc<Py<PyAny>>,
+    /// `None`: the callable runs in the ask's thread, for as long as it takes. Otherwise it runs
+    /// in a thread of its own, and the ask waits for it this long.
+    timeout: Option<Duration>,
+    /// Calls running in threads of their own, finished or not.
+    running: Arc<AtomicUsize>,
+}
+
+/// Calls `callable(query, candidates)` and reads its scores.
+fn call_reranker(
+    py: Python<'_>,
+    callable: &Py<PyAny>,
+    query: &str,
+    candidates: &[fourfold::context::RerankCandidate],
+) -> Result<Vec<f32>, String> {
+    let candidates = to_python(py, &candidates).map_err(|error| error.to_string())?;
+    let scores = callable
+        .call1(py, (query, candidates))
+        .map_err(|error| format!("the reranker raised {error}"))?;
+    let not_numbers = |error: PyErr| format!("the reranker did not return numbers: {error}");
+    scores
+        .bind(py)
+        .try_iter()
+        .map_err(not_numbers)?
+        .map(|score| {
+            score
+                .and_then(|score| score.extract::<f64>())
+                .map(|score| score as f32)
+                .map_err(not_numbers)
+        })
+        .collect()
+}
 
 impl fourfold::context::Reranker for PyReranker {
     fn rerank(
@@ -147,26 +187,45 @@ impl fourfold::context::Reranker for PyReranker {
         query: &str,
         candidates: &[fourfold::context::RerankCandidate],
     ) -> Result<Vec<f32>, String> {
-        Python::attach(|py| {
-            let candidates = to_python(py, &candidates).map_err(|error| error.to_string())?;
-            let scores = self
-                .0
-                .call1(py, (query, candidates))
-                .map_err(|error| format!("the reranker raised {error}"))?;
-            let not_numbers =
-                |error: PyErr| format!("the reranker did not return numbers: {error}");
-            scores
-                .bind(py)
-                .try_iter()
-                .map_err(not_numbers)?
-                .map(|score| {
-                    score
-                        .and_then(|score| score.extract::<f64>())
-                        .map(|score| score as f32)
-                        .map_err(not_numbers)
-                })
-                .collect()
-        })
+        let Some(timeout) = self.timeout else {
+            return Python::attach(|py| call_reranker(py, &self.callable, query, candidates));
+        };
+        if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_RERANK_CALLS_RUNNING {
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            return Err(format!(
+                "{MAX_RERANK_CALLS_RUNNING} calls of the reranker are still running"
+            ));
+        }
+        let (send, answer) = std::sync::mpsc::sync_channel(1);
+        let callable = Arc::clone(&self.callable);
+        let running = Arc::clone(&self.running);
+        let (query, candidates) = (query.to_string(), candidates.to_vec());
+        let spawned = std::thread::Builder::new()
+            .name("fourfold-rerank".to_string())
+            .spawn(move || {
+                let scores = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Python::try_attach(|py| call_reranker(py, &callable, &query, &candidates))
+                        .unwrap_or_else(|| Err("the Python interpreter is shutting down".into()))
+                }))
+                .unwrap_or_else(|_| Err("the reranker's call panicked".to_string()));
+                running.fetch_sub(1, Ordering::SeqCst);
+                // The ask may have stopped waiting; then nobody reads the scores.
+                let _ = send.send(scores);
+            });
+        if let Err(error) = spawned {
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            return Err(format!("could not start the reranker's thread: {error}"));
+        }
+        match answer.recv_timeout(timeout) {
+            Ok(scores) => scores,
+            Err(RecvTimeoutError::Timeout) => Err(format!(
+                "the reranker did not answer within {} ms",
+                timeout.as_millis()
+            )),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err("the reranker's thread ended without an answer".to_string())
+            }
+        }
     }
 }
 
@@ -481,20 +540,47 @@ impl ContextStore {
     /// candidate is a dict of `key`, `heading_path`, `text` and `score`; it returns one number
     /// per candidate, higher for better. If it raises or returns anything else, the ask keeps
     /// the search's order and `answer.rerank_error` says why.
-    #[pyo3(signature = (reranker, depth=20))]
-    fn set_reranker(&self, reranker: Option<Bound<'_, PyAny>>, depth: usize) -> PyResult<()> {
+    ///
+    /// It runs in a thread of its own, and an ask waits for it `timeout` seconds (10 unless
+    /// set), then keeps the search's order with `rerank_error` "did not answer within N ms"; the
+    /// call goes on until it returns (Python cannot stop it), and while 16 such calls are still
+    /// running, asks keep the search's order at once. `timeout=None` calls it in the ask's own
+    /// thread and waits as long as it takes.
+    #[pyo3(
+        signature = (reranker, depth=20, timeout=Some(10.0)),
+        text_signature = "(self, /, reranker, depth=20, timeout=10.0)"
+    )]
+    fn set_reranker(
+        &self,
+        reranker: Option<Bound<'_, PyAny>>,
+        depth: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
         no_panic(|| {
             if depth == 0 {
                 return Err(invalid_request(
                     "a reranker's depth is at least 1".to_string(),
                 ));
             }
+            let timeout = match timeout {
+                None => None,
+                Some(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 => {
+                    Some(Duration::from_secs_f64(seconds))
+                }
+                Some(seconds) => {
+                    return Err(invalid_request(format!(
+                        "a reranker's timeout is a number of seconds above 0 and at most a day, not {seconds}"
+                    )))
+                }
+            };
             let reranker = match reranker {
                 None => None,
-                Some(reranker) if reranker.is_callable() => {
-                    Some(Arc::new(PyReranker(reranker.unbind()))
-                        as Arc<dyn fourfold::context::Reranker>)
-                }
+                Some(reranker) if reranker.is_callable() => Some(Arc::new(PyReranker {
+                    callable: Arc::new(reranker.unbind()),
+                    timeout,
+                    running: Arc::new(AtomicUsize::new(0)),
+                })
+                    as Arc<dyn fourfold::context::Reranker>),
                 Some(other) => {
                     return Err(pyo3::exceptions::PyTypeError::new_err(format!(
                         "a reranker is a callable, not {}",

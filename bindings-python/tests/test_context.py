@@ -373,6 +373,43 @@ def test_a_reranker_orders_what_an_ask_serves() -> None:
         store.set_reranker(vault_first, depth=0)
 
 
+def test_a_reranker_that_does_not_answer_in_time_leaves_the_search_order() -> None:
+    store = fourfold.ContextStore()
+    store.put("docs/tokens.md", TOKENS)
+    store.put("docs/sessions.md", SESSIONS)
+    plain = [hit.key for hit in store.ask("token rotation", 2000).hits]
+    release = threading.Event()
+    calls: list[str] = []
+
+    def hanging(query: str, candidates: list[dict[str, object]]) -> list[float]:
+        calls.append(threading.current_thread().name)
+        release.wait(60)
+        return [float(str(candidate["text"]).count("vault")) for candidate in candidates]
+
+    store.set_reranker(hanging, timeout=0.05)
+    late = store.ask("token rotation", 2000)
+    assert not late.reranked and [hit.key for hit in late.hits] == plain
+    assert late.rerank_error == "the reranker did not answer within 50 ms"
+    # Each call that outlives its ask keeps a thread; past 16 of them, asks do not wait at all.
+    for _ in range(15):
+        assert "within 50 ms" in (store.ask("token rotation", 2000).rerank_error or "")
+    assert len(calls) == 16
+    assert store.ask("token rotation", 2000).rerank_error == "16 calls of the reranker are still running"
+    assert len(calls) == 16
+    release.set()
+    # Once the calls return, the reranker orders the asks again.
+    deadline = time.monotonic() + 30
+    while not (answer := store.ask("token rotation", 2000)).reranked and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert answer.reranked and answer.hits[0].key == "docs/sessions.md"
+    # Without a timeout it runs in the ask's own thread.
+    store.set_reranker(hanging, timeout=None)
+    assert store.ask("token rotation", 2000).reranked and calls[-1] == threading.current_thread().name
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(fourfold.InvalidRequest, match="timeout"):
+            store.set_reranker(hanging, timeout=bad)
+
+
 def test_a_fourfold_sessions_asks_use_its_stores_reranker() -> None:
     ff = fourfold.Fourfold('[[rule]]\nid = "docs"\neffect = "allow"\nagents = ["coder"]\nread = ["docs/**"]\n', cost=False)
     assert ff.context is not None
