@@ -758,6 +758,10 @@ fn a_document_put_by_one_process_is_served_current_by_another() {
             .collect::<Vec<_>>()
     };
     assert_eq!(history(&docs_process), history(&agent_process));
+    // A process that joins later applies the shared history and compacts its index after.
+    let late_process = fourfold::Fourfold::from_config(&config).unwrap();
+    assert_eq!(history(&late_process), history(&docs_process));
+    assert!(!late_process.context().unwrap().compact());
     assert!(shared.delete("docs/auth.md").unwrap());
     let deadline = Instant::now() + Duration::from_secs(1);
     while agent_process

@@ -58,8 +58,9 @@ impl std::fmt::Debug for SharedDocuments {
 }
 
 impl SharedDocuments {
-    /// Applies the whole shared history to `context`, then keeps it current on a thread of its
-    /// own until this value is dropped.
+    /// Applies the whole shared history to `context` and compacts its index
+    /// ([`ContextStore::compact`]), then keeps it current on a thread of its own until this value
+    /// is dropped.
     pub fn join(
         store: Arc<PostgresStore>,
         context: ContextStore,
@@ -71,6 +72,9 @@ impl SharedDocuments {
             stop: AtomicBool::new(false),
         });
         inner.refresh()?;
+        // The history came in as puts, into the index's delta segment: fold it in before the
+        // first ask, as an ingest does.
+        inner.context.compact();
         let follower_inner = Arc::clone(&inner);
         let follower = std::thread::Builder::new()
             .name("fourfold-documents".into())
