@@ -138,15 +138,14 @@ pub struct Answer {
     inner: fourfold::context::Answer,
 }
 
-/// A Python callable as a store's reranker: `reranker(query, candidates)`, each candidate a dict
-/// of `key`, `heading_path`, `text` and `score` (the search's), returning one number per
-/// candidate (a list, a tuple, a NumPy array), higher for a better answer.
 /// Calls at most this many of a reranker with a timeout may be running at once: each one past
 /// its timeout keeps its thread until the callable returns, so a callable that hangs for good
 /// costs at most this many threads, and asks after that keep the search's order at once.
 const MAX_RERANK_CALLS_RUNNING: usize = 16;
 
-/// A Python callable as a reranker.
+/// A Python callable as a store's reranker: `reranker(query, candidates)`, each candidate a dict
+/// of `key`, `heading_path`, `text` and `score` (the search's), returning one number per
+/// candidate (a list, a tuple, a NumPy array), higher for a better answer.
 struct PyReranker {
     callable: Arc<Py<PyAny>>,
     /// `None`: the callable runs in the ask's thread, for as long as it takes. Otherwise it runs

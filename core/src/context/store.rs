@@ -644,9 +644,10 @@ impl ContextStore {
     /// Folds what `put` and `delete` changed since the index last merged into its main segment,
     /// and says whether there was anything to fold in.
     ///
-    /// `put` indexes a document in a small delta segment, merged into the main one only once it
-    /// holds a tenth of the store's documents (or 4,096), so a store built by `put` alone keeps up
-    /// to a tenth of its sections there, and every ask searches both segments.
+    /// `put` indexes a document's sections in a small delta segment, merged into the main one
+    /// only once it holds more than a tenth of the store's sections (and more than 4,096), so a
+    /// store built by `put` alone keeps up to a tenth of them there, and every ask searches both
+    /// segments.
     /// After a bulk load through `put`, one call makes the asks that follow faster (about 7% at
     /// p50 on the 100,000-section store of `docs/benchmarks.md`); [`ContextStore::ingest_dir`]
     /// already does it at its end.
