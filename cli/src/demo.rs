@@ -380,6 +380,15 @@ fn first_line(text: &str) -> String {
     line.chars().take(90).collect()
 }
 
+/// `1 action`, `2 actions`.
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Reads the trace back and prints each run's summary and diagnosis.
 fn summarize(fourfold: &Fourfold, trace_path: &Path) -> Result<(), Box<dyn Error>> {
     let runs = TraceReader::open(trace_path)?.runs()?;
@@ -390,14 +399,14 @@ fn summarize(fourfold: &Fourfold, trace_path: &Path) -> Result<(), Box<dyn Error
         let totals = &explanation.totals;
         let denied = totals.gates.get("denied").copied().unwrap_or(0);
         println!(
-            "  {} ({}, task {}): {} actions ({} failed), {} denied, {} model calls, {} in / {} out tokens, context {} tokens served ({} in their files whole)",
+            "  {} ({}, task {}): {} ({} failed), {} denied, {}, {} in / {} out tokens, context {} tokens served ({} in their files whole)",
             explanation.agent_id,
             explanation.run_id,
             explanation.task_id.as_deref().unwrap_or("-"),
-            totals.n_actions,
+            counted(totals.n_actions as u64, "action"),
             totals.n_failed_actions,
             denied,
-            totals.cost.n_calls,
+            counted(totals.cost.n_calls as u64, "model call"),
             totals.cost.input_tokens,
             totals.cost.output_tokens,
             totals.context_tokens_served,

@@ -562,8 +562,8 @@ fn trace_explain_prints_each_action_with_its_reasons() {
         "   in:       invoke_agent coder > step fix > execute_tool bash".to_string(),
         "   decision: #2 run the tests (a red test)".to_string(),
         "   gate:     #3 allowed: allowed by rule `tests`".to_string(),
-        "   cost:     1 model calls, 1000 in / 20 out tokens, 0.002700 USD".to_string(),
-        "totals: 1 actions (1 failed, 0 unchecked), 1 decisions, gates allowed=1".to_string(),
+        "   cost:     1 model call, 1000 in / 20 out tokens, 0.002700 USD".to_string(),
+        "totals: 1 action (1 failed, 0 unchecked), 1 decision, gates allowed=1".to_string(),
     ] {
         assert!(
             stdout.contains(&expected),

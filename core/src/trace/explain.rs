@@ -357,6 +357,15 @@ fn span_path(run: &RunTree, span: &SpanNode) -> Vec<String> {
     path
 }
 
+/// `1 action`, `2 actions`.
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn money(micros: &BTreeMap<String, u64>) -> String {
     money_or(micros, "no money recorded", " + ")
 }
@@ -461,8 +470,8 @@ impl fmt::Display for Explanation {
             if explained.cost.n_calls > 0 {
                 writeln!(
                     f,
-                    "   cost:     {} model calls, {} in / {} out tokens, {}",
-                    explained.cost.n_calls,
+                    "   cost:     {}, {} in / {} out tokens, {}",
+                    counted(explained.cost.n_calls, "model call"),
                     explained.cost.input_tokens,
                     explained.cost.output_tokens,
                     money(&explained.cost.cost_micros)
@@ -478,11 +487,11 @@ impl fmt::Display for Explanation {
         let totals = &self.totals;
         write!(
             f,
-            "totals: {} actions ({} failed, {} unchecked), {} decisions, gates",
-            totals.n_actions,
+            "totals: {} ({} failed, {} unchecked), {}, gates",
+            counted(totals.n_actions, "action"),
             totals.n_failed_actions,
             totals.n_unchecked_actions,
-            totals.n_decisions
+            counted(totals.n_decisions, "decision")
         )?;
         if totals.gates.is_empty() {
             write!(f, " none")?;
@@ -493,8 +502,8 @@ impl fmt::Display for Explanation {
         writeln!(f)?;
         writeln!(
             f,
-            "        {} model calls, {} in / {} out / {} cached / {} reasoning tokens, {}{}",
-            totals.cost.n_calls,
+            "        {}, {} in / {} out / {} cached / {} reasoning tokens, {}{}",
+            counted(totals.cost.n_calls, "model call"),
             totals.cost.input_tokens,
             totals.cost.output_tokens,
             totals.cost.cached_tokens,
@@ -763,7 +772,7 @@ mod tests {
             "   decision: #3 edit src/lib.rs (because)",
             "   gate:     #4 allowed by rule `edit-src` (policy.toml:3): allowed by rule",
             "   context:  docs/auth.md#tokens v3 (canonical)",
-            "   cost:     1 model calls, 1000 in / 10 out tokens, 0.002500 USD",
+            "   cost:     1 model call, 1000 in / 10 out tokens, 0.002500 USD",
             "2. #9 bash {}: failed: exit 1",
             "   gates:    none recorded: the action was not checked",
             "no action after gate #8 denied by rule `no-push` (policy.toml:3)",
