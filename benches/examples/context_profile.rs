@@ -9,13 +9,15 @@
 //! the bench's cold timing loop. With `FOURFOLD_PROFILE_EVICT_ROUND_MB=N` it writes them once
 //! before each round of the 50 queries instead: 64 stands for the bench's timing loop, where
 //! tantivy's calls between two rounds of fourfold's leave each query's data out of the caches
-//! while what all queries share stays warm within the round.
+//! while what all queries share stays warm within the round. With `FOURFOLD_PROFILE_MAX_HITS=N`
+//! each ask serves at most N sections instead of the default 5 (the search then looks for the
+//! best 2N candidates instead of 10).
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fourfold::context::ContextStore;
+use fourfold::context::{AskOptions, ContextStore};
 use fourfold::FileStore;
 use fourfold_benches::synthetic_sections::{self, Vocabulary};
 
@@ -41,6 +43,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         eprintln!("loaded in {:.1?}", started.elapsed());
     }
+    // With FOURFOLD_PROFILE_MAX_HITS=N, each ask serves at most N sections (5 unless set).
+    let mut ask_options = AskOptions::budget(800);
+    if let Ok(max_hits) = std::env::var("FOURFOLD_PROFILE_MAX_HITS") {
+        ask_options.max_hits = max_hits.parse()?;
+    }
     // With FOURFOLD_PROFILE_EVICT_MB=N, N MiB are written between asks (untimed), so that each ask
     // starts with caches holding other data, as it does in an agent that did other work between.
     let mebibytes = |name: &str| -> Result<usize, std::num::ParseIntError> {
@@ -61,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             black_box(&scratch);
             let started = Instant::now();
-            let answer = black_box(store.ask(black_box(query), 800));
+            let answer = black_box(store.ask_with(black_box(query), &ask_options));
             samples.push(started.elapsed());
             n_hits += answer.hits.len();
         }
