@@ -1787,3 +1787,72 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_ask_fills_the_budget_only_from_as_many_candidates_as_it_may_serve() {
+    let store = ContextStore::new();
+    let filler =
+        "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ".repeat(12);
+    store
+        .put(
+            "docs/rotation.md",
+            &format!("# Rotation\n\n## Token rotation schedule\n\nToken rotation happens hourly. {filler}\n"),
+        )
+        .unwrap();
+    store
+        .put(
+            "docs/vault.md",
+            &format!("# Vault\n\n## Token rotation in the vault\n\nThe vault rotates each token; token rotation there is daily. {filler}\n"),
+        )
+        .unwrap();
+    store
+        .put(
+            "docs/notes.md",
+            "# Notes\n\n## Misc\n\nA note on the rotation of a token, kept short: lorem ipsum dolor sit amet consectetur.\n",
+        )
+        .unwrap();
+    for n in 0..6 {
+        store
+            .put(
+                &format!("docs/other-{n}.md"),
+                &format!("# Other {n}\n\n## Part\n\n{filler}\n"),
+            )
+            .unwrap();
+    }
+    let ranked: Vec<(String, u32)> = store
+        .ask_with(
+            "token rotation",
+            &AskOptions {
+                max_hits: 20,
+                ..AskOptions::budget(100_000)
+            },
+        )
+        .hits
+        .into_iter()
+        .map(|hit| (hit.key, hit.tokens))
+        .collect();
+    // The search's order: a long section, a second long one, then a short one.
+    assert_eq!(ranked[0].0, "docs/rotation.md");
+    assert_eq!(ranked[1].0, "docs/vault.md");
+    assert_eq!(ranked[2].0, "docs/notes.md");
+    let budget = u64::from(ranked[0].1 + ranked[2].1) + 10;
+    assert!(u64::from(ranked[0].1 + ranked[1].1) > budget);
+    // Two hits at most: the second best does not fit what the first leaves, and the third,
+    // which would, is not among the two candidates the ask considers.
+    let served = |max_hits: usize| -> Vec<String> {
+        store
+            .ask_with(
+                "token rotation",
+                &AskOptions {
+                    max_hits,
+                    ..AskOptions::budget(budget)
+                },
+            )
+            .hits
+            .into_iter()
+            .map(|hit| hit.key)
+            .collect()
+    };
+    assert_eq!(served(2), ["docs/rotation.md"]);
+    assert_eq!(served(3), ["docs/rotation.md", "docs/notes.md"]);
+}

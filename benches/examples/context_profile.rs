@@ -11,7 +11,7 @@
 //! tantivy's calls between two rounds of fourfold's leave each query's data out of the caches
 //! while what all queries share stays warm within the round. With `FOURFOLD_PROFILE_MAX_HITS=N`
 //! each ask serves at most N sections instead of the default 5 (the search then looks for the
-//! best 2N candidates instead of 10).
+//! best N candidates instead of 5).
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -40,9 +40,6 @@ const BODY_WEIGHT: f32 = 1.0;
 /// for little.
 const MIN_RELATIVE_SCORE: f32 = 0.45;
 
-/// An ask considers this many candidates per hit it may serve.
-const CANDIDATES_PER_HIT: usize = 2;
-
 /// A document is stale as a whole when at least this share of its judged tokens copies replaced
 /// text.
 const STALE_DOCUMENT_SHARE: f64 = 0.5;
@@ -191,11 +188,12 @@ impl Searched {
 /// A section version an ask found: its slot, id and the version it last changed in.
 type Current = (u32, String, u64);
 
-/// How many of the search's best canonical sections a plain ask considers: a section far down
-/// the list is not worth serving just because it is small enough to fit what is left of the
-/// budget, and a small limit lets the search skip most postings.
+/// How many of the search's best canonical sections a plain ask considers: as many as it may
+/// serve. Those that do not fit what is left of the budget are skipped, and no section further
+/// down takes their place: a section far down the list is not worth serving just because it is
+/// small enough to fit, and a small limit lets the search skip most postings.
 fn candidate_limit(options: &AskOptions) -> usize {
-    options.max_hits.max(1).saturating_mul(CANDIDATES_PER_HIT)
+    options.max_hits.max(1)
 }
 
 /// Whether a change is written to the store's journal before it is applied.
