@@ -109,8 +109,9 @@ export declare class ContextStore {
   /**
    * Folds what `put` and `delete` changed since the index last merged into its main segment;
    * whether there was anything to fold in. After a bulk load through `put` it makes the asks
-   * that follow faster (`ingestDir` already does it). It runs on the JS thread and holds the
-   * store's write lock while it rebuilds the index (160 to 320 ms on 100,000 sections).
+   * that follow faster (`ingestDir` already does it). It runs on the JS thread while it
+   * rebuilds the index (160 to 320 ms on 100,000 sections); asks already on libuv's threads
+   * go on meanwhile.
    */
   compact(): boolean
   /** Deletes document `key`; whether it existed. */

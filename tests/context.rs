@@ -1259,6 +1259,70 @@ fn compact_folds_puts_and_deletes_in_without_changing_an_answer() {
 }
 
 #[test]
+fn asks_during_compactions_and_puts_see_whole_versions() {
+    let store = ContextStore::new();
+    for seed in 0..60 {
+        store
+            .put(&format!("docs/guide-{seed}.md"), &vocabulary_document(seed))
+            .unwrap();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let options = AskOptions {
+        max_hits: 6,
+        ..AskOptions::budget(3_000)
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for round in 0..40u64 {
+                let seed = round % 60;
+                store
+                    .put(
+                        &format!("docs/guide-{seed}.md"),
+                        &vocabulary_document(seed + 1_000 * (round + 1)),
+                    )
+                    .unwrap();
+                if round % 3 == 0 {
+                    store.compact();
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut n_asks = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) || n_asks < 20 {
+                    let answer = store.ask_with("strict union validator json", &options);
+                    assert!(answer.tokens_served <= 3_000);
+                    assert!(!answer.hits.is_empty());
+                    for hit in &answer.hits {
+                        // Every hit is a section of a version the document had, with its text.
+                        let document = store.get_version(&hit.key, hit.version).unwrap();
+                        let text = hit.text.as_deref().unwrap();
+                        assert!(document.text.contains(text.trim_end()), "{}", hit.pointer);
+                    }
+                    n_asks += 1;
+                }
+            });
+        }
+    });
+    // Once quiet, the store answers as one built from the final documents does.
+    store.compact();
+    let rebuilt = ContextStore::new();
+    for key in store.keys() {
+        rebuilt.put(&key, &store.get(&key).unwrap().text).unwrap();
+    }
+    let sections = |store: &ContextStore| -> Vec<(String, String)> {
+        store
+            .ask_with("strict union validator json", &options)
+            .hits
+            .into_iter()
+            .map(|hit| (hit.key, hit.section_id))
+            .collect()
+    };
+    assert_eq!(sections(&store), sections(&rebuilt));
+}
+
+#[test]
 fn readers_see_a_whole_version_while_a_writer_puts() {
     let store = ContextStore::new();
     store.put("docs/export.md", EXPORT_V1).unwrap();

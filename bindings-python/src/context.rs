@@ -519,8 +519,8 @@ impl ContextStore {
 
     /// Folds what ``put`` and ``delete`` changed since the index last merged into its main
     /// segment; returns whether there was anything to fold in. After a bulk load through
-    /// ``put`` it makes the asks that follow faster (``ingest_dir`` already does it). It holds the
-    /// store's write lock while it rebuilds the index, so other threads' asks wait for it.
+    /// ``put`` it makes the asks that follow faster (``ingest_dir`` already does it). Other
+    /// threads' asks go on while it rebuilds the index; their puts wait for it.
     fn compact(&self, py: Python<'_>) -> PyResult<bool> {
         no_panic(|| Ok(py.detach(|| self.inner.compact())))
     }

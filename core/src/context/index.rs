@@ -101,6 +101,22 @@ pub struct AnalyzedDocument {
     len: f32,
 }
 
+/// An index's segments merged into one by [`Index::merged`], for [`Index::install`].
+pub struct MergedIndex {
+    main: MainSegment,
+    total_len: f64,
+    n_live: usize,
+}
+
+impl std::fmt::Debug for MergedIndex {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MergedIndex")
+            .field("live_documents", &self.n_live)
+            .finish()
+    }
+}
+
 /// A BM25 index over documents identified by `u32` slots.
 ///
 /// ```
@@ -688,8 +704,20 @@ impl Index {
     /// delta empty and no dead documents. Does nothing when there is nothing to merge, and says
     /// whether there was.
     pub fn merge(&mut self) -> bool {
+        match self.merged() {
+            Some(merged) => {
+                self.install(merged);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What [`Index::merge`] would make the index, built without changing it (so a caller may
+    /// build it while readers still search), or `None` when there is nothing to merge.
+    pub fn merged(&self) -> Option<MergedIndex> {
         if self.delta.docs.slots.is_empty() && self.main.docs.n_dead == 0 {
-            return false;
+            return None;
         }
         let main = &self.main;
         let delta = &self.delta;
@@ -792,9 +820,9 @@ impl Index {
         // INVARIANT: a finished in-memory builder yields a valid fst.
         let terms = builder.into_map().into_fst().into_inner();
         let terms = fst::Map::new(terms).expect("a freshly built fst is valid");
-        self.total_len = docs.lens.iter().map(|len| f64::from(*len)).sum();
-        self.n_live = docs.slots.len();
-        self.main = MainSegment {
+        let total_len: f64 = docs.lens.iter().map(|len| f64::from(*len)).sum();
+        let n_live = docs.slots.len();
+        let mut main = MainSegment {
             terms,
             offsets,
             ordinals,
@@ -806,10 +834,27 @@ impl Index {
             dense_lists: Vec::new(),
             docs,
         };
-        self.main.compute_max_weights(self.average_len());
-        self.main.build_dense_lists();
+        let average_len = if n_live == 0 {
+            1.0
+        } else {
+            (total_len / n_live as f64) as f32
+        };
+        main.compute_max_weights(average_len);
+        main.build_dense_lists();
+        Some(MergedIndex {
+            main,
+            total_len,
+            n_live,
+        })
+    }
+
+    /// Makes `merged` the index: its main segment, with an empty delta. `merged` must have been
+    /// built by [`Index::merged`] from this index as it is now.
+    pub fn install(&mut self, merged: MergedIndex) {
+        self.main = merged.main;
+        self.total_len = merged.total_len;
+        self.n_live = merged.n_live;
         self.delta = DeltaSegment::default();
-        true
     }
 
     /// Returns up to `limit` `(slot, score)` pairs for the documents that best match `query`

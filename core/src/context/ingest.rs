@@ -203,7 +203,7 @@ pub(super) fn ingest_into(
             report.deleted.push(key);
         }
     }
-    target.view().shared.state.write().merge_index();
+    target.view().compact();
     Ok(report)
 }
 

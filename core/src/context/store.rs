@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
@@ -650,10 +650,18 @@ impl ContextStore {
     /// p50 on the 100,000-section store of `docs/benchmarks.md`); [`ContextStore::ingest_dir`]
     /// already does it at its end.
     /// Answers stay the same (their scores to rounding, as the terms are summed in another
-    /// order). It holds the store's write lock while it rebuilds the index (160 to
-    /// 320 ms on 100,000 sections), so asks and puts on other threads wait for it.
+    /// order). It rebuilds the index (160 to 320 ms on 100,000 sections) while asks on other
+    /// threads go on, and takes the write lock only to swap the rebuilt index in; puts and
+    /// other writes wait for the whole of it.
     pub fn compact(&self) -> bool {
-        self.shared.state.write().merge_index()
+        let state = self.shared.state.upgradable_read();
+        let Some(merged) = state.index.merged() else {
+            return false;
+        };
+        RwLockUpgradableReadGuard::upgrade(state)
+            .index
+            .install(merged);
+        true
     }
 
     /// The current section with id `id`.
@@ -900,10 +908,6 @@ impl ContextStore {
 }
 
 impl State {
-    pub(super) fn merge_index(&mut self) -> bool {
-        self.index.merge()
-    }
-
     pub(super) fn n_live(&self) -> usize {
         self.docs.iter().filter(|doc| doc.current.is_some()).count()
     }
