@@ -663,6 +663,22 @@ impl Index {
 
     /// [`Index::insert`] for a document [`Index::analyze`] has analysed.
     pub fn insert_analyzed(&mut self, slot: u32, document: AnalyzedDocument) {
+        self.insert_unmerged(slot, document);
+        if self.merge_due() {
+            self.merge();
+        }
+    }
+
+    /// Whether the delta segment holds more documents than a tenth of the main segment's, and
+    /// more than 4,096: then [`Index::insert_analyzed`] merges it.
+    pub fn merge_due(&self) -> bool {
+        self.delta.docs.slots.len() > AUTO_MERGE_DOCS.max(self.main.docs.n_live() / 10)
+    }
+
+    /// [`Index::insert_analyzed`] without its automatic merge, for a caller that merges when
+    /// [`Index::merge_due`] says so, and may then build the merge while readers search
+    /// ([`Index::merged`]) rather than under its writer's lock.
+    pub fn insert_unmerged(&mut self, slot: u32, document: AnalyzedDocument) {
         self.remove(slot);
         let AnalyzedDocument { terms, len } = document;
         let ordinal = self.delta.docs.push(slot, len);
@@ -674,10 +690,6 @@ impl Index {
         }
         self.n_live += 1;
         self.total_len += f64::from(len);
-        let delta_docs = self.delta.docs.slots.len();
-        if delta_docs > AUTO_MERGE_DOCS.max(self.main.docs.n_live() / 10) {
-            self.merge();
-        }
     }
 
     /// Removes the document under `slot`; returns whether there was one.

@@ -23,7 +23,7 @@ const DECODE_LIMIT: usize = 1 << 32;
 /// How many bytes of journal since the last snapshot make the next write save a snapshot. An
 /// open applies the entries again (splitting and tokenising their text, as an ingest does), so
 /// this bounds what reopening costs beyond reading the snapshot.
-pub(super) const COMPACT_AFTER_BYTES: u64 = 16 << 20;
+pub(super) const SNAPSHOT_AFTER_BYTES: u64 = 16 << 20;
 
 /// One change, as the journal keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,8 +90,8 @@ pub(super) struct Journal {
     pub(super) head_id: [u8; 32],
     /// Bytes of the entries after the last snapshot.
     pub(super) since_snapshot: u64,
-    /// [`COMPACT_AFTER_BYTES`], but for tests.
-    pub(super) compact_after: u64,
+    /// [`SNAPSHOT_AFTER_BYTES`], but for tests.
+    pub(super) snapshot_after: u64,
 }
 
 impl Journal {
@@ -102,8 +102,8 @@ impl Journal {
     }
 
     /// Whether the entries since the last snapshot are worth folding into a new one.
-    pub(super) fn compaction_due(&self) -> bool {
-        self.since_snapshot > self.compact_after
+    pub(super) fn snapshot_due(&self) -> bool {
+        self.since_snapshot > self.snapshot_after
     }
 }
 

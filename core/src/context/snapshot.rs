@@ -283,7 +283,7 @@ impl ContextStoreBuilder {
                 snapshot_id: latest,
                 head_id: head,
                 since_snapshot: saved.since_snapshot,
-                compact_after: journal::COMPACT_AFTER_BYTES,
+                snapshot_after: journal::SNAPSHOT_AFTER_BYTES,
             }),
             saving: Mutex::new(()),
         };
@@ -550,14 +550,14 @@ impl ContextStore {
     }
 
     /// Saves a snapshot when the journal since the last one has grown past
-    /// [`journal::COMPACT_AFTER_BYTES`]. A failed save is tried again at the next write: the
+    /// [`journal::SNAPSHOT_AFTER_BYTES`]. A failed save is tried again at the next write: the
     /// change that triggered it is in the journal already.
-    pub(super) fn compact_if_due(&self) {
+    pub(super) fn save_if_journal_due(&self) {
         let due = self
             .shared
             .persist
             .as_ref()
-            .is_some_and(|persist| persist.journal.lock().compaction_due());
+            .is_some_and(|persist| persist.journal.lock().snapshot_due());
         if due {
             let _ = self.save();
         }
@@ -635,7 +635,7 @@ mod tests {
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let store = ContextStore::open(Arc::clone(&backing)).unwrap();
         let persist = store.shared.persist.as_ref().unwrap();
-        persist.journal.lock().compact_after = 1_000;
+        persist.journal.lock().snapshot_after = 1_000;
         store.put("docs/a.md", "# A\n\nShort.\n").unwrap();
         assert_eq!(journal_len(&backing), 1);
         assert_eq!(backing.get(NAMESPACE, CURRENT).unwrap(), None);

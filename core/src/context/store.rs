@@ -499,8 +499,15 @@ impl ContextStore {
                 at_ns,
             },
         )?;
-        let (version, change) = self.shared.state.write().put(prepared, at_ns, source);
+        let (version, change, merge_due) = {
+            let mut state = self.shared.state.write();
+            let (version, change) = state.put(prepared, at_ns, source);
+            (version, change, state.index.merge_due())
+        };
         self.changed(journal, change);
+        if merge_due {
+            self.merge_index(true);
+        }
         Ok(version)
     }
 
@@ -511,7 +518,7 @@ impl ContextStore {
         drop(journal);
         self.notify(change);
         if written {
-            self.compact_if_due();
+            self.save_if_journal_due();
         }
     }
 
@@ -654,7 +661,18 @@ impl ContextStore {
     /// threads go on, and takes the write lock only to swap the rebuilt index in; puts and
     /// other writes wait for the whole of it.
     pub fn compact(&self) -> bool {
+        self.merge_index(false)
+    }
+
+    /// Merges the index's segments (only if a merge is due, with `only_if_due`), building the
+    /// merged index under an upgradable read, so that asks go on meanwhile, and swapping it in
+    /// under the write lock; says whether it merged. A put whose document makes a merge due
+    /// calls it after releasing the write lock, so that no ask waits for the automatic merge.
+    fn merge_index(&self, only_if_due: bool) -> bool {
         let state = self.shared.state.upgradable_read();
+        if only_if_due && !state.index.merge_due() {
+            return false;
+        }
         let Some(merged) = state.index.merged() else {
             return false;
         };
@@ -1176,7 +1194,8 @@ impl State {
                     section,
                 )),
             };
-            self.index.insert_analyzed(slot, terms);
+            // The merge this may make due runs once the writer's lock is released.
+            self.index.insert_unmerged(slot, terms);
             let stated = match renames.as_mut().and_then(Iterator::next) {
                 Some(stated) => stated,
                 None => renames::extract(&section.text),
@@ -1817,6 +1836,31 @@ mod tests {
         exclude sets, and to JSON with the same options and an indent.\n";
     const OTHER: &str = "# Validators\n\nA validator runs before or after a field's own parsing \
         and may change the value it returns.\n";
+
+    #[test]
+    fn puts_merge_the_index_once_a_merge_is_due() {
+        let store = ContextStore::new();
+        let document = |n: usize| -> String {
+            let mut text = format!("# Guide {n}\n\n");
+            for part in 0..10 {
+                text.push_str(&format!("## Part {part}\n\nword{n} part{part} shared\n\n"));
+            }
+            text
+        };
+        // 11 sections a document: past 4,096 sections in the delta segment a merge is due.
+        for n in 0..400 {
+            store.put(&format!("docs/{n}.md"), &document(n)).unwrap();
+            assert!(
+                !store.shared.state.read().index.merge_due(),
+                "after put {n}"
+            );
+        }
+        assert!(
+            store.compact(),
+            "the puts after the last merge stay to be merged"
+        );
+        assert_eq!(store.ask("word399 part9", 500).hits[0].key, "docs/399.md");
+    }
 
     /// Every marker of a store that each marking rule touches, as `key > heading: freshness
     /// (reason)`. If this changes, saved stores would be marked otherwise: bump
