@@ -3,6 +3,9 @@
 //! One `RwLock` guards the state: `ask`, `get` and `get_section` share it, so any number of agents
 //! read at once; a `put` splits, tokenises and signs the document before it takes the lock, and
 //! holds it only to swap the version in, update the index and re-mark the documents it touches.
+//! Merging the index's segments (when a put makes it due, or on `compact`) builds the merged
+//! index under an upgradable read, which lets asks go on, and takes the write lock only to swap
+//! it in.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
