@@ -106,6 +106,8 @@ pub struct MergedIndex {
     main: MainSegment,
     total_len: f64,
     n_live: usize,
+    /// The [`Index::generation`] it was built from.
+    generation: u64,
 }
 
 impl std::fmt::Debug for MergedIndex {
@@ -133,6 +135,9 @@ pub struct Index {
     delta: DeltaSegment,
     n_live: usize,
     total_len: f64,
+    /// Counts the changes to the index, so that [`Index::install`] can tell a merge built
+    /// before the latest change; not saved.
+    generation: u64,
 }
 
 impl std::fmt::Debug for Index {
@@ -600,6 +605,7 @@ impl Index {
             delta: DeltaSegment::default(),
             n_live: 0,
             total_len: 0.0,
+            generation: 0,
         }
     }
 
@@ -680,6 +686,7 @@ impl Index {
     /// ([`Index::merged`]) rather than under its writer's lock.
     pub fn insert_unmerged(&mut self, slot: u32, document: AnalyzedDocument) {
         self.remove(slot);
+        self.generation += 1;
         let AnalyzedDocument { terms, len } = document;
         let ordinal = self.delta.docs.push(slot, len);
         for (term, tf) in terms {
@@ -694,6 +701,7 @@ impl Index {
 
     /// Removes the document under `slot`; returns whether there was one.
     pub fn remove(&mut self, slot: u32) -> bool {
+        self.generation += 1;
         let len = self
             .main
             .docs
@@ -717,10 +725,7 @@ impl Index {
     /// whether there was.
     pub fn merge(&mut self) -> bool {
         match self.merged() {
-            Some(merged) => {
-                self.install(merged);
-                true
-            }
+            Some(merged) => self.install(merged),
             None => false,
         }
     }
@@ -857,16 +862,23 @@ impl Index {
             main,
             total_len,
             n_live,
+            generation: self.generation,
         })
     }
 
-    /// Makes `merged` the index: its main segment, with an empty delta. `merged` must have been
-    /// built by [`Index::merged`] from this index as it is now.
-    pub fn install(&mut self, merged: MergedIndex) {
+    /// Makes `merged` the index (its main segment, with an empty delta) if it was built by
+    /// [`Index::merged`] from this index as it is now; says whether it was. A merge built
+    /// before a later insert or remove is not installed, as it would lose that change.
+    pub fn install(&mut self, merged: MergedIndex) -> bool {
+        if merged.generation != self.generation {
+            return false;
+        }
         self.main = merged.main;
         self.total_len = merged.total_len;
         self.n_live = merged.n_live;
         self.delta = DeltaSegment::default();
+        self.generation += 1;
+        true
     }
 
     /// Returns up to `limit` `(slot, score)` pairs for the documents that best match `query`
@@ -1701,6 +1713,7 @@ impl Index {
             },
             n_live,
             total_len,
+            generation: 0,
         };
         index.main.compute_max_weights(index.average_len());
         index.main.build_dense_lists();
@@ -2006,6 +2019,24 @@ mod tests {
         assert_eq!(hits.iter().map(|hit| hit.0).collect::<Vec<_>>(), [1, 3, 5]);
         assert!(index.search("shared", 0, |_| true).is_empty());
         assert_eq!(index.search("shared", 100, |_| true).len(), 10);
+    }
+
+    #[test]
+    fn a_merge_built_before_a_change_is_not_installed() {
+        let mut index = build(&[(0, &[("alpha beta", 1.0)]), (1, &[("alpha", 1.0)])]);
+        let before = index.merged().unwrap();
+        index.insert(2, &[("gamma", 1.0)]);
+        assert!(!index.install(before), "a stale merge was installed");
+        assert_eq!(slots(&index, "gamma"), [2]);
+        let stale = index.merged().unwrap();
+        assert!(index.remove(0));
+        assert!(!index.install(stale));
+        assert_eq!(slots(&index, "beta"), Vec::<u32>::new());
+        let fresh = index.merged().unwrap();
+        assert!(index.install(fresh));
+        assert!(index.merged().is_none());
+        assert_eq!(slots(&index, "alpha"), [1]);
+        assert_eq!(slots(&index, "gamma"), [2]);
     }
 
     #[test]

@@ -679,10 +679,11 @@ impl ContextStore {
         let Some(merged) = state.index.merged() else {
             return false;
         };
+        // INVARIANT: the upgradable read kept every writer out since `merged` was built, so it
+        // is of the index as it is, and installs.
         RwLockUpgradableReadGuard::upgrade(state)
             .index
-            .install(merged);
-        true
+            .install(merged)
     }
 
     /// The current section with id `id`.
