@@ -656,7 +656,7 @@ impl ContextStore {
     /// only once it holds more than a tenth of the store's sections (and more than 4,096), so a
     /// store built by `put` alone keeps up to a tenth of them there, and every ask searches both
     /// segments.
-    /// After a bulk load through `put`, one call makes the asks that follow faster (about 7% at
+    /// After a bulk load through `put`, one call makes the asks that follow faster (7% to 10% at
     /// p50 on the 100,000-section store of `docs/benchmarks.md`); [`ContextStore::ingest_dir`]
     /// already does it at its end.
     /// Answers stay the same (their scores to rounding, as the terms are summed in another
