@@ -1194,25 +1194,33 @@ fn vocabulary_document(seed: u64) -> String {
     text
 }
 
-#[test]
-fn compact_folds_puts_and_deletes_in_without_changing_an_answer() {
+/// The key of guide `n` of [`guides`].
+fn guide_key(n: u64) -> String {
+    format!("docs/guide-{n}.md")
+}
+
+/// A store of `n` guides, each a [`vocabulary_document`] of its own seed.
+fn guides(n: u64) -> ContextStore {
     let store = ContextStore::new();
-    for seed in 0..120 {
+    for seed in 0..n {
         store
-            .put(&format!("docs/guide-{seed}.md"), &vocabulary_document(seed))
+            .put(&guide_key(seed), &vocabulary_document(seed))
             .unwrap();
     }
+    store
+}
+
+#[test]
+fn compact_folds_puts_and_deletes_in_without_changing_an_answer() {
+    let store = guides(120);
     // Replaced and deleted documents leave dead sections behind in the index.
     for seed in (0..120).step_by(7) {
         store
-            .put(
-                &format!("docs/guide-{seed}.md"),
-                &vocabulary_document(seed + 1_000),
-            )
+            .put(&guide_key(seed), &vocabulary_document(seed + 1_000))
             .unwrap();
     }
     for seed in (3..120).step_by(11) {
-        assert!(store.delete(&format!("docs/guide-{seed}.md")).unwrap());
+        assert!(store.delete(&guide_key(seed)).unwrap());
     }
     let queries = [
         "strict union validator",
@@ -1260,12 +1268,7 @@ fn compact_folds_puts_and_deletes_in_without_changing_an_answer() {
 
 #[test]
 fn asks_during_compactions_and_puts_see_whole_versions() {
-    let store = ContextStore::new();
-    for seed in 0..60 {
-        store
-            .put(&format!("docs/guide-{seed}.md"), &vocabulary_document(seed))
-            .unwrap();
-    }
+    let store = guides(60);
     let done = std::sync::atomic::AtomicBool::new(false);
     let options = AskOptions {
         max_hits: 6,
@@ -1277,7 +1280,7 @@ fn asks_during_compactions_and_puts_see_whole_versions() {
                 let seed = round % 60;
                 store
                     .put(
-                        &format!("docs/guide-{seed}.md"),
+                        &guide_key(seed),
                         &vocabulary_document(seed + 1_000 * (round + 1)),
                     )
                     .unwrap();
