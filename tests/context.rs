@@ -987,10 +987,13 @@ fn a_save_folds_the_journal_in_and_keeps_what_the_previous_snapshot_lacks() {
     );
     store.put("docs/validators.md", VALIDATORS).unwrap();
     store.save().unwrap();
-    // The first entry is in both snapshots now; the second only in the latest.
-    assert_eq!(
-        journal_entries(&backing),
-        vec!["journal-00000000000000000002"]
+    // The first entry is in both snapshots now; the second only in the latest. (Each entry's
+    // key is its number, then its writer's id.)
+    let entries = journal_entries(&backing);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0].starts_with("journal-00000000000000000002-"),
+        "{entries:?}"
     );
     store.put("docs/export.md", EXPORT_V2).unwrap();
     let expected = contents(&store);
@@ -1922,4 +1925,88 @@ fn an_ask_fills_the_budget_only_from_as_many_candidates_as_it_may_serve() {
     };
     assert_eq!(served(2), ["docs/rotation.md"]);
     assert_eq!(served(3), ["docs/rotation.md", "docs/notes.md"]);
+}
+
+/// A backing store that runs `before` once, just before the first compare-and-swap of a record
+/// whose key starts with `prefix`: what another process does between this one's reading of the
+/// folder and its claim.
+struct BeforeClaim {
+    inner: Arc<dyn Store>,
+    prefix: &'static str,
+    before: parking_lot::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Store for BeforeClaim {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, fourfold::StoreError> {
+        self.inner.get(namespace, key)
+    }
+
+    fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), fourfold::StoreError> {
+        self.inner.put(namespace, key, value)
+    }
+
+    fn delete(&self, namespace: &str, key: &str) -> Result<bool, fourfold::StoreError> {
+        self.inner.delete(namespace, key)
+    }
+
+    fn list(&self, namespace: &str) -> Result<Vec<String>, fourfold::StoreError> {
+        self.inner.list(namespace)
+    }
+
+    fn compare_and_swap(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, fourfold::StoreError> {
+        if key.starts_with(self.prefix) {
+            if let Some(before) = self.before.lock().take() {
+                before();
+            }
+        }
+        self.inner.compare_and_swap(namespace, key, expected, new)
+    }
+}
+
+/// A put whose claim of a journal entry comes after two saves of another process: the first
+/// save's previous snapshot held that entry's number and the second deleted it, so the number
+/// is free again, but the latest snapshot's range covers it.
+#[test]
+fn a_put_claiming_a_number_two_saves_freed_is_not_lost() {
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let other = ContextStore::open(Arc::clone(&backing)).unwrap();
+    other.put("docs/export.md", EXPORT_V1).unwrap();
+    other.save().unwrap();
+    let hooked = Arc::new(BeforeClaim {
+        inner: Arc::clone(&backing),
+        prefix: "journal-",
+        before: parking_lot::Mutex::new(None),
+    });
+    let store = ContextStore::open(Arc::clone(&hooked) as Arc<dyn Store>).unwrap();
+    *hooked.before.lock() = Some(Box::new(move || {
+        other.put("docs/validators.md", VALIDATORS).unwrap();
+        other.save().unwrap();
+        other.put("docs/export.md", EXPORT_V2).unwrap();
+        other.save().unwrap();
+    }));
+    store.put("docs/gone.md", VALIDATORS).unwrap();
+    assert!(hooked.before.lock().is_none(), "the other process ran");
+    let expected_keys = vec![
+        "docs/export.md".to_string(),
+        "docs/gone.md".to_string(),
+        "docs/validators.md".to_string(),
+    ];
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(reopened.keys(), expected_keys);
+    assert_eq!(reopened.get("docs/export.md").unwrap().text, EXPORT_V2);
+    // The writer's own save takes in the other's writes and keeps its own.
+    store.save().unwrap();
+    assert_eq!(store.keys(), expected_keys);
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(reopened.keys(), expected_keys);
+    let previous = ContextStore::builder()
+        .open_previous(Arc::clone(&backing))
+        .unwrap();
+    assert_eq!(previous.keys(), expected_keys);
 }

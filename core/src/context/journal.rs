@@ -2,13 +2,17 @@
 //! one record before it is applied, so that it outlives the process without a snapshot of the
 //! whole store being written for it.
 //!
-//! A journal entry is the record `journal-<seq>` (20 digits, so that the backing store's sorted
-//! keys are in order) in the snapshots' namespace: `FFCTXJ` and a format byte, then the payload
-//! framed as a format-1 snapshot's (its length, its BLAKE3 hash, itself): the operation in
-//! bincode. A snapshot names the last entry it holds; opening it applies the entries after it,
-//! in order, as they were applied the first time (a put with its original timestamp).
+//! A journal entry is the record `journal-<seq>-<writer>` (the sequence number in 20 digits and
+//! the writing store's random id in 16 hex digits, so that the backing store's sorted keys are
+//! in order) in the snapshots' namespace: `FFCTXJ` and a format byte, then the payload framed as
+//! a format-1 snapshot's (its length, its BLAKE3 hash, itself): the operation in bincode. Entries
+//! written before writers had ids are `journal-<seq>`, writer 0. A store numbers its entries
+//! after the last it has seen, so each writer's numbers rise; a snapshot names, for each writer,
+//! the last of its entries it holds, and opening it applies the entries it does not hold, in
+//! order, as they were applied the first time (a put with its original timestamp).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,18 +45,60 @@ pub(super) enum Op<'a> {
     Delete { key: Cow<'a, str> },
 }
 
-/// The key of entry `seq`.
-pub(super) fn entry_key(seq: u64) -> String {
-    format!("{PREFIX}{seq:020}")
+/// A journal entry: its sequence number and its writer (0 for an entry written before writers
+/// had ids). Entries apply in this order, which is their keys' order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct EntryId {
+    pub(super) seq: u64,
+    pub(super) writer: u64,
 }
 
-/// The sequence number of a journal entry's key; `None` for any other key.
-pub(super) fn seq_of(key: &str) -> Option<u64> {
-    let digits = key.strip_prefix(PREFIX)?;
+/// For each writer, the last of its entries a state holds.
+pub(super) type Held = BTreeMap<u64, u64>;
+
+/// Whether `held` holds entry `id`: a writer's numbers rise, so it holds every entry of that
+/// writer up to the last.
+pub(super) fn holds(held: &Held, id: EntryId) -> bool {
+    held.get(&id.writer).is_some_and(|&last| id.seq <= last)
+}
+
+/// The key of entry `id`.
+pub(super) fn entry_key(id: EntryId) -> String {
+    if id.writer == 0 {
+        format!("{PREFIX}{:020}", id.seq)
+    } else {
+        format!("{PREFIX}{:020}-{:016x}", id.seq, id.writer)
+    }
+}
+
+/// The entry a journal entry's key names; `None` for any other key.
+pub(super) fn entry_of(key: &str) -> Option<EntryId> {
+    let rest = key.strip_prefix(PREFIX)?;
+    let (digits, writer) = match rest.split_once('-') {
+        Some((digits, hex)) => {
+            if hex.len() != 16
+                || !hex
+                    .bytes()
+                    .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return None;
+            }
+            (
+                digits,
+                u64::from_str_radix(hex, 16)
+                    .ok()
+                    .filter(|&writer| writer != 0)?,
+            )
+        }
+        None => (rest, 0),
+    };
     if digits.len() != 20 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    Some(EntryId {
+        seq: digits.parse().ok()?,
+        writer,
+    })
 }
 
 /// The bytes of an entry for `op`.
@@ -77,12 +123,12 @@ pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<Op<'static>, ContextErro
 /// Where a store's journal stands.
 #[derive(Debug)]
 pub(super) struct Journal {
-    /// The last entry written or found (0: none).
+    /// This store's id as a writer: random, never 0.
+    pub(super) writer: u64,
+    /// The last entry number written or found (0: none); the next entry takes the one after.
     pub(super) last_seq: u64,
-    /// Every entry up to this one is in the store's state (unless `foreign`).
-    pub(super) applied: u64,
-    /// Whether another process wrote entries this store skipped over.
-    pub(super) foreign: bool,
+    /// The entries in the store's state: for each writer, the last.
+    pub(super) applied: Held,
     /// Which snapshot was the latest when this store opened it or last saved.
     pub(super) snapshot_id: [u8; 32],
     /// Which head record (a copy of the latest snapshot's header) was there then: what a
@@ -96,9 +142,9 @@ pub(super) struct Journal {
 
 impl Journal {
     /// Whether the store lacks entries another process wrote: some of `entries` (the folder's)
-    /// come after the last it applied, or one of its claims skipped another's.
-    pub(super) fn lacks(&self, entries: &[u64]) -> bool {
-        self.foreign || entries.iter().any(|&seq| seq > self.applied)
+    /// are not in its state.
+    pub(super) fn lacks(&self, entries: &[EntryId]) -> bool {
+        entries.iter().any(|&id| !holds(&self.applied, id))
     }
 
     /// Whether the entries since the last snapshot are worth folding into a new one.
@@ -136,12 +182,50 @@ mod tests {
     }
 
     #[test]
-    fn entry_keys_sort_in_sequence_and_only_they_parse() {
-        assert!(entry_key(9) < entry_key(10));
-        assert_eq!(seq_of(&entry_key(u64::MAX)), Some(u64::MAX));
-        assert_eq!(seq_of("snapshot"), None);
-        assert_eq!(seq_of("journal-12"), None);
-        assert_eq!(seq_of("journal-0000000000000000001x"), None);
-        assert_eq!(seq_of("journal-99999999999999999999"), None, "over u64");
+    fn entry_keys_sort_in_sequence_then_writer_and_only_they_parse() {
+        let id = |seq, writer| EntryId { seq, writer };
+        let ids = [
+            id(9, 0),
+            id(9, 1),
+            id(9, u64::MAX),
+            id(10, 0),
+            id(10, 0xabc),
+            id(u64::MAX, u64::MAX),
+        ];
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1]);
+            assert!(entry_key(pair[0]) < entry_key(pair[1]), "{pair:?}");
+        }
+        for id in ids {
+            assert_eq!(entry_of(&entry_key(id)), Some(id));
+        }
+        assert_eq!(
+            entry_key(id(2, 0xabc)),
+            "journal-00000000000000000002-0000000000000abc"
+        );
+        assert_eq!(entry_of("snapshot"), None);
+        assert_eq!(entry_of("journal-12"), None);
+        assert_eq!(entry_of("journal-0000000000000000001x"), None);
+        assert_eq!(entry_of("journal-99999999999999999999"), None, "over u64");
+        assert_eq!(
+            entry_of("journal-00000000000000000001-00000000000000AB"),
+            None
+        );
+        assert_eq!(
+            entry_of("journal-00000000000000000001-0000000000000000"),
+            None
+        );
+        assert_eq!(entry_of("journal-00000000000000000001-abc"), None);
+        assert_eq!(entry_of("journal-00000000000000000001-"), None);
+    }
+
+    #[test]
+    fn a_writer_holds_its_entries_up_to_its_last() {
+        let held = Held::from([(0, 4), (7, 10)]);
+        let id = |seq, writer| EntryId { seq, writer };
+        assert!(holds(&held, id(4, 0)) && holds(&held, id(1, 0)));
+        assert!(!holds(&held, id(5, 0)));
+        assert!(holds(&held, id(10, 7)) && !holds(&held, id(11, 7)));
+        assert!(!holds(&held, id(1, 8)), "a writer it does not name");
     }
 }

@@ -1,39 +1,56 @@
 //! Snapshots: the whole store, with its index, saved through the [`Store`] trait, and the journal
 //! of the changes since.
 //!
-//! A snapshot is `FFCTXS` and a format byte (2), the version of the marking rules its markers
-//! were made by (u32, little-endian), the last journal entry it holds (u64), the payload's length
-//! (u64), the BLAKE3 hash of those 12 bytes and the payload (32 bytes), then the payload: the
-//! store's state in bincode, index included, so reopening does not split, tokenise or re-mark
-//! anything again (unless the marking rules, archive folders or pins changed since). Format 1,
-//! written before the journal, has neither field and hashes the payload alone; it still opens,
-//! re-marked. Saving moves the previous snapshot to `snapshot-previous` first (each write is
-//! atomic in every backend), so a snapshot that turns out damaged leaves the one before it
-//! usable through [`ContextStoreBuilder::open_previous`], then writes a copy of the new header
-//! to `snapshot-head`, which [`ContextStore::refresh`] reads. Loading a damaged snapshot or
-//! journal entry is an error and changes nothing.
+//! A snapshot is `FFCTXS` and a format byte (3), the version of the marking rules its markers
+//! were made by (u32, little-endian), the last journal entry number its saver had seen (u64),
+//! the journal entries it holds (a u32 count, then for each writer its id and the last of its
+//! entries, two u64s, in increasing order of id), the payload's length (u64), the BLAKE3 hash of
+//! the fields after the format byte up to the length and of the payload (32 bytes), then the
+//! payload: the store's state in bincode, index included, so reopening does not split, tokenise
+//! or re-mark anything again (unless the marking rules, archive folders or pins changed since).
+//! Format 2 named only the last entry number it held, for entries without writers, and hashed
+//! the marking version and that number with the payload; format 1, written before the journal,
+//! has neither field and hashes the payload alone. Both still open (format 1 re-marked).
+//!
+//! Saving moves the previous snapshot to `snapshot-previous` first (each write is atomic in
+//! every backend), so a snapshot that turns out damaged leaves the one before it usable through
+//! [`ContextStoreBuilder::open_previous`], then writes a copy of the new header to
+//! `snapshot-head`, which [`ContextStore::refresh`] reads. Loading a damaged snapshot or journal
+//! entry is an error and changes nothing.
 //!
 //! Between snapshots, each put and delete is appended to the journal ([`super::journal`]) before
-//! it is applied; opening a snapshot applies the entries after it. Saving deletes the entries
-//! the previous snapshot already held, so either snapshot with the journal gives the latest state.
+//! it is applied; opening a snapshot applies the entries it does not hold. Saving deletes the
+//! entries both it and the previous snapshot hold, so either snapshot with the journal gives the
+//! latest state.
+//!
+//! Entries are held by writer, not by number, because numbers are not unique in time: a save
+//! deletes entries, and a store that chose its next number before that deletion may write
+//! there afterwards. Named by number alone, such an entry would be taken as held by a snapshot
+//! that never saw it, and lost; named by writer, it is held only once a snapshot holds that
+//! writer's entries up to it, and each writer's numbers rise.
 
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 
 use super::err::ContextError;
-use super::journal::{self, Journal, Op};
+use super::journal::{self, holds, EntryId, Held, Journal, Op};
 use super::store::{ContextStore, ContextStoreBuilder, Journaled, Marked, State, MARKING_VERSION};
 use crate::event::{random_u64, Clock, SystemClock};
 use crate::store::Store;
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
-const MAGIC: &[u8; 7] = b"FFCTXS\x02";
+const MAGIC_V2: &[u8; 7] = b"FFCTXS\x02";
+const MAGIC: &[u8; 7] = b"FFCTXS\x03";
 const MARKING_AT: usize = MAGIC.len();
 const THROUGH_AT: usize = MARKING_AT + 4;
-const LEN_AT: usize = THROUGH_AT + 8;
-const HASH_AT: usize = LEN_AT + 8;
-const HEADER_LEN: usize = HASH_AT + 32;
+/// Format 2: the payload's length, its hash, the payload.
+const LEN_AT_V2: usize = THROUGH_AT + 8;
+/// Format 3: the number of writers, then each writer's id and last entry.
+const WRITERS_AT: usize = THROUGH_AT + 8;
+const WRITER_LEN: usize = 16;
+/// Format 3's header without its writers.
+const FIXED_LEN: usize = WRITERS_AT + 4 + 8 + 32;
 const NAMESPACE: &str = "context";
 const CURRENT: &str = "snapshot";
 const PREVIOUS: &str = "snapshot-previous";
@@ -42,39 +59,29 @@ const PREVIOUS: &str = "snapshot-previous";
 const HEAD: &str = "snapshot-head";
 /// The most bytes a snapshot's decoder may claim, so a forged length cannot exhaust memory.
 const DECODE_LIMIT: usize = 1 << 34;
-/// How many times a journal write looks for the next free entry before it gives up (another
-/// process writing to the same folder takes them).
+/// How many numbers a journal write tries before it gives up: its entry's key names its writer,
+/// so it is taken only if another store drew the same random id, or a stray record is there.
 const MAX_CLAIMS: u32 = 64;
 
 /// How many times a save reloads what other processes wrote before it gives up (each reload
 /// rebuilds the state, so a save under a stream of other writers ends with an error instead).
 const MAX_SAVE_RELOADS: u32 = 8;
 
-/// How many of a journal write's claims try the next number straight away before it lists the
-/// folder to find the last one taken.
-const PROBES: u32 = 4;
-
-/// The longest pause between two claims of a journal write: each lost claim waits a random
-/// time up to twice as long as the one before (from 20 us), so that a process that has to list
-/// the folder between claims is not starved by one that claims the next number straight away.
-const MAX_CLAIM_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// A random pause of up to `20 us * 2^attempt`, at most [`MAX_CLAIM_BACKOFF`].
-fn claim_backoff(attempt: u32) {
-    let ceiling = std::time::Duration::from_micros(20u64 << attempt.min(10)).min(MAX_CLAIM_BACKOFF);
-    let fraction = random_u64(SystemClock.now_ns()) as f64 / u64::MAX as f64;
-    std::thread::sleep(ceiling.mul_f64(fraction));
-}
-
-/// The journal entry after `seq`; an error when a damaged head record or a stray entry has
+/// The journal entry number after `seq`; an error when a damaged snapshot or a stray entry has
 /// used up the numbers, rather than an overflow.
 fn next_seq(seq: u64) -> Result<u64, ContextError> {
     seq.checked_add(1)
         .ok_or_else(|| ContextError::CorruptSnapshot {
-            key: HEAD.to_string(),
-            reason: "it or an entry names the last possible journal entry, so no later one can be written"
+            key: "journal".to_string(),
+            reason: "the snapshot or an entry names the last possible journal entry number, so no later one can be written"
                 .to_string(),
         })
+}
+
+/// A new store's id as a journal writer: random, never 0 (the writer of entries written before
+/// writers had ids).
+fn new_writer() -> u64 {
+    random_u64(SystemClock.now_ns()).max(1)
 }
 
 /// The journal, held while a journaled change is applied.
@@ -100,24 +107,33 @@ pub struct SnapshotInfo {
     pub n_documents: u64,
 }
 
-fn encode(state: &State, through: u64) -> Vec<u8> {
+fn encode(state: &State, through: u64, held: &Held) -> Vec<u8> {
     // INVARIANT: the state is plain serde data (no untagged enums, no skipped fields), which
     // bincode always encodes.
     let payload =
         bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap_or_default();
-    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    let mut bytes = Vec::with_capacity(FIXED_LEN + held.len() * WRITER_LEN + payload.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&MARKING_VERSION.to_le_bytes());
     bytes.extend_from_slice(&through.to_le_bytes());
+    // INVARIANT: one writer per store that wrote an entry still in the folder, far fewer than
+    // 2^32.
+    bytes.extend_from_slice(&(held.len() as u32).to_le_bytes());
+    for (writer, last) in held {
+        bytes.extend_from_slice(&writer.to_le_bytes());
+        bytes.extend_from_slice(&last.to_le_bytes());
+    }
+    let len_at = bytes.len();
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let hash = hash_v2(&bytes[MARKING_AT..LEN_AT], &payload);
+    let hash = hash_fields(&bytes[MARKING_AT..len_at], &payload);
     bytes.extend_from_slice(hash.as_bytes());
     bytes.extend_from_slice(&payload);
     bytes
 }
 
-/// A format-2 snapshot's hash: of its marking version and journal fields, then its payload.
-fn hash_v2(fields: &[u8], payload: &[u8]) -> blake3::Hash {
+/// The hash of a snapshot of format 2 or 3: of the fields between its format byte and its
+/// payload's length, then of its payload.
+fn hash_fields(fields: &[u8], payload: &[u8]) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
     hasher.update(fields);
     hasher.update(payload);
@@ -130,64 +146,121 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// The last journal entry a snapshot holds, read from its header alone (0 if it has none).
-fn through_of(bytes: &[u8]) -> u64 {
-    if bytes.len() >= HEADER_LEN && &bytes[..MAGIC.len()] == MAGIC {
-        u64_at(bytes, THROUGH_AT)
-    } else {
-        0
+/// What the header of a snapshot of format 2 or 3 says.
+struct Header {
+    marking: u32,
+    /// The last journal entry number its saver had seen.
+    through: u64,
+    /// The journal entries it holds.
+    held: Held,
+    /// Where its payload's length is: the hashed fields end there.
+    len_at: usize,
+}
+
+impl Header {
+    /// Where the payload starts: the header's length.
+    fn len(&self) -> usize {
+        self.len_at + 8 + 32
+    }
+
+    /// The header at the start of `bytes` (a snapshot, or a head record: a copy of its
+    /// header); `None` for other bytes or a header cut short.
+    fn read(bytes: &[u8]) -> Option<Header> {
+        let magic = bytes.get(..MAGIC.len())?;
+        let through = u64_at(bytes.get(..WRITERS_AT)?, THROUGH_AT);
+        let marking = u32::from_le_bytes(bytes[MARKING_AT..THROUGH_AT].try_into().ok()?);
+        let header = if magic == MAGIC_V2 {
+            Header {
+                marking,
+                through,
+                // Format 2's entries had no writers: it held every entry up to its number.
+                held: Held::from([(0, through)]),
+                len_at: LEN_AT_V2,
+            }
+        } else if magic == MAGIC {
+            let count = u32::from_le_bytes(bytes.get(WRITERS_AT..WRITERS_AT + 4)?.try_into().ok()?);
+            let writers_at = WRITERS_AT + 4;
+            let len_at = (count as usize)
+                .checked_mul(WRITER_LEN)
+                .and_then(|writers_len| writers_at.checked_add(writers_len))?;
+            let writers = bytes.get(writers_at..len_at)?;
+            Header {
+                marking,
+                through,
+                held: writers
+                    .chunks_exact(WRITER_LEN)
+                    .map(|writer| (u64_at(writer, 0), u64_at(writer, 8)))
+                    .collect(),
+                len_at,
+            }
+        } else {
+            return None;
+        };
+        (bytes.len() >= header.len()).then_some(header)
     }
 }
 
-/// What tells one snapshot from another: a hash of its header, which holds the hash of its
-/// payload (all zeros for none).
-fn id_of(snapshot: Option<&[u8]>) -> [u8; 32] {
-    snapshot.map_or([0; 32], |bytes| {
-        *blake3::hash(&bytes[..bytes.len().min(HEADER_LEN)]).as_bytes()
-    })
+/// The journal entries a snapshot holds, read from its header alone (none if it has no header
+/// of format 2 or 3).
+fn held_of(bytes: &[u8]) -> Held {
+    Header::read(bytes).map_or_else(Held::new, |header| header.held)
 }
 
-/// The sequence numbers of the journal entries in `store`, in order.
-fn journal_seqs(store: &dyn Store) -> Result<Vec<u64>, ContextError> {
-    // Keys list sorted, and entry keys have a fixed width: in sequence order.
+/// A snapshot's header as a head record holds it: the whole of it, or the bytes themselves if
+/// they are not a snapshot of format 2 or 3.
+fn head_of(bytes: &[u8]) -> &[u8] {
+    &bytes[..Header::read(bytes).map_or(bytes.len(), |header| header.len())]
+}
+
+/// What tells one snapshot from another: a hash of its header, which holds the hash of its
+/// payload (all zeros for none). The same for a snapshot and its head record.
+fn id_of(snapshot: Option<&[u8]>) -> [u8; 32] {
+    snapshot.map_or([0; 32], |bytes| *blake3::hash(head_of(bytes)).as_bytes())
+}
+
+/// The journal entries in `store`, in order.
+fn journal_entries(store: &dyn Store) -> Result<Vec<EntryId>, ContextError> {
+    // Keys list sorted, and entry keys sort in the entries' order.
     Ok(store
         .list(NAMESPACE)?
         .iter()
-        .filter_map(|entry| journal::seq_of(entry))
+        .filter_map(|entry| journal::entry_of(entry))
         .collect())
 }
 
-/// The state in a snapshot, the last journal entry it holds, and whether its markers are the
-/// current marking rules'.
-fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Marked), ContextError> {
+/// The state in a snapshot, the last journal entry number its saver had seen, the entries it
+/// holds, and whether its markers are the current marking rules'.
+fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Held, Marked), ContextError> {
     let corrupt = |reason: String| ContextError::CorruptSnapshot {
         key: key.to_string(),
         reason,
     };
-    let magic = bytes.get(..MAGIC.len());
-    let (through, marked, payload) = if magic == Some(MAGIC) && bytes.len() >= HEADER_LEN {
-        let mut marking = [0u8; 4];
-        marking.copy_from_slice(&bytes[MARKING_AT..THROUGH_AT]);
-        let marked = if u32::from_le_bytes(marking) == MARKING_VERSION {
+    let (through, held, marked, payload) = if let Some(header) = Header::read(bytes) {
+        let marked = if header.marking == MARKING_VERSION {
             Marked::Now
         } else {
             Marked::Before
         };
-        let len = u64_at(bytes, LEN_AT);
-        let payload = &bytes[HEADER_LEN..];
-        check_len(len, payload).map_err(corrupt)?;
-        if hash_v2(&bytes[MARKING_AT..LEN_AT], payload).as_bytes() != &bytes[HASH_AT..HEADER_LEN] {
+        let payload = &bytes[header.len()..];
+        check_len(u64_at(bytes, header.len_at), payload).map_err(corrupt)?;
+        let hash = hash_fields(&bytes[MARKING_AT..header.len_at], payload);
+        if hash.as_bytes() != &bytes[header.len_at + 8..header.len()] {
             return Err(corrupt(
                 "its checksum does not match its content".to_string(),
             ));
         }
-        (u64_at(bytes, THROUGH_AT), marked, payload)
-    } else if magic == Some(MAGIC_V1) {
+        (header.through, header.held, marked, payload)
+    } else if bytes.get(..MAGIC.len()) == Some(MAGIC_V1) {
         (
             0,
+            Held::new(),
             Marked::Before,
             unframe(MAGIC_V1, bytes).map_err(corrupt)?,
         )
+    } else if bytes.len() >= MAGIC.len() && bytes.starts_with(b"FFCTXS") {
+        return Err(corrupt(
+            "its header is cut short, or of a format this version does not know".to_string(),
+        ));
     } else {
         return Err(corrupt(
             "it does not start with a context snapshot header".to_string(),
@@ -197,7 +270,7 @@ fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Marked), ContextError>
     state
         .check()
         .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?;
-    Ok((state, through, marked))
+    Ok((state, through, held, marked))
 }
 
 /// The framing of journal entries and of format-1 snapshots: `magic`, the payload's length
@@ -277,9 +350,9 @@ impl ContextStoreBuilder {
         let persist = Persist {
             store,
             journal: Mutex::new(Journal {
+                writer: new_writer(),
                 last_seq: saved.last_seq,
-                applied: saved.last_seq,
-                foreign: false,
+                applied: saved.applied,
                 snapshot_id: latest,
                 head_id: head,
                 since_snapshot: saved.since_snapshot,
@@ -295,33 +368,36 @@ impl ContextStoreBuilder {
     }
 }
 
-/// A snapshot as read, with the journal entries after it, checked but not applied yet.
+/// A snapshot as read, with the journal entries it does not hold, checked but not applied yet.
 struct Saved {
     state: State,
     marked: Marked,
     entries: Vec<Op<'static>>,
-    /// The last entry found, or the snapshot's last if it is later.
+    /// The last entry number found, or the snapshot's if it is later.
     last_seq: u64,
+    /// The entries in the state once `entries` are applied.
+    applied: Held,
     since_snapshot: u64,
 }
 
 impl Saved {
-    /// The snapshot `key`, whose bytes are `snapshot`, and the journal after it.
+    /// The snapshot `key`, whose bytes are `snapshot`, and the journal entries it does not hold.
     fn read(store: &dyn Store, key: &str, snapshot: Option<&[u8]>) -> Result<Saved, ContextError> {
-        let (state, through, marked) = match snapshot {
+        let (state, through, held, marked) = match snapshot {
             Some(bytes) => decode(key, bytes)?,
-            None => (State::default(), 0, Marked::Now),
+            None => (State::default(), 0, Held::new(), Marked::Now),
         };
-        // Every entry after the snapshot, read and checked before anything is applied.
+        // Every entry the snapshot does not hold, read and checked before anything is applied.
         let mut entries = Vec::new();
         let mut last_seq = through;
+        let mut applied = held.clone();
         let mut since_snapshot = 0;
-        for seq in journal_seqs(store)? {
-            last_seq = last_seq.max(seq);
-            if seq <= through {
+        for id in journal_entries(store)? {
+            last_seq = last_seq.max(id.seq);
+            if holds(&held, id) {
                 continue;
             }
-            let entry = journal::entry_key(seq);
+            let entry = journal::entry_key(id);
             // An entry deleted since the listing was folded into a newer snapshot by another
             // process; this one opens without it, as that process's save found it.
             let Some(bytes) = store.get(NAMESPACE, &entry)? else {
@@ -329,12 +405,15 @@ impl Saved {
             };
             since_snapshot += bytes.len() as u64;
             entries.push(journal::decode(&entry, &bytes)?);
+            let last = applied.entry(id.writer).or_insert(id.seq);
+            *last = id.seq.max(*last);
         }
         Ok(Saved {
             state,
             marked,
             entries,
             last_seq,
+            applied,
             since_snapshot,
         })
     }
@@ -365,24 +444,34 @@ impl ContextStore {
         };
         let _saving = persist.saving.lock();
         let mut attempts = 0;
-        let (previous, entries, bytes, n_documents, through, folded) = loop {
+        let (previous, entries, bytes, n_documents, held, folded) = loop {
             let previous = persist.store.get(NAMESPACE, CURRENT)?;
-            let entries = journal_seqs(&*persist.store)?;
+            let entries = journal_entries(&*persist.store)?;
             {
-                // Checked under the same hold of the journal as the state is encoded: a claim
-                // of this store's that skipped another process's entry after the listing sets
-                // `foreign`, and none can come in between.
                 let journal = persist.journal.lock();
                 let foreign =
                     journal.lacks(&entries) || id_of(previous.as_deref()) != journal.snapshot_id;
                 if !foreign {
+                    // The entries it holds, by writer: those of the writers with entries in the
+                    // folder, and this store's own (written since the listing, perhaps). An
+                    // entry another process writes from now on is not in the state, and no
+                    // writer's last entry here is past it, so opening the snapshot applies it.
+                    let held: Held = journal
+                        .applied
+                        .iter()
+                        .filter(|&(&writer, _)| {
+                            writer == journal.writer
+                                || entries.iter().any(|entry| entry.writer == writer)
+                        })
+                        .map(|(&writer, &last)| (writer, last))
+                        .collect();
                     let state = self.shared.state.read();
                     break (
                         previous,
                         entries,
-                        encode(&state, journal.last_seq),
+                        encode(&state, journal.last_seq, &held),
                         state.n_live() as u64,
-                        journal.last_seq,
+                        held,
                         journal.since_snapshot,
                     );
                 }
@@ -400,7 +489,7 @@ impl ContextStore {
             persist.store.put(NAMESPACE, PREVIOUS, previous)?;
         }
         persist.store.put(NAMESPACE, CURRENT, &bytes)?;
-        let head = &bytes[..bytes.len().min(HEADER_LEN)];
+        let head = head_of(&bytes);
         persist.store.put(NAMESPACE, HEAD, head)?;
         {
             let mut journal = persist.journal.lock();
@@ -408,12 +497,15 @@ impl ContextStore {
             journal.snapshot_id = id_of(Some(&bytes));
             journal.head_id = id_of(Some(head));
         }
-        // The entries the previous snapshot holds are in both now; the later ones stay, so
-        // that the previous snapshot with the journal still gives the latest state.
-        // (Never past this snapshot's own: a damaged previous header may claim any number.)
-        let held_by_both = previous.as_deref().map_or(0, through_of).min(through);
-        for seq in entries.into_iter().filter(|&seq| seq <= held_by_both) {
-            persist.store.delete(NAMESPACE, &journal::entry_key(seq))?;
+        // The entries the previous snapshot holds are in both now; the others stay, so that
+        // the previous snapshot with the journal still gives the latest state. (Only those this
+        // one holds too: a damaged previous header may name any entry.)
+        let previous_held = previous.as_deref().map_or_else(Held::new, held_of);
+        for id in entries
+            .into_iter()
+            .filter(|&id| holds(&previous_held, id) && holds(&held, id))
+        {
+            persist.store.delete(NAMESPACE, &journal::entry_key(id))?;
         }
         Ok(SnapshotInfo {
             n_bytes: bytes.len() as u64,
@@ -432,7 +524,7 @@ impl ContextStore {
         };
         let _saving = persist.saving.lock();
         let head = persist.store.get(NAMESPACE, HEAD)?;
-        let entries = journal_seqs(&*persist.store)?;
+        let entries = journal_entries(&*persist.store)?;
         let foreign = {
             let journal = persist.journal.lock();
             // The head record is rewritten by every save; a folder saved only by builds before
@@ -465,47 +557,31 @@ impl ContextStore {
         };
         let bytes = journal::encode(op);
         let mut journal = persist.journal.lock();
-        // Above the last entry the latest snapshot holds, too: a save deletes entries up to
-        // the previous snapshot's, and a number this store last saw before that deletion is
-        // free again, but an entry written there would be taken as held by the snapshot.
-        let held = |store: &dyn Store| -> Result<u64, ContextError> {
-            Ok(store.get(NAMESPACE, HEAD)?.as_deref().map_or(0, through_of))
+        // After every entry this store has seen, so that a change made after another's is
+        // applied after it on every open. Another process may write the same number meanwhile:
+        // the writers' ids order the two, which were made without seeing each other.
+        let mut id = EntryId {
+            seq: next_seq(journal.last_seq)?,
+            writer: journal.writer,
         };
-        let mut seq = next_seq(journal.last_seq.max(held(&*persist.store)?))?;
-        for attempt in 0..MAX_CLAIMS {
-            // Claimed, not overwritten: another process writing to this folder may have taken
-            // the number, and then the next free one is after the last it took.
+        for _ in 0..MAX_CLAIMS {
+            // Claimed, not overwritten: a store that drew the same id, or a stray record, may
+            // hold the key.
             if persist.store.compare_and_swap(
                 NAMESPACE,
-                &journal::entry_key(seq),
+                &journal::entry_key(id),
                 None,
                 Some(&bytes),
             )? {
-                if seq != journal.applied + 1 {
-                    // Another process wrote the entries between: this store lacks them.
-                    journal.foreign = true;
-                }
-                journal.applied = seq;
-                journal.last_seq = seq;
+                journal.applied.insert(id.writer, id.seq);
+                journal.last_seq = id.seq;
                 journal.since_snapshot += bytes.len() as u64;
                 return Ok(Some(journal));
             }
-            if attempt < PROBES {
-                // Most likely another process took just this number: try the next one at
-                // once, before it has prepared its next change (listing the folder first would
-                // lose that race to it every time).
-                seq = next_seq(seq)?;
-                continue;
-            }
-            claim_backoff(attempt - PROBES);
-            // After a pause saves may have folded every entry listed before, so the listing
-            // alone may be empty: the snapshot's last entry bounds the number again.
-            let taken = journal_seqs(&*persist.store)?;
-            let last = taken.last().map_or(seq, |&last| last.max(seq));
-            seq = next_seq(last.max(held(&*persist.store)?))?;
+            id.seq = next_seq(id.seq)?;
         }
         Err(ContextError::JournalContended {
-            key: journal::entry_key(seq),
+            key: journal::entry_key(id),
             attempts: MAX_CLAIMS,
         })
     }
@@ -537,8 +613,7 @@ impl ContextStore {
             changes
         };
         journal.last_seq = saved.last_seq.max(journal.last_seq);
-        journal.applied = journal.last_seq;
-        journal.foreign = false;
+        journal.applied = saved.applied;
         journal.snapshot_id = id_of(snapshot);
         journal.head_id = id_of(persist.store.get(NAMESPACE, HEAD)?.as_deref());
         journal.since_snapshot = saved.since_snapshot;
@@ -571,24 +646,32 @@ mod tests {
     use crate::store::MemoryStore;
 
     fn journal_len(backing: &Arc<dyn Store>) -> usize {
-        journal_seqs(&**backing).unwrap().len()
+        journal_entries(&**backing).unwrap().len()
     }
 
     #[test]
-    fn a_head_that_names_the_last_possible_entry_is_an_error_not_an_overflow() {
+    fn an_entry_that_names_the_last_possible_number_is_an_error_not_an_overflow() {
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let store = ContextStore::open(Arc::clone(&backing)).unwrap();
         store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
         store.save().unwrap();
-        let mut head = backing.get(NAMESPACE, HEAD).unwrap().unwrap();
-        head[THROUGH_AT..LEN_AT].copy_from_slice(&u64::MAX.to_le_bytes());
-        backing.put(NAMESPACE, HEAD, &head).unwrap();
+        let last = EntryId {
+            seq: u64::MAX,
+            writer: 7,
+        };
+        let stray = journal::encode(&Op::Delete {
+            key: "docs/none.md".into(),
+        });
+        backing
+            .put(NAMESPACE, &journal::entry_key(last), &stray)
+            .unwrap();
+        let store = ContextStore::open(Arc::clone(&backing)).unwrap();
         let entries = journal_len(&backing);
         let error = store
             .put("docs/b.md", "# B\n\nThe second page.\n")
             .unwrap_err();
         assert!(
-            matches!(&error, ContextError::CorruptSnapshot { key, .. } if key == HEAD),
+            matches!(&error, ContextError::CorruptSnapshot { key, .. } if key == "journal"),
             "{error}"
         );
         assert!(store.get("docs/b.md").is_none());
@@ -616,7 +699,8 @@ mod tests {
         reopened.save().unwrap();
         let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
         assert_eq!(&saved[..MAGIC.len()], MAGIC);
-        assert_eq!(through_of(&saved), 1);
+        let held = held_of(&saved);
+        assert_eq!(held.values().collect::<Vec<_>>(), vec![&1], "{held:?}");
         let previous = ContextStore::builder()
             .open_previous(Arc::clone(&backing))
             .unwrap();
@@ -628,6 +712,77 @@ mod tests {
             ContextStore::open(Arc::clone(&backing)),
             Err(ContextError::CorruptSnapshot { .. })
         ));
+    }
+
+    /// A format-2 snapshot, which held every entry (all of writer 0) up to `through`.
+    fn snapshot_v2(state: &State, through: u64) -> Vec<u8> {
+        let payload = bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap();
+        let mut bytes = MAGIC_V2.to_vec();
+        bytes.extend_from_slice(&MARKING_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&through.to_le_bytes());
+        let hash = hash_fields(&bytes[MARKING_AT..], &payload);
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(hash.as_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    #[test]
+    fn a_snapshot_of_the_second_format_and_entries_without_writers_open_and_fold_in() {
+        let page = |n: u64| format!("# Page {n}\n\nThe text of page {n}.\n");
+        let put = |n: u64| Op::Put {
+            key: format!("docs/{n}.md").into(),
+            text: page(n).into(),
+            source: None,
+            at_ns: n,
+        };
+        let store = ContextStore::new();
+        for n in 1..=2 {
+            store.replay(put(n)).unwrap();
+        }
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let v2 = snapshot_v2(&store.shared.state.read(), 2);
+        backing.put(NAMESPACE, CURRENT, &v2).unwrap();
+        backing.put(NAMESPACE, HEAD, &v2[..LEN_AT_V2 + 40]).unwrap();
+        // Entries as the second format wrote them: numbers alone; the first two are held.
+        for n in 1..=3 {
+            let key = journal::entry_key(EntryId { seq: n, writer: 0 });
+            assert_eq!(key, format!("journal-{n:020}"));
+            backing
+                .put(NAMESPACE, &key, &journal::encode(&put(n)))
+                .unwrap();
+        }
+        let opened = ContextStore::open(Arc::clone(&backing)).unwrap();
+        assert_eq!(opened.keys(), vec!["docs/1.md", "docs/2.md", "docs/3.md"]);
+        assert!(!opened.refresh().unwrap(), "the head is the snapshot's");
+        opened.put("docs/4.md", &page(4)).unwrap();
+        opened.save().unwrap();
+        // The new snapshot holds the old entries by number and the new one by its writer; the
+        // entries both snapshots hold are deleted.
+        let writer = opened
+            .shared
+            .persist
+            .as_ref()
+            .unwrap()
+            .journal
+            .lock()
+            .writer;
+        let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        assert_eq!(held_of(&saved), Held::from([(0, 3), (writer, 4)]));
+        assert_eq!(
+            journal_entries(&*backing).unwrap(),
+            vec![EntryId { seq: 3, writer: 0 }, EntryId { seq: 4, writer }]
+        );
+        let expected: Vec<String> = (1..=4).map(|n| format!("docs/{n}.md")).collect();
+        for reopened in [
+            ContextStore::open(Arc::clone(&backing)).unwrap(),
+            ContextStore::builder()
+                .open_previous(Arc::clone(&backing))
+                .unwrap(),
+        ] {
+            assert_eq!(reopened.keys(), expected);
+            assert_eq!(reopened.history("docs/3.md")[0].at_ns, 3);
+        }
     }
 
     #[test]
@@ -644,7 +799,8 @@ mod tests {
         // Past 1,000 bytes: saved; the entries stay for the previous snapshot, which does not
         // exist, so the first save deletes none.
         let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
-        assert_eq!(through_of(&saved), 2);
+        let writer = persist.journal.lock().writer;
+        assert_eq!(held_of(&saved), Held::from([(writer, 2)]));
         assert_eq!(persist.journal.lock().since_snapshot, 0);
         let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
         assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
@@ -700,8 +856,9 @@ mod tests {
         // Other marking rules: marked again.
         let mut bytes = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
         bytes[MARKING_AT..THROUGH_AT].copy_from_slice(&(MARKING_VERSION + 1).to_le_bytes());
-        let hash = hash_v2(&bytes[MARKING_AT..LEN_AT], &bytes[HEADER_LEN..]);
-        bytes[HASH_AT..HEADER_LEN].copy_from_slice(hash.as_bytes());
+        let header = Header::read(&bytes).unwrap();
+        let hash = hash_fields(&bytes[MARKING_AT..header.len_at], &bytes[header.len()..]);
+        bytes[header.len_at + 8..header.len()].copy_from_slice(hash.as_bytes());
         backing.put(NAMESPACE, CURRENT, &bytes).unwrap();
         let remarked = ContextStore::open(Arc::clone(&backing)).unwrap();
         assert_eq!(first_marker(&remarked).freshness, Freshness::Canonical);
