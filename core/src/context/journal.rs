@@ -6,10 +6,12 @@
 //! the writing store's random id in 16 hex digits, so that the backing store's sorted keys are
 //! in order) in the snapshots' namespace: `FFCTXJ` and a format byte, then the payload framed as
 //! a format-1 snapshot's (its length, its BLAKE3 hash, itself): the operation in bincode. Entries
-//! written before writers had ids are `journal-<seq>`, writer 0. A store numbers its entries
-//! after the last it has seen, so each writer's numbers rise; a snapshot names, for each writer,
-//! the last of its entries it holds, and opening it applies the entries it does not hold, in
-//! order, as they were applied the first time (a put with its original timestamp).
+//! written before writers had ids are `journal-<seq>`, writer 0. A store numbers an entry by the
+//! system clock in nanoseconds, or after the last entry it has seen if that is later, so each
+//! writer's numbers rise, and an entry written after another on one machine comes after it; a
+//! snapshot names, for each writer, the last of its entries it holds, and opening it applies the
+//! entries it does not hold, in order, as they were applied the first time (a put with its
+//! original timestamp).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

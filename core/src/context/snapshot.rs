@@ -557,11 +557,13 @@ impl ContextStore {
         };
         let bytes = journal::encode(op);
         let mut journal = persist.journal.lock();
-        // After every entry this store has seen, so that a change made after another's is
-        // applied after it on every open. Another process may write the same number meanwhile:
-        // the writers' ids order the two, which were made without seeing each other.
+        // Numbered by the system clock, in nanoseconds, and after every entry this store has
+        // seen: a change made after another process's, on one machine, or after this store
+        // took it in, is applied after it on every open, though this store may not have seen
+        // the entries written since it last looked. Two writes in the same nanosecond were
+        // made without seeing each other: their writers' ids order them.
         let mut id = EntryId {
-            seq: next_seq(journal.last_seq)?,
+            seq: next_seq(journal.last_seq)?.max(SystemClock.now_ns()),
             writer: journal.writer,
         };
         for _ in 0..MAX_CLAIMS {
@@ -699,8 +701,12 @@ mod tests {
         reopened.save().unwrap();
         let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
         assert_eq!(&saved[..MAGIC.len()], MAGIC);
-        let held = held_of(&saved);
-        assert_eq!(held.values().collect::<Vec<_>>(), vec![&1], "{held:?}");
+        let written = journal_entries(&*backing).unwrap();
+        assert_eq!(written.len(), 1);
+        assert_eq!(
+            held_of(&saved),
+            Held::from([(written[0].writer, written[0].seq)])
+        );
         let previous = ContextStore::builder()
             .open_previous(Arc::clone(&backing))
             .unwrap();
@@ -759,19 +765,15 @@ mod tests {
         opened.save().unwrap();
         // The new snapshot holds the old entries by number and the new one by its writer; the
         // entries both snapshots hold are deleted.
-        let writer = opened
-            .shared
-            .persist
-            .as_ref()
-            .unwrap()
-            .journal
-            .lock()
-            .writer;
+        let (writer, last) = {
+            let journal = opened.shared.persist.as_ref().unwrap().journal.lock();
+            (journal.writer, journal.last_seq)
+        };
         let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
-        assert_eq!(held_of(&saved), Held::from([(0, 3), (writer, 4)]));
+        assert_eq!(held_of(&saved), Held::from([(0, 3), (writer, last)]));
         assert_eq!(
             journal_entries(&*backing).unwrap(),
-            vec![EntryId { seq: 3, writer: 0 }, EntryId { seq: 4, writer }]
+            vec![EntryId { seq: 3, writer: 0 }, EntryId { seq: last, writer }]
         );
         let expected: Vec<String> = (1..=4).map(|n| format!("docs/{n}.md")).collect();
         for reopened in [
@@ -799,8 +801,11 @@ mod tests {
         // Past 1,000 bytes: saved; the entries stay for the previous snapshot, which does not
         // exist, so the first save deletes none.
         let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
-        let writer = persist.journal.lock().writer;
-        assert_eq!(held_of(&saved), Held::from([(writer, 2)]));
+        let (writer, last) = {
+            let journal = persist.journal.lock();
+            (journal.writer, journal.last_seq)
+        };
+        assert_eq!(held_of(&saved), Held::from([(writer, last)]));
         assert_eq!(persist.journal.lock().since_snapshot, 0);
         let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
         assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
