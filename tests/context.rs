@@ -2041,3 +2041,211 @@ fn the_later_put_wins_though_its_store_had_not_seen_the_earlier() {
         );
     }
 }
+
+/// What one of three stores on a folder does in
+/// `stores_on_one_folder_lose_no_put_and_the_last_put_wins`.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Store `who` puts a new text under key `key`.
+    Put {
+        who: usize,
+        key: usize,
+    },
+    Save {
+        who: usize,
+    },
+    Refresh {
+        who: usize,
+    },
+    /// Store `who` is dropped and opened again, as a new writer.
+    Reopen {
+        who: usize,
+    },
+    /// Store `who` puts a new text under `key`, and just before it writes its journal entry,
+    /// `steps` run (each by one of the other two stores).
+    Meanwhile {
+        who: usize,
+        key: usize,
+        steps: Vec<Step>,
+    },
+}
+
+/// A put a step made: its key and text, and when it started and ended, in steps.
+#[derive(Debug)]
+struct PutMade {
+    key: usize,
+    text: String,
+    started: u64,
+    ended: u64,
+}
+
+/// The three stores, and what their puts made.
+struct Writers {
+    hooks: Vec<Arc<BeforeClaim>>,
+    stores: parking_lot::Mutex<Vec<ContextStore>>,
+    made: parking_lot::Mutex<Vec<PutMade>>,
+    tick: std::sync::atomic::AtomicU64,
+}
+
+impl Writers {
+    fn store(&self, who: usize) -> ContextStore {
+        self.stores.lock()[who].clone()
+    }
+
+    fn tick(&self) -> u64 {
+        self.tick.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn put(&self, who: usize, key: usize) {
+        let started = self.tick();
+        let text = format!("# Page {key}\n\nWritten by store {who} at tick {started}.\n");
+        self.store(who)
+            .put(&format!("docs/{key}.md"), &text)
+            .unwrap();
+        let ended = self.tick();
+        self.made.lock().push(PutMade {
+            key,
+            text,
+            started,
+            ended,
+        });
+    }
+
+    fn run(self: &Arc<Writers>, step: &Step) {
+        match step {
+            Step::Put { who, key } => self.put(*who, *key),
+            Step::Save { who } => {
+                self.store(*who).save().unwrap();
+            }
+            Step::Refresh { who } => {
+                self.store(*who).refresh().unwrap();
+            }
+            Step::Reopen { who } => {
+                let reopened = ContextStore::open(Arc::clone(&self.hooks[*who]) as Arc<dyn Store>);
+                self.stores.lock()[*who] = reopened.unwrap();
+            }
+            Step::Meanwhile { who, key, steps } => {
+                let (writers, steps) = (Arc::clone(self), steps.clone());
+                *self.hooks[*who].before.lock() = Some(Box::new(move || {
+                    for step in &steps {
+                        writers.run(step);
+                    }
+                }));
+                self.put(*who, *key);
+                assert!(self.hooks[*who].before.lock().is_none());
+            }
+        }
+    }
+
+    /// Every put made is a version of its key in `store`, and the current text is that of a
+    /// put no other put of the key began after.
+    fn check(&self, store: &ContextStore, what: &str) {
+        let made = self.made.lock();
+        for key in 0..3 {
+            let name = format!("docs/{key}.md");
+            let puts: Vec<&PutMade> = made.iter().filter(|put| put.key == key).collect();
+            let mut versions: Vec<String> = store
+                .history(&name)
+                .iter()
+                .map(|version| store.get_version(&name, version.version).unwrap().text)
+                .collect();
+            versions.sort();
+            let mut texts: Vec<String> = puts.iter().map(|put| put.text.clone()).collect();
+            texts.sort();
+            assert_eq!(versions, texts, "{what}: the versions of {name}");
+            let Some(current) = store.get(&name) else {
+                assert!(puts.is_empty(), "{what}: {name} is gone");
+                continue;
+            };
+            let last = puts
+                .iter()
+                .find(|put| put.text == current.text)
+                .expect("the current text was put");
+            assert!(
+                !puts.iter().any(|other| last.ended < other.started),
+                "{what}: {name} is {last:?}, put before another"
+            );
+        }
+    }
+}
+
+fn leaf_step(n_stores: usize) -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..n_stores, 0usize..3).prop_map(|(who, key)| Step::Put { who, key }),
+        2 => (0..n_stores).prop_map(|who| Step::Save { who }),
+        1 => (0..n_stores).prop_map(|who| Step::Refresh { who }),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => leaf_step(3),
+        1 => (0usize..3).prop_map(|who| Step::Reopen { who }),
+        3 => (0usize..3, 0usize..3, proptest::collection::vec(leaf_step(2), 1..6)).prop_map(
+            |(who, key, steps)| Step::Meanwhile {
+                who,
+                key,
+                // The other two stores: the one claiming holds its journal meanwhile.
+                steps: steps
+                    .into_iter()
+                    .map(|step| {
+                        let other = |n: usize| (who + 1 + n) % 3;
+                        match step {
+                            Step::Put { who: n, key } => Step::Put { who: other(n), key },
+                            Step::Save { who: n } => Step::Save { who: other(n) },
+                            Step::Refresh { who: n } => Step::Refresh { who: other(n) },
+                            other_step => other_step,
+                        }
+                    })
+                    .collect(),
+            }
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Three stores on one folder put, save, refresh and reopen in any order, some while
+    /// another's journal write waits to be written: no put is ever lost, and the text each
+    /// key ends with is from a put no other put of it began after, in every store once it has
+    /// refreshed, and in a store opened from the latest snapshot or the one before.
+    #[test]
+    fn stores_on_one_folder_lose_no_put_and_the_last_put_wins(
+        steps in proptest::collection::vec(step(), 1..12),
+    ) {
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let hooks: Vec<Arc<BeforeClaim>> = (0..3)
+            .map(|_| {
+                Arc::new(BeforeClaim {
+                    inner: Arc::clone(&backing),
+                    prefix: "journal-",
+                    before: parking_lot::Mutex::new(None),
+                })
+            })
+            .collect();
+        let stores = hooks
+            .iter()
+            .map(|hook| ContextStore::open(Arc::clone(hook) as Arc<dyn Store>).unwrap())
+            .collect();
+        let writers = Arc::new(Writers {
+            hooks,
+            stores: parking_lot::Mutex::new(stores),
+            made: parking_lot::Mutex::new(Vec::new()),
+            tick: std::sync::atomic::AtomicU64::new(0),
+        });
+        for step in &steps {
+            writers.run(step);
+        }
+        writers.check(&ContextStore::open(Arc::clone(&backing)).unwrap(), "a new store");
+        for who in 0..3 {
+            let store = writers.store(who);
+            store.refresh().unwrap();
+            writers.check(&store, &format!("store {who} refreshed"));
+        }
+        writers.store(0).save().unwrap();
+        writers.check(&ContextStore::open(Arc::clone(&backing)).unwrap(), "after a save");
+        let previous = ContextStore::builder().open_previous(Arc::clone(&backing)).unwrap();
+        writers.check(&previous, "the previous snapshot");
+    }
+}
