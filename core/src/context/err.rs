@@ -51,10 +51,10 @@ pub enum ContextError {
         /// What is wrong.
         reason: String,
     },
-    /// Another process kept taking the journal's next entries: two processes are writing to
-    /// one snapshot folder (the fleet's shared documents are the way to share a store). The
+    /// Each journal entry tried was already there: an entry's key names its writer's random
+    /// id, so another store drew the same id, or records were put in the folder by hand. The
     /// change was not applied.
-    #[error("the journal entry `{key}` was taken by another writer each of {attempts} times")]
+    #[error("the journal entry `{key}` was already there each of {attempts} times")]
     JournalContended {
         /// The last entry tried.
         key: String,
