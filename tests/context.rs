@@ -2249,3 +2249,31 @@ proptest! {
         writers.check(&previous, "the previous snapshot");
     }
 }
+
+/// Another process writes while an ingest runs: the ingest's save takes that write in, and
+/// keeps the ingest's own changes, which the journal does not hold.
+#[test]
+fn an_ingest_keeps_its_changes_when_another_process_writes_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("export.md"), EXPORT_V1).unwrap();
+    std::fs::write(dir.path().join("validators.md"), VALIDATORS).unwrap();
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let server = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let cli = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let mut recorded = false;
+    let report = cli
+        .ingest_dir(dir.path(), &[], |_| {
+            if !recorded {
+                recorded = true;
+                server
+                    .record("deploys", "Deploys run from the release branch.")
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    assert_eq!(report.n_changed, 2);
+    let expected = vec!["export.md", "records/deploys.md", "validators.md"];
+    assert_eq!(cli.keys(), expected);
+    let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert_eq!(reopened.keys(), expected);
+}

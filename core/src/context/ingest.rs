@@ -77,6 +77,37 @@ pub(super) trait IngestTarget {
     fn local(&self) -> Option<&ContextStore> {
         None
     }
+    /// Whether the puts applied to [`IngestTarget::local`] are journaled.
+    fn journaled(&self) -> Journaled {
+        Journaled::No
+    }
+}
+
+/// A store whose ingest journals each change, as a put does: for an ingest done again because
+/// the first one's changes, which are not journaled, were dropped when the store took in the
+/// folder's state.
+struct Journaling<'a>(&'a ContextStore);
+
+impl IngestTarget for Journaling<'_> {
+    fn view(&self) -> &ContextStore {
+        self.0
+    }
+
+    fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError> {
+        ContextStore::put_from(self.0, key, text, Some(source), Journaled::Yes)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, ContextError> {
+        self.0.delete_from(key, Journaled::Yes)
+    }
+
+    fn local(&self) -> Option<&ContextStore> {
+        Some(self.0)
+    }
+
+    fn journaled(&self) -> Journaled {
+        Journaled::Yes
+    }
 }
 
 impl IngestTarget for ContextStore {
@@ -107,7 +138,9 @@ impl ContextStore {
     ///
     /// A store opened from a backing store does not journal an ingest's puts and deletes file by
     /// file: it saves a snapshot when an ingest that changed something ends (an ingest cut short
-    /// is done again by the next one, from the files).
+    /// is done again by the next one, from the files). If another process wrote to the folder
+    /// meanwhile, taking that in drops the ingest's changes: the ingest is then done again,
+    /// journaling each change, and the report is the second one's.
     pub fn ingest_dir(
         &self,
         root: &Path,
@@ -128,12 +161,22 @@ impl ContextStore {
         root: &Path,
         prefix: &str,
         globs: &[&str],
-        progress: impl FnMut(&IngestReport),
+        mut progress: impl FnMut(&IngestReport),
     ) -> Result<IngestReport, ContextError> {
-        let report = ingest_into(self, root, prefix, globs, progress)?;
-        if report.changed_anything() {
-            self.save_if_backed()?;
+        let reloads = self.reloads();
+        let report = ingest_into(self, root, prefix, globs, &mut progress)?;
+        if !report.changed_anything() {
+            return Ok(report);
         }
+        self.save_if_backed()?;
+        if self.reloads() == reloads {
+            return Ok(report);
+        }
+        // Another process wrote to the folder during the ingest, and the store took the
+        // folder's state in (in this save, or in a refresh or another save meanwhile), without
+        // the ingest's changes.
+        let report = ingest_into(&Journaling(self), root, prefix, globs, progress)?;
+        self.save_if_backed()?;
         Ok(report)
     }
 }
@@ -268,7 +311,7 @@ fn put_files(
             Loaded::Planned(store, plan, n_bytes) => match plan? {
                 PutPlan::Unchanged(_) => report.n_unchanged += 1,
                 PutPlan::Prepared(prepared) => {
-                    store.apply_put(*prepared, Some(source), Journaled::No)?;
+                    store.apply_put(*prepared, Some(source), target.journaled())?;
                     report.n_changed += 1;
                     report.bytes += n_bytes;
                 }

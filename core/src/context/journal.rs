@@ -131,6 +131,9 @@ pub(super) struct Journal {
     pub(super) last_seq: u64,
     /// The entries in the store's state: for each writer, the last.
     pub(super) applied: Held,
+    /// How many times the store took the folder's state in place of its own: an ingest, whose
+    /// changes are not journaled, looks at it to tell whether they were dropped.
+    pub(super) reloads: u64,
     /// Which snapshot was the latest when this store opened it or last saved.
     pub(super) snapshot_id: [u8; 32],
     /// Which head record (a copy of the latest snapshot's header) was there then: what a

@@ -353,6 +353,7 @@ impl ContextStoreBuilder {
                 writer: new_writer(),
                 last_seq: saved.last_seq,
                 applied: saved.applied,
+                reloads: 0,
                 snapshot_id: latest,
                 head_id: head,
                 since_snapshot: saved.since_snapshot,
@@ -616,6 +617,7 @@ impl ContextStore {
         };
         journal.last_seq = saved.last_seq.max(journal.last_seq);
         journal.applied = saved.applied;
+        journal.reloads += 1;
         journal.snapshot_id = id_of(snapshot);
         journal.head_id = id_of(persist.store.get(NAMESPACE, HEAD)?.as_deref());
         journal.since_snapshot = saved.since_snapshot;
@@ -624,6 +626,15 @@ impl ContextStore {
             self.notify(Some(change));
         }
         Ok(())
+    }
+
+    /// How many times this store has taken in the folder's state in place of its own (0 for a
+    /// store kept only in memory).
+    pub(super) fn reloads(&self) -> u64 {
+        self.shared
+            .persist
+            .as_ref()
+            .map_or(0, |persist| persist.journal.lock().reloads)
     }
 
     /// Saves a snapshot when the journal since the last one has grown past
