@@ -2061,6 +2061,13 @@ enum Step {
     Reopen {
         who: usize,
     },
+    /// Store `who` ingests the folder `tree` (keys `tree/...`) after changing file `file` of
+    /// it, and `steps` run (each by one of the other two stores) once it has put its first file.
+    Ingest {
+        who: usize,
+        file: usize,
+        steps: Vec<Step>,
+    },
     /// Store `who` puts a new text under `key`, and just before it writes its journal entry,
     /// `steps` run (each by one of the other two stores).
     Meanwhile {
@@ -2085,6 +2092,8 @@ struct Writers {
     stores: parking_lot::Mutex<Vec<ContextStore>>,
     made: parking_lot::Mutex<Vec<PutMade>>,
     tick: std::sync::atomic::AtomicU64,
+    /// The folder `Step::Ingest` ingests: three files, each changed in turn.
+    tree: tempfile::TempDir,
 }
 
 impl Writers {
@@ -2124,6 +2133,18 @@ impl Writers {
                 let reopened = ContextStore::open(Arc::clone(&self.hooks[*who]) as Arc<dyn Store>);
                 self.stores.lock()[*who] = reopened.unwrap();
             }
+            Step::Ingest { who, file, steps } => {
+                let text = format!("# File {file}\n\nChanged at tick {}.\n", self.tick());
+                std::fs::write(self.tree.path().join(format!("{file}.md")), text).unwrap();
+                let mut steps = Some(steps);
+                self.store(*who)
+                    .ingest_dir_as(self.tree.path(), "tree", &[], |_| {
+                        for step in steps.take().into_iter().flatten() {
+                            self.run(step);
+                        }
+                    })
+                    .unwrap();
+            }
             Step::Meanwhile { who, key, steps } => {
                 let (writers, steps) = (Arc::clone(self), steps.clone());
                 *self.hooks[*who].before.lock() = Some(Box::new(move || {
@@ -2140,6 +2161,17 @@ impl Writers {
     /// Every put made is a version of its key in `store`, and the current text is that of a
     /// put no other put of the key began after.
     fn check(&self, store: &ContextStore, what: &str) {
+        // The last ingest's files, as they are now.
+        for entry in std::fs::read_dir(self.tree.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(
+                store.get(&format!("tree/{name}")).map(|doc| doc.text),
+                Some(text),
+                "{what}: tree/{name}"
+            );
+        }
         let made = self.made.lock();
         for key in 0..3 {
             let name = format!("docs/{key}.md");
@@ -2177,27 +2209,37 @@ fn leaf_step(n_stores: usize) -> impl Strategy<Value = Step> {
     ]
 }
 
+/// `steps` of stores 0 and 1 made steps of the two stores other than `who`.
+fn others(who: usize, steps: Vec<Step>) -> Vec<Step> {
+    let other = |n: usize| (who + 1 + n) % 3;
+    steps
+        .into_iter()
+        .map(|step| match step {
+            Step::Put { who: n, key } => Step::Put { who: other(n), key },
+            Step::Save { who: n } => Step::Save { who: other(n) },
+            Step::Refresh { who: n } => Step::Refresh { who: other(n) },
+            other_step => other_step,
+        })
+        .collect()
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => leaf_step(3),
         1 => (0usize..3).prop_map(|who| Step::Reopen { who }),
+        2 => (0usize..3, 0usize..3, proptest::collection::vec(leaf_step(2), 0..4)).prop_map(
+            |(who, file, steps)| Step::Ingest {
+                who,
+                file,
+                steps: others(who, steps),
+            }
+        ),
         3 => (0usize..3, 0usize..3, proptest::collection::vec(leaf_step(2), 1..6)).prop_map(
             |(who, key, steps)| Step::Meanwhile {
                 who,
                 key,
                 // The other two stores: the one claiming holds its journal meanwhile.
-                steps: steps
-                    .into_iter()
-                    .map(|step| {
-                        let other = |n: usize| (who + 1 + n) % 3;
-                        match step {
-                            Step::Put { who: n, key } => Step::Put { who: other(n), key },
-                            Step::Save { who: n } => Step::Save { who: other(n) },
-                            Step::Refresh { who: n } => Step::Refresh { who: other(n) },
-                            other_step => other_step,
-                        }
-                    })
-                    .collect(),
+                steps: others(who, steps),
             }
         ),
     ]
@@ -2206,10 +2248,11 @@ fn step() -> impl Strategy<Value = Step> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
-    /// Three stores on one folder put, save, refresh and reopen in any order, some while
-    /// another's journal write waits to be written: no put is ever lost, and the text each
-    /// key ends with is from a put no other put of it began after, in every store once it has
-    /// refreshed, and in a store opened from the latest snapshot or the one before.
+    /// Three stores on one folder put, ingest, save, refresh and reopen in any order, some while
+    /// another's journal write waits to be written or its ingest runs: no put is ever lost, the
+    /// text each key ends with is from a put no other put of it began after, and the ingested
+    /// files are as the last ingest found them, in every store once it has refreshed, and in a
+    /// store opened from the latest snapshot or the one before.
     #[test]
     fn stores_on_one_folder_lose_no_put_and_the_last_put_wins(
         steps in proptest::collection::vec(step(), 1..12),
@@ -2233,6 +2276,7 @@ proptest! {
             stores: parking_lot::Mutex::new(stores),
             made: parking_lot::Mutex::new(Vec::new()),
             tick: std::sync::atomic::AtomicU64::new(0),
+            tree: tempfile::tempdir().unwrap(),
         });
         for step in &steps {
             writers.run(step);
