@@ -926,6 +926,19 @@ fn an_agent_waiting_on_a_gate_is_woken_by_a_reviewer_elsewhere() {
 }
 
 #[test]
+fn shared_documents_refuse_a_store_kept_in_a_folder() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "backed");
+    let backing: Arc<dyn fourfold::Store> = Arc::new(fourfold::MemoryStore::new());
+    let backed = ContextStore::open(Arc::clone(&backing)).unwrap();
+    assert!(matches!(
+        SharedDocuments::join(connect(&settings), backed),
+        Err(fourfold::context::ContextError::SharedStoreBacked)
+    ));
+    SharedDocuments::join(connect(&settings), ContextStore::new()).unwrap();
+}
+
+#[test]
 fn an_ingest_publishes_a_folder_to_the_fleet_and_retires_only_its_own_documents() {
     let Some(server) = server() else { return };
     let settings = fresh_database(&server, "ingest");

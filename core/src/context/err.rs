@@ -69,6 +69,13 @@ pub enum ContextError {
         /// How many times the save reloaded the folder.
         reloads: u32,
     },
+    /// [`super::SharedDocuments::join`] was given a store opened from a backing store: the
+    /// fleet's log is where shared documents are kept, and applying it on top of a snapshot
+    /// would put every older version again as a newer one (the config refuses the pair too).
+    #[error(
+        "shared documents take a store kept in memory, not one opened from a backing store: the fleet's log holds their history"
+    )]
+    SharedStoreBacked,
     /// `save` on a store that was not opened from a backing store.
     #[error("this context store was not opened from a backing store, so it has nowhere to save")]
     NoBackingStore,

@@ -65,6 +65,11 @@ impl SharedDocuments {
         store: Arc<PostgresStore>,
         context: ContextStore,
     ) -> Result<SharedDocuments, ContextError> {
+        // The follower's puts are not journaled: a store kept in a folder would apply the log
+        // again over its snapshot at the next join, and drop those puts at a reload.
+        if context.shared.persist.is_some() {
+            return Err(ContextError::SharedStoreBacked);
+        }
         let inner = Arc::new(Inner {
             store,
             context,
