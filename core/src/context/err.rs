@@ -69,9 +69,10 @@ pub enum ContextError {
         /// How many times the save reloaded the folder.
         reloads: u32,
     },
-    /// [`super::SharedDocuments::join`] was given a store opened from a backing store: the
-    /// fleet's log is where shared documents are kept, and applying it on top of a snapshot
-    /// would put every older version again as a newer one (the config refuses the pair too).
+    /// `SharedDocuments::join` (feature `postgres`) was given a store opened from a backing
+    /// store: the fleet's log is where shared documents are kept, and applying it on top of a
+    /// snapshot would put every older version again as a newer one (the config refuses the pair
+    /// too).
     #[error(
         "shared documents take a store kept in memory, not one opened from a backing store: the fleet's log holds their history"
     )]
