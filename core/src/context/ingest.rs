@@ -83,48 +83,34 @@ pub(super) trait IngestTarget {
     }
 }
 
-/// A store whose ingest journals each change, as a put does: for an ingest done again because
-/// the first one's changes, which are not journaled, were dropped when the store took in the
-/// folder's state.
-struct Journaling<'a>(&'a ContextStore);
+/// A store of this process as an ingest's target. Its ingest does not journal its changes
+/// (it saves a snapshot at its end), unless it is done again because the first one's changes
+/// were dropped when the store took in the folder's state: then each change is journaled, as a
+/// put is.
+struct Local<'a> {
+    store: &'a ContextStore,
+    journaled: Journaled,
+}
 
-impl IngestTarget for Journaling<'_> {
+impl IngestTarget for Local<'_> {
     fn view(&self) -> &ContextStore {
-        self.0
+        self.store
     }
 
     fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError> {
-        ContextStore::put_from(self.0, key, text, Some(source), Journaled::Yes)
+        ContextStore::put_from(self.store, key, text, Some(source), self.journaled)
     }
 
     fn delete(&self, key: &str) -> Result<bool, ContextError> {
-        self.0.delete_from(key, Journaled::Yes)
+        self.store.delete_from(key, self.journaled)
     }
 
     fn local(&self) -> Option<&ContextStore> {
-        Some(self.0)
+        Some(self.store)
     }
 
     fn journaled(&self) -> Journaled {
-        Journaled::Yes
-    }
-}
-
-impl IngestTarget for ContextStore {
-    fn view(&self) -> &ContextStore {
-        self
-    }
-
-    fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError> {
-        ContextStore::put_from(self, key, text, Some(source), Journaled::No)
-    }
-
-    fn delete(&self, key: &str) -> Result<bool, ContextError> {
-        self.delete_from(key, Journaled::No)
-    }
-
-    fn local(&self) -> Option<&ContextStore> {
-        Some(self)
+        self.journaled
     }
 }
 
@@ -164,7 +150,11 @@ impl ContextStore {
         mut progress: impl FnMut(&IngestReport),
     ) -> Result<IngestReport, ContextError> {
         let reloads = self.reloads();
-        let report = ingest_into(self, root, prefix, globs, &mut progress)?;
+        let unjournaled = Local {
+            store: self,
+            journaled: Journaled::No,
+        };
+        let report = ingest_into(&unjournaled, root, prefix, globs, &mut progress)?;
         if !report.changed_anything() {
             return Ok(report);
         }
@@ -175,7 +165,11 @@ impl ContextStore {
         // Another process wrote to the folder during the ingest, and the store took the
         // folder's state in (in this save, or in a refresh or another save meanwhile), without
         // the ingest's changes.
-        let report = ingest_into(&Journaling(self), root, prefix, globs, progress)?;
+        let journaling = Local {
+            store: self,
+            journaled: Journaled::Yes,
+        };
+        let report = ingest_into(&journaling, root, prefix, globs, progress)?;
         self.save_if_backed()?;
         Ok(report)
     }

@@ -495,8 +495,9 @@ impl ContextStore {
         {
             let mut journal = persist.journal.lock();
             journal.since_snapshot = journal.since_snapshot.saturating_sub(folded);
-            journal.snapshot_id = id_of(Some(&bytes));
-            journal.head_id = id_of(Some(head));
+            // A snapshot and its head record have the same id: the hash of the header.
+            journal.snapshot_id = id_of(Some(head));
+            journal.head_id = journal.snapshot_id;
         }
         // The entries the previous snapshot holds are in both now; the others stay, so that
         // the previous snapshot with the journal still gives the latest state. (Only those this
