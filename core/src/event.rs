@@ -274,15 +274,7 @@ impl Event {
 
     /// Decodes an event written by [`Event::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Event, EventDecodeError> {
-        let (event, used) = bincode::serde::decode_from_slice(bytes, bincode_config())
-            .map_err(|error| EventDecodeError::new(error.to_string()))?;
-        if used != bytes.len() {
-            return Err(EventDecodeError::new(format!(
-                "{} trailing bytes after the event",
-                bytes.len() - used
-            )));
-        }
-        Ok(event)
+        crate::decode::decode_whole(bytes).map_err(EventDecodeError::new)
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod cost;
+mod decode;
 mod error;
 mod event;
 mod plugin;

@@ -23,8 +23,6 @@ use super::snapshot::{decode_payload, frame, unframe};
 
 const MAGIC: &[u8; 7] = b"FFCTXJ\x01";
 const PREFIX: &str = "journal-";
-/// The most bytes an entry's decoder may claim, so a forged length cannot exhaust memory.
-const DECODE_LIMIT: usize = 1 << 32;
 
 /// How many bytes of journal since the last snapshot make the next write save a snapshot. An
 /// open applies the entries again (splitting and tokenising their text, as an ingest does), so
@@ -115,7 +113,7 @@ pub(super) fn encode(op: &Op<'_>) -> Vec<u8> {
 /// The operation in entry `key`'s `bytes`, checked whole.
 pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<Op<'static>, ContextError> {
     unframe(MAGIC, bytes)
-        .and_then(decode_payload::<_, DECODE_LIMIT>)
+        .and_then(decode_payload)
         .map_err(|reason| ContextError::CorruptSnapshot {
             key: key.to_string(),
             reason: format!("as a journal entry, {reason}"),

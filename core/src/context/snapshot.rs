@@ -57,8 +57,6 @@ const PREVIOUS: &str = "snapshot-previous";
 /// A copy of the latest snapshot's header, written after it: what [`ContextStore::refresh`]
 /// reads to tell whether another process saved, without reading the whole snapshot.
 const HEAD: &str = "snapshot-head";
-/// The most bytes a snapshot's decoder may claim, so a forged length cannot exhaust memory.
-const DECODE_LIMIT: usize = 1 << 34;
 /// How many numbers a journal write tries before it gives up: its entry's key names its writer,
 /// so it is taken only if another store drew the same random id, or a stray record is there.
 const MAX_CLAIMS: u32 = 64;
@@ -266,7 +264,7 @@ fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Held, Marked), Context
             "it does not start with a context snapshot header".to_string(),
         ));
     };
-    let state: State = decode_payload::<_, DECODE_LIMIT>(payload).map_err(corrupt)?;
+    let state: State = decode_payload(payload).map_err(corrupt)?;
     state
         .check()
         .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?;
@@ -298,18 +296,10 @@ pub(super) fn unframe<'a>(magic: &[u8; 7], bytes: &'a [u8]) -> Result<&'a [u8], 
     Ok(payload)
 }
 
-/// The value bincode encoded in the whole of `payload`, which may claim at most `LIMIT` bytes
-/// (so a forged length cannot exhaust memory); or why not.
-pub(super) fn decode_payload<T: serde::de::DeserializeOwned, const LIMIT: usize>(
-    payload: &[u8],
-) -> Result<T, String> {
-    let config = bincode::config::standard().with_limit::<LIMIT>();
-    let (value, used): (T, usize) = bincode::serde::decode_from_slice(payload, config)
-        .map_err(|error| format!("it does not decode: {error}"))?;
-    if used != payload.len() {
-        return Err(format!("{} trailing bytes", payload.len() - used));
-    }
-    Ok(value)
+/// The value bincode encoded in the whole of `payload`, or why not (a forged length cannot
+/// exhaust memory: see [`decode_whole`](crate::decode::decode_whole)).
+pub(super) fn decode_payload<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+    crate::decode::decode_whole(payload).map_err(|error| format!("it does not decode: {error}"))
 }
 
 fn check_len(len: u64, payload: &[u8]) -> Result<(), String> {

@@ -15,6 +15,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::decode::decode_whole;
+
 use super::err::{FrameError, FrameProblem, TraceError};
 use super::legacy::TraceRecordV2;
 use super::TraceRecord;
@@ -144,17 +146,10 @@ fn encode_record_into(record: &TraceRecord, format: Format, buffer: &mut Vec<u8>
 
 /// Decodes one frame's payload, written in `format`.
 pub(super) fn decode_record(payload: &[u8], format: Format) -> Result<TraceRecord, String> {
-    let config = bincode::config::standard();
-    let (record, used) = match format {
-        Format::V3 => bincode::serde::decode_from_slice(payload, config),
-        Format::V2 => bincode::serde::decode_from_slice::<TraceRecordV2, _>(payload, config)
-            .map(|(record, used)| (TraceRecord::from(record), used)),
+    match format {
+        Format::V3 => decode_whole(payload),
+        Format::V2 => decode_whole::<TraceRecordV2>(payload).map(TraceRecord::from),
     }
-    .map_err(|error| error.to_string())?;
-    if used != payload.len() {
-        return Err(format!("{} trailing bytes", payload.len() - used));
-    }
-    Ok(record)
 }
 
 pub(super) fn checksum(prev_hash: &FrameHash, payload: &[u8]) -> u32 {
@@ -978,6 +973,22 @@ mod tests {
             prev_hash = hash;
         }
         bytes
+    }
+
+    #[test]
+    fn a_payload_announcing_a_huge_string_is_an_error() {
+        // A span's start or end (tags 1 and 2, in both formats) whose run id announces about
+        // 5.5e18 bytes (253 says eight bytes of length follow): a proptest case like this once
+        // aborted the process, asking to allocate them.
+        for tag in [1, 2] {
+            let payload = [
+                tag, 253, 0xbc, 0x7a, 0x5f, 0x3b, 0x11, 0x2e, 0xd2, 0x4c, b'a',
+            ];
+            for format in [Format::V2, Format::V3] {
+                let error = decode_record(&payload, format).unwrap_err();
+                assert!(error.contains("LimitExceeded"), "{error}");
+            }
+        }
     }
 
     proptest! {
