@@ -1,7 +1,8 @@
 //! A profiling harness for `ContextStore::ask` on the 100,000-section synthetic store of the
 //! `context_ask` bench, without tantivy and without criterion: it saves the built store as a
 //! snapshot under the directory given as its first argument (default `target/context-profile`)
-//! and loads that snapshot on later runs, so a profiler sees asks, not ingest.
+//! and loads that snapshot on later runs, so a profiler sees asks, not ingest. Building it, it
+//! prints the puts' p50, p99 and slowest (the puts that make a merge due among them).
 //!
 //! `cargo run --release -p fourfold-benches --example context_profile [DIR] [ROUNDS]` prints the
 //! p50, p99 and mean of single asks over the bench's 50 queries. With `FOURFOLD_PROFILE_EVICT_MB=N`
@@ -34,12 +35,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let store = ContextStore::open(file_store)?;
     if store.keys().is_empty() {
+        let mut puts = Vec::with_capacity(documents.len());
         for document in &documents {
+            let put_started = Instant::now();
             store.put(&document.key, &document.text)?;
+            puts.push(put_started.elapsed());
         }
+        let put_loop = started.elapsed();
         store.compact();
         store.save()?;
-        eprintln!("built and saved in {:.1?}", started.elapsed());
+        puts.sort();
+        eprintln!(
+            "built and saved in {:.1?}: {} puts in {put_loop:.1?}, p50 {:.1?}, p99 {:.1?}, slowest {:.1?}",
+            started.elapsed(),
+            puts.len(),
+            puts[puts.len() / 2],
+            puts[puts.len() * 99 / 100],
+            puts[puts.len() - 1],
+        );
     } else {
         eprintln!("loaded in {:.1?}", started.elapsed());
     }

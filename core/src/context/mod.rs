@@ -27,7 +27,7 @@ pub use err::ContextError;
 pub use feed::{ChangeFeed, FEED_CAPACITY};
 #[cfg(feature = "postgres")]
 pub use fleet::SharedDocuments;
-pub use index::{AnalyzedDocument, Index, IndexCorruptError, IndexError, MergedIndex};
+pub use index::{AnalyzedDocument, Index, IndexCorruptError, IndexError, MergePlan, MergedIndex};
 pub use model::{
     Answer, AskOptions, Change, ContextChange, DocVersion, Document, Freshness, Hit, IngestReport,
     Marker, ReadScope, Rename, RerankCandidate, Reranker, Section, SectionRead,

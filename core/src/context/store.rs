@@ -3,16 +3,17 @@
 //! One `RwLock` guards the state: `ask`, `get` and `get_section` share it, so any number of agents
 //! read at once; a `put` splits, tokenises and signs the document before it takes the lock, and
 //! holds it only to swap the version in, update the index and re-mark the documents it touches.
-//! Merging the index's segments (when a put makes it due, or on `compact`) builds the merged
-//! index under an upgradable read, which lets asks go on, and takes the write lock only to swap
-//! it in.
+//! Merging the index's segments (when a put makes it due, on a thread of its own, or on
+//! `compact`) copies what it needs under a read lock, builds the merged index with no lock, so
+//! that asks and puts go on, and takes the write lock only to swap it in with the changes made
+//! meanwhile.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
@@ -168,6 +169,30 @@ pub(super) struct Shared {
     pub(super) persist: Option<super::snapshot::Persist>,
     /// The reranker asks call, and how many of the search's best candidates it orders.
     reranker: RwLock<Option<(Arc<dyn Reranker>, usize)>>,
+    /// Held by the merge of the index under way, so that one runs at a time.
+    merging: Arc<Mutex<()>>,
+}
+
+impl Shared {
+    /// Merges the index's segments (only if a merge is due, with `only_if_due`); says whether
+    /// it merged. The caller holds `merging`. What the merge needs is copied under a read lock,
+    /// the merged index built with no lock (asks and writes go on), and swapped in under the
+    /// write lock with the writes made meanwhile; a merge planned before the state was
+    /// replaced (a reload) is dropped.
+    fn merge_now(&self, only_if_due: bool) -> bool {
+        let plan = {
+            let state = self.state.read();
+            if only_if_due && !state.index.merge_due() {
+                return false;
+            }
+            state.index.plan_merge()
+        };
+        let Some(plan) = plan else {
+            return false;
+        };
+        let merged = plan.build();
+        self.state.write().index.install(merged)
+    }
 }
 
 /// What an ask's search found, before the budget is filled: the ranked canonical sections (slot
@@ -301,6 +326,7 @@ impl ContextStoreBuilder {
                 sequencer: Sequencer::new(),
                 persist: self.persist,
                 reranker: RwLock::new(self.reranker),
+                merging: Arc::new(Mutex::new(())),
             }),
         };
         let mut state = store.shared.state.write();
@@ -509,7 +535,7 @@ impl ContextStore {
         };
         self.changed(journal, change);
         if merge_due {
-            self.merge_index(true);
+            self.merge_in_background();
         }
         Ok(version)
     }
@@ -660,30 +686,47 @@ impl ContextStore {
     /// p50 on the 100,000-section store of `docs/benchmarks.md`); [`ContextStore::ingest_dir`]
     /// already does it at its end.
     /// Answers stay the same (their scores to rounding, as the terms are summed in another
-    /// order). It rebuilds the index (160 to 320 ms on 100,000 sections) while asks on other
-    /// threads go on, and takes the write lock only to swap the rebuilt index in; puts and
-    /// other writes wait for the whole of it.
+    /// order). It first waits for a merge a put started, if one is under way, then rebuilds
+    /// the index (160 to 320 ms on 100,000 sections) while asks and writes on other threads go
+    /// on, and takes the write lock only to swap the rebuilt index in, with the writes made
+    /// meanwhile left in the delta segment.
+    ///
+    /// The put that makes a merge due (the delta segment past a tenth of the store) starts the
+    /// same rebuild on a thread of its own and returns without waiting for it.
     pub fn compact(&self) -> bool {
         self.merge_index(false)
     }
 
-    /// Merges the index's segments (only if a merge is due, with `only_if_due`), building the
-    /// merged index under an upgradable read, so that asks go on meanwhile, and swapping it in
-    /// under the write lock; says whether it merged. A put whose document makes a merge due
-    /// calls it after releasing the write lock, so that no ask waits for the automatic merge.
+    /// Merges the index's segments (only if a merge is due, with `only_if_due`) once any
+    /// merge under way has ended; says whether it merged.
     fn merge_index(&self, only_if_due: bool) -> bool {
-        let state = self.shared.state.upgradable_read();
-        if only_if_due && !state.index.merge_due() {
-            return false;
-        }
-        let Some(merged) = state.index.merged() else {
-            return false;
+        let _merging = self.shared.merging.lock();
+        self.shared.merge_now(only_if_due)
+    }
+
+    /// Starts a merge of the index's segments on a thread of its own, unless one is under way
+    /// (it leaves the delta segment to the put after it), so that the put that makes a merge
+    /// due returns without building it. Merges in this thread if no thread can be started.
+    fn merge_in_background(&self) {
+        let Some(merging) = self.shared.merging.try_lock_arc() else {
+            return;
         };
-        // INVARIANT: the upgradable read kept every writer out since `merged` was built, so it
-        // is of the index as it is, and installs.
-        RwLockUpgradableReadGuard::upgrade(state)
-            .index
-            .install(merged)
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("fourfold-merge".to_string())
+            .spawn(move || {
+                shared.merge_now(true);
+                drop(merging);
+            });
+        if spawned.is_err() {
+            self.merge_index(true);
+        }
+    }
+
+    /// Waits for the merge of the index under way, if any.
+    #[cfg(test)]
+    pub(super) fn wait_for_merge(&self) {
+        drop(self.shared.merging.lock());
     }
 
     /// The current section with id `id`.
@@ -1851,19 +1894,86 @@ mod tests {
             }
             text
         };
-        // 11 sections a document: past 4,096 sections in the delta segment a merge is due.
+        // 11 sections a document: past 4,096 sections in the delta segment a merge is due, and
+        // the put that makes it due starts it on a thread of its own.
+        let mut merges = 0;
         for n in 0..400 {
             store.put(&format!("docs/{n}.md"), &document(n)).unwrap();
+            let due = store.shared.state.read().index.merge_due();
+            store.wait_for_merge();
+            if due {
+                merges += 1;
+            }
             assert!(
                 !store.shared.state.read().index.merge_due(),
                 "after put {n}"
             );
         }
+        assert_eq!(merges, 1, "4,400 sections make one merge due");
         assert!(
             store.compact(),
             "the puts after the last merge stay to be merged"
         );
         assert_eq!(store.ask("word399 part9", 500).hits[0].key, "docs/399.md");
+    }
+
+    #[test]
+    fn puts_go_on_while_a_merge_is_built_and_none_is_lost() {
+        let store = ContextStore::new();
+        let document = |n: usize, version: usize| -> String {
+            let mut text = format!("# Guide {n}\n\n");
+            for part in 0..10 {
+                text.push_str(&format!(
+                    "## Part {part}\n\nword{n} part{part} version{version} shared\n\n"
+                ));
+            }
+            text
+        };
+        // Puts go on while merges are built on another thread: new keys, new versions of keys
+        // put before the merge began, and deletes. `expected` has each live key's version.
+        let mut expected = BTreeMap::new();
+        let mut put = |n: usize, version: usize| {
+            store
+                .put(&format!("docs/{n}.md"), &document(n, version))
+                .unwrap();
+            expected.insert(n, version);
+        };
+        for n in 0..1_200 {
+            put(n, 1);
+            if n % 3 == 0 {
+                put(n / 2, 2);
+            }
+        }
+        for n in (0..1_200).step_by(7) {
+            store.delete(&format!("docs/{n}.md")).unwrap();
+            expected.remove(&n);
+        }
+        let check = |store: &ContextStore| {
+            let keys: Vec<String> = expected.keys().map(|n| format!("docs/{n}.md")).collect();
+            let mut live = store.keys();
+            live.sort_by_key(|key| key[5..key.len() - 3].parse::<usize>().unwrap());
+            assert_eq!(live, keys);
+            for (n, version) in &expected {
+                let answer = store.ask(&format!("word{n} part3 version{version}"), 500);
+                assert_eq!(answer.hits[0].key, format!("docs/{n}.md"));
+                assert_eq!(
+                    answer.hits[0].heading_path,
+                    [format!("Guide {n}"), "Part 3".into()]
+                );
+            }
+            for n in (0..1_200).step_by(7) {
+                let answer = store.ask(&format!("word{n} part3"), 500);
+                let deleted = format!("docs/{n}.md");
+                assert!(
+                    answer.hits.iter().all(|hit| hit.key != deleted),
+                    "{deleted} served"
+                );
+            }
+        };
+        store.wait_for_merge();
+        check(&store);
+        store.compact();
+        check(&store);
     }
 
     /// Every marker of a store that each marking rule touches, as `key > heading: freshness
