@@ -92,8 +92,9 @@ pub(super) struct Persist {
     /// the order of the changes; and while a snapshot's state is encoded, so that it names the
     /// last entry it holds.
     journal: Mutex<Journal>,
-    /// One save at a time, so that an older state never replaces a newer one.
-    saving: Mutex<()>,
+    /// One save at a time, so that an older state never replaces a newer one. In an `Arc`, so
+    /// that a write whose journal makes a save due can hand it to the thread that saves.
+    saving: Arc<Mutex<()>>,
 }
 
 /// What [`ContextStore::save`] wrote.
@@ -349,7 +350,7 @@ impl ContextStoreBuilder {
                 since_snapshot: saved.since_snapshot,
                 snapshot_after: journal::SNAPSHOT_AFTER_BYTES,
             }),
-            saving: Mutex::new(()),
+            saving: Arc::new(Mutex::new(())),
         };
         let context = self.persist(persist).build_with(saved.state, saved.marked);
         for op in saved.entries {
@@ -434,6 +435,11 @@ impl ContextStore {
             return Err(ContextError::NoBackingStore);
         };
         let _saving = persist.saving.lock();
+        self.save_holding(persist)
+    }
+
+    /// [`ContextStore::save`], for a caller that holds `persist.saving`.
+    fn save_holding(&self, persist: &Persist) -> Result<SnapshotInfo, ContextError> {
         let mut attempts = 0;
         let (previous, entries, bytes, n_documents, held, folded) = loop {
             let previous = persist.store.get(NAMESPACE, CURRENT)?;
@@ -629,16 +635,40 @@ impl ContextStore {
     }
 
     /// Saves a snapshot when the journal since the last one has grown past
-    /// [`journal::SNAPSHOT_AFTER_BYTES`]. A failed save is tried again at the next write: the
-    /// change that triggered it is in the journal already.
+    /// [`journal::SNAPSHOT_AFTER_BYTES`], on a thread of its own, so that the write that made
+    /// it due returns without waiting for it (a second or two on a large store); in this
+    /// thread if none can be started. Nothing if a save is under way: the writes after it
+    /// find the journal still due. A failed save is tried again at the next write: the change
+    /// that triggered it is in the journal already.
     pub(super) fn save_if_journal_due(&self) {
-        let due = self
-            .shared
-            .persist
-            .as_ref()
-            .is_some_and(|persist| persist.journal.lock().snapshot_due());
-        if due {
+        let Some(persist) = &self.shared.persist else {
+            return;
+        };
+        if !persist.journal.lock().snapshot_due() {
+            return;
+        }
+        let Some(saving) = persist.saving.try_lock_arc() else {
+            return;
+        };
+        let store = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fourfold-save".to_string())
+            .spawn(move || {
+                if let Some(persist) = &store.shared.persist {
+                    let _ = store.save_holding(persist);
+                }
+                drop(saving);
+            });
+        if spawned.is_err() {
             let _ = self.save();
+        }
+    }
+
+    /// Waits for the save under way, if any.
+    #[cfg(test)]
+    pub(super) fn wait_for_save(&self) {
+        if let Some(persist) = &self.shared.persist {
+            drop(persist.saving.lock());
         }
     }
 }
@@ -648,6 +678,8 @@ mod tests {
     use super::*;
     use crate::context::{Freshness, Marker};
     use crate::store::MemoryStore;
+    use crate::StoreError;
+    use std::time::Duration;
 
     fn journal_len(backing: &Arc<dyn Store>) -> usize {
         journal_entries(&**backing).unwrap().len()
@@ -800,6 +832,7 @@ mod tests {
         assert_eq!(backing.get(NAMESPACE, CURRENT).unwrap(), None);
         let long = format!("# B\n\n{}\n", "A longer page. ".repeat(80));
         store.put("docs/b.md", &long).unwrap();
+        store.wait_for_save();
         // Past 1,000 bytes: saved; the entries stay for the previous snapshot, which does not
         // exist, so the first save deletes none.
         let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
@@ -811,6 +844,87 @@ mod tests {
         assert_eq!(persist.journal.lock().since_snapshot, 0);
         let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
         assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
+    }
+
+    /// A store whose put of the snapshot says it has begun and then waits to be let go (for
+    /// at most 30 s, noting whether it gave up).
+    struct HeldSnapshot {
+        inner: MemoryStore,
+        begun: crossbeam_channel::Sender<()>,
+        go: crossbeam_channel::Receiver<()>,
+        gave_up: std::sync::atomic::AtomicBool,
+    }
+
+    impl Store for HeldSnapshot {
+        fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(namespace, key)
+        }
+
+        fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            if key == CURRENT {
+                let _ = self.begun.send(());
+                if self.go.recv_timeout(Duration::from_secs(30)).is_err() {
+                    self.gave_up
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            self.inner.put(namespace, key, value)
+        }
+
+        fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+            self.inner.delete(namespace, key)
+        }
+
+        fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(namespace)
+        }
+
+        fn compare_and_swap(
+            &self,
+            namespace: &str,
+            key: &str,
+            expected: Option<&[u8]>,
+            new: Option<&[u8]>,
+        ) -> Result<bool, StoreError> {
+            self.inner.compare_and_swap(namespace, key, expected, new)
+        }
+    }
+
+    #[test]
+    fn the_write_that_makes_a_save_due_does_not_wait_for_it() {
+        let (begun_tx, begun) = crossbeam_channel::unbounded();
+        let (go, go_rx) = crossbeam_channel::unbounded();
+        let held = Arc::new(HeldSnapshot {
+            inner: MemoryStore::new(),
+            begun: begun_tx,
+            go: go_rx,
+            gave_up: std::sync::atomic::AtomicBool::new(false),
+        });
+        let store = ContextStore::open(Arc::clone(&held) as Arc<dyn Store>).unwrap();
+        store
+            .shared
+            .persist
+            .as_ref()
+            .unwrap()
+            .journal
+            .lock()
+            .snapshot_after = 1_000;
+        let long = format!("# B\n\n{}\n", "A longer page. ".repeat(80));
+        store.put("docs/b.md", &long).unwrap();
+        // The put returned while its save waits in the store; asks and puts go on meanwhile.
+        begun.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(store.ask("longer page", 500).hits[0].key, "docs/b.md");
+        store.put("docs/c.md", "# C\n\nAnother page.\n").unwrap();
+        assert!(
+            held.get(NAMESPACE, CURRENT).unwrap().is_none(),
+            "the snapshot was written before the store let it go: the put waited for the save"
+        );
+        go.send(()).unwrap();
+        store.wait_for_save();
+        assert!(!held.gave_up.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(held.get(NAMESPACE, CURRENT).unwrap().is_some());
+        let reopened = ContextStore::open(Arc::clone(&held) as Arc<dyn Store>).unwrap();
+        assert_eq!(reopened.keys(), vec!["docs/b.md", "docs/c.md"]);
     }
 
     #[test]
