@@ -106,27 +106,42 @@ pub struct SnapshotInfo {
     pub n_documents: u64,
 }
 
-fn encode(state: &State, through: u64, held: &Held) -> Vec<u8> {
+/// The state encoded after room for the header of a snapshot that holds `n_held` writers, in
+/// a buffer of at least `capacity` bytes: the part of a save done under the state's read lock
+/// (about 0.35 s for the 385 MB snapshot of 100,000 sections). [`seal`] fills the header in.
+fn encode_state(state: &State, n_held: usize, capacity: usize) -> Vec<u8> {
+    let header_len = FIXED_LEN + n_held * WRITER_LEN;
+    let mut bytes = Vec::with_capacity(capacity.max(header_len));
+    bytes.resize(header_len, 0);
     // INVARIANT: the state is plain serde data (no untagged enums, no skipped fields), which
-    // bincode always encodes.
-    let payload =
-        bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap_or_default();
-    let mut bytes = Vec::with_capacity(FIXED_LEN + held.len() * WRITER_LEN + payload.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&MARKING_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&through.to_le_bytes());
+    // bincode always encodes; should it fail, the payload is empty.
+    if bincode::serde::encode_into_std_write(state, &mut bytes, bincode::config::standard())
+        .is_err()
+    {
+        bytes.truncate(header_len);
+    }
+    bytes
+}
+
+/// Fills in the header [`encode_state`] left room for before the payload, for a snapshot that
+/// holds the entries through `through` and, by writer, `held` (of the length given there).
+fn seal(mut bytes: Vec<u8>, through: u64, held: &Held) -> Vec<u8> {
+    let len_at = WRITERS_AT + 4 + held.len() * WRITER_LEN;
+    let header_len = len_at + 8 + 32;
+    let payload_len = bytes.len() - header_len;
+    bytes[..MARKING_AT].copy_from_slice(MAGIC);
+    bytes[MARKING_AT..THROUGH_AT].copy_from_slice(&MARKING_VERSION.to_le_bytes());
+    bytes[THROUGH_AT..WRITERS_AT].copy_from_slice(&through.to_le_bytes());
     // INVARIANT: one writer per store that wrote an entry still in the folder, far fewer than
     // 2^32.
-    bytes.extend_from_slice(&(held.len() as u32).to_le_bytes());
-    for (writer, last) in held {
-        bytes.extend_from_slice(&writer.to_le_bytes());
-        bytes.extend_from_slice(&last.to_le_bytes());
+    bytes[WRITERS_AT..WRITERS_AT + 4].copy_from_slice(&(held.len() as u32).to_le_bytes());
+    for ((writer, last), at) in held.iter().zip((WRITERS_AT + 4..).step_by(WRITER_LEN)) {
+        bytes[at..at + 8].copy_from_slice(&writer.to_le_bytes());
+        bytes[at + 8..at + WRITER_LEN].copy_from_slice(&last.to_le_bytes());
     }
-    let len_at = bytes.len();
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let hash = hash_fields(&bytes[MARKING_AT..len_at], &payload);
-    bytes.extend_from_slice(hash.as_bytes());
-    bytes.extend_from_slice(&payload);
+    bytes[len_at..len_at + 8].copy_from_slice(&(payload_len as u64).to_le_bytes());
+    let hash = hash_fields(&bytes[MARKING_AT..len_at], &bytes[header_len..]);
+    bytes[len_at + 8..header_len].copy_from_slice(hash.as_bytes());
     bytes
 }
 
@@ -441,7 +456,7 @@ impl ContextStore {
     /// [`ContextStore::save`], for a caller that holds `persist.saving`.
     fn save_holding(&self, persist: &Persist) -> Result<SnapshotInfo, ContextError> {
         let mut attempts = 0;
-        let (previous, entries, bytes, n_documents, held, folded) = loop {
+        let (previous, entries, (unsealed, through), n_documents, held, folded) = loop {
             let previous = persist.store.get(NAMESPACE, CURRENT)?;
             let entries = journal_entries(&*persist.store)?;
             {
@@ -462,12 +477,18 @@ impl ContextStore {
                         })
                         .map(|(&writer, &last)| (writer, last))
                         .collect();
+                    // Room for about what the last snapshot took, so that the buffer grows
+                    // little while the lock is held.
+                    let capacity = previous.as_ref().map_or(0, |bytes| bytes.len() / 8 * 9);
                     let state = self.shared.state.read();
+                    let unsealed = encode_state(&state, held.len(), capacity);
+                    let n_documents = state.n_live() as u64;
+                    drop(state);
                     break (
                         previous,
                         entries,
-                        encode(&state, journal.last_seq, &held),
-                        state.n_live() as u64,
+                        (unsealed, journal.last_seq),
+                        n_documents,
                         held,
                         journal.since_snapshot,
                     );
@@ -482,6 +503,7 @@ impl ContextStore {
             self.reload(persist, previous.as_deref())?;
         };
         // Writes go on meanwhile: their entries come after this snapshot's.
+        let bytes = seal(unsealed, through, &held);
         if let Some(previous) = &previous {
             persist.store.put(NAMESPACE, PREVIOUS, previous)?;
         }
