@@ -1,9 +1,12 @@
 //! The embedded, file-backed [`Store`]: one directory per namespace, one file per key.
 //!
 //! Writes go to a temporary file that is synced and then renamed over the old one, and the directory
-//! is synced after, so a crash leaves the old value or the new one. Every write and every
-//! compare-and-swap holds an exclusive lock on the namespace's `.lock` file, so several processes on
-//! one machine can share a store directory safely.
+//! is synced after, so a crash leaves the old value or the new one. Renames and deletes hold an
+//! exclusive lock on the namespace's `.lock` file, and a compare-and-swap holds it from its read to
+//! its write, so several processes on one machine can share a store directory safely. A put writes
+//! and syncs its temporary file (a name of its own: the process id and a counter) before it takes
+//! the lock, so that a large put (a context store's snapshot) does not hold up the small writes
+//! beside it (the journal's entries) for the time it takes to reach the disk.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -17,8 +20,10 @@ use crate::error::{StoreError, StoreIoError};
 #[derive(Debug)]
 pub struct FileStore {
     root: PathBuf,
-    n_temp_files: AtomicU64,
 }
+
+/// Numbers the temporary files this process writes, in every store.
+static TEMP_FILES: AtomicU64 = AtomicU64::new(0);
 
 const LOCK_FILE: &str = ".lock";
 const TEMP_PREFIX: &str = ".tmp-";
@@ -28,10 +33,7 @@ impl FileStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(|error| StoreIoError::new(&root, error))?;
-        Ok(FileStore {
-            root,
-            n_temp_files: AtomicU64::new(0),
-        })
+        Ok(FileStore { root })
     }
 
     /// The directory the store lives in.
@@ -75,20 +77,38 @@ impl FileStore {
         }
     }
 
-    fn write_record(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let path = self.record_path(namespace, key)?;
+    /// Writes `value` to a new temporary file in `namespace`'s directory and syncs it; returns
+    /// its path. Needs no lock: no other write, in this process or another, uses its name.
+    fn write_temp(&self, namespace: &str, value: &[u8]) -> Result<PathBuf, StoreError> {
         let dir = self.namespace_dir(namespace)?;
-        let n_temp = self.n_temp_files.fetch_add(1, Ordering::Relaxed);
+        fs::create_dir_all(&dir).map_err(|error| StoreIoError::new(&dir, error))?;
+        let n_temp = TEMP_FILES.fetch_add(1, Ordering::Relaxed);
         let temp_path = dir.join(format!("{TEMP_PREFIX}{}-{n_temp}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut temp_file = File::create(&temp_path)?;
             temp_file.write_all(value)?;
-            temp_file.sync_all()?;
-            fs::rename(&temp_path, &path)?;
+            temp_file.sync_all()
+        };
+        match write() {
+            Ok(()) => Ok(temp_path),
+            Err(error) => {
+                let _ = fs::remove_file(&temp_path);
+                Err(StoreIoError::new(&temp_path, error).into())
+            }
+        }
+    }
+
+    /// Renames the temporary file `temp_path` ([`FileStore::write_temp`]) over `key`'s record and
+    /// syncs the directory; the caller holds the namespace's lock.
+    fn install_temp(&self, namespace: &str, key: &str, temp_path: &Path) -> Result<(), StoreError> {
+        let path = self.record_path(namespace, key)?;
+        let dir = self.namespace_dir(namespace)?;
+        let install = || -> std::io::Result<()> {
+            fs::rename(temp_path, &path)?;
             sync_dir(&dir)
         };
-        write().map_err(|error| {
-            let _ = fs::remove_file(&temp_path);
+        install().map_err(|error| {
+            let _ = fs::remove_file(temp_path);
             StoreIoError::new(&path, error).into()
         })
     }
@@ -118,8 +138,15 @@ impl Store for FileStore {
 
     fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.record_path(namespace, key)?;
-        let _lock = self.lock_namespace(namespace)?;
-        self.write_record(namespace, key, value)
+        let temp_path = self.write_temp(namespace, value)?;
+        let _lock = match self.lock_namespace(namespace) {
+            Ok(lock) => lock,
+            Err(error) => {
+                let _ = fs::remove_file(&temp_path);
+                return Err(error);
+            }
+        };
+        self.install_temp(namespace, key, &temp_path)
     }
 
     fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
@@ -163,7 +190,10 @@ impl Store for FileStore {
             return Ok(false);
         }
         match new {
-            Some(value) => self.write_record(namespace, key, value)?,
+            Some(value) => {
+                let temp_path = self.write_temp(namespace, value)?;
+                self.install_temp(namespace, key, &temp_path)?;
+            }
             None => {
                 self.remove_record(namespace, key)?;
             }
@@ -210,6 +240,45 @@ mod tests {
         fs::write(dir.path().join("ns").join(".tmp-999-0"), b"half").unwrap();
         fs::write(dir.path().join("ns").join("has space"), b"x").unwrap();
         assert_eq!(store.list("ns").unwrap(), vec!["real"]);
+    }
+
+    #[test]
+    fn puts_of_one_key_from_two_stores_at_once_leave_one_whole_value() {
+        // Two stores on one directory in one process, their temporary files written outside
+        // the lock: each must have a name of its own, or one put could rename the other's
+        // half-written file.
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [
+            Arc::new(FileStore::open(dir.path()).unwrap()),
+            Arc::new(FileStore::open(dir.path()).unwrap()),
+        ];
+        let threads: Vec<_> = (0..4u8)
+            .map(|n| {
+                let store = Arc::clone(&stores[usize::from(n % 2)]);
+                std::thread::spawn(move || {
+                    let value = vec![n; 256 * 1024 + usize::from(n)];
+                    for _ in 0..20 {
+                        store.put("context", "snapshot", &value).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let value = stores[0].get("context", "snapshot").unwrap().unwrap();
+        let n = value[0];
+        assert_eq!(value, vec![n; 256 * 1024 + usize::from(n)]);
+        let names: Vec<_> = fs::read_dir(dir.path().join("context"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|name| !name.to_string_lossy().starts_with(TEMP_PREFIX)),
+            "{names:?}"
+        );
     }
 
     #[test]
