@@ -1,9 +1,11 @@
 //! The `fourfold` binary: `policy check` as scripts use it (JSON in, JSON out), approvals across
 //! invocations, bad input, the demo, and `trace show`, `verify` and `export`.
 
-use std::io::Write;
+mod common;
+
+use common::run_with_stdin;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const POLICY: &str = r#"
 [[rule]]
@@ -24,20 +26,10 @@ run = ["git push*"]
 "#;
 
 fn fourfold(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fourfold"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fourfold starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_fourfold")).args(args),
+        stdin,
+    )
 }
 
 /// Ingests `docs` into the store saved at `store`, which must succeed.

@@ -1,29 +1,21 @@
 //! The `fourfold` binary's cost commands: `tokens count` on files and standard input, and
 //! `cost report` from a meter's ledger and from a trace the meter's events were recorded in.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
 use std::sync::Arc;
 
+use common::run_with_stdin;
 use fourfold::cost::{CostMeter, ModelPrice, PriceTable, TokenCounts, Usage};
 use fourfold::trace::{Durability, TraceFileSink, Tracer};
 use fourfold::PluginRegistry;
 
 fn fourfold(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fourfold"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fourfold starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_fourfold")).args(args),
+        stdin,
+    )
 }
 
 fn stdout(output: &Output) -> String {

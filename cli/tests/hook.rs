@@ -3,9 +3,11 @@
 //! `fixtures/gemini-cli/`, one per tool kind, with `$ROOT` standing for the project folder): the
 //! decision for each, what lands in the trace, and the fail-closed answer to a malformed event.
 
-use std::io::Write;
+mod common;
+
+use common::run_with_stdin;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const POLICY: &str = r#"
 [[rule]]
@@ -45,22 +47,13 @@ fn hook(root: &Path, event: &str) -> Output {
 }
 
 fn hook_of(tool: &str, root: &Path, event: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fourfold"))
-        .args(["hook", tool])
-        .env("CLAUDE_PROJECT_DIR", root)
-        .env("FOURFOLD_CONFIG", root.join("fourfold.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(event.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_fourfold"))
+            .args(["hook", tool])
+            .env("CLAUDE_PROJECT_DIR", root)
+            .env("FOURFOLD_CONFIG", root.join("fourfold.toml")),
+        event,
+    )
 }
 
 fn sample(root: &Path, name: &str) -> String {
