@@ -154,6 +154,14 @@ impl Journal {
     pub(super) fn snapshot_due(&self) -> bool {
         self.since_snapshot > self.snapshot_after
     }
+
+    /// Whether they have grown past twice that: the saves started on threads of their own have
+    /// not been finishing (a process that exits right after its writes ends its save with it),
+    /// so the next write saves before it returns, and the journal every open replays stays
+    /// bounded.
+    pub(super) fn snapshot_overdue(&self) -> bool {
+        self.since_snapshot > self.snapshot_after.saturating_mul(2)
+    }
 }
 
 #[cfg(test)]

@@ -661,12 +661,21 @@ impl ContextStore {
     /// it due returns without waiting for it (a second or two on a large store); in this
     /// thread if none can be started. Nothing if a save is under way: the writes after it
     /// find the journal still due. A failed save is tried again at the next write: the change
-    /// that triggered it is in the journal already.
+    /// that triggered it is in the journal already. Past twice the limit, in this thread
+    /// (waiting for a save under way first): saves on threads have not been finishing.
     pub(super) fn save_if_journal_due(&self) {
         let Some(persist) = &self.shared.persist else {
             return;
         };
-        if !persist.journal.lock().snapshot_due() {
+        let (due, overdue) = {
+            let journal = persist.journal.lock();
+            (journal.snapshot_due(), journal.snapshot_overdue())
+        };
+        if !due {
+            return;
+        }
+        if overdue {
+            let _ = self.save();
             return;
         }
         let Some(saving) = persist.saving.try_lock_arc() else {
@@ -947,6 +956,44 @@ mod tests {
         assert!(held.get(NAMESPACE, CURRENT).unwrap().is_some());
         let reopened = ContextStore::open(Arc::clone(&held) as Arc<dyn Store>).unwrap();
         assert_eq!(reopened.keys(), vec!["docs/b.md", "docs/c.md"]);
+    }
+
+    #[test]
+    fn a_write_past_twice_the_limit_saves_before_it_returns() {
+        let (begun_tx, begun) = crossbeam_channel::unbounded();
+        let (go, go_rx) = crossbeam_channel::unbounded();
+        let held = Arc::new(HeldSnapshot {
+            inner: MemoryStore::new(),
+            begun: begun_tx,
+            go: go_rx,
+            gave_up: std::sync::atomic::AtomicBool::new(false),
+        });
+        let store = ContextStore::open(Arc::clone(&held) as Arc<dyn Store>).unwrap();
+        let persist = store.shared.persist.as_ref().unwrap();
+        persist.journal.lock().snapshot_after = 1_000;
+        let long = |name: &str| format!("# {name}\n\n{}\n", "A longer page. ".repeat(80));
+        // Past the limit: a save on a thread, which the process ends before it writes (here,
+        // the journal's count is put back as a save that never finished leaves it).
+        store.put("docs/a.md", &long("A")).unwrap();
+        begun.recv_timeout(Duration::from_secs(30)).unwrap();
+        go.send(()).unwrap();
+        store.wait_for_save();
+        persist.journal.lock().since_snapshot = 1_500;
+        held.inner.delete(NAMESPACE, CURRENT).unwrap();
+        // Past twice the limit: this put saves before it returns. The store lets the save go
+        // a moment after it begins, so a save left to a thread would not have written yet.
+        let letting_go = std::thread::spawn(move || {
+            begun.recv_timeout(Duration::from_secs(30)).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            go.send(()).unwrap();
+        });
+        store.put("docs/b.md", &long("B")).unwrap();
+        assert!(
+            held.get(NAMESPACE, CURRENT).unwrap().is_some(),
+            "the put returned before its save wrote the snapshot"
+        );
+        letting_go.join().unwrap();
+        assert_eq!(persist.journal.lock().since_snapshot, 0);
     }
 
     #[test]
