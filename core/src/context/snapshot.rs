@@ -886,6 +886,35 @@ mod tests {
         gave_up: std::sync::atomic::AtomicBool,
     }
 
+    /// A store opened on a new [`HeldSnapshot`] whose journal is due for a snapshot past
+    /// 1,000 bytes, with the receiver that hears a snapshot's write begin and the sender that
+    /// lets it go.
+    fn open_held() -> (
+        Arc<HeldSnapshot>,
+        ContextStore,
+        crossbeam_channel::Receiver<()>,
+        crossbeam_channel::Sender<()>,
+    ) {
+        let (begun_tx, begun) = crossbeam_channel::unbounded();
+        let (go, go_rx) = crossbeam_channel::unbounded();
+        let held = Arc::new(HeldSnapshot {
+            inner: MemoryStore::new(),
+            begun: begun_tx,
+            go: go_rx,
+            gave_up: std::sync::atomic::AtomicBool::new(false),
+        });
+        let store = ContextStore::open(Arc::clone(&held) as Arc<dyn Store>).unwrap();
+        store
+            .shared
+            .persist
+            .as_ref()
+            .unwrap()
+            .journal
+            .lock()
+            .snapshot_after = 1_000;
+        (held, store, begun, go)
+    }
+
     impl Store for HeldSnapshot {
         fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.get(namespace, key)
@@ -923,23 +952,7 @@ mod tests {
 
     #[test]
     fn the_write_that_makes_a_save_due_does_not_wait_for_it() {
-        let (begun_tx, begun) = crossbeam_channel::unbounded();
-        let (go, go_rx) = crossbeam_channel::unbounded();
-        let held = Arc::new(HeldSnapshot {
-            inner: MemoryStore::new(),
-            begun: begun_tx,
-            go: go_rx,
-            gave_up: std::sync::atomic::AtomicBool::new(false),
-        });
-        let store = ContextStore::open(Arc::clone(&held) as Arc<dyn Store>).unwrap();
-        store
-            .shared
-            .persist
-            .as_ref()
-            .unwrap()
-            .journal
-            .lock()
-            .snapshot_after = 1_000;
+        let (held, store, begun, go) = open_held();
         let long = format!("# B\n\n{}\n", "A longer page. ".repeat(80));
         store.put("docs/b.md", &long).unwrap();
         // The put returned while its save waits in the store; asks and puts go on meanwhile.
@@ -960,17 +973,8 @@ mod tests {
 
     #[test]
     fn a_write_past_twice_the_limit_saves_before_it_returns() {
-        let (begun_tx, begun) = crossbeam_channel::unbounded();
-        let (go, go_rx) = crossbeam_channel::unbounded();
-        let held = Arc::new(HeldSnapshot {
-            inner: MemoryStore::new(),
-            begun: begun_tx,
-            go: go_rx,
-            gave_up: std::sync::atomic::AtomicBool::new(false),
-        });
-        let store = ContextStore::open(Arc::clone(&held) as Arc<dyn Store>).unwrap();
+        let (held, store, begun, go) = open_held();
         let persist = store.shared.persist.as_ref().unwrap();
-        persist.journal.lock().snapshot_after = 1_000;
         let long = |name: &str| format!("# {name}\n\n{}\n", "A longer page. ".repeat(80));
         // Past the limit: a save on a thread, which the process ends before it writes (here,
         // the journal's count is put back as a save that never finished leaves it).
