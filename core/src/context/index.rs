@@ -384,33 +384,28 @@ impl DenseList {
 
 impl MainSegment {
     fn empty() -> MainSegment {
-        MainSegment {
-            postings: Arc::new(MainPostings::new(
-                fst::Map::default(),
-                vec![0],
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                &[],
-                1.0,
-            )),
-            docs: Docs::default(),
-        }
+        MainSegment::new(
+            fst::Map::default(),
+            vec![0],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Docs::default(),
+            1.0,
+        )
     }
-}
 
-impl MainPostings {
-    /// Postings over documents of lengths `lens`, with what derives from them: the bounds for
-    /// an average length of `average` and the bitmaps of the long lists.
+    /// A segment of `docs` with these postings, and what derives from them: the bounds for an
+    /// average length of `average` and the bitmaps of the long lists.
     fn new(
         terms: fst::Map<Vec<u8>>,
         offsets: Vec<u64>,
         ordinals: Vec<u32>,
         tfs: Vec<f32>,
         bounds: Vec<Bound>,
-        lens: &[f32],
+        docs: Docs,
         average: f32,
-    ) -> MainPostings {
+    ) -> MainSegment {
         let mut postings = MainPostings {
             terms,
             offsets,
@@ -422,11 +417,16 @@ impl MainPostings {
             dense_of: Vec::new(),
             dense_lists: Vec::new(),
         };
-        postings.compute_max_weights(average, lens);
-        postings.build_dense_lists(lens.len());
-        postings
+        postings.compute_max_weights(average, &docs.lens);
+        postings.build_dense_lists(docs.lens.len());
+        MainSegment {
+            postings: Arc::new(postings),
+            docs,
+        }
     }
+}
 
+impl MainPostings {
     #[allow(clippy::type_complexity)]
     fn postings(&self, term: &str) -> Option<(&[u32], &[f32], Bound, f32, Option<&DenseList>)> {
         let term_id = self.terms.get(term)? as usize;
@@ -1117,21 +1117,17 @@ impl MergePlan {
         let terms = fst::Map::new(terms).expect("a freshly built fst is valid");
         let total_len: f64 = docs.lens.iter().map(|len| f64::from(*len)).sum();
         let n_live = docs.slots.len();
-        let average_len = average(total_len, n_live);
-        let postings = MainPostings::new(
+        let main = MainSegment::new(
             terms,
             offsets,
             ordinals,
             tfs,
             bounds,
-            &docs.lens,
-            average_len,
+            docs,
+            average(total_len, n_live),
         );
         MergedIndex {
-            main: MainSegment {
-                postings: Arc::new(postings),
-                docs,
-            },
+            main,
             origins,
             delta_cutoff,
             epoch,
@@ -1845,21 +1841,16 @@ impl Index {
         }
         let n_live = main_docs.n_live() + delta_docs.n_live();
         let total_len = live_len([&main_docs, &delta_docs]);
-        let average_len = average(total_len, n_live);
-        let postings = MainPostings::new(
-            terms,
-            offsets,
-            ordinals,
-            tfs,
-            bounds,
-            &main_docs.lens,
-            average_len,
-        );
         Ok(Index {
-            main: MainSegment {
-                postings: Arc::new(postings),
-                docs: main_docs,
-            },
+            main: MainSegment::new(
+                terms,
+                offsets,
+                ordinals,
+                tfs,
+                bounds,
+                main_docs,
+                average(total_len, n_live),
+            ),
             delta: DeltaSegment {
                 terms: delta_terms,
                 docs: delta_docs,
