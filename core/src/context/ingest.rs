@@ -4,6 +4,7 @@ use std::path::Path;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use super::ahead::in_order;
 use super::err::ContextError;
 use super::model::{DocVersion, IngestReport};
 use super::section::is_probably_binary;
@@ -314,57 +315,11 @@ fn put_files(
         progress(report);
         Ok(())
     };
-    let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let Some(local) = target.local().filter(|_| n_threads > 1 && files.len() > 1) else {
-        for (key, path) in files {
-            put(key, load(path, key, target.local()))?;
-        }
-        return Ok(());
-    };
-    std::thread::scope(|scope| {
-        let (jobs, job_queue) = crossbeam_channel::unbounded::<usize>();
-        let (results, result_queue) = crossbeam_channel::unbounded::<(usize, Loaded)>();
-        for _ in 0..n_threads {
-            let job_queue = job_queue.clone();
-            let results = results.clone();
-            scope.spawn(move || {
-                for idx in job_queue {
-                    let Some((key, path)) = files.get(idx) else {
-                        continue;
-                    };
-                    if results.send((idx, load(path, key, Some(local)))).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(results);
-        let mut next_job = 0;
-        while next_job < files.len().min(FILES_AHEAD) {
-            let _ = jobs.send(next_job);
-            next_job += 1;
-        }
-        let mut waiting: std::collections::BTreeMap<usize, Loaded> = Default::default();
-        for (idx, (key, _)) in files.iter().enumerate() {
-            let loaded = loop {
-                if let Some(loaded) = waiting.remove(&idx) {
-                    break loaded;
-                }
-                match result_queue.recv() {
-                    Ok((done, loaded)) => {
-                        waiting.insert(done, loaded);
-                    }
-                    // Every worker has stopped, which they do only once the jobs end.
-                    Err(_) => break Loaded::Failed("the file was not read".to_string()),
-                }
-            };
-            if next_job < files.len() {
-                let _ = jobs.send(next_job);
-                next_job += 1;
-            }
-            // Returning drops the job queue, so the workers stop after the file at hand.
-            put(key, loaded)?;
-        }
-        Ok(())
-    })
+    let local = target.local();
+    in_order(
+        files,
+        FILES_AHEAD,
+        |(key, path)| load(path, key, local),
+        |(key, _), loaded| put(key, loaded),
+    )
 }

@@ -5,6 +5,7 @@
 //! canonical sections that fit a token budget, ranked by BM25 ([`Index`]). The model and a guide
 //! are in `docs/context.md`.
 
+mod ahead;
 mod analyze;
 mod err;
 mod feed;

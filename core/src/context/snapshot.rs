@@ -368,9 +368,7 @@ impl ContextStoreBuilder {
             saving: Arc::new(Mutex::new(())),
         };
         let context = self.persist(persist).build_with(saved.state, saved.marked);
-        for op in saved.entries {
-            context.replay(op)?;
-        }
+        context.replay(&saved.entries)?;
         Ok(context)
     }
 }
@@ -624,9 +622,7 @@ impl ContextStore {
             builder = builder.pin(key);
         }
         let fresh = builder.build_with(saved.state, saved.marked);
-        for op in saved.entries {
-            fresh.replay(op)?;
-        }
+        fresh.replay(&saved.entries)?;
         let fresh = std::mem::take(&mut *fresh.shared.state.write());
         let changes = {
             let mut state = self.shared.state.write();
@@ -808,9 +804,7 @@ mod tests {
             at_ns: n,
         };
         let store = ContextStore::new();
-        for n in 1..=2 {
-            store.replay(put(n)).unwrap();
-        }
+        store.replay(&[put(1), put(2)]).unwrap();
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let v2 = snapshot_v2(&store.shared.state.read(), 2);
         backing.put(NAMESPACE, CURRENT, &v2).unwrap();
