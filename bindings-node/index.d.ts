@@ -107,6 +107,13 @@ export declare class ContextStore {
   /** Puts a new version of document `key`; the same text again changes nothing. */
   put(key: string, text: string): import('./lib/types').DocVersion
   /**
+   * Puts several documents in order, as that many calls to `put` would, off the JS thread:
+   * they are split, counted and indexed on every core; their versions, in order. Every key is
+   * checked before anything is put: an invalid key puts nothing and rejects with
+   * `FOURFOLD_INVALID_REQUEST`.
+   */
+  putMany(documents: Array<PutDocument>): Promise<import('./lib/types').DocVersion[]>
+  /**
    * Folds what `put` and `delete` changed since the index last merged into its main segment;
    * whether there was anything to fold in. After a bulk load through `put` it makes the asks
    * that follow faster (`ingestDir` already does it). It runs on the JS thread while it
@@ -453,6 +460,14 @@ export interface PolicyOptions {
   file?: string
   /** Policy TOML text; approvals are kept in memory. */
   toml?: string
+}
+
+/** One document of `putMany`. */
+export interface PutDocument {
+  /** The document's key. */
+  key: string
+  /** Its text. */
+  text: string
 }
 
 /** What `setReranker` reads besides the function. */

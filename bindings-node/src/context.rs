@@ -49,6 +49,15 @@ pub struct AskOptions {
     pub with_copies: Option<bool>,
 }
 
+/// One document of `putMany`.
+#[napi(object)]
+pub struct PutDocument {
+    /// The document's key.
+    pub key: String,
+    /// Its text.
+    pub text: String,
+}
+
 /// What `save` wrote.
 #[napi(object)]
 pub struct SnapshotInfo {
@@ -310,6 +319,22 @@ impl ContextStore {
     #[napi(ts_return_type = "import('./lib/types').DocVersion")]
     pub fn put(&self, env: Env, key: String, text: String) -> napi::Result<Value> {
         shield(&env, || to_json(&self.store.put(&key, &text)?))
+    }
+
+    /// Puts several documents in order, as that many calls to `put` would, off the JS thread:
+    /// they are split, counted and indexed on every core; their versions, in order. Every key is
+    /// checked before anything is put: an invalid key puts nothing and rejects with
+    /// `FOURFOLD_INVALID_REQUEST`.
+    #[napi(ts_return_type = "Promise<import('./lib/types').DocVersion[]>")]
+    pub fn put_many(&self, documents: Vec<PutDocument>) -> AsyncTask<JsonTask> {
+        let store = self.store.clone();
+        AsyncTask::new(JsonTask::new(move || {
+            let documents: Vec<(String, String)> = documents
+                .into_iter()
+                .map(|document| (document.key, document.text))
+                .collect();
+            to_json(&store.put_many(&documents)?)
+        }))
     }
 
     /// Folds what `put` and `delete` changed since the index last merged into its main segment;

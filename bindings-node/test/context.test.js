@@ -92,6 +92,36 @@ test('bad input to the store is a typed error', async () => {
   })
 })
 
+test('putMany puts in order off the JS thread, as a loop of puts would', async () => {
+  const documents = Array.from({ length: 40 }, (_, n) => ({
+    key: `docs/auth-${n}.md`,
+    text: AUTH_V1.replace('# Auth', `# Auth ${n}`),
+  }))
+  const batched = new ContextStore()
+  const looped = new ContextStore()
+  const pending = batched.putMany(documents)
+  assert.ok(pending instanceof Promise)
+  const versions = await pending
+  assert.deepEqual(versions.map((version) => version.key), documents.map((document) => document.key))
+  for (const { key, text } of documents) looped.put(key, text)
+  assert.deepEqual(batched.keys().sort(), looped.keys().sort())
+  const asked = (store) => store.askSync('logging out', { budgetTokens: 400 }).hits.map((hit) => hit.key)
+  assert.deepEqual(asked(batched), asked(looped))
+  // A key put twice in one batch, then its text put again unchanged.
+  const again = await batched.putMany([
+    { key: 'docs/auth-1.md', text: AUTH_V2 },
+    { key: 'docs/auth-1.md', text: AUTH_V1 },
+  ])
+  assert.deepEqual(again.map((version) => version.version), [2, 3])
+  assert.equal((await batched.putMany([{ key: 'docs/auth-1.md', text: AUTH_V1 }]))[0].version, 3)
+
+  await assert.rejects(batched.putMany([{ key: 'docs/new.md', text: AUTH_V1 }, { key: '', text: 'x' }]), {
+    code: codes.INVALID_REQUEST,
+  })
+  assert.equal(batched.get('docs/new.md'), null)
+  assert.throws(() => batched.putMany([{ key: 'docs/new.md' }]))
+})
+
 test('ingestDir keys the files under a prefix, and retires their old keys', async () => {
   const dir = workspace()
   fs.mkdirSync(path.join(dir, 'docs'))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fourfold::context::{AskOptions, ContextStoreBuilder, IngestReport, SectionRead};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -581,7 +582,7 @@ impl ContextStore {
                 })
                     as Arc<dyn fourfold::context::Reranker>),
                 Some(other) => {
-                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    return Err(PyTypeError::new_err(format!(
                         "a reranker is a callable, not {}",
                         other.get_type().name()?
                     )))
@@ -605,6 +606,31 @@ impl ContextStore {
         no_panic(|| {
             let version = py.detach(|| self.inner.put(key, text)).or_raise()?;
             to_python(py, &version)
+        })
+    }
+
+    /// Puts several documents in order, each a `(key, text)` pair (a dict's `.items()` will do),
+    /// as that many calls to `put` would, but splits, counts and indexes them on every core,
+    /// without the GIL; returns their version records in order. Every key is checked before
+    /// anything is put: an invalid key puts nothing and raises `InvalidRequest`; anything but
+    /// pairs of `str` raises `TypeError`.
+    fn put_many<'py>(
+        &self,
+        py: Python<'py>,
+        documents: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let not_pairs = |error: PyErr| {
+                PyTypeError::new_err(format!("put_many takes (key, text) pairs of str: {error}"))
+            };
+            let documents = documents
+                .try_iter()
+                .map_err(not_pairs)?
+                .map(|pair| pair?.extract::<(String, String)>())
+                .collect::<PyResult<Vec<_>>>()
+                .map_err(not_pairs)?;
+            let versions = py.detach(|| self.inner.put_many(&documents)).or_raise()?;
+            to_python(py, &versions)
         })
     }
 

@@ -233,6 +233,33 @@ def test_bad_keys_are_typed_errors() -> None:
         store.put("docs/a\0b.md", "text")
 
 
+def test_put_many_puts_in_order_as_a_loop_of_puts_would() -> None:
+    pages = {f"docs/page-{n}.md": GUIDE.replace("Models", f"Models {n}") for n in range(40)}
+    batched, looped = fourfold.ContextStore(), fourfold.ContextStore()
+    versions = batched.put_many(pages.items())
+    assert [version["key"] for version in versions] == list(pages)
+    for key, text in pages.items():
+        looped.put(key, text)
+    assert batched.keys() == looped.keys() == sorted(pages)
+    # A key put twice in one batch, and a text put again unchanged.
+    again = batched.put_many([("docs/page-1.md", "# One\n\nnew text\n"), ("docs/page-1.md", GUIDE)])
+    assert [version["version"] for version in again] == [2, 3]
+    assert batched.put_many([("docs/page-1.md", GUIDE)])[0]["version"] == 3
+    first = batched.ask("how does validation report errors", 200).hits[0]
+    assert first.key == looped.ask("how does validation report errors", 200).hits[0].key
+
+
+def test_put_many_checks_every_key_first_and_refuses_what_is_not_pairs() -> None:
+    store = fourfold.ContextStore()
+    with pytest.raises(fourfold.InvalidRequest):
+        store.put_many([("docs/a.md", GUIDE), ("", GUIDE)])
+    assert store.keys() == []
+    for not_pairs in (["docs/a.md"], [("docs/a.md", 3)], 7):
+        with pytest.raises(TypeError, match="pairs"):
+            store.put_many(not_pairs)  # type: ignore[arg-type]
+    assert store.keys() == []
+
+
 def test_ingest_dir_reads_a_folder_and_reingests_only_what_changed(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "models.md").write_text(GUIDE)

@@ -8,8 +8,10 @@ import { z } from 'zod'
 import {
   type Answer,
   type Decision,
+  type DocVersion,
   type FourfoldEvent,
   type Plugin,
+  type PutDocument,
   type RerankCandidate,
   type RunTree,
   ContextStore,
@@ -41,6 +43,9 @@ export async function governedRun(policyFile: string, traceFile: string): Promis
   })
   const session = fourfold.session('coder', 'T-12')
   fourfold.context?.put('docs/auth.md', '# Auth\n\nCall `login()`.\n')
+  const pages: PutDocument[] = [{ key: 'docs/tokens.md', text: '# Tokens\n\nTokens rotate hourly.\n' }]
+  const versions: DocVersion[] = (await fourfold.context?.putMany(pages)) ?? []
+  console.log(versions.map((version) => `${version.key}@${version.version}`))
   const answer: Answer = await session.ask('login', { budgetTokens: 400 })
   const firstKey: string | undefined = answer.hits[0]?.key
   const renamedTo: string[] = answer.renames.map((rename) => `${rename.old} -> ${rename.new} (${rename.pointer})`)
