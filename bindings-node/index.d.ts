@@ -263,6 +263,13 @@ export declare class SharedDocuments {
    * applied it (every process applies the same).
    */
   put(key: string, text: string): import('./lib/types').DocVersion
+  /**
+   * Puts several documents for the whole fleet in one append to the shared log, off the JS
+   * thread: every process applies them together, in order, as that many calls to `put`
+   * would; their versions as this process applied them. Every key is checked first: an
+   * invalid key appends nothing and rejects with `FOURFOLD_INVALID_REQUEST`.
+   */
+  putMany(documents: Array<PutDocument>): Promise<import('./lib/types').DocVersion[]>
   /** Retires document `key` for the whole fleet; whether this process held it. */
   delete(key: string): boolean
   /**

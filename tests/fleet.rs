@@ -926,6 +926,65 @@ fn an_agent_waiting_on_a_gate_is_woken_by_a_reviewer_elsewhere() {
 }
 
 #[test]
+fn a_batch_of_shared_puts_is_applied_everywhere_as_a_loop_of_puts() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "batch");
+    let join = || SharedDocuments::join(connect(&settings), ContextStore::new()).unwrap();
+    let publisher = join();
+    let agents = join();
+
+    // An invalid key anywhere in the batch appends nothing for anybody.
+    let error = publisher
+        .put_many(&[("docs/a.md", "# A\n\nalpha\n"), ("", "# Empty\n")])
+        .unwrap_err();
+    assert!(
+        matches!(error, fourfold::context::ContextError::InvalidKey { .. }),
+        "{error}"
+    );
+    assert_eq!(agents.refresh().unwrap(), 0);
+    assert!(publisher.context().keys().is_empty());
+
+    // Enough documents to be prepared on several threads; the first twenty keys twice, and the
+    // last entry the text `docs/page-0.md` has already, which makes no version.
+    let mut documents: Vec<(String, String)> = (0..80)
+        .map(|i| {
+            (
+                format!("docs/page-{}.md", i % 60),
+                format!("# Page {i}\n\n## Usage\n\nCall `page_{i}()` once per request.\n"),
+            )
+        })
+        .collect();
+    documents.push(documents[60].clone());
+    let versions = publisher.put_many(&documents).unwrap();
+    let expected = ContextStore::new().put_many(&documents).unwrap();
+    let numbered = |versions: &[fourfold::context::DocVersion]| {
+        versions
+            .iter()
+            .map(|version| (version.key.clone(), version.version, version.hash.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbered(&versions), numbered(&expected));
+    assert_eq!(versions[80].version, 2);
+
+    // Another process applies the same history, and so does one that joins later.
+    let history = |documents: &SharedDocuments| {
+        documents.refresh().unwrap();
+        let mut keys = documents.context().keys();
+        keys.sort();
+        keys.iter()
+            .map(|key| numbered(&documents.context().history(key)))
+            .collect::<Vec<_>>()
+    };
+    let published = history(&publisher);
+    assert_eq!(published.len(), 60);
+    assert_eq!(published.iter().map(Vec::len).sum::<usize>(), 80);
+    assert_eq!(history(&agents), published);
+    assert_eq!(history(&join()), published);
+    let page = agents.context().get("docs/page-0.md").unwrap();
+    assert!(page.text.contains("page_60()"), "{}", page.text);
+}
+
+#[test]
 fn shared_documents_refuse_a_store_kept_in_a_folder() {
     let Some(server) = server() else { return };
     let settings = fresh_database(&server, "backed");

@@ -58,6 +58,14 @@ pub struct PutDocument {
     pub text: String,
 }
 
+/// The `(key, text)` pairs of `putMany`'s documents.
+fn pairs(documents: Vec<PutDocument>) -> Vec<(String, String)> {
+    documents
+        .into_iter()
+        .map(|document| (document.key, document.text))
+        .collect()
+}
+
 /// What `save` wrote.
 #[napi(object)]
 pub struct SnapshotInfo {
@@ -329,11 +337,7 @@ impl ContextStore {
     pub fn put_many(&self, documents: Vec<PutDocument>) -> AsyncTask<JsonTask> {
         let store = self.store.clone();
         AsyncTask::new(JsonTask::new(move || {
-            let documents: Vec<(String, String)> = documents
-                .into_iter()
-                .map(|document| (document.key, document.text))
-                .collect();
-            to_json(&store.put_many(&documents)?)
+            to_json(&store.put_many(&pairs(documents))?)
         }))
     }
 
@@ -779,6 +783,18 @@ impl SharedDocuments {
     #[napi(ts_return_type = "import('./lib/types').DocVersion")]
     pub fn put(&self, env: Env, key: String, text: String) -> napi::Result<Value> {
         shield(&env, || to_json(&self.documents()?.put(&key, &text)?))
+    }
+
+    /// Puts several documents for the whole fleet in one append to the shared log, off the JS
+    /// thread: every process applies them together, in order, as that many calls to `put`
+    /// would; their versions as this process applied them. Every key is checked first: an
+    /// invalid key appends nothing and rejects with `FOURFOLD_INVALID_REQUEST`.
+    #[napi(ts_return_type = "Promise<import('./lib/types').DocVersion[]>")]
+    pub fn put_many(&self, documents: Vec<PutDocument>) -> AsyncTask<JsonTask> {
+        let fourfold = self.fourfold.clone();
+        AsyncTask::new(JsonTask::new(move || {
+            to_json(&shared_documents_of(&fourfold)?.put_many(&pairs(documents))?)
+        }))
     }
 
     /// Retires document `key` for the whole fleet; whether this process held it.

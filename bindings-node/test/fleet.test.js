@@ -51,6 +51,21 @@ test('a document put by one process is served by the other', async (t) => {
   reader.sharedDocuments.refresh()
   assert.equal(reader.context.get('docs/widgets.md'), null)
   assert.equal(thrown(() => writer.sharedDocuments.put('', 'an empty key is refused')).code, codes.INVALID_REQUEST)
+  // A batch lands for both processes in one append, numbered as that many puts.
+  const versions = await writer.sharedDocuments.putMany([
+    { key: 'docs/a.md', text: '# A\n\nAlpha pages.\n' },
+    { key: 'docs/b.md', text: '# B\n\nBeta pages.\n' },
+    { key: 'docs/a.md', text: '# A\n\nAlpha, again.\n' },
+  ])
+  assert.deepEqual(versions.map((v) => [v.key, v.version]), [['docs/a.md', 1], ['docs/b.md', 1], ['docs/a.md', 2]])
+  reader.sharedDocuments.refresh()
+  assert.equal(reader.context.get('docs/a.md').text, '# A\n\nAlpha, again.\n')
+  await assert.rejects(
+    writer.sharedDocuments.putMany([{ key: 'docs/c.md', text: '# C\n' }, { key: '', text: 'refused' }]),
+    (error) => error.code === codes.INVALID_REQUEST,
+  )
+  assert.equal(reader.sharedDocuments.refresh(), 0)
+  assert.equal(writer.sharedDocuments.context.get('docs/c.md'), null)
   // A finding recorded by one process is appended to by the other, for both.
   assert.equal(writer.sharedDocuments.record('widgets', 'Widgets need a restart after a config change.').version, 1)
   assert.equal(reader.sharedDocuments.record('widgets', 'A restart takes about a minute.').version, 2)

@@ -620,15 +620,7 @@ impl ContextStore {
         documents: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         no_panic(|| {
-            let not_pairs = |error: PyErr| {
-                PyTypeError::new_err(format!("put_many takes (key, text) pairs of str: {error}"))
-            };
-            let documents = documents
-                .try_iter()
-                .map_err(not_pairs)?
-                .map(|pair| pair?.extract::<(String, String)>())
-                .collect::<PyResult<Vec<_>>>()
-                .map_err(not_pairs)?;
+            let documents = document_pairs(documents)?;
             let versions = py.detach(|| self.inner.put_many(&documents)).or_raise()?;
             to_python(py, &versions)
         })
@@ -918,6 +910,19 @@ fn ingest_report<'py>(
     to_python(py, &report)
 }
 
+/// The `(key, text)` pairs of `put_many`, from any iterable of them; a `TypeError` otherwise.
+fn document_pairs(documents: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let not_pairs = |error: PyErr| {
+        PyTypeError::new_err(format!("put_many takes (key, text) pairs of str: {error}"))
+    };
+    documents
+        .try_iter()
+        .map_err(not_pairs)?
+        .map(|pair| pair?.extract::<(String, String)>())
+        .collect::<PyResult<Vec<_>>>()
+        .map_err(not_pairs)
+}
+
 /// The fleet's shared documents (`[context] shared = true` with a PostgreSQL `[store]`): a put or
 /// a delete here changes the document for every process of the fleet, which each apply it to
 /// their own context store within about a second.
@@ -944,6 +949,23 @@ impl SharedDocuments {
             let documents = self.documents()?;
             let version = py.detach(|| documents.put(key, text)).or_raise()?;
             to_python(py, &version)
+        })
+    }
+
+    /// Puts several documents for the whole fleet, each a `(key, text)` pair, in one append to
+    /// the shared log: every process applies them together, in order, as that many calls to
+    /// `put` would; returns their version records as this process applied them. Every key is
+    /// checked first: an invalid key appends nothing and raises `InvalidRequest`.
+    fn put_many<'py>(
+        &self,
+        py: Python<'py>,
+        documents: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        no_panic(|| {
+            let shared = self.documents()?;
+            let documents = document_pairs(documents)?;
+            let versions = py.detach(|| shared.put_many(&documents)).or_raise()?;
+            to_python(py, &versions)
         })
     }
 

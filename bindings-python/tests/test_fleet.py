@@ -116,6 +116,15 @@ def test_a_document_put_by_one_process_is_served_by_the_other(tmp_path: Path) ->
     assert writer.shared_documents.ingest_dir(docs)["deleted"] == ["old.md"]
     reader.shared_documents.refresh()
     assert reader.context.get("old.md") is None
+    # A batch lands for both processes in one append, numbered as that many puts.
+    pages = {"docs/a.md": "# A\n\nAlpha pages.\n", "docs/b.md": "# B\n\nBeta pages.\n"}
+    versions = writer.shared_documents.put_many([*pages.items(), ("docs/a.md", "# A\n\nAlpha, again.\n")])
+    assert [(v["key"], v["version"]) for v in versions] == [("docs/a.md", 1), ("docs/b.md", 1), ("docs/a.md", 2)]
+    reader.shared_documents.refresh()
+    assert reader.context.get("docs/a.md") == "# A\n\nAlpha, again.\n"
+    with pytest.raises(fourfold.InvalidRequest):
+        writer.shared_documents.put_many([("docs/c.md", "# C\n"), ("", "refused")])
+    assert reader.shared_documents.refresh() == 0 and writer.shared_documents.context.get("docs/c.md") is None
     # A Fourfold whose context is its own has no shared documents.
     (tmp_path / "local.toml").write_text('[policy]\nfile = "policy.toml"\n[context]\n')
     assert fourfold.Fourfold.from_config(tmp_path / "local.toml").shared_documents is None

@@ -18,10 +18,12 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use postgres::fallible_iterator::FallibleIterator;
 
+use super::ahead::in_order;
 use super::err::ContextError;
 use super::ingest::{ingest_into, IngestTarget};
 use super::model::{DocVersion, IngestReport};
-use super::store::{ContextStore, Journaled};
+use super::store::{validate_key, ContextStore, Journaled, PUTS_AHEAD};
+use crate::store::postgres::Connection;
 use crate::store::PostgresStore;
 
 const CHANNEL: &str = "fourfold_documents";
@@ -103,6 +105,53 @@ impl SharedDocuments {
     /// process applied it (every process applies the same).
     pub fn put(&self, key: &str, text: &str) -> Result<DocVersion, ContextError> {
         self.put_from(key, text, None)
+    }
+
+    /// Puts several documents, `(key, text)` each, for the whole fleet, in their order: the log
+    /// gets them in one transaction, next to each other (every process applies them together,
+    /// with no other process's entry between them) or not at all. Returns each document's
+    /// version as this process applied it, as [`ContextStore::put_many`] does; the puts are
+    /// prepared on every core. Every key is checked before anything is appended: an invalid key
+    /// appends nothing.
+    pub fn put_many<K, T>(&self, documents: &[(K, T)]) -> Result<Vec<DocVersion>, ContextError>
+    where
+        K: AsRef<str> + Sync,
+        T: AsRef<str> + Sync,
+    {
+        for (key, _) in documents {
+            validate_key(key.as_ref())?;
+        }
+        if documents.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The lock is held from the append to the apply, so that the follower does not apply
+        // these entries first and this call knows the version each made. The lock is taken
+        // before a connection, as `refresh_to` takes it.
+        let mut applied = self.inner.applied.lock();
+        let mut client = self.inner.store.client()?;
+        let seqs = self.inner.append_many(
+            &mut client,
+            documents
+                .iter()
+                .map(|(key, text)| (key.as_ref(), Some(text.as_ref()), None)),
+        )?;
+        let mut versions: Vec<Option<DocVersion>> = vec![None; documents.len()];
+        self.inner
+            .apply_log(&mut client, &mut applied, |seq, version| {
+                if let Ok(idx) = seqs.binary_search(&seq) {
+                    versions[idx] = Some(version);
+                }
+            })?;
+        versions
+            .into_iter()
+            .zip(documents)
+            .map(|(version, (key, _))| {
+                version.ok_or_else(|| ContextError::InvalidKey {
+                    key: key.as_ref().to_string(),
+                    reason: "the shared put was not applied",
+                })
+            })
+            .collect()
     }
 
     fn put_from(
@@ -213,8 +262,20 @@ impl Inner {
         text: Option<&str>,
         source: Option<&str>,
     ) -> Result<i64, ContextError> {
-        super::store::validate_key(key)?;
+        validate_key(key)?;
         let mut client = self.store.client()?;
+        let seqs = self.append_many(&mut client, [(key, text, source)])?;
+        Ok(seqs[0])
+    }
+
+    /// Appends `entries` (key, text or none for a delete, source) to the log in one transaction,
+    /// so that they land together and next to each other, or not at all; their sequence
+    /// numbers, in order. The keys are the caller's to check.
+    fn append_many<'a>(
+        &self,
+        client: &mut Connection,
+        entries: impl IntoIterator<Item = (&'a str, Option<&'a str>, Option<&'a str>)>,
+    ) -> Result<Vec<i64>, ContextError> {
         // Prepared on the connection (once per connection), then run in the transaction.
         let (lock, insert, notify) = (|| {
             Ok((
@@ -233,17 +294,21 @@ impl Inner {
         transaction
             .execute(&lock, &[&APPEND_LOCK])
             .map_err(|error| self.store.failed(error))?;
-        let seq: i64 = transaction
-            .query_one(&insert, &[&key, &text, &source])
-            .map_err(|error| self.store.failed(error))?
-            .get(0);
+        let mut seqs = Vec::new();
+        for (key, text, source) in entries {
+            let seq: i64 = transaction
+                .query_one(&insert, &[&key, &text, &source])
+                .map_err(|error| self.store.failed(error))?
+                .get(0);
+            seqs.push(seq);
+        }
         transaction
             .execute(&notify, &[])
             .map_err(|error| self.store.failed(error))?;
         transaction
             .commit()
             .map_err(|error| self.store.failed(error))?;
-        Ok(seq)
+        Ok(seqs)
     }
 
     fn refresh(&self) -> Result<u64, ContextError> {
@@ -256,33 +321,74 @@ impl Inner {
         if *applied >= seq {
             return Ok(0);
         }
-        let rows = self
-            .store
-            .client()?
+        let mut client = self.store.client()?;
+        self.apply_log(&mut client, &mut applied, |_, _| {})
+    }
+
+    /// Applies the log's entries after `*applied` in order, as the holder of the `applied` lock,
+    /// and calls `each_put` with each put's sequence number and version. The puts are prepared
+    /// on every core a few entries ahead of the one applied (as a journal's are when a store
+    /// opens), so a process joining a long history does not split and count it on one thread.
+    fn apply_log(
+        &self,
+        client: &mut Connection,
+        applied: &mut i64,
+        mut each_put: impl FnMut(i64, DocVersion),
+    ) -> Result<u64, ContextError> {
+        let entries: Vec<Entry> = client
             .query_cached(
                 "SELECT seq, key, text, source FROM fourfold_document_log WHERE seq > $1 \
                  ORDER BY seq",
                 &[&*applied],
             )
-            .map_err(|error| self.store.failed(error))?;
+            .map_err(|error| self.store.failed(error))?
+            .into_iter()
+            .map(|row| Entry {
+                seq: row.get(0),
+                key: row.get(1),
+                text: row.get(2),
+                source: row.get(3),
+            })
+            .collect();
         let mut n_applied = 0;
-        for row in rows {
-            let (entry_seq, key, text, source): (i64, String, Option<String>, Option<String>) =
-                (row.get(0), row.get(1), row.get(2), row.get(3));
-            match text {
-                Some(text) => {
-                    self.context
-                        .put_from(&key, &text, source.as_deref(), Journaled::Yes)?;
+        in_order(
+            &entries,
+            PUTS_AHEAD,
+            |entry| {
+                let text = entry.text.as_deref()?;
+                self.context.prepare_ahead(&entry.key, text)
+            },
+            |entry, prepared| {
+                match &entry.text {
+                    Some(text) => {
+                        let version = self.context.put_prepared(
+                            &entry.key,
+                            text,
+                            entry.source.as_deref(),
+                            prepared,
+                            Journaled::Yes,
+                        )?;
+                        each_put(entry.seq, version);
+                    }
+                    None => {
+                        self.context.delete(&entry.key)?;
+                    }
                 }
-                None => {
-                    self.context.delete(&key)?;
-                }
-            }
-            *applied = entry_seq;
-            n_applied += 1;
-        }
+                *applied = entry.seq;
+                n_applied += 1;
+                Ok::<(), ContextError>(())
+            },
+        )?;
         Ok(n_applied)
     }
+}
+
+/// An entry of the shared log: a put of `text`, or a delete when it has none.
+struct Entry {
+    seq: i64,
+    key: String,
+    text: Option<String>,
+    source: Option<String>,
 }
 
 /// The follower: waits for notifications (or the poll interval) and applies new entries. A lost

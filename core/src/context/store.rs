@@ -50,7 +50,7 @@ const MIN_RELATIVE_SCORE: f32 = 0.45;
 const STALE_DOCUMENT_SHARE: f64 = 0.5;
 
 /// [`ContextStore::put_many`] prepares at most this many documents ahead of the one it puts.
-const PUTS_AHEAD: usize = 32;
+pub(super) const PUTS_AHEAD: usize = 32;
 
 /// Where a section of some version lives: document, version and section indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -526,28 +526,56 @@ impl ContextStore {
         in_order(
             documents,
             PUTS_AHEAD,
-            |(key, text)| {
-                let (key, text) = (key.as_ref(), text.as_ref());
-                // Skipped when it looks unchanged now; checked again when it is put, as an
-                // earlier document of the batch may have put the same key since.
-                self.unchanged(key, text)
-                    .is_none()
-                    .then(|| ContextStore::prepare(key, text))
-            },
+            |(key, text)| self.prepare_ahead(key.as_ref(), text.as_ref()),
             |(key, text), prepared| {
                 let (key, text) = (key.as_ref(), text.as_ref());
-                let version = match self.unchanged(key, text) {
-                    Some(version) => version,
-                    None => {
-                        let prepared = prepared.unwrap_or_else(|| ContextStore::prepare(key, text));
-                        self.apply_put(prepared, None, Journaled::Yes)?
-                    }
-                };
-                versions.push(version);
+                versions.push(self.put_prepared(key, text, None, prepared, Journaled::Yes)?);
                 Ok::<(), ContextError>(())
             },
         )?;
         Ok(versions)
+    }
+
+    /// What [`ContextStore::put_prepared`] may be handed, made on another thread ahead of it:
+    /// `key` and `text` split, counted, signed and analysed, unless the key is invalid or `text`
+    /// is the current version's now.
+    pub(super) fn prepare_ahead(&self, key: &str, text: &str) -> Option<Prepared> {
+        (validate_key(key).is_ok() && self.unchanged(key, text).is_none())
+            .then(|| ContextStore::prepare(key, text))
+    }
+
+    /// A put of `text` as the next version of `key`, with the work [`ContextStore::prepare_ahead`]
+    /// did for it. Whether the text is unchanged is checked again, as a put before it may have
+    /// put the same key since it was prepared; and it is prepared here if it was not then.
+    pub(super) fn put_prepared(
+        &self,
+        key: &str,
+        text: &str,
+        source: Option<&str>,
+        prepared: Option<Prepared>,
+        journaled: Journaled,
+    ) -> Result<DocVersion, ContextError> {
+        self.put_prepared_at(key, text, source, prepared, None, journaled)
+    }
+
+    /// [`ContextStore::put_prepared`], its version stamped `at_ns` if given (a journal entry's
+    /// first time), or now.
+    fn put_prepared_at(
+        &self,
+        key: &str,
+        text: &str,
+        source: Option<&str>,
+        prepared: Option<Prepared>,
+        at_ns: Option<u64>,
+        journaled: Journaled,
+    ) -> Result<DocVersion, ContextError> {
+        validate_key(key)?;
+        if let Some(version) = self.unchanged(key, text) {
+            return Ok(version);
+        }
+        let prepared = prepared.unwrap_or_else(|| ContextStore::prepare(key, text));
+        let at_ns = at_ns.unwrap_or_else(|| self.shared.clock.now_ns());
+        self.apply_put_at(prepared, source, at_ns, journaled)
     }
 
     /// The part of a put that needs no lock but a reader's for a moment, and may run on any
@@ -620,12 +648,8 @@ impl ContextStore {
             ops,
             PUTS_AHEAD,
             |op| match op {
-                Op::Put { key, text, .. }
-                    if validate_key(key).is_ok() && self.unchanged(key, text).is_none() =>
-                {
-                    Some(ContextStore::prepare(key, text))
-                }
-                _ => None,
+                Op::Put { key, text, .. } => self.prepare_ahead(key, text),
+                Op::Delete { .. } => None,
             },
             |op, prepared| self.replay_one(op, prepared),
         )
@@ -640,12 +664,14 @@ impl ContextStore {
                 source,
                 at_ns,
             } => {
-                validate_key(key)?;
-                // Checked again: an earlier entry may have put the same key since it was prepared.
-                if self.unchanged(key, text).is_none() {
-                    let prepared = prepared.unwrap_or_else(|| ContextStore::prepare(key, text));
-                    self.apply_put_at(prepared, source.as_deref(), *at_ns, Journaled::No)?;
-                }
+                self.put_prepared_at(
+                    key,
+                    text,
+                    source.as_deref(),
+                    prepared,
+                    Some(*at_ns),
+                    Journaled::No,
+                )?;
             }
             Op::Delete { key } => {
                 self.delete_from(key, Journaled::No)?;
