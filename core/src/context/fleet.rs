@@ -351,7 +351,7 @@ impl Inner {
             })
             .collect();
         let mut n_applied = 0;
-        in_order(
+        let applied_all = in_order(
             &entries,
             PUTS_AHEAD,
             |entry| {
@@ -378,8 +378,9 @@ impl Inner {
                 n_applied += 1;
                 Ok::<(), ContextError>(())
             },
-        )?;
-        Ok(n_applied)
+        );
+        self.context.merge_if_due();
+        applied_all.map(|()| n_applied)
     }
 }
 

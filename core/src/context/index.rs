@@ -757,6 +757,14 @@ impl Index {
         self.delta.docs.slots.len() > AUTO_MERGE_DOCS.max(self.main.docs.n_live() / 10)
     }
 
+    /// Whether the delta segment holds more documents than the main segment's, and more than
+    /// 4,096: when the puts of a bulk load merge, so that each merge at least doubles the main
+    /// segment, and a load rebuilds about twice its sections in merges instead of about ten
+    /// times (a merge every tenth).
+    pub fn merge_due_in_bulk(&self) -> bool {
+        self.delta.docs.slots.len() > AUTO_MERGE_DOCS.max(self.main.docs.n_live())
+    }
+
     /// [`Index::insert_analyzed`] without its automatic merge, for a caller that merges when
     /// [`Index::merge_due`] says so, and may then build the merge while readers search
     /// ([`Index::merged`]) rather than under its writer's lock.
@@ -2274,6 +2282,29 @@ mod tests {
             before.iter().map(|hit| hit.0).collect::<Vec<_>>(),
             [2, 6, 10, 14, 18]
         );
+    }
+
+    #[test]
+    fn a_bulk_load_merges_when_the_delta_outgrows_the_main_segment() {
+        let mut index = Index::new();
+        let mut next_slot = 0u32;
+        let mut insert = |index: &mut Index, n: usize| {
+            for _ in 0..n {
+                let document = Index::analyze(&[("alpha beta", 1.0)]);
+                index.insert_unmerged(next_slot, document);
+                next_slot += 1;
+            }
+        };
+        insert(&mut index, AUTO_MERGE_DOCS);
+        assert!(!index.merge_due() && !index.merge_due_in_bulk());
+        insert(&mut index, 1);
+        assert!(index.merge_due() && index.merge_due_in_bulk());
+        index.merge();
+        // Beyond a tenth of the main segment, but not beyond all of it.
+        insert(&mut index, AUTO_MERGE_DOCS + 1);
+        assert!(index.merge_due() && !index.merge_due_in_bulk());
+        insert(&mut index, 1);
+        assert!(index.merge_due_in_bulk());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::ahead::in_order;
 use super::err::ContextError;
 use super::model::{DocVersion, IngestReport};
 use super::section::is_probably_binary;
-use super::store::{ContextStore, Journaled, PutPlan};
+use super::store::{ContextStore, Journaled, Load, PutPlan};
 
 /// An ingest prepares at most this many files ahead of the one it is putting.
 const FILES_AHEAD: usize = 32;
@@ -306,7 +306,7 @@ fn put_files(
             Loaded::Planned(store, plan, n_bytes) => match plan? {
                 PutPlan::Unchanged(_) => report.n_unchanged += 1,
                 PutPlan::Prepared(prepared) => {
-                    store.apply_put(*prepared, Some(source), target.journaled())?;
+                    store.apply_put(*prepared, Some(source), target.journaled(), Load::Bulk)?;
                     report.n_changed += 1;
                     report.bytes += n_bytes;
                 }

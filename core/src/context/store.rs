@@ -237,6 +237,18 @@ pub(super) enum Journaled {
     No,
 }
 
+/// Which put a put is, for when it merges the index's delta segment into the main one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Load {
+    /// One put among asks: it starts a merge once the delta holds a tenth of the store
+    /// ([`Index::merge_due`]), which keeps the asks' search of the delta short.
+    One,
+    /// A put of a bulk load (`put_many`, an ingest, a journal's or a fleet log's replay): it
+    /// starts one once the delta holds as much as the main segment
+    /// ([`Index::merge_due_in_bulk`]), and the load ends with [`ContextStore::merge_if_due`].
+    Bulk,
+}
+
 impl std::fmt::Debug for ContextStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.shared.state.read();
@@ -489,7 +501,7 @@ impl ContextStore {
     ) -> Result<DocVersion, ContextError> {
         match self.plan_put(key, text)? {
             PutPlan::Unchanged(version) => Ok(version),
-            PutPlan::Prepared(prepared) => self.apply_put(*prepared, source, journaled),
+            PutPlan::Prepared(prepared) => self.apply_put(*prepared, source, journaled, Load::One),
         }
     }
 
@@ -523,7 +535,7 @@ impl ContextStore {
             validate_key(key.as_ref())?;
         }
         let mut versions = Vec::with_capacity(documents.len());
-        in_order(
+        let loaded = in_order(
             documents,
             PUTS_AHEAD,
             |(key, text)| self.prepare_ahead(key.as_ref(), text.as_ref()),
@@ -532,8 +544,9 @@ impl ContextStore {
                 versions.push(self.put_prepared(key, text, None, prepared, Journaled::Yes)?);
                 Ok::<(), ContextError>(())
             },
-        )?;
-        Ok(versions)
+        );
+        self.merge_if_due();
+        loaded.map(|()| versions)
     }
 
     /// What [`ContextStore::put_prepared`] may be handed, made on another thread ahead of it:
@@ -544,9 +557,10 @@ impl ContextStore {
             .then(|| ContextStore::prepare(key, text))
     }
 
-    /// A put of `text` as the next version of `key`, with the work [`ContextStore::prepare_ahead`]
-    /// did for it. Whether the text is unchanged is checked again, as a put before it may have
-    /// put the same key since it was prepared; and it is prepared here if it was not then.
+    /// A put of a bulk load ([`Load::Bulk`]: the load ends with [`ContextStore::merge_if_due`])
+    /// of `text` as the next version of `key`, with the work [`ContextStore::prepare_ahead`] did
+    /// for it. Whether the text is unchanged is checked again, as a put before it may have put
+    /// the same key since it was prepared; and it is prepared here if it was not then.
     pub(super) fn put_prepared(
         &self,
         key: &str,
@@ -575,7 +589,7 @@ impl ContextStore {
         }
         let prepared = prepared.unwrap_or_else(|| ContextStore::prepare(key, text));
         let at_ns = at_ns.unwrap_or_else(|| self.shared.clock.now_ns());
-        self.apply_put_at(prepared, source, at_ns, journaled)
+        self.apply_put_at(prepared, source, at_ns, journaled, Load::Bulk)
     }
 
     /// The part of a put that needs no lock but a reader's for a moment, and may run on any
@@ -596,9 +610,10 @@ impl ContextStore {
         prepared: Prepared,
         source: Option<&str>,
         journaled: Journaled,
+        load: Load,
     ) -> Result<DocVersion, ContextError> {
         let at_ns = self.shared.clock.now_ns();
-        self.apply_put_at(prepared, source, at_ns, journaled)
+        self.apply_put_at(prepared, source, at_ns, journaled, load)
     }
 
     fn apply_put_at(
@@ -607,6 +622,7 @@ impl ContextStore {
         source: Option<&str>,
         at_ns: u64,
         journaled: Journaled,
+        load: Load,
     ) -> Result<DocVersion, ContextError> {
         let journal = self.journal(
             journaled,
@@ -620,7 +636,11 @@ impl ContextStore {
         let (version, change, merge_due) = {
             let mut state = self.shared.state.write();
             let (version, change) = state.put(prepared, at_ns, source);
-            (version, change, state.index.merge_due())
+            let merge_due = match load {
+                Load::One => state.index.merge_due(),
+                Load::Bulk => state.index.merge_due_in_bulk(),
+            };
+            (version, change, merge_due)
         };
         self.changed(journal, change);
         if merge_due {
@@ -644,7 +664,7 @@ impl ContextStore {
     /// them again. As with [`ContextStore::put_many`], the puts are prepared on every core a few
     /// entries ahead of the one applied.
     pub(super) fn replay(&self, ops: &[Op<'_>]) -> Result<(), ContextError> {
-        in_order(
+        let replayed = in_order(
             ops,
             PUTS_AHEAD,
             |op| match op {
@@ -652,7 +672,9 @@ impl ContextStore {
                 Op::Delete { .. } => None,
             },
             |op, prepared| self.replay_one(op, prepared),
-        )
+        );
+        self.merge_if_due();
+        replayed
     }
 
     /// Applies one journal entry, with its put prepared when it was prepared ahead.
@@ -811,6 +833,14 @@ impl ContextStore {
     fn merge_index(&self, only_if_due: bool) -> bool {
         let _merging = self.shared.merging.lock();
         self.shared.merge_now(only_if_due)
+    }
+
+    /// Starts a merge of the index's segments on a thread of its own if one is due for a put
+    /// among asks ([`Load::One`]): how a bulk load ends, whose puts merge less often.
+    pub(super) fn merge_if_due(&self) {
+        if self.shared.state.read().index.merge_due() {
+            self.merge_in_background();
+        }
     }
 
     /// Starts a merge of the index's segments on a thread of its own, unless one is under way
@@ -2177,6 +2207,30 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, ContextError::InvalidKey { .. }), "{error}");
         assert!(store.keys().is_empty(), "{:?}", store.keys());
+    }
+
+    #[test]
+    fn put_many_leaves_the_index_merged_as_a_put_would() {
+        let documents = |docs: std::ops::Range<usize>| -> Vec<(String, String)> {
+            docs.map(|doc| {
+                let text: String = (0..50)
+                    .map(|section| format!("## Part {section}\n\nterm{doc}x{section} here.\n\n"))
+                    .collect();
+                (format!("docs/{doc}.md"), text)
+            })
+            .collect()
+        };
+        let store = ContextStore::new();
+        store.put_many(&documents(0..100)).unwrap();
+        store.compact();
+        // 4,500 sections more: fewer than the main segment's 5,000, so the load's puts start no
+        // merge, and more than a put among asks leaves in the delta, so the load ends with one.
+        store.put_many(&documents(100..190)).unwrap();
+        store.wait_for_merge();
+        assert!(!store.shared.state.read().index.merge_due());
+        let answer = store.ask("term189x49", 800);
+        assert_eq!(answer.hits[0].key, "docs/189.md");
+        assert_eq!(answer.hits[0].heading_path.last().unwrap(), "Part 49");
     }
 
     #[test]
