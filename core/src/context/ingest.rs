@@ -235,14 +235,25 @@ pub(super) fn ingest_into(
         seen.insert(key.clone());
         files.push((key, entry.into_path()));
     }
-    put_files(target, &files, &source, &mut report, &mut progress)?;
-    for key in target.view().keys_from(&source) {
-        if !seen.contains(&key) && target.delete(&key)? {
-            report.deleted.push(key);
+    let ingested = put_files(target, &files, &source, &mut report, &mut progress).and_then(|()| {
+        for key in target.view().keys_from(&source) {
+            if !seen.contains(&key) && target.delete(&key)? {
+                report.deleted.push(key);
+            }
+        }
+        Ok(())
+    });
+    match ingested {
+        Ok(()) => {
+            target.view().compact();
+            Ok(report)
+        }
+        Err(error) => {
+            // Its puts merged as a bulk load's do: what a put would have merged by now is.
+            target.view().merge_if_due();
+            Err(error)
         }
     }
-    target.view().compact();
-    Ok(report)
 }
 
 /// What reading one file gave, before it is put.
