@@ -22,7 +22,7 @@ use super::ahead::in_order;
 use super::err::ContextError;
 use super::ingest::{ingest_into, IngestTarget};
 use super::model::{DocVersion, IngestReport};
-use super::store::{validate_key, ContextStore, Journaled, PUTS_AHEAD};
+use super::store::{validate_key, validate_keys, ContextStore, Journaled, PUTS_AHEAD};
 use crate::store::postgres::Connection;
 use crate::store::PostgresStore;
 
@@ -118,9 +118,7 @@ impl SharedDocuments {
         K: AsRef<str> + Sync,
         T: AsRef<str> + Sync,
     {
-        for (key, _) in documents {
-            validate_key(key.as_ref())?;
-        }
+        validate_keys(documents)?;
         if documents.is_empty() {
             return Ok(Vec::new());
         }

@@ -388,6 +388,13 @@ pub(super) fn validate_key(key: &str) -> Result<(), ContextError> {
     Ok(())
 }
 
+/// [`validate_key`] for every key of a batch, before any of it is put.
+pub(super) fn validate_keys<K: AsRef<str>, T>(documents: &[(K, T)]) -> Result<(), ContextError> {
+    documents
+        .iter()
+        .try_for_each(|(key, _)| validate_key(key.as_ref()))
+}
+
 fn hash16(bytes: &[u8]) -> [u8; 16] {
     let mut hash = [0u8; 16];
     hash.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
@@ -531,9 +538,7 @@ impl ContextStore {
         K: AsRef<str> + Sync,
         T: AsRef<str> + Sync,
     {
-        for (key, _) in documents {
-            validate_key(key.as_ref())?;
-        }
+        validate_keys(documents)?;
         let mut versions = Vec::with_capacity(documents.len());
         let loaded = in_order(
             documents,
@@ -553,8 +558,10 @@ impl ContextStore {
     /// `key` and `text` split, counted, signed and analysed, unless the key is invalid or `text`
     /// is the current version's now.
     pub(super) fn prepare_ahead(&self, key: &str, text: &str) -> Option<Prepared> {
-        (validate_key(key).is_ok() && self.unchanged(key, text).is_none())
-            .then(|| ContextStore::prepare(key, text))
+        match self.plan_put(key, text) {
+            Ok(PutPlan::Prepared(prepared)) => Some(*prepared),
+            Ok(PutPlan::Unchanged(_)) | Err(_) => None,
+        }
     }
 
     /// A put of a bulk load ([`Load::Bulk`]: the load ends with [`ContextStore::merge_if_due`])
