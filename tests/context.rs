@@ -845,6 +845,100 @@ fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
     assert_eq!(saved.n_documents, 3);
 }
 
+/// A snapshot of format 3 (each section with a copy of its text, written by 40777ca) opens as
+/// the store it saved, its sections' texts found in their versions' texts, and saves again as
+/// format 4, which keeps them once.
+#[test]
+fn a_format_3_snapshot_opens_as_the_store_it_saved_and_saves_as_format_4() {
+    let fixture = include_bytes!("fixtures/context/format3.snapshot");
+    assert_eq!(&fixture[..7], b"FFCTXS\x03");
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    backing.put("context", "snapshot", fixture).unwrap();
+    let opened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let fresh = ContextStore::new();
+    format3_fixture_puts(&fresh);
+    assert_same_documents(&opened, &fresh);
+    opened.save().unwrap();
+    let saved = backing.get("context", "snapshot").unwrap().unwrap();
+    assert_eq!(&saved[..7], b"FFCTXS\x04");
+    assert!(saved.len() < fixture.len(), "{} bytes", saved.len());
+    assert_same_documents(&ContextStore::open(backing).unwrap(), &fresh);
+}
+
+/// Asserts that two stores hold the same versions of the same documents, with the same sections
+/// and markers (put at other times), and answer alike.
+fn assert_same_documents(store: &ContextStore, expected: &ContextStore) {
+    let versions = |store: &ContextStore| {
+        let mut keys = store.keys();
+        keys.push("notes.txt".to_string());
+        keys.iter()
+            .flat_map(|key| store.history(key))
+            .map(|version| {
+                let mut document = store.get_version(&version.key, version.version).unwrap();
+                document.version.at_ns = 0;
+                document
+            })
+            .collect::<Vec<_>>()
+    };
+    let documents = versions(store);
+    assert_eq!(documents.len(), 9);
+    assert!(documents.iter().any(|document| !document.current));
+    assert_eq!(documents, versions(expected));
+    let served = |store: &ContextStore, query: &str| {
+        store
+            .ask(query, 400)
+            .hits
+            .into_iter()
+            .map(|hit| (hit.section_id, hit.text, hit.tokens, hit.freshness))
+            .collect::<Vec<_>>()
+    };
+    for query in [
+        "install the guide",
+        "orm_mode configure",
+        "Point debug",
+        "日本語",
+    ] {
+        let hits = served(store, query);
+        assert!(!hits.is_empty(), "{query}");
+        assert_eq!(hits, served(expected, query), "{query}");
+    }
+}
+
+/// The puts and deletes after which `tests/fixtures/context/format3.snapshot` was saved, by
+/// commit 40777ca (the last to write format 3): versions, a stale and a duplicate copy, front
+/// matter, a code file in items, a deleted key, a stated rename and text beyond ASCII.
+fn format3_fixture_puts(store: &ContextStore) {
+    let guide_v1 = "---\ntitle: The guide\n---\n# Guide\n\nIntro to the guide, café and 日本語.\n\n## Install\n\nRun `pip install thing` and wait.\n\n## Configure\n\nSet `orm_mode = True` in `class Config`.\n```python\nclass Config:\n    orm_mode = True\n```\n";
+    let guide_v2 = "---\ntitle: The guide\n---\n# Guide\n\nIntro to the guide, café and 日本語.\n\n## Install\n\nRun `pip install thing` and wait a moment.\n\n## Configure\n\nSet `from_attributes=True` in `model_config`.\n";
+    store.put("docs/guide.md", guide_v1).unwrap();
+    store.put("legacy/guide.md", guide_v1).unwrap();
+    store.put("docs/guide.md", guide_v2).unwrap();
+    store
+        .put("wiki/guide.md", &guide_v2.replace("a moment", "a moment."))
+        .unwrap();
+    store
+        .put(
+            "docs/migration.md",
+            "# Migration\n\n## Config\n\n`orm_mode` has been renamed to `from_attributes`.\n",
+        )
+        .unwrap();
+    store
+        .put(
+            "docs/old.md",
+            "---\nsuperseded_by: docs/guide.md\n---\n# Old guide\n\nWhat we did before.\n",
+        )
+        .unwrap();
+    store
+        .put(
+            "src/lib.rs",
+            "//! The crate.\n\nuse std::fmt;\n\n/// Adds.\npub fn add(a: u32, b: u32) -> u32 {\n    a + b\n}\n\npub struct Point {\n    x: i32,\n}\n\nimpl fmt::Debug for Point {\n    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {\n        write!(f, \"({})\", self.x)\n    }\n}\n",
+        )
+        .unwrap();
+    store.put("notes.txt", "plain notes, soon gone\n").unwrap();
+    store.delete("notes.txt").unwrap();
+    store.put("empty.md", "").unwrap();
+}
+
 /// The journal entries in a backing store's context namespace.
 fn journal_entries(backing: &Arc<dyn Store>) -> Vec<String> {
     backing

@@ -69,6 +69,8 @@ pub struct SectionDraft {
     /// The section's own text, from its first line up to the next section, line endings
     /// included.
     pub text: String,
+    /// Where `text` lies in the document's text, in bytes.
+    pub bytes: std::ops::Range<usize>,
     /// The number of `o200k_base` tokens in `text`.
     pub tokens: u32,
     /// A stable id: 16 hex digits of a blake3 hash of the key, the heading path and the
@@ -180,6 +182,7 @@ pub fn split(key: &str, text: &str) -> ParsedDocument {
                 line_end: line_number(end),
                 tokens: u32::try_from(count_tokens(section_text)).unwrap_or(u32::MAX),
                 text: section_text.to_string(),
+                bytes: offsets[start]..offsets[end],
                 id,
             });
         }
@@ -656,6 +659,7 @@ mod tests {
         let front_lines = front.split_inclusive('\n').count() as u32;
         let mut next_line = front_lines + 1;
         for section in &parsed.sections {
+            assert_eq!(text.get(section.bytes.clone()), Some(section.text.as_str()));
             assert_eq!(section.line_start, next_line, "{text:?}");
             assert!(section.line_end >= section.line_start);
             assert_eq!(

@@ -1,16 +1,19 @@
 //! Snapshots: the whole store, with its index, saved through the [`Store`] trait, and the journal
 //! of the changes since.
 //!
-//! A snapshot is `FFCTXS` and a format byte (3), the version of the marking rules its markers
+//! A snapshot is `FFCTXS` and a format byte (4), the version of the marking rules its markers
 //! were made by (u32, little-endian), the last journal entry number its saver had seen (u64),
 //! the journal entries it holds (a u32 count, then for each writer its id and the last of its
 //! entries, two u64s, in increasing order of id), the payload's length (u64), the BLAKE3 hash of
 //! the fields after the format byte up to the length and of the payload (32 bytes), then the
 //! payload: the store's state in bincode, index included, so reopening does not split, tokenise
 //! or re-mark anything again (unless the marking rules, archive folders or pins changed since).
-//! Format 2 named only the last entry number it held, for entries without writers, and hashed
-//! the marking version and that number with the payload; format 1, written before the journal,
-//! has neither field and hashes the payload alone. Both still open (format 1 re-marked).
+//! Each section is saved with where its text lies in its version's text. Format 3 has the same
+//! header, and a payload that saves each section's text too (the same bytes twice; a quarter of
+//! the snapshot). Format 2 named only the last entry number it held, for entries without writers,
+//! and hashed the marking version and that number with the payload; format 1, written before the
+//! journal, has neither field and hashes the payload alone. All three still open (format 1
+//! re-marked); a process of a version that writes format 3 cannot open format 4.
 //!
 //! Saving moves the previous snapshot to `snapshot-previous` first (each write is atomic in
 //! every backend), so a snapshot that turns out damaged leaves the one before it usable through
@@ -35,21 +38,25 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::err::ContextError;
 use super::journal::{self, holds, EntryId, Held, Journal, Op};
-use super::store::{ContextStore, ContextStoreBuilder, Journaled, Marked, State, MARKING_VERSION};
+use super::store::{
+    ContextStore, ContextStoreBuilder, Journaled, Marked, State, StateV3, MARKING_VERSION,
+};
 use crate::event::{random_u64, Clock, SystemClock};
 use crate::store::Store;
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
 const MAGIC_V2: &[u8; 7] = b"FFCTXS\x02";
-const MAGIC: &[u8; 7] = b"FFCTXS\x03";
+/// Format 3: format 4's header, with a payload whose sections hold copies of their text.
+const MAGIC_V3: &[u8; 7] = b"FFCTXS\x03";
+const MAGIC: &[u8; 7] = b"FFCTXS\x04";
 const MARKING_AT: usize = MAGIC.len();
 const THROUGH_AT: usize = MARKING_AT + 4;
 /// Format 2: the payload's length, its hash, the payload.
 const LEN_AT_V2: usize = THROUGH_AT + 8;
-/// Format 3: the number of writers, then each writer's id and last entry.
+/// Formats 3 and 4: the number of writers, then each writer's id and last entry.
 const WRITERS_AT: usize = THROUGH_AT + 8;
 const WRITER_LEN: usize = 16;
-/// Format 3's header without its writers.
+/// The header of formats 3 and 4 without its writers.
 const FIXED_LEN: usize = WRITERS_AT + 4 + 8 + 32;
 const NAMESPACE: &str = "context";
 const CURRENT: &str = "snapshot";
@@ -145,7 +152,7 @@ fn seal(mut bytes: Vec<u8>, through: u64, held: &Held) -> Vec<u8> {
     bytes
 }
 
-/// The hash of a snapshot of format 2 or 3: of the fields between its format byte and its
+/// The hash of a snapshot of format 2, 3 or 4: of the fields between its format byte and its
 /// payload's length, then of its payload.
 fn hash_fields(fields: &[u8], payload: &[u8]) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
@@ -160,8 +167,10 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// What the header of a snapshot of format 2 or 3 says.
+/// What the header of a snapshot of format 2, 3 or 4 says.
 struct Header {
+    /// Whether its payload is of format 3 or before, each section with a copy of its text.
+    copies_text: bool,
     marking: u32,
     /// The last journal entry number its saver had seen.
     through: u64,
@@ -185,13 +194,14 @@ impl Header {
         let marking = u32::from_le_bytes(bytes[MARKING_AT..THROUGH_AT].try_into().ok()?);
         let header = if magic == MAGIC_V2 {
             Header {
+                copies_text: true,
                 marking,
                 through,
                 // Format 2's entries had no writers: it held every entry up to its number.
                 held: Held::from([(0, through)]),
                 len_at: LEN_AT_V2,
             }
-        } else if magic == MAGIC {
+        } else if magic == MAGIC || magic == MAGIC_V3 {
             let count = u32::from_le_bytes(bytes.get(WRITERS_AT..WRITERS_AT + 4)?.try_into().ok()?);
             let writers_at = WRITERS_AT + 4;
             let len_at = (count as usize)
@@ -199,6 +209,7 @@ impl Header {
                 .and_then(|writers_len| writers_at.checked_add(writers_len))?;
             let writers = bytes.get(writers_at..len_at)?;
             Header {
+                copies_text: magic == MAGIC_V3,
                 marking,
                 through,
                 held: writers
@@ -215,13 +226,13 @@ impl Header {
 }
 
 /// The journal entries a snapshot holds, read from its header alone (none if it has no header
-/// of format 2 or 3).
+/// of format 2, 3 or 4).
 fn held_of(bytes: &[u8]) -> Held {
     Header::read(bytes).map_or_else(Held::new, |header| header.held)
 }
 
 /// A snapshot's header as a head record holds it: the whole of it, or the bytes themselves if
-/// they are not a snapshot of format 2 or 3.
+/// they are not a snapshot of format 2, 3 or 4.
 fn head_of(bytes: &[u8]) -> &[u8] {
     &bytes[..Header::read(bytes).map_or(bytes.len(), |header| header.len())]
 }
@@ -249,7 +260,7 @@ fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Held, Marked), Context
         key: key.to_string(),
         reason,
     };
-    let (through, held, marked, payload) = if let Some(header) = Header::read(bytes) {
+    let (through, held, marked, copies_text, payload) = if let Some(header) = Header::read(bytes) {
         let marked = if header.marking == MARKING_VERSION {
             Marked::Now
         } else {
@@ -263,12 +274,19 @@ fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Held, Marked), Context
                 "its checksum does not match its content".to_string(),
             ));
         }
-        (header.through, header.held, marked, payload)
+        (
+            header.through,
+            header.held,
+            marked,
+            header.copies_text,
+            payload,
+        )
     } else if bytes.get(..MAGIC.len()) == Some(MAGIC_V1) {
         (
             0,
             Held::new(),
             Marked::Before,
+            true,
             unframe(MAGIC_V1, bytes).map_err(corrupt)?,
         )
     } else if bytes.len() >= MAGIC.len() && bytes.starts_with(b"FFCTXS") {
@@ -280,7 +298,14 @@ fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Held, Marked), Context
             "it does not start with a context snapshot header".to_string(),
         ));
     };
-    let state: State = decode_payload(payload).map_err(corrupt)?;
+    let state: State = if copies_text {
+        decode_payload::<StateV3>(payload)
+            .map_err(corrupt)?
+            .upgrade()
+            .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?
+    } else {
+        decode_payload(payload).map_err(corrupt)?
+    };
     state
         .check()
         .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?;
@@ -712,6 +737,63 @@ mod tests {
         journal_entries(&**backing).unwrap().len()
     }
 
+    /// Hashes a snapshot of format 2, 3 or 4 again after a test changed its bytes.
+    fn reseal(bytes: &mut [u8]) {
+        let header = Header::read(bytes).unwrap();
+        let hash = hash_fields(&bytes[MARKING_AT..header.len_at], &bytes[header.len()..]);
+        bytes[header.len_at + 8..header.len()].copy_from_slice(hash.as_bytes());
+    }
+
+    /// What opening the snapshot `bytes` says is wrong with it.
+    fn corrupt_reason(bytes: &[u8]) -> String {
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        backing.put(NAMESPACE, CURRENT, bytes).unwrap();
+        match ContextStore::open(backing) {
+            Err(ContextError::CorruptSnapshot { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_section_whose_text_is_not_in_its_version_is_an_error() {
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+        store.put("docs/a.md", "# Café\n\nalpha\n").unwrap();
+        store.save().unwrap();
+        let saved = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        assert_eq!(&saved[..MAGIC.len()], MAGIC);
+        // Past the end of the text, or inside a character (`é` is bytes 5 and 6).
+        for bytes in [3..500, 6..10] {
+            store
+                .shared
+                .state
+                .write()
+                .plant_section_bytes("docs/a.md", bytes);
+            store.save().unwrap();
+            let damaged = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+            assert!(
+                corrupt_reason(&damaged).contains("lies outside its version's text"),
+                "{}",
+                corrupt_reason(&damaged)
+            );
+        }
+        // Format 3, where each section has a copy of its text: a copy found nowhere in its
+        // version's text (the fixture's first version of `docs/guide.md` says `wait.` in its
+        // text, then in its section's copy).
+        let mut v3 = include_bytes!("../../../tests/fixtures/context/format3.snapshot").to_vec();
+        let said = b"and wait.";
+        let copy = v3
+            .windows(said.len())
+            .enumerate()
+            .filter(|(_, window)| window == said)
+            .nth(1)
+            .unwrap()
+            .0;
+        v3[copy + 6] = b'l';
+        reseal(&mut v3);
+        assert!(corrupt_reason(&v3).contains("is not in the version's"));
+    }
+
     #[test]
     fn an_entry_that_names_the_last_possible_number_is_an_error_not_an_overflow() {
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -745,10 +827,7 @@ mod tests {
     fn a_snapshot_of_the_first_format_opens_and_the_journal_after_it_applies() {
         let store = ContextStore::new();
         store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
-        let payload =
-            bincode::serde::encode_to_vec(&*store.shared.state.read(), bincode::config::standard())
-                .unwrap();
-        let v1 = frame(MAGIC_V1, &payload);
+        let v1 = frame(MAGIC_V1, &payload_v3(&store.shared.state.read()));
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
         backing.put(NAMESPACE, CURRENT, &v1).unwrap();
         let opened = ContextStore::open(Arc::clone(&backing)).unwrap();
@@ -782,8 +861,13 @@ mod tests {
     }
 
     /// A format-2 snapshot, which held every entry (all of writer 0) up to `through`.
+    /// `state` as the payload of a snapshot of format 1, 2 or 3.
+    fn payload_v3(state: &State) -> Vec<u8> {
+        bincode::serde::encode_to_vec(StateV3::of(state), bincode::config::standard()).unwrap()
+    }
+
     fn snapshot_v2(state: &State, through: u64) -> Vec<u8> {
-        let payload = bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap();
+        let payload = payload_v3(state);
         let mut bytes = MAGIC_V2.to_vec();
         bytes.extend_from_slice(&MARKING_VERSION.to_le_bytes());
         bytes.extend_from_slice(&through.to_le_bytes());
@@ -1044,9 +1128,7 @@ mod tests {
         // Other marking rules: marked again.
         let mut bytes = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
         bytes[MARKING_AT..THROUGH_AT].copy_from_slice(&(MARKING_VERSION + 1).to_le_bytes());
-        let header = Header::read(&bytes).unwrap();
-        let hash = hash_fields(&bytes[MARKING_AT..header.len_at], &bytes[header.len()..]);
-        bytes[header.len_at + 8..header.len()].copy_from_slice(hash.as_bytes());
+        reseal(&mut bytes);
         backing.put(NAMESPACE, CURRENT, &bytes).unwrap();
         let remarked = ContextStore::open(Arc::clone(&backing)).unwrap();
         assert_eq!(first_marker(&remarked).freshness, Freshness::Canonical);

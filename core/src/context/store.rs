@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -34,6 +35,9 @@ use crate::event::{Clock, ContextEvent, Event, EventKind, FastClock, Sequencer, 
 use crate::plugin::PluginRegistry;
 use crate::tokens::count_tokens;
 use crate::trace::EventKindName;
+
+mod v3;
+pub(super) use v3::StateV3;
 
 /// Weights of a section's fields in the index: headings count three times the body, the key's
 /// words one and a half.
@@ -66,7 +70,8 @@ pub(super) struct SectionEntry {
     heading_path: Vec<String>,
     line_start: u32,
     line_end: u32,
-    text: String,
+    /// Where its text lies in its version's text, in bytes (see [`SectionEntry::text_in`]).
+    bytes: Range<usize>,
     tokens: u32,
     header_tokens: u32,
     changed_in: u64,
@@ -98,6 +103,22 @@ pub(super) struct DocEntry {
     current: Option<u32>,
     /// The directory it was ingested from, so a re-ingest deletes it when its file is gone.
     source: Option<String>,
+}
+
+impl SectionEntry {
+    /// Its text, out of its version's text. Its bytes are a slice of that text at char
+    /// boundaries, as [`split`] found them, and [`State::check`] makes sure of it for a decoded
+    /// snapshot; should they not be, the text is empty.
+    fn text_in<'a>(&self, version_text: &'a str) -> &'a str {
+        version_text.get(self.bytes.clone()).unwrap_or_default()
+    }
+}
+
+impl VersionEntry {
+    /// The text of `section`, one of this version's sections.
+    fn text_of(&self, section: &SectionEntry) -> &str {
+        section.text_in(&self.text)
+    }
 }
 
 impl DocEntry {
@@ -406,15 +427,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A section's fields as the index weighs them: its heading path, its document's key, its text.
-fn index_fields<'a>(
-    headings: &'a str,
-    key_text: &'a str,
-    section: &'a SectionEntry,
-) -> [(&'a str, f32); 3] {
+fn index_fields<'a>(headings: &'a str, key_text: &'a str, text: &'a str) -> [(&'a str, f32); 3] {
     [
         (headings, HEADING_WEIGHT),
         (key_text, KEY_WEIGHT),
-        (section.text.as_str(), BODY_WEIGHT),
+        (text, BODY_WEIGHT),
     ]
 }
 
@@ -460,7 +477,7 @@ impl ContextStore {
                 line_start: draft.line_start,
                 line_end: draft.line_end,
                 tokens: draft.tokens,
-                text: draft.text,
+                bytes: draft.bytes,
                 changed_in: 0,
                 marker: Marker::CANONICAL,
                 slot: None,
@@ -473,13 +490,13 @@ impl ContextStore {
                 Index::analyze(&index_fields(
                     &section.heading_path.join(" "),
                     &key_text,
-                    section,
+                    section.text_in(text),
                 ))
             })
             .collect();
         let renames = sections
             .iter()
-            .map(|section| renames::extract(&section.text))
+            .map(|section| renames::extract(section.text_in(text)))
             .collect();
         Prepared {
             analyzed,
@@ -1159,6 +1176,12 @@ impl State {
                     {
                         return Err(format!("a section of `{}` has no slot", doc.key));
                     }
+                    if version.text.get(section.bytes.clone()).is_none() {
+                        return Err(format!(
+                            "a section of `{}` lies outside its version's text",
+                            doc.key
+                        ));
+                    }
                 }
             }
         }
@@ -1207,7 +1230,7 @@ impl State {
             line_start: section.line_start,
             line_end: section.line_end,
             tokens: section.tokens,
-            text: section.text.clone(),
+            text: version.text_of(section).to_string(),
             marker: section.marker.clone(),
         }
     }
@@ -1367,10 +1390,10 @@ impl State {
     ) {
         let doc = &mut self.docs[doc_idx as usize];
         let key_text = key_words(&doc.key);
-        let version = &mut doc.versions[version_idx as usize];
-        let mut analyzed = (analyzed.len() == version.sections.len()).then(|| analyzed.into_iter());
-        let mut renames = (renames.len() == version.sections.len()).then(|| renames.into_iter());
-        for (section_idx, section) in version.sections.iter_mut().enumerate() {
+        let VersionEntry { text, sections, .. } = &mut doc.versions[version_idx as usize];
+        let mut analyzed = (analyzed.len() == sections.len()).then(|| analyzed.into_iter());
+        let mut renames = (renames.len() == sections.len()).then(|| renames.into_iter());
+        for (section_idx, section) in sections.iter_mut().enumerate() {
             let at = SectionRef {
                 doc: doc_idx,
                 version: version_idx,
@@ -1384,14 +1407,14 @@ impl State {
                 None => Index::analyze(&index_fields(
                     &section.heading_path.join(" "),
                     &key_text,
-                    section,
+                    section.text_in(text),
                 )),
             };
             // The merge this may make due runs once the writer's lock is released.
             self.index.insert_unmerged(slot, terms);
             let stated = match renames.as_mut().and_then(Iterator::next) {
                 Some(stated) => stated,
-                None => renames::extract(&section.text),
+                None => renames::extract(section.text_in(text)),
             };
             self.renames.add(slot, stated);
             self.by_id.entry(section.id.clone()).or_insert(at);
@@ -1415,6 +1438,16 @@ impl State {
         let doc = &mut self.docs[doc_idx];
         let current = doc.current.expect("a live document") as usize;
         doc.versions[current].sections[0].marker = marker;
+    }
+
+    /// Sets where the text of the first section of `key`'s current version lies, whatever its
+    /// text.
+    #[cfg(test)]
+    pub(super) fn plant_section_bytes(&mut self, key: &str, bytes: Range<usize>) {
+        let doc_idx = self.doc_idx[key] as usize;
+        let doc = &mut self.docs[doc_idx];
+        let current = doc.current.expect("a live document") as usize;
+        doc.versions[current].sections[0].bytes = bytes;
     }
 
     /// The changes that turn the current documents of `self` into those of `next`: one for
@@ -1488,7 +1521,8 @@ impl State {
         let mut renames = Renames::default();
         for (slot, at) in self.slots.iter().enumerate() {
             if let Some(at) = at {
-                renames.add(slot as u32, renames::extract(&self.entry(*at).2.text));
+                let (_, version, section) = self.entry(*at);
+                renames.add(slot as u32, renames::extract(version.text_of(section)));
             }
         }
         self.renames = renames;
@@ -1854,13 +1888,13 @@ impl State {
             .iter()
             .filter_map(|&(slot, score)| {
                 let at = self.slots.get(slot as usize).copied().flatten()?;
-                let (doc, _, section) = self.entry(at);
+                let (doc, version, section) = self.entry(at);
                 Some((
                     (slot, section.id.clone(), section.changed_in),
                     RerankCandidate {
                         key: doc.key.clone(),
                         heading_path: section.heading_path.clone(),
-                        text: section.text.clone(),
+                        text: version.text_of(section).to_string(),
                         score,
                     },
                 ))
@@ -1907,7 +1941,7 @@ impl State {
                 continue;
             };
             let left = options.budget_tokens.saturating_sub(answer.tokens_served);
-            let section = self.entry(at).2;
+            let (_, version, section) = self.entry(at);
             let is_held = held(&section.id, section.changed_in);
             // Most candidates after the first few do not fit what is left: skip them before
             // building their hits.
@@ -1925,11 +1959,16 @@ impl State {
                 if !answer.hits.is_empty() {
                     continue;
                 }
-                if !truncate(&mut hit, &section.text, section.header_tokens, left) {
+                if !truncate(
+                    &mut hit,
+                    version.text_of(section),
+                    section.header_tokens,
+                    left,
+                ) {
                     continue;
                 }
             } else {
-                hit.text = Some(section.text.clone());
+                hit.text = Some(version.text_of(section).to_string());
             }
             if u64::from(hit.tokens) > left {
                 continue;
