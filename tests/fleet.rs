@@ -83,6 +83,34 @@ fn the_postgres_store_keeps_the_store_contract() {
         .compare_and_swap("ns", "c", Some(b"new"), None)
         .unwrap());
     assert!(store.compare_and_swap("ns", "c", None, None).unwrap());
+    store.put("ns", "long", b"0123456789").unwrap();
+    assert_eq!(
+        store.get_prefix("ns", "long", 4).unwrap(),
+        Some((b"0123".to_vec(), 10))
+    );
+    assert_eq!(
+        store.get_prefix("ns", "long", 99).unwrap(),
+        Some((b"0123456789".to_vec(), 10))
+    );
+    assert_eq!(store.get_prefix("ns", "none", 4).unwrap(), None);
+    assert!(store.copy("ns", "long", "copied").unwrap());
+    store.put("ns", "long", b"replaced").unwrap();
+    assert_eq!(
+        store.get("ns", "copied").unwrap().as_deref(),
+        Some(&b"0123456789"[..])
+    );
+    assert!(!store.copy("ns", "none", "copied").unwrap());
+    assert_eq!(
+        store.get("ns", "copied").unwrap().as_deref(),
+        Some(&b"0123456789"[..])
+    );
+    assert!(matches!(
+        store.copy("ns", "long", "../x"),
+        Err(StoreError::InvalidKey(_))
+    ));
+    for key in ["long", "copied"] {
+        assert!(store.delete("ns", key).unwrap());
+    }
     assert!(store.delete("ns", "b").unwrap());
     assert!(!store.delete("ns", "b").unwrap());
     assert_eq!(store.list("ns").unwrap(), ["a"]);

@@ -243,6 +243,33 @@ fn id_of(snapshot: Option<&[u8]>) -> [u8; 32] {
     snapshot.map_or([0; 32], |bytes| *blake3::hash(head_of(bytes)).as_bytes())
 }
 
+/// How much of a snapshot [`Head::read`] reads first: its header, unless more than about 4,000
+/// writers hold entries in its folder.
+const HEAD_PREFIX_BYTES: usize = 64 * 1024;
+
+/// The start of a snapshot: at least its header (the whole snapshot when it has no header of
+/// format 2, 3 or 4, whose id is then a hash of all of it), and its length.
+struct Head {
+    bytes: Vec<u8>,
+    len: u64,
+}
+
+impl Head {
+    /// The head of the snapshot `key` in `store`, if there is one.
+    fn read(store: &dyn Store, key: &str) -> Result<Option<Head>, ContextError> {
+        let Some((bytes, len)) = store.get_prefix(NAMESPACE, key, HEAD_PREFIX_BYTES)? else {
+            return Ok(None);
+        };
+        if Header::read(&bytes).is_some() || bytes.len() as u64 == len {
+            return Ok(Some(Head { bytes, len }));
+        }
+        Ok(store.get(NAMESPACE, key)?.map(|bytes| Head {
+            len: bytes.len() as u64,
+            bytes,
+        }))
+    }
+}
+
 /// The journal entries in `store`, in order.
 fn journal_entries(store: &dyn Store) -> Result<Vec<EntryId>, ContextError> {
     // Keys list sorted, and entry keys sort in the entries' order.
@@ -480,12 +507,20 @@ impl ContextStore {
     fn save_holding(&self, persist: &Persist) -> Result<SnapshotInfo, ContextError> {
         let mut attempts = 0;
         let (previous, entries, (unsealed, through), n_documents, held, folded) = loop {
-            let previous = persist.store.get(NAMESPACE, CURRENT)?;
+            // The snapshot is moved aside first, so that the previous one is the very snapshot
+            // this save checks against and replaces; a store that can copy in place (a
+            // `FileStore`, by a hard link) moves none of its bytes, and only its header is read.
+            let previous = if persist.store.copy(NAMESPACE, CURRENT, PREVIOUS)? {
+                Head::read(&*persist.store, PREVIOUS)?
+            } else {
+                None
+            };
             let entries = journal_entries(&*persist.store)?;
             {
                 let journal = persist.journal.lock();
-                let foreign =
-                    journal.lacks(&entries) || id_of(previous.as_deref()) != journal.snapshot_id;
+                let foreign = journal.lacks(&entries)
+                    || id_of(previous.as_ref().map(|head| head.bytes.as_slice()))
+                        != journal.snapshot_id;
                 if !foreign {
                     // The entries it holds, by writer: those of the writers with entries in the
                     // folder, and this store's own (written since the listing, perhaps). An
@@ -502,7 +537,9 @@ impl ContextStore {
                         .collect();
                     // Room for about what the last snapshot took, so that the buffer grows
                     // little while the lock is held.
-                    let capacity = previous.as_ref().map_or(0, |bytes| bytes.len() / 8 * 9);
+                    let capacity = previous.as_ref().map_or(0, |head| {
+                        usize::try_from(head.len / 8 * 9).unwrap_or(usize::MAX)
+                    });
                     let state = self.shared.state.read();
                     let unsealed = encode_state(&state, held.len(), capacity);
                     let n_documents = state.n_live() as u64;
@@ -523,13 +560,16 @@ impl ContextStore {
                     reloads: MAX_SAVE_RELOADS,
                 });
             }
-            self.reload(persist, previous.as_deref())?;
+            // The snapshot it was moved aside as (another save may have moved another there
+            // since: that one is as good, with the journal, to take in).
+            let snapshot = match previous {
+                Some(_) => persist.store.get(NAMESPACE, PREVIOUS)?,
+                None => None,
+            };
+            self.reload(persist, snapshot.as_deref())?;
         };
         // Writes go on meanwhile: their entries come after this snapshot's.
         let bytes = seal(unsealed, through, &held);
-        if let Some(previous) = &previous {
-            persist.store.put(NAMESPACE, PREVIOUS, previous)?;
-        }
         persist.store.put(NAMESPACE, CURRENT, &bytes)?;
         let head = head_of(&bytes);
         persist.store.put(NAMESPACE, HEAD, head)?;
@@ -543,7 +583,7 @@ impl ContextStore {
         // The entries the previous snapshot holds are in both now; the others stay, so that
         // the previous snapshot with the journal still gives the latest state. (Only those this
         // one holds too: a damaged previous header may name any entry.)
-        let previous_held = previous.as_deref().map_or_else(Held::new, held_of);
+        let previous_held = previous.map_or_else(Held::new, |head| held_of(&head.bytes));
         for id in entries
             .into_iter()
             .filter(|&id| holds(&previous_held, id) && holds(&held, id))
@@ -953,6 +993,90 @@ mod tests {
         assert_eq!(persist.journal.lock().since_snapshot, 0);
         let reopened = ContextStore::open(Arc::clone(&backing)).unwrap();
         assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
+    }
+
+    /// A `FileStore` that notes the keys whose whole value is read.
+    struct WholeReads {
+        inner: crate::store::FileStore,
+        keys: Mutex<Vec<String>>,
+    }
+
+    impl Store for WholeReads {
+        fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.keys.lock().push(key.to_string());
+            self.inner.get(namespace, key)
+        }
+
+        fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.inner.put(namespace, key, value)
+        }
+
+        fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+            self.inner.delete(namespace, key)
+        }
+
+        fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(namespace)
+        }
+
+        fn compare_and_swap(
+            &self,
+            namespace: &str,
+            key: &str,
+            expected: Option<&[u8]>,
+            new: Option<&[u8]>,
+        ) -> Result<bool, StoreError> {
+            self.inner.compare_and_swap(namespace, key, expected, new)
+        }
+
+        fn get_prefix(
+            &self,
+            namespace: &str,
+            key: &str,
+            len: usize,
+        ) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+            self.inner.get_prefix(namespace, key, len)
+        }
+
+        fn copy(&self, namespace: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+            self.inner.copy(namespace, from, to)
+        }
+    }
+
+    #[test]
+    fn a_save_reads_only_the_header_of_the_snapshot_it_moves_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let backing = Arc::new(WholeReads {
+            inner: crate::store::FileStore::open(dir.path()).unwrap(),
+            keys: Mutex::new(Vec::new()),
+        });
+        let store = ContextStore::open(Arc::clone(&backing) as Arc<dyn Store>).unwrap();
+        store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
+        store.save().unwrap();
+        let first = backing.inner.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        store.put("docs/b.md", "# B\n\nThe second page.\n").unwrap();
+        backing.keys.lock().clear();
+        store.save().unwrap();
+        assert_eq!(*backing.keys.lock(), Vec::<String>::new());
+        assert_eq!(
+            backing.inner.get(NAMESPACE, PREVIOUS).unwrap().unwrap(),
+            first
+        );
+        // The previous snapshot, with the journal, still gives the latest state.
+        let previous = ContextStore::builder()
+            .open_previous(Arc::clone(&backing) as Arc<dyn Store>)
+            .unwrap();
+        assert_eq!(previous.keys(), vec!["docs/a.md", "docs/b.md"]);
+        // Another process's snapshot in its place: the save reads it whole, to take it in.
+        let other =
+            ContextStore::open(Arc::new(crate::store::FileStore::open(dir.path()).unwrap()))
+                .unwrap();
+        other.put("docs/c.md", "# C\n\nThe third page.\n").unwrap();
+        other.save().unwrap();
+        backing.keys.lock().clear();
+        store.save().unwrap();
+        assert!(backing.keys.lock().iter().any(|key| key == PREVIOUS));
+        assert_eq!(store.keys(), vec!["docs/a.md", "docs/b.md", "docs/c.md"]);
     }
 
     /// A store whose put of the snapshot says it has begun and then waits to be let go (for

@@ -9,7 +9,7 @@
 //! beside it (the journal's entries) for the time it takes to reach the disk.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -80,10 +80,7 @@ impl FileStore {
     /// Writes `value` to a new temporary file in `namespace`'s directory and syncs it; returns
     /// its path. Needs no lock: no other write, in this process or another, uses its name.
     fn write_temp(&self, namespace: &str, value: &[u8]) -> Result<PathBuf, StoreError> {
-        let dir = self.namespace_dir(namespace)?;
-        fs::create_dir_all(&dir).map_err(|error| StoreIoError::new(&dir, error))?;
-        let n_temp = TEMP_FILES.fetch_add(1, Ordering::Relaxed);
-        let temp_path = dir.join(format!("{TEMP_PREFIX}{}-{n_temp}", std::process::id()));
+        let temp_path = self.temp_path(namespace)?;
         let write = || -> std::io::Result<()> {
             let mut temp_file = File::create(&temp_path)?;
             temp_file.write_all(value)?;
@@ -96,6 +93,15 @@ impl FileStore {
                 Err(StoreIoError::new(&temp_path, error).into())
             }
         }
+    }
+
+    /// A name for a new temporary file in `namespace`'s directory (created if need be): the
+    /// process id and a counter, so no other write, in this process or another, uses it.
+    fn temp_path(&self, namespace: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.namespace_dir(namespace)?;
+        fs::create_dir_all(&dir).map_err(|error| StoreIoError::new(&dir, error))?;
+        let n_temp = TEMP_FILES.fetch_add(1, Ordering::Relaxed);
+        Ok(dir.join(format!("{TEMP_PREFIX}{}-{n_temp}", std::process::id())))
     }
 
     /// Renames the temporary file `temp_path` ([`FileStore::write_temp`]) over `key`'s record and
@@ -111,6 +117,19 @@ impl FileStore {
             let _ = fs::remove_file(temp_path);
             StoreIoError::new(&path, error).into()
         })
+    }
+
+    /// Takes the namespace's lock and renames the temporary file `temp_path` over `key`'s record
+    /// ([`FileStore::install_temp`]); the file is removed if that fails.
+    fn put_temp(&self, namespace: &str, key: &str, temp_path: PathBuf) -> Result<(), StoreError> {
+        let _lock = match self.lock_namespace(namespace) {
+            Ok(lock) => lock,
+            Err(error) => {
+                let _ = fs::remove_file(&temp_path);
+                return Err(error);
+            }
+        };
+        self.install_temp(namespace, key, &temp_path)
     }
 
     fn remove_record(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
@@ -139,14 +158,51 @@ impl Store for FileStore {
     fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.record_path(namespace, key)?;
         let temp_path = self.write_temp(namespace, value)?;
-        let _lock = match self.lock_namespace(namespace) {
-            Ok(lock) => lock,
-            Err(error) => {
-                let _ = fs::remove_file(&temp_path);
-                return Err(error);
-            }
+        self.put_temp(namespace, key, temp_path)
+    }
+
+    fn get_prefix(
+        &self,
+        namespace: &str,
+        key: &str,
+        len: usize,
+    ) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        let path = self.record_path(namespace, key)?;
+        let read = || -> std::io::Result<(Vec<u8>, u64)> {
+            // One open file: its length and its bytes are of the same value, even if a put
+            // renames another over it meanwhile.
+            let file = File::open(&path)?;
+            let whole = file.metadata()?.len();
+            let mut prefix = Vec::with_capacity(len.min(usize::try_from(whole).unwrap_or(len)));
+            file.take(len as u64).read_to_end(&mut prefix)?;
+            Ok((prefix, whole))
         };
-        self.install_temp(namespace, key, &temp_path)
+        match read() {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(StoreIoError::new(&path, error).into()),
+        }
+    }
+
+    /// A hard link to `from`'s file, renamed over `to`'s: the bytes are not read or written
+    /// again (a file is never changed in place, only replaced, so the two stay apart). Where
+    /// the file system has no hard links, the bytes are copied as a put writes them.
+    fn copy(&self, namespace: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+        let from_path = self.record_path(namespace, from)?;
+        self.record_path(namespace, to)?;
+        let temp_path = self.temp_path(namespace)?;
+        match fs::hard_link(&from_path, &temp_path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(_) => {
+                let Some(value) = FileStore::read_record(&from_path)? else {
+                    return Ok(false);
+                };
+                let copied = self.write_temp(namespace, &value)?;
+                return self.put_temp(namespace, to, copied).map(|()| true);
+            }
+        }
+        self.put_temp(namespace, to, temp_path).map(|()| true)
     }
 
     fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
@@ -230,6 +286,22 @@ mod tests {
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(names.iter().all(|name| !name.starts_with(TEMP_PREFIX)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_copy_links_the_file_and_outlives_its_replacement() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        store.put("ns", "snapshot", &[7; 4096]).unwrap();
+        assert!(store.copy("ns", "snapshot", "previous").unwrap());
+        let inode = |key: &str| fs::metadata(dir.path().join("ns").join(key)).unwrap().ino();
+        assert_eq!(inode("snapshot"), inode("previous"));
+        store.put("ns", "snapshot", b"new").unwrap();
+        assert_ne!(inode("snapshot"), inode("previous"));
+        assert_eq!(store.get("ns", "previous").unwrap().unwrap(), vec![7; 4096]);
+        assert_eq!(store.list("ns").unwrap(), vec!["previous", "snapshot"]);
     }
 
     #[test]

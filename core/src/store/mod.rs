@@ -48,6 +48,37 @@ pub trait Store: Send + Sync {
         new: Option<&[u8]>,
     ) -> Result<bool, StoreError>;
 
+    /// The first `len` bytes of the value of `key` (all of it, if shorter) and the value's whole
+    /// length, if it exists: what a reader of a large value's header needs. The default reads the
+    /// whole value; a store that can read part of one reads only those bytes.
+    fn get_prefix(
+        &self,
+        namespace: &str,
+        key: &str,
+        len: usize,
+    ) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        Ok(self.get(namespace, key)?.map(|mut value| {
+            let whole = value.len() as u64;
+            value.truncate(len);
+            (value, whole)
+        }))
+    }
+
+    /// Sets `to` to the value of `from`, atomically as [`Store::put`] does, and returns `true`;
+    /// if `from` does not exist, leaves `to` as it was and returns `false`. The default reads the
+    /// value and puts it; a store that can copy in place (a file system's hard link) does not
+    /// move the bytes.
+    fn copy(&self, namespace: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+        validate_key(to)?;
+        match self.get(namespace, from)? {
+            Some(value) => {
+                self.put(namespace, to, &value)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Returns when record `namespace/key` differs from `seen`, or when `timeout` has passed (the
     /// caller reads the record again either way). The default polls every 50 ms; a store that can
     /// be told of changes (PostgreSQL's `LISTEN`) returns as soon as one happens.
@@ -130,6 +161,47 @@ pub(crate) mod conformance {
             .compare_and_swap("ns", "c", Some(b"new"), None)
             .unwrap());
         assert_eq!(store.get("ns", "c").unwrap(), None);
+
+        assert_eq!(
+            store.get_prefix("ns", "a", 0).unwrap(),
+            Some((Vec::new(), 1))
+        );
+        store.put("ns", "long", b"0123456789").unwrap();
+        assert_eq!(
+            store.get_prefix("ns", "long", 4).unwrap(),
+            Some((b"0123".to_vec(), 10))
+        );
+        assert_eq!(
+            store.get_prefix("ns", "long", 99).unwrap(),
+            Some((b"0123456789".to_vec(), 10))
+        );
+        assert_eq!(store.get_prefix("ns", "none", 4).unwrap(), None);
+        // A copy is a value of its own: replacing the original leaves it, and a missing original
+        // leaves the target as it was.
+        assert!(store.copy("ns", "long", "copied").unwrap());
+        store.put("ns", "long", b"replaced").unwrap();
+        assert_eq!(
+            store.get("ns", "copied").unwrap().as_deref(),
+            Some(&b"0123456789"[..])
+        );
+        assert!(store.copy("ns", "long", "copied").unwrap());
+        assert_eq!(
+            store.get("ns", "copied").unwrap().as_deref(),
+            Some(&b"replaced"[..])
+        );
+        assert!(!store.copy("ns", "none", "copied").unwrap());
+        assert_eq!(
+            store.get("ns", "copied").unwrap().as_deref(),
+            Some(&b"replaced"[..])
+        );
+        assert!(!store.copy("empty-ns", "none", "copied").unwrap());
+        assert!(matches!(
+            store.copy("ns", "long", "../x"),
+            Err(StoreError::InvalidKey(_))
+        ));
+        for key in ["long", "copied"] {
+            assert!(store.delete("ns", key).unwrap());
+        }
 
         assert!(store.delete("ns", "b").unwrap());
         assert!(!store.delete("ns", "b").unwrap());

@@ -416,6 +416,51 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    /// Reads only the prefix off the server (`substring`), with the value's length.
+    fn get_prefix(
+        &self,
+        namespace: &str,
+        key: &str,
+        len: usize,
+    ) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        check_keys(namespace, Some(key))?;
+        // A value in PostgreSQL is at most 1 GiB: a longer prefix is all of it.
+        let len = i32::try_from(len).unwrap_or(i32::MAX);
+        let row = self
+            .client()?
+            .query_opt_cached(
+                "SELECT substring(value FROM 1 FOR $3), length(value)
+                 FROM fourfold_kv WHERE namespace = $1 AND key = $2",
+                &[&namespace, &key, &len],
+            )
+            .map_err(|error| self.failed(error))?;
+        Ok(row.map(|row| {
+            let whole: i32 = row.get(1);
+            (row.get(0), u64::try_from(whole).unwrap_or(0))
+        }))
+    }
+
+    /// Copies on the server, in one statement: the value does not travel.
+    fn copy(&self, namespace: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+        check_keys(namespace, Some(from))?;
+        validate_key(to)?;
+        let rows = self
+            .client()?
+            .query_cached(
+                "WITH copied AS (
+                    INSERT INTO fourfold_kv (namespace, key, value)
+                    SELECT namespace, $3, value FROM fourfold_kv
+                    WHERE namespace = $1 AND key = $2
+                    ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value
+                    RETURNING 1
+                 )
+                 SELECT pg_notify('fourfold_kv', $1 || '/' || $3) FROM copied",
+                &[&namespace, &from, &to],
+            )
+            .map_err(|error| self.failed(error))?;
+        Ok(!rows.is_empty())
+    }
+
     fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         check_keys(namespace, Some(key))?;
         let rows = self
