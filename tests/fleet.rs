@@ -953,6 +953,51 @@ fn an_agent_waiting_on_a_gate_is_woken_by_a_reviewer_elsewhere() {
     ));
 }
 
+/// A history longer than the pages a process reads the log in (512 entries): a process that
+/// joins after it applies all of it, in order, as the process that wrote it did.
+#[test]
+fn a_log_longer_than_a_page_is_applied_whole_and_in_order() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "pages");
+    let join = || SharedDocuments::join(connect(&settings), ContextStore::new()).unwrap();
+    let publisher = join();
+    // 1,300 puts of 700 keys: the second version of a key comes pages after its first.
+    let documents: Vec<(String, String)> = (0..1_300)
+        .map(|i| {
+            (
+                format!("docs/p-{}.md", i % 700),
+                format!("# Page {i}\n\nCall `page_{i}()` once.\n"),
+            )
+        })
+        .collect();
+    publisher.put_many(&documents).unwrap();
+    for i in 0..10 {
+        assert!(publisher.delete(&format!("docs/p-{i}.md")).unwrap());
+    }
+    let expected = ContextStore::new();
+    expected.put_many(&documents).unwrap();
+    for i in 0..10 {
+        expected.delete(&format!("docs/p-{i}.md")).unwrap();
+    }
+    let history = |store: &ContextStore| {
+        (0..700)
+            .map(|i| {
+                let key = format!("docs/p-{i}.md");
+                let versions: Vec<_> = store
+                    .history(&key)
+                    .into_iter()
+                    .map(|version| (version.version, version.hash))
+                    .collect();
+                (store.get(&key).map(|document| document.text), versions)
+            })
+            .collect::<Vec<_>>()
+    };
+    let late = join();
+    assert_eq!(late.context().keys().len(), 690);
+    assert_eq!(history(late.context()), history(&expected));
+    assert_eq!(history(publisher.context()), history(&expected));
+}
+
 #[test]
 fn a_batch_of_shared_puts_is_applied_everywhere_as_a_loop_of_puts() {
     let Some(server) = server() else { return };

@@ -35,6 +35,10 @@ const APPEND_LOCK: i64 = 0x6664_6f63;
 /// How often the follower looks for entries even without a notification.
 const POLL: Duration = Duration::from_millis(500);
 
+/// How many entries of the log a process reads, and holds in memory, at a time when it applies
+/// them.
+const LOG_PAGE: i64 = 512;
+
 /// A process's [`ContextStore`] joined to the fleet's shared document history.
 pub struct SharedDocuments {
     inner: Arc<Inner>,
@@ -324,59 +328,66 @@ impl Inner {
     }
 
     /// Applies the log's entries after `*applied` in order, as the holder of the `applied` lock,
-    /// and calls `each_put` with each put's sequence number and version. The puts are prepared
-    /// on every core a few entries ahead of the one applied (as a journal's are when a store
-    /// opens), so a process joining a long history does not split and count it on one thread.
+    /// and calls `each_put` with each put's sequence number and version. The entries are read
+    /// [`LOG_PAGE`] at a time, so that a process joining a long history holds one page of it in
+    /// memory, not all of it; each page's puts are prepared on every core a few entries ahead of
+    /// the one applied (as a journal's are when a store opens), so a process joining a long
+    /// history does not split and count it on one thread.
     fn apply_log(
         &self,
         client: &mut Connection,
         applied: &mut i64,
         mut each_put: impl FnMut(i64, DocVersion),
     ) -> Result<u64, ContextError> {
-        let entries: Vec<Entry> = client
-            .query_cached(
-                "SELECT seq, key, text, source FROM fourfold_document_log WHERE seq > $1 \
-                 ORDER BY seq",
-                &[&*applied],
-            )
-            .map_err(|error| self.store.failed(error))?
-            .into_iter()
-            .map(|row| Entry {
-                seq: row.get(0),
-                key: row.get(1),
-                text: row.get(2),
-                source: row.get(3),
-            })
-            .collect();
         let mut n_applied = 0;
-        let applied_all = in_order(
-            &entries,
-            PUTS_AHEAD,
-            |entry| {
-                let text = entry.text.as_deref()?;
-                self.context.prepare_ahead(&entry.key, text)
-            },
-            |entry, prepared| {
-                match &entry.text {
-                    Some(text) => {
-                        let version = self.context.put_prepared(
-                            &entry.key,
-                            text,
-                            entry.source.as_deref(),
-                            prepared,
-                            Journaled::Yes,
-                        )?;
-                        each_put(entry.seq, version);
+        let applied_all = loop {
+            let entries: Vec<Entry> = client
+                .query_cached(
+                    "SELECT seq, key, text, source FROM fourfold_document_log WHERE seq > $1 \
+                     ORDER BY seq LIMIT $2",
+                    &[&*applied, &LOG_PAGE],
+                )
+                .map_err(|error| self.store.failed(error))?
+                .into_iter()
+                .map(|row| Entry {
+                    seq: row.get(0),
+                    key: row.get(1),
+                    text: row.get(2),
+                    source: row.get(3),
+                })
+                .collect();
+            let page = in_order(
+                &entries,
+                PUTS_AHEAD,
+                |entry| {
+                    let text = entry.text.as_deref()?;
+                    self.context.prepare_ahead(&entry.key, text)
+                },
+                |entry, prepared| {
+                    match &entry.text {
+                        Some(text) => {
+                            let version = self.context.put_prepared(
+                                &entry.key,
+                                text,
+                                entry.source.as_deref(),
+                                prepared,
+                                Journaled::Yes,
+                            )?;
+                            each_put(entry.seq, version);
+                        }
+                        None => {
+                            self.context.delete(&entry.key)?;
+                        }
                     }
-                    None => {
-                        self.context.delete(&entry.key)?;
-                    }
-                }
-                *applied = entry.seq;
-                n_applied += 1;
-                Ok::<(), ContextError>(())
-            },
-        );
+                    *applied = entry.seq;
+                    n_applied += 1;
+                    Ok::<(), ContextError>(())
+                },
+            );
+            if page.is_err() || (entries.len() as i64) < LOG_PAGE {
+                break page;
+            }
+        };
         self.context.merge_if_due();
         applied_all.map(|()| n_applied)
     }
