@@ -1070,6 +1070,67 @@ fn shared_documents_refuse_a_store_kept_in_a_folder() {
     SharedDocuments::join(connect(&settings), ContextStore::new()).unwrap();
 }
 
+/// An ingest gives the fleet its files in batches (32 at a time): each file counted once, in
+/// walk order, with a binary between two batches, and the fleet left as a local ingest of the
+/// folder leaves a store of its own.
+#[test]
+fn an_ingest_of_many_files_is_published_in_batches_and_counted_in_order() {
+    let Some(server) = server() else { return };
+    let settings = fresh_database(&server, "batches");
+    let join = || SharedDocuments::join(connect(&settings), ContextStore::new()).unwrap();
+    let publisher = join();
+    let agents = join();
+    let docs = tempfile::tempdir().unwrap();
+    let write = |i: usize, word: &str| {
+        std::fs::write(
+            docs.path().join(format!("page-{i:03}.md")),
+            format!("# Page {i}\n\nThe {word} of page {i}.\n"),
+        )
+        .unwrap();
+    };
+    for i in 0..75 {
+        write(i, "text");
+    }
+    std::fs::write(docs.path().join("page-040.png"), [0u8, 159, 146, 150, 0, 1]).unwrap();
+    let mut counted = Vec::new();
+    let report = publisher
+        .ingest_dir(docs.path(), &[], |report| counted.push(report.n_files))
+        .unwrap();
+    assert_eq!(counted, (1..=76).collect::<Vec<_>>());
+    assert_eq!(
+        (report.n_changed, report.skipped.len()),
+        (75, 1),
+        "{report:?}"
+    );
+    let local = ContextStore::new();
+    local.ingest_dir(docs.path(), &[], |_| {}).unwrap();
+    let versions = |store: &ContextStore| {
+        let mut keys = store.keys();
+        keys.sort();
+        keys.iter()
+            .map(|key| {
+                let version = store.get(key).unwrap().version;
+                (version.key, version.version, version.hash)
+            })
+            .collect::<Vec<_>>()
+    };
+    agents.refresh().unwrap();
+    assert_eq!(versions(agents.context()), versions(&local));
+    // Ten files change: ten new versions, the others unchanged, for every process.
+    for i in (0..75).step_by(8).take(10) {
+        write(i, "new text");
+    }
+    let again = publisher.ingest_dir(docs.path(), &[], |_| {}).unwrap();
+    assert_eq!((again.n_changed, again.n_unchanged), (10, 65), "{again:?}");
+    local.ingest_dir(docs.path(), &[], |_| {}).unwrap();
+    agents.refresh().unwrap();
+    assert_eq!(versions(agents.context()), versions(&local));
+    assert_eq!(
+        agents.context().get("page-072.md").unwrap().version.version,
+        2
+    );
+}
+
 #[test]
 fn an_ingest_publishes_a_folder_to_the_fleet_and_retires_only_its_own_documents() {
     let Some(server) = server() else { return };

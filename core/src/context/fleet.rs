@@ -123,7 +123,21 @@ impl SharedDocuments {
         T: AsRef<str> + Sync,
     {
         validate_keys(documents)?;
-        if documents.is_empty() {
+        let puts: Vec<(&str, &str)> = documents
+            .iter()
+            .map(|(key, text)| (key.as_ref(), text.as_ref()))
+            .collect();
+        self.put_all(&puts, None)
+    }
+
+    /// Appends `puts` (key and text, from `source`) to the log in one transaction and applies
+    /// the log through them; the version each made. The keys are the caller's to check.
+    fn put_all(
+        &self,
+        puts: &[(&str, &str)],
+        source: Option<&str>,
+    ) -> Result<Vec<DocVersion>, ContextError> {
+        if puts.is_empty() {
             return Ok(Vec::new());
         }
         // The lock is held from the append to the apply, so that the follower does not apply
@@ -133,11 +147,9 @@ impl SharedDocuments {
         let mut client = self.inner.store.client()?;
         let seqs = self.inner.append_many(
             &mut client,
-            documents
-                .iter()
-                .map(|(key, text)| (key.as_ref(), Some(text.as_ref()), None)),
+            puts.iter().map(|&(key, text)| (key, Some(text), source)),
         )?;
-        let mut versions: Vec<Option<DocVersion>> = vec![None; documents.len()];
+        let mut versions: Vec<Option<DocVersion>> = vec![None; puts.len()];
         self.inner
             .apply_log(&mut client, &mut applied, |seq, version| {
                 if let Ok(idx) = seqs.binary_search(&seq) {
@@ -146,10 +158,10 @@ impl SharedDocuments {
             })?;
         versions
             .into_iter()
-            .zip(documents)
+            .zip(puts)
             .map(|(version, (key, _))| {
                 version.ok_or_else(|| ContextError::InvalidKey {
-                    key: key.as_ref().to_string(),
+                    key: key.to_string(),
                     reason: "the shared put was not applied",
                 })
             })
@@ -230,17 +242,44 @@ impl IngestTarget for SharedDocuments {
         &self.inner.context
     }
 
-    fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError> {
-        let current = self.inner.context.get(key);
-        match current {
-            Some(document)
-                if document.text == text
-                    && self.inner.context.source_of(key).as_deref() == Some(source) =>
-            {
-                Ok(document.version)
+    /// Appends the files that differ from what the fleet has (their text, or where they were
+    /// ingested from) in one transaction, so that their puts are prepared on every core as the
+    /// log is applied; the others make no entry.
+    fn put_batch(
+        &self,
+        files: &[(&str, &str)],
+        source: &str,
+    ) -> Result<Vec<DocVersion>, ContextError> {
+        let mut versions: Vec<Option<DocVersion>> = Vec::with_capacity(files.len());
+        let mut puts = Vec::new();
+        for &(key, text) in files {
+            validate_key(key)?;
+            match self.inner.context.get(key) {
+                Some(document)
+                    if document.text == text
+                        && self.inner.context.source_of(key).as_deref() == Some(source) =>
+                {
+                    versions.push(Some(document.version));
+                }
+                _ => {
+                    versions.push(None);
+                    puts.push((key, text));
+                }
             }
-            _ => SharedDocuments::put_from(self, key, text, Some(source)),
         }
+        let mut applied = self.put_all(&puts, Some(source))?.into_iter();
+        versions
+            .into_iter()
+            .zip(files)
+            .map(|(version, (key, _))| {
+                version
+                    .or_else(|| applied.next())
+                    .ok_or_else(|| ContextError::InvalidKey {
+                        key: key.to_string(),
+                        reason: "the shared put was not applied",
+                    })
+            })
+            .collect()
     }
 
     fn delete(&self, key: &str) -> Result<bool, ContextError> {

@@ -13,6 +13,11 @@ use super::store::{ContextStore, Journaled, Load, PutPlan};
 /// An ingest prepares at most this many files ahead of the one it is putting.
 const FILES_AHEAD: usize = 32;
 
+/// A target that prepares nothing ahead (the fleet's shared documents) is given the files in
+/// batches of at most this many, or [`BATCH_BYTES`], whichever comes first.
+const BATCH_FILES: usize = 32;
+const BATCH_BYTES: u64 = 8 << 20;
+
 fn glob_set(globs: &[&str]) -> Result<Option<GlobSet>, ContextError> {
     if globs.is_empty() {
         return Ok(None);
@@ -69,8 +74,14 @@ fn key_prefix(prefix: &str) -> Result<String, ContextError> {
 pub(super) trait IngestTarget {
     /// The store as it is now: what the ingest compares files with.
     fn view(&self) -> &ContextStore;
-    /// Puts `text` as the next version of `key`, noting that it came from `source`.
-    fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError>;
+    /// Puts each of `files` (key and text) as the next version of its key, in order, noting
+    /// that it came from `source`; the version each is at after it (a text that is the current
+    /// one makes no version).
+    fn put_batch(
+        &self,
+        files: &[(&str, &str)],
+        source: &str,
+    ) -> Result<Vec<DocVersion>, ContextError>;
     /// Retires `key`; whether it was there.
     fn delete(&self, key: &str) -> Result<bool, ContextError>;
     /// The store to prepare puts in on other threads ([`ContextStore::plan_put`]) and apply
@@ -98,8 +109,17 @@ impl IngestTarget for Local<'_> {
         self.store
     }
 
-    fn put_from(&self, key: &str, text: &str, source: &str) -> Result<DocVersion, ContextError> {
-        ContextStore::put_from(self.store, key, text, Some(source), self.journaled)
+    fn put_batch(
+        &self,
+        files: &[(&str, &str)],
+        source: &str,
+    ) -> Result<Vec<DocVersion>, ContextError> {
+        files
+            .iter()
+            .map(|&(key, text)| {
+                ContextStore::put_from(self.store, key, text, Some(source), self.journaled)
+            })
+            .collect()
     }
 
     fn delete(&self, key: &str) -> Result<bool, ContextError> {
@@ -289,7 +309,8 @@ fn load<'a>(path: &Path, key: &str, local: Option<&'a ContextStore>) -> Loaded<'
 /// `progress` after each. For a local store, other threads read and prepare up to
 /// [`FILES_AHEAD`] files ahead of the one being put (splitting, counting tokens, signing and
 /// analysing are most of an ingest's work, and need no lock); the puts themselves, and so the
-/// versions and markers, come in the same order as with one thread.
+/// versions and markers, come in the same order as with one thread. Another target is given the
+/// files in batches ([`IngestTarget::put_batch`]), read on other threads meanwhile.
 fn put_files(
     target: &impl IngestTarget,
     files: &[(String, std::path::PathBuf)],
@@ -297,40 +318,101 @@ fn put_files(
     report: &mut IngestReport,
     progress: &mut impl FnMut(&IngestReport),
 ) -> Result<(), ContextError> {
-    let mut put = |key: &str, loaded: Loaded| -> Result<(), ContextError> {
-        report.n_files += 1;
-        match loaded {
-            Loaded::Failed(reason) => report.skipped.push((key.to_string(), reason)),
-            Loaded::Binary => report
-                .skipped
-                .push((key.to_string(), "binary or not UTF-8".to_string())),
-            Loaded::Text(text, n_bytes) => {
-                let before = target.view().get(key).map(|doc| doc.version.version);
-                let version = target.put_from(key, &text, source)?;
-                if before == Some(version.version) {
-                    report.n_unchanged += 1;
-                } else {
-                    report.n_changed += 1;
-                    report.bytes += n_bytes;
-                }
-            }
-            Loaded::Planned(store, plan, n_bytes) => match plan? {
-                PutPlan::Unchanged(_) => report.n_unchanged += 1,
-                PutPlan::Prepared(prepared) => {
-                    store.apply_put(*prepared, Some(source), target.journaled(), Load::Bulk)?;
-                    report.n_changed += 1;
-                    report.bytes += n_bytes;
-                }
-            },
-        }
-        progress(report);
-        Ok(())
+    let mut batch = Batch {
+        target,
+        source,
+        files: Vec::new(),
     };
     let local = target.local();
     in_order(
         files,
         FILES_AHEAD,
         |(key, path)| load(path, key, local),
-        |(key, _), loaded| put(key, loaded),
-    )
+        |(key, _), loaded| {
+            if let Loaded::Text(text, n_bytes) = loaded {
+                return batch.push(key, text, n_bytes, report, progress);
+            }
+            // What comes after a batch is counted after it, in walk order.
+            batch.put(report, progress)?;
+            report.n_files += 1;
+            match loaded {
+                Loaded::Text(..) => {}
+                Loaded::Failed(reason) => report.skipped.push((key.to_string(), reason)),
+                Loaded::Binary => report
+                    .skipped
+                    .push((key.to_string(), "binary or not UTF-8".to_string())),
+                Loaded::Planned(store, plan, n_bytes) => match plan? {
+                    PutPlan::Unchanged(_) => report.n_unchanged += 1,
+                    PutPlan::Prepared(prepared) => {
+                        store.apply_put(*prepared, Some(source), target.journaled(), Load::Bulk)?;
+                        report.n_changed += 1;
+                        report.bytes += n_bytes;
+                    }
+                },
+            }
+            progress(report);
+            Ok(())
+        },
+    )?;
+    batch.put(report, progress)
+}
+
+/// Texts read for a target that takes them in batches ([`IngestTarget::put_batch`]): key,
+/// text and size in bytes, in walk order.
+struct Batch<'a, T> {
+    target: &'a T,
+    source: &'a str,
+    files: Vec<(String, String, u64)>,
+}
+
+impl<T: IngestTarget> Batch<'_, T> {
+    /// Adds a file, and puts the batch once it holds [`BATCH_FILES`] or [`BATCH_BYTES`].
+    fn push(
+        &mut self,
+        key: &str,
+        text: String,
+        n_bytes: u64,
+        report: &mut IngestReport,
+        progress: &mut impl FnMut(&IngestReport),
+    ) -> Result<(), ContextError> {
+        self.files.push((key.to_string(), text, n_bytes));
+        let bytes: u64 = self.files.iter().map(|(_, _, n_bytes)| n_bytes).sum();
+        if self.files.len() >= BATCH_FILES || bytes >= BATCH_BYTES {
+            self.put(report, progress)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the files waiting, if any, and counts each in `report`, calling `progress` after it.
+    fn put(
+        &mut self,
+        report: &mut IngestReport,
+        progress: &mut impl FnMut(&IngestReport),
+    ) -> Result<(), ContextError> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        let files = std::mem::take(&mut self.files);
+        let view = self.target.view();
+        let before: Vec<Option<u64>> = files
+            .iter()
+            .map(|(key, _, _)| view.get(key).map(|doc| doc.version.version))
+            .collect();
+        let texts: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(key, text, _)| (key.as_str(), text.as_str()))
+            .collect();
+        let versions = self.target.put_batch(&texts, self.source)?;
+        for (((_, _, n_bytes), before), version) in files.iter().zip(before).zip(versions) {
+            report.n_files += 1;
+            if before == Some(version.version) {
+                report.n_unchanged += 1;
+            } else {
+                report.n_changed += 1;
+                report.bytes += n_bytes;
+            }
+            progress(report);
+        }
+        Ok(())
+    }
 }
