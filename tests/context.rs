@@ -845,6 +845,42 @@ fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
     assert_eq!(saved.n_documents, 3);
 }
 
+/// `payload` behind a valid header of format 4 that holds no journal entries: the marking
+/// version, the last entry number seen, no writers, the payload's length and the hash of the
+/// fields after the magic with the payload.
+fn format_4_snapshot(marking: u32, through: u64, payload: &[u8]) -> Vec<u8> {
+    let mut snapshot = b"FFCTXS\x04".to_vec();
+    snapshot.extend_from_slice(&marking.to_le_bytes());
+    snapshot.extend_from_slice(&through.to_le_bytes());
+    snapshot.extend_from_slice(&0u32.to_le_bytes());
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&snapshot[7..]);
+    hasher.update(payload);
+    snapshot.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    snapshot.extend_from_slice(hasher.finalize().as_bytes());
+    snapshot.extend_from_slice(payload);
+    snapshot
+}
+
+/// The header [`format_4_snapshot`] makes is the one a save writes, so the property test that
+/// frames arbitrary bytes with it reaches the decoder.
+#[test]
+fn a_saved_payload_framed_again_opens_as_the_store_it_saved() {
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+    format3_fixture_puts(&store);
+    store.save().unwrap();
+    let saved = backing.get("context", "snapshot").unwrap().unwrap();
+    // The payload starts after the writers whose entries the snapshot holds.
+    let n_writers = u32::from_le_bytes(saved[19..23].try_into().unwrap()) as usize;
+    let payload = &saved[23 + 16 * n_writers + 8 + 32..];
+    let marking = u32::from_le_bytes(saved[7..11].try_into().unwrap());
+    let framed = format_4_snapshot(marking, 0, payload);
+    let again: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    again.put("context", "snapshot", &framed).unwrap();
+    assert_same_documents(&ContextStore::open(again).unwrap(), &store);
+}
+
 /// A snapshot of format 3 (each section with a copy of its text, written by 40777ca) opens as
 /// the store it saved, its sections' texts found in their versions' texts, and saves again as
 /// format 4, which keeps them once.
@@ -1544,12 +1580,14 @@ proptest! {
     #[test]
     fn arbitrary_bytes_as_a_snapshot_never_panic(
         payload in proptest::collection::vec(any::<u8>(), 0..512),
-        framed in 0u8..3,
+        framed in 0u8..4,
         marking in any::<u32>(),
         through in any::<u64>(),
     ) {
-        // Framed: a valid header and checksum of either format around arbitrary bytes, so the
-        // decoder and the consistency check see them; raw: the bytes as they are.
+        // Framed: a valid header and checksum of format 1, 2 or 4 around arbitrary bytes (the
+        // payload of format 3 for the first two, each section with its text; of format 4, each
+        // section a range of its version's text, for the last), so the decoder and the
+        // consistency check see them; raw: the bytes as they are.
         let snapshot = match framed {
             1 => {
                 let mut snapshot = b"FFCTXS\x01".to_vec();
@@ -1571,6 +1609,7 @@ proptest! {
                 snapshot.extend_from_slice(&payload);
                 snapshot
             }
+            3 => format_4_snapshot(marking, through, &payload),
             _ => payload,
         };
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
