@@ -155,15 +155,21 @@ pub fn split(key: &str, text: &str) -> ParsedDocument {
     for (raw_idx, raw) in raws.iter().enumerate() {
         let end = raws.get(raw_idx + 1).map_or(lines.len(), |next| next.start);
         let whole = &text[offsets[raw.start]..offsets[end]];
-        let tokens = count_tokens(whole);
-        let ranges = if tokens > MAX_SECTION_TOKENS as usize || end - raw.start > max_section_lines
-        {
-            windows(&lines, &scan.in_fence, raw.start, end, max_window_lines)
-        } else {
-            vec![(raw.start, end)]
-        };
+        let whole_tokens = count_tokens(whole);
+        let ranges =
+            if whole_tokens > MAX_SECTION_TOKENS as usize || end - raw.start > max_section_lines {
+                windows(&lines, &scan.in_fence, raw.start, end, max_window_lines)
+            } else {
+                vec![(raw.start, end)]
+            };
         for (start, end) in ranges {
             let section_text = &text[offsets[start]..offsets[end]];
+            // A section that is not cut into windows is the text just counted.
+            let tokens = if section_text.len() == whole.len() {
+                whole_tokens
+            } else {
+                count_tokens(section_text)
+            };
             // A preamble counts its occurrences apart from headings with the same text, so that
             // adding or dropping a preamble leaves the headings' ids alone.
             let mut joined = if raw.is_preamble {
@@ -180,7 +186,7 @@ pub fn split(key: &str, text: &str) -> ParsedDocument {
                 level: raw.level,
                 line_start: line_number(start + 1),
                 line_end: line_number(end),
-                tokens: u32::try_from(count_tokens(section_text)).unwrap_or(u32::MAX),
+                tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
                 text: section_text.to_string(),
                 bytes: offsets[start]..offsets[end],
                 id,
@@ -660,6 +666,7 @@ mod tests {
         let mut next_line = front_lines + 1;
         for section in &parsed.sections {
             assert_eq!(text.get(section.bytes.clone()), Some(section.text.as_str()));
+            assert_eq!(section.tokens as usize, count_tokens(&section.text));
             assert_eq!(section.line_start, next_line, "{text:?}");
             assert!(section.line_end >= section.line_start);
             assert_eq!(
