@@ -200,6 +200,45 @@ pub fn split(key: &str, text: &str) -> ParsedDocument {
     }
 }
 
+/// The `o200k_base` tokens of `text`, given its `sections` as [`split`] made them: the count
+/// of the text before the first section plus the sections' own counts, where that is exact, or
+/// else a count of the whole text.
+///
+/// It is exact when every section starts a line with a printable ASCII character other than `/`:
+/// then no piece of the tokenizer's pre-split runs across a section's start. A piece holds a line
+/// break only as blank space (`\s*[\r\n]+`, `\s+`), which stops at a character that is not
+/// blank, or as the line breaks and slashes after punctuation (` ?[^\s\p{L}\p{N}]+[\r\n/]*`),
+/// which stop at one that is neither; and no piece looks behind. The pieces on each side are
+/// then those of the section alone.
+pub(crate) fn document_tokens(text: &str, sections: &[SectionDraft]) -> usize {
+    let bytes = text.as_bytes();
+    let starts_cleanly = |at: usize| {
+        at == 0
+            || (bytes.get(at - 1) == Some(&b'\n')
+                && bytes
+                    .get(at)
+                    .is_some_and(|&byte| byte.is_ascii_graphic() && byte != b'/'))
+    };
+    let tiled = sections
+        .first()
+        .is_some_and(|first| starts_cleanly(first.bytes.start))
+        && sections
+            .last()
+            .is_some_and(|last| last.bytes.end == text.len())
+        && sections.windows(2).all(|pair| {
+            pair[0].bytes.end == pair[1].bytes.start && starts_cleanly(pair[1].bytes.start)
+        });
+    match sections.first() {
+        Some(first) if tiled => {
+            let before = text.get(..first.bytes.start).map_or(0, count_tokens);
+            sections.iter().fold(before, |sum, section| {
+                sum.saturating_add(section.tokens as usize)
+            })
+        }
+        _ => count_tokens(text),
+    }
+}
+
 /// How a document is split, chosen by its key's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -676,6 +715,11 @@ mod tests {
             next_line = section.line_end + 1;
         }
         assert_eq!(next_line - 1, text.split_inclusive('\n').count() as u32);
+        assert_eq!(
+            document_tokens(text, &parsed.sections),
+            count_tokens(text),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -982,14 +1026,68 @@ mod tests {
             Just(String::new()),
             Just("def f():".to_string()),
             Just("@decorator".to_string()),
-            "[ #`~a-z\u{e9}\r]{0,12}",
+            Just("/// A doc comment.".to_string()),
+            Just("fn g() {".to_string()),
+            Just("}".to_string()),
+            Just("end.".to_string()),
+            Just("  indented".to_string()),
+            Just("\u{a0}spaced".to_string()),
+            "[ #`~a-z\u{e9}\r/.\t]{0,12}",
             any::<String>(),
         ];
         proptest::collection::vec(line, 0..30).prop_map(|lines| lines.join("\n"))
     }
 
+    /// Documents made of lines that start with what can join a piece of the tokenizer's across
+    /// a line break (blank space, `/`, `\r`, a non-ASCII space) or cannot (`#`, letters), with
+    /// headings, code items and front matter between them, so that sections start with either.
+    fn line_starts() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            Just("# Title"),
+            Just("## Sub"),
+            Just(""),
+            Just(" "),
+            Just("\t"),
+            Just("end."),
+            Just("a: b"),
+            Just("/// doc"),
+            Just("// c"),
+            Just("/path/to"),
+            Just("  code"),
+            Just("\r"),
+            Just("}"),
+            Just("def f():"),
+            Just("@decorator"),
+            Just("fn g() {"),
+            Just("x = 1"),
+            Just("\u{a0}nb"),
+            Just("---"),
+            Just("title: t"),
+            Just("```"),
+            Just("...//"),
+            Just("!!\r"),
+            Just("\u{e9}t\u{e9}"),
+        ];
+        (proptest::collection::vec(line, 0..40), any::<bool>()).prop_map(|(lines, end)| {
+            let mut text = lines.join("\n");
+            if end {
+                text.push('\n');
+            }
+            text
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn a_document_counts_as_its_whole_text(
+            text in line_starts(),
+            ext in prop_oneof![Just("md"), Just("py"), Just("rs"), Just("txt")],
+        ) {
+            let parsed = split(&format!("k.{ext}"), &text);
+            prop_assert_eq!(document_tokens(&text, &parsed.sections), count_tokens(&text));
+        }
 
         #[test]
         fn any_text_reassembles(text in markdownish(), ext in prop_oneof![Just("md"), Just("py"), Just("txt")]) {

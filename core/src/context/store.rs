@@ -28,7 +28,7 @@ use super::model::{
     ReadScope, Rename, RerankCandidate, Reranker, Section, SectionRead,
 };
 use super::renames::{self, Renames};
-use super::section::{split, SectionDraft};
+use super::section::{document_tokens, split, SectionDraft};
 use super::similar::{Lsh, Signature, NEAR_IDENTICAL};
 use super::snapshot::JournalGuard;
 use crate::event::{Clock, ContextEvent, Event, EventKind, FastClock, Sequencer, ServedSection};
@@ -465,6 +465,7 @@ impl ContextStore {
 
     fn prepare(key: &str, text: &str) -> Prepared {
         let parsed = split(key, text);
+        let tokens = document_tokens(text, &parsed.sections) as u64;
         let sections: Vec<SectionEntry> = parsed
             .sections
             .into_iter()
@@ -503,7 +504,7 @@ impl ContextStore {
             renames,
             key: key.to_string(),
             hash: hex(&hash16(text.as_bytes())),
-            tokens: count_tokens(text) as u64,
+            tokens,
             text: text.to_string(),
             front_matter: parsed.front_matter,
             sections,
