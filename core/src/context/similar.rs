@@ -11,6 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// Words per shingle.
 const SHINGLE_WORDS: usize = 5;
@@ -138,9 +139,12 @@ impl Signature {
 }
 
 /// Finds the signatures that may be near-identical to a given one.
+///
+/// Nearly every bucket holds one item (only copies share a band), so a bucket keeps one inline
+/// and allocates only for more; it is saved as a sequence, as a `Vec` is.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Lsh<T: Copy + Eq> {
-    buckets: FxHashMap<u64, Vec<T>>,
+    buckets: FxHashMap<u64, SmallVec<[T; 1]>>,
 }
 
 impl<T: Copy + Eq> Default for Lsh<T> {
