@@ -778,6 +778,28 @@ fn a_path_that_is_not_utf8_is_skipped_with_a_reason() {
     assert!(report.skipped[0].1.contains("not valid UTF-8"));
 }
 
+/// A file whose path is longer than a key may be (1,024 bytes, as deep in a `node_modules`) is
+/// skipped with why; the other files are ingested, and so on every later ingest.
+#[test]
+fn a_path_too_long_for_a_key_is_skipped_and_the_rest_ingested() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = (0..5).fold(dir.path().to_path_buf(), |path, level| {
+        path.join(format!("{level}{}", "d".repeat(240)))
+    });
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("deep.md"), VALIDATORS).unwrap();
+    std::fs::write(dir.path().join("top.md"), VALIDATORS).unwrap();
+    let store = ContextStore::new();
+    for _ in 0..2 {
+        let report = store.ingest_dir(dir.path(), &[], |_| {}).unwrap();
+        assert_eq!(report.n_files, 2, "{report:?}");
+        assert_eq!(report.skipped.len(), 1, "{report:?}");
+        assert!(report.skipped[0].0.ends_with("/deep.md"));
+        assert!(report.skipped[0].1.contains("longer than 1,024 bytes"));
+        assert_eq!(store.keys(), vec!["top.md"]);
+    }
+}
+
 #[test]
 fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
     let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());

@@ -8,7 +8,7 @@ use super::ahead::in_order;
 use super::err::ContextError;
 use super::model::{DocVersion, IngestReport};
 use super::section::is_probably_binary;
-use super::store::{ContextStore, Journaled, Load, PutPlan};
+use super::store::{validate_key, ContextStore, Journaled, Load, PutPlan};
 
 /// An ingest prepares at most this many files ahead of the one it is putting.
 const FILES_AHEAD: usize = 32;
@@ -138,8 +138,9 @@ impl IngestTarget for Local<'_> {
 impl ContextStore {
     /// Puts every text file under `root` whose path relative to `root` matches one of `globs`
     /// (every file if `globs` is empty), keyed by that relative path with `/` separators. Files
-    /// named by `.gitignore` and hidden files are left out, as are binaries and files that are not
-    /// UTF-8 (listed in the report with why). A file whose content is unchanged is not re-indexed.
+    /// named by `.gitignore` and hidden files are left out, as are binaries, files that are not
+    /// UTF-8 and paths too long for a key (over 1,024 bytes), listed in the report with why. A
+    /// file whose content is unchanged is not re-indexed.
     /// Keys ingested from `root` before whose files are gone are deleted. `progress` is called
     /// after each file with the report so far.
     ///
@@ -251,6 +252,16 @@ pub(super) fn ingest_into(
             continue;
         }
         let key = format!("{prefix}{key}");
+        // A path that cannot be a key (longer than a key may be) is skipped with why, as an
+        // unreadable file is, instead of failing the ingest of every other file.
+        if let Err(ContextError::InvalidKey { reason, .. }) = validate_key(&key) {
+            report.n_files += 1;
+            report
+                .skipped
+                .push((key, format!("its path cannot be a key: {reason}")));
+            progress(&report);
+            continue;
+        }
         // A file that is there is never deleted from the store, even if it cannot be read now.
         seen.insert(key.clone());
         files.push((key, entry.into_path()));
