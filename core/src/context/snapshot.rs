@@ -1077,6 +1077,14 @@ mod tests {
         store.save().unwrap();
         assert!(backing.keys.lock().iter().any(|key| key == PREVIOUS));
         assert_eq!(store.keys(), vec!["docs/a.md", "docs/b.md", "docs/c.md"]);
+        // That save moved the snapshot aside twice, the second time over its own link: no
+        // temporary name is left holding a snapshot.
+        let stray: Vec<_> = std::fs::read_dir(dir.path().join(NAMESPACE))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .filter(|name| name.to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
     }
 
     /// A store whose put of the snapshot says it has begun and then waits to be let go (for

@@ -202,7 +202,16 @@ impl Store for FileStore {
                 return self.put_temp(namespace, to, copied).map(|()| true);
             }
         }
-        self.put_temp(namespace, to, temp_path).map(|()| true)
+        self.put_temp(namespace, to, temp_path.clone())?;
+        // Renaming a link over another link to the same file (`to` copied from `from` before,
+        // neither replaced since) does nothing and leaves the temporary name, which would keep
+        // the file alive after both records moved on: remove it. After a rename that happened,
+        // there is nothing there.
+        match fs::remove_file(&temp_path) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(true),
+            Err(error) => Err(StoreIoError::new(&temp_path, error).into()),
+        }
     }
 
     fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
@@ -298,6 +307,14 @@ mod tests {
         assert!(store.copy("ns", "snapshot", "previous").unwrap());
         let inode = |key: &str| fs::metadata(dir.path().join("ns").join(key)).unwrap().ino();
         assert_eq!(inode("snapshot"), inode("previous"));
+        // Copied again while both are the same file: no temporary name is left behind.
+        assert!(store.copy("ns", "snapshot", "previous").unwrap());
+        let names: Vec<String> = fs::read_dir(dir.path().join("ns"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with(TEMP_PREFIX))
+            .collect();
+        assert_eq!(names, Vec::<String>::new());
         store.put("ns", "snapshot", b"new").unwrap();
         assert_ne!(inode("snapshot"), inode("previous"));
         assert_eq!(store.get("ns", "previous").unwrap().unwrap(), vec![7; 4096]);
