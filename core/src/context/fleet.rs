@@ -254,12 +254,9 @@ impl IngestTarget for SharedDocuments {
         let mut puts = Vec::new();
         for &(key, text) in files {
             validate_key(key)?;
-            match self.inner.context.get(key) {
-                Some(document)
-                    if document.text == text
-                        && self.inner.context.source_of(key).as_deref() == Some(source) =>
-                {
-                    versions.push(Some(document.version));
+            match self.inner.context.unchanged(key, text) {
+                Some(version) if self.inner.context.source_of(key).as_deref() == Some(source) => {
+                    versions.push(Some(version));
                 }
                 _ => {
                     versions.push(None);

@@ -407,7 +407,7 @@ impl<T: IngestTarget> Batch<'_, T> {
         let view = self.target.view();
         let before: Vec<Option<u64>> = files
             .iter()
-            .map(|(key, _, _)| view.get(key).map(|doc| doc.version.version))
+            .map(|(key, _, _)| view.current_version(key))
             .collect();
         let texts: Vec<(&str, &str)> = files
             .iter()

@@ -727,7 +727,9 @@ impl ContextStore {
         Ok(())
     }
 
-    fn unchanged(&self, key: &str, text: &str) -> Option<DocVersion> {
+    /// The current version of `key` if `text` is its text (by hash), without building the
+    /// document.
+    pub(super) fn unchanged(&self, key: &str, text: &str) -> Option<DocVersion> {
         let state = self.shared.state.read();
         let doc = &state.docs[*state.doc_idx.get(key)? as usize];
         let current = doc.current()?;
@@ -763,11 +765,14 @@ impl ContextStore {
 
     /// Whether `key` has a current version.
     pub(super) fn is_live(&self, key: &str) -> bool {
+        self.current_version(key).is_some()
+    }
+
+    /// The number of `key`'s current version, if it is live, without building the document.
+    pub(super) fn current_version(&self, key: &str) -> Option<u64> {
         let state = self.shared.state.read();
-        state
-            .doc_idx
-            .get(key)
-            .is_some_and(|&idx| state.docs[idx as usize].current.is_some())
+        let doc = &state.docs[*state.doc_idx.get(key)? as usize];
+        doc.current().map(|version| version.meta.version)
     }
 
     /// The current version of `key`, if it is live.

@@ -198,8 +198,7 @@ impl Store for FileStore {
                 let Some(value) = FileStore::read_record(&from_path)? else {
                     return Ok(false);
                 };
-                let copied = self.write_temp(namespace, &value)?;
-                return self.put_temp(namespace, to, copied).map(|()| true);
+                return self.put(namespace, to, &value).map(|()| true);
             }
         }
         self.put_temp(namespace, to, temp_path.clone())?;
