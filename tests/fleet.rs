@@ -6,6 +6,7 @@
 //! `FOURFOLD_TEST_POSTGRES`. Without it these tests say why and pass vacuously, except under
 //! `CI=true`, where they must run. Each test works in a database of its own.
 
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use fourfold::context::{ContextStore, SharedDocuments};
 use fourfold::cost::{CostError, FleetBudgets};
 use fourfold::store::PostgresStore;
-use fourfold::{Request, Store, StoreError, Verdict};
+use fourfold::{Request, Store, StoreError, ValueReader, Verdict};
 
 const WORKER_ENV: &str = "FOURFOLD_FLEET_WORKER";
 
@@ -93,6 +94,13 @@ fn the_postgres_store_keeps_the_store_contract() {
         Some((b"0123456789".to_vec(), 10))
     );
     assert_eq!(store.get_prefix("ns", "none", 4).unwrap(), None);
+    let ValueReader { mut reader, len } = store.get_reader("ns", "long").unwrap().unwrap();
+    store.put("ns", "long", b"another value").unwrap();
+    let mut value = Vec::new();
+    reader.read_to_end(&mut value).unwrap();
+    assert_eq!((value.as_slice(), len), (&b"0123456789"[..], 10));
+    store.put("ns", "long", b"0123456789").unwrap();
+    assert!(store.get_reader("ns", "none").unwrap().is_none());
     assert!(store.copy("ns", "long", "copied").unwrap());
     store.put("ns", "long", b"replaced").unwrap();
     assert_eq!(

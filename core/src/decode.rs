@@ -10,38 +10,69 @@
 //! of a few tiers above that: whatever the input says, a decode allocates at most a small
 //! multiple of the input's own size.
 
+use std::io::{BufReader, Read};
+
+use bincode::error::DecodeError;
 use serde::de::DeserializeOwned;
 
 /// The most bytes a decode may claim for each byte of input: a `u128` or `i128` read from one
 /// varint byte.
 const CLAIM_PER_BYTE: usize = 16;
 
+/// Calls `$decode::<$generic, LIMIT>($args)` with the smallest `LIMIT` of a few tiers at or above
+/// `$most` bytes.
+macro_rules! within_tier {
+    ($most:expr, $decode:ident::<$($generic:ty),*>($($arg:expr),*)) => {{
+        let most: usize = $most;
+        if most <= 1 << 16 {
+            $decode::<$($generic,)* { 1 << 16 }>($($arg),*)
+        } else if most <= 1 << 22 {
+            $decode::<$($generic,)* { 1 << 22 }>($($arg),*)
+        } else if most <= 1 << 28 {
+            $decode::<$($generic,)* { 1 << 28 }>($($arg),*)
+        } else if most <= 1 << 34 {
+            $decode::<$($generic,)* { 1 << 34 }>($($arg),*)
+        } else {
+            $decode::<$($generic,)* { usize::MAX }>($($arg),*)
+        }
+    }};
+}
+
 /// The value bincode (the standard configuration) encoded in the whole of `bytes`, or why not:
 /// bincode's error, or how many bytes were left after the value.
 pub(crate) fn decode_whole<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let most = bytes.len().saturating_mul(CLAIM_PER_BYTE);
-    let decoded = if most <= 1 << 16 {
-        within::<T, { 1 << 16 }>(bytes)
-    } else if most <= 1 << 22 {
-        within::<T, { 1 << 22 }>(bytes)
-    } else if most <= 1 << 28 {
-        within::<T, { 1 << 28 }>(bytes)
-    } else if most <= 1 << 34 {
-        within::<T, { 1 << 34 }>(bytes)
-    } else {
-        within::<T, { usize::MAX }>(bytes)
-    };
-    let (value, used) = decoded.map_err(|error| error.to_string())?;
+    let (value, used) =
+        within_tier!(most, within::<T>(bytes)).map_err(|error: DecodeError| error.to_string())?;
     if used != bytes.len() {
         return Err(format!("{} trailing bytes", bytes.len() - used));
     }
     Ok(value)
 }
 
+/// The value bincode encoded at the start of `reader`, which holds `len` bytes, or bincode's
+/// error; as with [`decode_whole`], the decode claims at most a small multiple of `len`,
+/// whatever the bytes say. The caller checks that the value took all `len` bytes.
+pub(crate) fn decode_buffered<T: DeserializeOwned, R: Read>(
+    reader: &mut BufReader<R>,
+    len: u64,
+) -> Result<T, DecodeError> {
+    let most = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(CLAIM_PER_BYTE);
+    within_tier!(most, buffered_within::<T, R>(reader))
+}
+
 fn within<T: DeserializeOwned, const LIMIT: usize>(
     bytes: &[u8],
-) -> Result<(T, usize), bincode::error::DecodeError> {
+) -> Result<(T, usize), DecodeError> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard().with_limit::<LIMIT>())
+}
+
+fn buffered_within<T: DeserializeOwned, R: Read, const LIMIT: usize>(
+    reader: &mut BufReader<R>,
+) -> Result<T, DecodeError> {
+    bincode::serde::decode_from_reader(reader, bincode::config::standard().with_limit::<LIMIT>())
 }
 
 #[cfg(test)]

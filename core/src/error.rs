@@ -46,6 +46,30 @@ pub enum StoreError {
     Database(#[from] DatabaseError),
 }
 
+impl StoreError {
+    /// The error of reading `namespace/key` through [`Store::get_reader`](crate::Store::get_reader):
+    /// the [`StoreIoError`] the reader put in it (a [`FileStore`](crate::FileStore)'s, naming
+    /// the file), or one naming the record.
+    pub fn from_read(error: std::io::Error, namespace: &str, key: &str) -> StoreError {
+        let record = || PathBuf::from(format!("{namespace}/{key}"));
+        if !error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<StoreIoError>())
+        {
+            return StoreError::Io(StoreIoError::new(&record(), error));
+        }
+        let kind = error.kind();
+        match error
+            .into_inner()
+            .map(|inner| inner.downcast::<StoreIoError>())
+        {
+            Some(Ok(io)) => StoreError::Io(*io),
+            // Not reached: the check above saw a `StoreIoError` inside.
+            _ => StoreError::Io(StoreIoError::new(&record(), kind.into())),
+        }
+    }
+}
+
 /// The database server behind a store failed, or could not be reached. Nothing was written by the
 /// failed operation; a store reconnects on its next call.
 #[derive(Debug, Error)]

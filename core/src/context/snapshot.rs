@@ -21,6 +21,12 @@
 //! `snapshot-head`, which [`ContextStore::refresh`] reads. Loading a damaged snapshot or journal
 //! entry is an error and changes nothing.
 //!
+//! A snapshot is read as it is decoded ([`Store::get_reader`]), its payload hashed as it goes and
+//! the hash checked once it has been read to its end, so that its bytes (282 MB for 100,000
+//! sections) are never held whole beside the state they decode into. Damage is named as it was
+//! when snapshots were read whole: a payload of another length than its header says first, then
+//! one that does not match its hash, then one that does not decode.
+//!
 //! Between snapshots, each put and delete is appended to the journal ([`super::journal`]) before
 //! it is applied; opening a snapshot applies the entries it does not hold. Saving deletes the
 //! entries both it and the previous snapshot hold, so either snapshot with the journal gives the
@@ -32,6 +38,7 @@
 //! that never saw it, and lost; named by writer, it is held only once a snapshot holds that
 //! writer's entries up to it, and each writer's numbers rise.
 
+use std::io::{BufReader, Read};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -41,8 +48,9 @@ use super::journal::{self, holds, EntryId, Held, Journal, Op};
 use super::store::{
     ContextStore, ContextStoreBuilder, Journaled, Marked, State, StateV3, MARKING_VERSION,
 };
+use crate::error::StoreError;
 use crate::event::{random_u64, Clock, SystemClock};
-use crate::store::Store;
+use crate::store::{Store, ValueReader};
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
 const MAGIC_V2: &[u8; 7] = b"FFCTXS\x02";
@@ -186,6 +194,23 @@ impl Header {
         self.len_at + 8 + 32
     }
 
+    /// How long the header at the start of `bytes` is, from its first [`HEADER_PREFIX`]
+    /// bytes (or all of it, if shorter); `None` if they are not the start of a header of format
+    /// 2, 3 or 4.
+    fn len_of(bytes: &[u8]) -> Option<usize> {
+        let magic = bytes.get(..MAGIC.len())?;
+        if magic == MAGIC_V2 {
+            Some(LEN_AT_V2 + 8 + 32)
+        } else if magic == MAGIC || magic == MAGIC_V3 {
+            let count = u32::from_le_bytes(bytes.get(WRITERS_AT..HEADER_PREFIX)?.try_into().ok()?);
+            (count as usize)
+                .checked_mul(WRITER_LEN)
+                .and_then(|writers_len| FIXED_LEN.checked_add(writers_len))
+        } else {
+            None
+        }
+    }
+
     /// The header at the start of `bytes` (a snapshot, or a head record: a copy of its
     /// header); `None` for other bytes or a header cut short.
     fn read(bytes: &[u8]) -> Option<Header> {
@@ -280,63 +305,223 @@ fn journal_entries(store: &dyn Store) -> Result<Vec<EntryId>, ContextError> {
         .collect())
 }
 
-/// The state in a snapshot, the last journal entry number its saver had seen, the entries it
-/// holds, and whether its markers are the current marking rules'.
-fn decode(key: &str, bytes: &[u8]) -> Result<(State, u64, Held, Marked), ContextError> {
-    let corrupt = |reason: String| ContextError::CorruptSnapshot {
+/// What a snapshot decodes to: its state, the last journal entry number its saver had seen,
+/// the entries it holds, and whether its markers are the current marking rules'.
+type Decoded = (State, u64, Held, Marked);
+
+/// How many bytes of a snapshot tell how long its header is (format 2, 3 or 4): up to its
+/// count of writers.
+const HEADER_PREFIX: usize = WRITERS_AT + 4;
+
+/// How much of a snapshot's payload is read at a time as it is decoded.
+const READ_BUFFER: usize = 1 << 20;
+
+/// A snapshot opened for reading.
+enum Opened {
+    /// One of format 2, 3 or 4: its header, read, and its payload (of `payload_len` bytes),
+    /// read as it is decoded, so that its bytes are never held whole beside the state.
+    Header {
+        head: Vec<u8>,
+        header: Header,
+        payload: Box<dyn Read + Send>,
+        payload_len: u64,
+    },
+    /// Anything else (format 1, a header cut short, foreign bytes): all of its bytes.
+    Whole(Vec<u8>),
+}
+
+impl Opened {
+    /// Its header, or all of its bytes when it has none of format 2, 3 or 4: what [`id_of`]
+    /// hashes.
+    fn head(&self) -> &[u8] {
+        match self {
+            Opened::Header { head, .. } => head,
+            Opened::Whole(bytes) => bytes,
+        }
+    }
+
+    /// The snapshot `key` in `store`, if there is one, its header read.
+    fn read(store: &dyn Store, key: &str) -> Result<Option<Opened>, ContextError> {
+        let Some(ValueReader { mut reader, len }) = store.get_reader(NAMESPACE, key)? else {
+            return Ok(None);
+        };
+        let failed = |error| ContextError::Store(StoreError::from_read(error, NAMESPACE, key));
+        let mut head = Vec::new();
+        (&mut reader)
+            .take(HEADER_PREFIX as u64)
+            .read_to_end(&mut head)
+            .map_err(failed)?;
+        if let Some(header_len) = Header::len_of(&head).filter(|&needed| needed as u64 <= len) {
+            (&mut reader)
+                .take((header_len - head.len().min(header_len)) as u64)
+                .read_to_end(&mut head)
+                .map_err(failed)?;
+            if let Some(header) = Header::read(&head) {
+                let payload_len = len.saturating_sub(head.len() as u64);
+                return Ok(Some(Opened::Header {
+                    head,
+                    header,
+                    payload: reader,
+                    payload_len,
+                }));
+            }
+        }
+        reader.read_to_end(&mut head).map_err(failed)?;
+        Ok(Some(Opened::Whole(head)))
+    }
+
+    /// What the snapshot, which is `key`, decodes to.
+    fn decode(self, key: &str) -> Result<Decoded, ContextError> {
+        match self {
+            Opened::Header {
+                head,
+                header,
+                payload,
+                payload_len,
+            } => decode_payload_of(key, &head, header, payload, payload_len),
+            Opened::Whole(bytes) => decode(key, &bytes),
+        }
+    }
+}
+
+/// A reader that hashes what it reads, and keeps the first error of the reader under it.
+struct Hashing<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    failed: Option<std::io::Error>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                Ok(n)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => Err(error),
+            Err(error) => {
+                let kind = error.kind();
+                self.failed.get_or_insert(error);
+                Err(kind.into())
+            }
+        }
+    }
+}
+
+fn corrupt(key: &str, reason: String) -> ContextError {
+    ContextError::CorruptSnapshot {
         key: key.to_string(),
         reason,
-    };
-    let (through, held, marked, copies_text, payload) = if let Some(header) = Header::read(bytes) {
-        let marked = if header.marking == MARKING_VERSION {
-            Marked::Now
-        } else {
-            Marked::Before
-        };
+    }
+}
+
+/// What the snapshot `bytes`, which is `key`, decodes to.
+fn decode(key: &str, bytes: &[u8]) -> Result<Decoded, ContextError> {
+    let corrupt = |reason: String| corrupt(key, reason);
+    if let Some(header) = Header::read(bytes) {
         let payload = &bytes[header.len()..];
-        check_len(u64_at(bytes, header.len_at), payload).map_err(corrupt)?;
-        let hash = hash_fields(&bytes[MARKING_AT..header.len_at], payload);
-        if hash.as_bytes() != &bytes[header.len_at + 8..header.len()] {
-            return Err(corrupt(
-                "its checksum does not match its content".to_string(),
-            ));
-        }
-        (
-            header.through,
-            header.held,
-            marked,
-            header.copies_text,
-            payload,
-        )
-    } else if bytes.get(..MAGIC.len()) == Some(MAGIC_V1) {
-        (
-            0,
-            Held::new(),
-            Marked::Before,
-            true,
-            unframe(MAGIC_V1, bytes).map_err(corrupt)?,
-        )
-    } else if bytes.len() >= MAGIC.len() && bytes.starts_with(b"FFCTXS") {
+        let payload_len = payload.len() as u64;
+        return decode_payload_of(key, bytes, header, payload, payload_len);
+    }
+    if bytes.get(..MAGIC.len()) == Some(MAGIC_V1) {
+        let payload = unframe(MAGIC_V1, bytes).map_err(corrupt)?;
+        let state = decode_payload::<StateV3>(payload)
+            .map_err(corrupt)?
+            .upgrade()
+            .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?;
+        return checked(key, (state, 0, Held::new(), Marked::Before));
+    }
+    if bytes.len() >= MAGIC.len() && bytes.starts_with(b"FFCTXS") {
         return Err(corrupt(
             "its header is cut short, or of a format this version does not know".to_string(),
         ));
-    } else {
-        return Err(corrupt(
-            "it does not start with a context snapshot header".to_string(),
-        ));
-    };
-    let state: State = if copies_text {
-        decode_payload::<StateV3>(payload)
-            .map_err(corrupt)?
-            .upgrade()
-            .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?
-    } else {
-        decode_payload(payload).map_err(corrupt)?
-    };
-    state
+    }
+    Err(corrupt(
+        "it does not start with a context snapshot header".to_string(),
+    ))
+}
+
+/// `decoded`, if its state is consistent.
+fn checked(key: &str, decoded: Decoded) -> Result<Decoded, ContextError> {
+    decoded
+        .0
         .check()
-        .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?;
-    Ok((state, through, held, marked))
+        .map_err(|reason| corrupt(key, format!("it is inconsistent: {reason}")))?;
+    Ok(decoded)
+}
+
+/// A payload as it decodes: of format 4, or of format 2 or 3 (sections with copies of their
+/// text).
+enum Payload {
+    Now(State),
+    CopiesText(StateV3),
+}
+
+/// What the snapshot `key`, whose header is `head` (`header` read from it), decodes to, its
+/// payload read from `payload` (`payload_len` bytes) as it is decoded and hashed as it is read.
+///
+/// Damage is reported as the whole snapshot read first would report it: a payload of another
+/// length than its header says, then a payload that does not match its hash (the rest of the
+/// payload is read to hash it, whatever the decode found), then one that does not decode or is
+/// inconsistent.
+fn decode_payload_of(
+    key: &str,
+    head: &[u8],
+    header: Header,
+    payload: impl Read,
+    payload_len: u64,
+) -> Result<Decoded, ContextError> {
+    let corrupt = |reason: String| corrupt(key, reason);
+    check_len(u64_at(head, header.len_at), payload_len).map_err(corrupt)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&head[MARKING_AT..header.len_at]);
+    let mut source = BufReader::with_capacity(
+        READ_BUFFER,
+        Hashing {
+            inner: payload.take(payload_len),
+            hasher,
+            failed: None,
+        },
+    );
+    let decoded = if header.copies_text {
+        crate::decode::decode_buffered::<StateV3, _>(&mut source, payload_len)
+            .map(Payload::CopiesText)
+    } else {
+        crate::decode::decode_buffered::<State, _>(&mut source, payload_len).map(Payload::Now)
+    };
+    let unread = source.buffer().len() as u64 + source.get_ref().inner.limit();
+    // The rest is hashed too, so that damage anywhere is reported as such. An error reading it
+    // is kept by `Hashing`.
+    let _ = std::io::copy(&mut source, &mut std::io::sink());
+    let Hashing { hasher, failed, .. } = source.into_inner();
+    if let Some(error) = failed {
+        return Err(ContextError::Store(StoreError::from_read(
+            error, NAMESPACE, key,
+        )));
+    }
+    if hasher.finalize().as_bytes() != &head[header.len_at + 8..header.len()] {
+        return Err(corrupt(
+            "its checksum does not match its content".to_string(),
+        ));
+    }
+    let decoded = match decoded {
+        Ok(_) if unread > 0 => Err(format!("{unread} trailing bytes")),
+        Ok(decoded) => Ok(decoded),
+        Err(error) => Err(error.to_string()),
+    }
+    .map_err(|error| corrupt(format!("it does not decode: {error}")))?;
+    let state = match decoded {
+        Payload::Now(state) => state,
+        Payload::CopiesText(state) => state
+            .upgrade()
+            .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?,
+    };
+    let marked = if header.marking == MARKING_VERSION {
+        Marked::Now
+    } else {
+        Marked::Before
+    };
+    checked(key, (state, header.through, header.held, marked))
 }
 
 /// The framing of journal entries and of format-1 snapshots: `magic`, the payload's length
@@ -357,7 +542,7 @@ pub(super) fn unframe<'a>(magic: &[u8; 7], bytes: &'a [u8]) -> Result<&'a [u8], 
         return Err("it does not start with the header it should".to_string());
     }
     let payload = &bytes[header_len..];
-    check_len(u64_at(bytes, magic.len()), payload)?;
+    check_len(u64_at(bytes, magic.len()), payload.len() as u64)?;
     if blake3::hash(payload).as_bytes() != &bytes[magic.len() + 8..header_len] {
         return Err("its checksum does not match its content".to_string());
     }
@@ -370,13 +555,12 @@ pub(super) fn decode_payload<T: serde::de::DeserializeOwned>(payload: &[u8]) -> 
     crate::decode::decode_whole(payload).map_err(|error| format!("it does not decode: {error}"))
 }
 
-fn check_len(len: u64, payload: &[u8]) -> Result<(), String> {
-    if payload.len() as u64 == len {
+fn check_len(len: u64, payload_len: u64) -> Result<(), String> {
+    if payload_len == len {
         Ok(())
     } else {
         Err(format!(
-            "the header says {len} bytes of payload, there are {} (truncated?)",
-            payload.len()
+            "the header says {len} bytes of payload, there are {payload_len} (truncated?)"
         ))
     }
 }
@@ -394,16 +578,20 @@ impl ContextStoreBuilder {
     }
 
     fn open_key(self, store: Arc<dyn Store>, key: &str) -> Result<ContextStore, ContextError> {
-        let snapshot = store.get(NAMESPACE, key)?;
-        let saved = Saved::read(&*store, key, snapshot.as_deref())?;
+        let snapshot = Opened::read(&*store, key)?;
         // Which the latest snapshot is, so that a save can tell whether another process saved
         // since (opening the previous one, the latest is taken as it is, even damaged: a save
         // replaces it).
         let latest = if key == CURRENT {
-            id_of(snapshot.as_deref())
+            id_of(snapshot.as_ref().map(Opened::head))
         } else {
-            id_of(store.get(NAMESPACE, CURRENT)?.as_deref())
+            id_of(
+                Head::read(&*store, CURRENT)?
+                    .as_ref()
+                    .map(|head| head.bytes.as_slice()),
+            )
         };
+        let saved = Saved::read(&*store, key, snapshot)?;
         let head = id_of(store.get(NAMESPACE, HEAD)?.as_deref());
         let persist = Persist {
             store,
@@ -438,10 +626,10 @@ struct Saved {
 }
 
 impl Saved {
-    /// The snapshot `key`, whose bytes are `snapshot`, and the journal entries it does not hold.
-    fn read(store: &dyn Store, key: &str, snapshot: Option<&[u8]>) -> Result<Saved, ContextError> {
+    /// The snapshot `key`, opened as `snapshot`, and the journal entries it does not hold.
+    fn read(store: &dyn Store, key: &str, snapshot: Option<Opened>) -> Result<Saved, ContextError> {
         let (state, through, held, marked) = match snapshot {
-            Some(bytes) => decode(key, bytes)?,
+            Some(opened) => opened.decode(key)?,
             None => (State::default(), 0, Held::new(), Marked::Now),
         };
         // Every entry the snapshot does not hold, read and checked before anything is applied.
@@ -563,10 +751,10 @@ impl ContextStore {
             // The snapshot it was moved aside as (another save may have moved another there
             // since: that one is as good, with the journal, to take in).
             let snapshot = match previous {
-                Some(_) => persist.store.get(NAMESPACE, PREVIOUS)?,
+                Some(_) => Opened::read(&*persist.store, PREVIOUS)?,
                 None => None,
             };
-            self.reload(persist, snapshot.as_deref())?;
+            self.reload(persist, snapshot)?;
         };
         // Writes go on meanwhile: their entries come after this snapshot's.
         let bytes = seal(unsealed, through, &held);
@@ -615,8 +803,8 @@ impl ContextStore {
             journal.lacks(&entries) || id_of(head.as_deref()) != journal.head_id
         };
         if foreign {
-            let current = persist.store.get(NAMESPACE, CURRENT)?;
-            self.reload(persist, current.as_deref())?;
+            let current = Opened::read(&*persist.store, CURRENT)?;
+            self.reload(persist, current)?;
         }
         Ok(foreign)
     }
@@ -675,8 +863,9 @@ impl ContextStore {
     /// after it), for when another process wrote there: this store's own changes are in the
     /// journal too, so the reloaded state has them, in the order every later open applies them.
     /// Subscribers hear of each document that differs.
-    fn reload(&self, persist: &Persist, snapshot: Option<&[u8]>) -> Result<(), ContextError> {
+    fn reload(&self, persist: &Persist, snapshot: Option<Opened>) -> Result<(), ContextError> {
         let mut journal = persist.journal.lock();
+        let snapshot_id = id_of(snapshot.as_ref().map(Opened::head));
         let saved = Saved::read(&*persist.store, CURRENT, snapshot)?;
         let (archive, pins) = self.shared.state.read().marking_config();
         let mut builder = ContextStore::builder();
@@ -698,7 +887,7 @@ impl ContextStore {
         journal.last_seq = saved.last_seq.max(journal.last_seq);
         journal.applied = saved.applied;
         journal.reloads += 1;
-        journal.snapshot_id = id_of(snapshot);
+        journal.snapshot_id = snapshot_id;
         journal.head_id = id_of(persist.store.get(NAMESPACE, HEAD)?.as_deref());
         journal.since_snapshot = saved.since_snapshot;
         drop(journal);
@@ -832,6 +1021,66 @@ mod tests {
         v3[copy + 6] = b'l';
         reseal(&mut v3);
         assert!(corrupt_reason(&v3).contains("is not in the version's"));
+    }
+
+    #[test]
+    fn each_kind_of_damage_is_named_as_when_snapshots_were_read_whole() {
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store = ContextStore::open(Arc::clone(&backing)).unwrap();
+        store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
+        store.save().unwrap();
+        let v4 = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        let v3 = include_bytes!("../../../tests/fixtures/context/format3.snapshot").to_vec();
+        for saved in [v4, v3] {
+            let header = Header::read(&saved).unwrap();
+            let with_len = |mut bytes: Vec<u8>, len: usize| {
+                bytes[header.len_at..header.len_at + 8]
+                    .copy_from_slice(&(len as u64).to_le_bytes());
+                reseal(&mut bytes);
+                bytes
+            };
+            let payload_len = saved.len() - header.len();
+            // A byte more or less than the value, its length and hash made to agree.
+            let longer = with_len([saved.as_slice(), &[0]].concat(), payload_len + 1);
+            assert_eq!(
+                corrupt_reason(&longer),
+                "it does not decode: 1 trailing bytes"
+            );
+            let shorter = with_len(saved[..saved.len() - 1].to_vec(), payload_len - 1);
+            assert!(
+                corrupt_reason(&shorter).starts_with("it does not decode: "),
+                "{}",
+                corrupt_reason(&shorter)
+            );
+            // Cut short, with its length as it was.
+            assert_eq!(
+                corrupt_reason(&saved[..saved.len() - 3]),
+                format!(
+                    "the header says {payload_len} bytes of payload, there are {} (truncated?)",
+                    payload_len - 3
+                )
+            );
+            // A byte changed: the hash says so, though what decodes may be wrong in other ways.
+            for at in [
+                header.len(),
+                header.len() + payload_len / 2,
+                saved.len() - 1,
+            ] {
+                let mut changed = saved.clone();
+                changed[at] ^= 0x5a;
+                assert_eq!(
+                    corrupt_reason(&changed),
+                    "its checksum does not match its content"
+                );
+            }
+            for cut in [MAGIC.len(), MAGIC.len() + 2, header.len() - 1] {
+                assert!(corrupt_reason(&saved[..cut]).contains("cut short"));
+            }
+        }
+        assert_eq!(
+            corrupt_reason(b"not a snapshot at all"),
+            "it does not start with a context snapshot header"
+        );
     }
 
     #[test]
@@ -995,10 +1244,22 @@ mod tests {
         assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
     }
 
-    /// A `FileStore` that notes the keys whose whole value is read.
+    /// A `FileStore` that notes the keys whose whole value is read (not those read as a
+    /// stream), and whose readers fail once they have given `break_at` bytes, if set.
     struct WholeReads {
         inner: crate::store::FileStore,
         keys: Mutex<Vec<String>>,
+        break_at: Option<usize>,
+    }
+
+    impl WholeReads {
+        fn open(dir: &std::path::Path, break_at: Option<usize>) -> WholeReads {
+            WholeReads {
+                inner: crate::store::FileStore::open(dir).unwrap(),
+                keys: Mutex::new(Vec::new()),
+                break_at,
+            }
+        }
     }
 
     impl Store for WholeReads {
@@ -1041,15 +1302,37 @@ mod tests {
         fn copy(&self, namespace: &str, from: &str, to: &str) -> Result<bool, StoreError> {
             self.inner.copy(namespace, from, to)
         }
+
+        fn get_reader(
+            &self,
+            namespace: &str,
+            key: &str,
+        ) -> Result<Option<ValueReader>, StoreError> {
+            let reader = self.inner.get_reader(namespace, key)?;
+            Ok(match self.break_at {
+                None => reader,
+                Some(at) => reader.map(|ValueReader { reader, len }| ValueReader {
+                    reader: Box::new(Breaking { reader, left: at }),
+                    len,
+                }),
+            })
+        }
+    }
+
+    impl WholeReads {
+        /// The snapshots read whole since the last call.
+        fn snapshots_read(&self) -> Vec<String> {
+            std::mem::take(&mut *self.keys.lock())
+                .into_iter()
+                .filter(|key| key == CURRENT || key == PREVIOUS)
+                .collect()
+        }
     }
 
     #[test]
-    fn a_save_reads_only_the_header_of_the_snapshot_it_moves_aside() {
+    fn no_snapshot_is_read_whole_by_a_save_or_an_open() {
         let dir = tempfile::tempdir().unwrap();
-        let backing = Arc::new(WholeReads {
-            inner: crate::store::FileStore::open(dir.path()).unwrap(),
-            keys: Mutex::new(Vec::new()),
-        });
+        let backing = Arc::new(WholeReads::open(dir.path(), None));
         let store = ContextStore::open(Arc::clone(&backing) as Arc<dyn Store>).unwrap();
         store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
         store.save().unwrap();
@@ -1057,7 +1340,7 @@ mod tests {
         store.put("docs/b.md", "# B\n\nThe second page.\n").unwrap();
         backing.keys.lock().clear();
         store.save().unwrap();
-        assert_eq!(*backing.keys.lock(), Vec::<String>::new());
+        assert_eq!(backing.snapshots_read(), Vec::<String>::new());
         assert_eq!(
             backing.inner.get(NAMESPACE, PREVIOUS).unwrap().unwrap(),
             first
@@ -1067,7 +1350,9 @@ mod tests {
             .open_previous(Arc::clone(&backing) as Arc<dyn Store>)
             .unwrap();
         assert_eq!(previous.keys(), vec!["docs/a.md", "docs/b.md"]);
-        // Another process's snapshot in its place: the save reads it whole, to take it in.
+        assert_eq!(backing.snapshots_read(), Vec::<String>::new());
+        // Another process's snapshot in its place: the save takes it in, reading it as a
+        // stream.
         let other =
             ContextStore::open(Arc::new(crate::store::FileStore::open(dir.path()).unwrap()))
                 .unwrap();
@@ -1075,8 +1360,17 @@ mod tests {
         other.save().unwrap();
         backing.keys.lock().clear();
         store.save().unwrap();
-        assert!(backing.keys.lock().iter().any(|key| key == PREVIOUS));
+        assert_eq!(backing.snapshots_read(), Vec::<String>::new());
+        assert_eq!(store.reloads(), 1);
         assert_eq!(store.keys(), vec!["docs/a.md", "docs/b.md", "docs/c.md"]);
+        // And so do an open and a refresh.
+        other.put("docs/d.md", "# D\n\nThe fourth page.\n").unwrap();
+        other.save().unwrap();
+        assert!(store.refresh().unwrap());
+        let reopened = ContextStore::open(Arc::clone(&backing) as Arc<dyn Store>).unwrap();
+        assert_eq!(backing.snapshots_read(), Vec::<String>::new());
+        assert_eq!(store.keys(), reopened.keys());
+        assert_eq!(reopened.keys().len(), 4);
         // That save moved the snapshot aside twice, the second time over its own link: no
         // temporary name is left holding a snapshot.
         let stray: Vec<_> = std::fs::read_dir(dir.path().join(NAMESPACE))
@@ -1085,6 +1379,56 @@ mod tests {
             .filter(|name| name.to_string_lossy().starts_with(".tmp-"))
             .collect();
         assert!(stray.is_empty(), "{stray:?}");
+    }
+
+    /// A value's first `left` bytes, then an error.
+    struct Breaking {
+        reader: Box<dyn Read + Send>,
+        left: usize,
+    }
+
+    impl Read for Breaking {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return Err(std::io::Error::other("the disk went away"));
+            }
+            let n = buf.len().min(self.left);
+            let n = self.reader.read(&mut buf[..n])?;
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_snapshot_that_cannot_be_read_is_a_store_error_not_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            ContextStore::open(Arc::new(crate::store::FileStore::open(dir.path()).unwrap()))
+                .unwrap();
+        for idx in 0..20 {
+            store
+                .put(
+                    &format!("docs/{idx}.md"),
+                    &format!("# Page {idx}\n\nSome text about page {idx}, long enough.\n"),
+                )
+                .unwrap();
+        }
+        let n_bytes = store.save().unwrap().n_bytes as usize;
+        let open_breaking =
+            |at| ContextStore::open(Arc::new(WholeReads::open(dir.path(), Some(at))));
+        // In the header, in the payload, and on its last byte.
+        for at in [3, 20, n_bytes / 2, n_bytes - 1] {
+            match open_breaking(at) {
+                Err(ContextError::Store(StoreError::Io(error))) => {
+                    assert_eq!(error.path(), std::path::Path::new("context/snapshot"));
+                    assert!(error.to_string().contains("context/snapshot"), "{error}");
+                }
+                Err(other) => panic!("breaking at {at}: {other}"),
+                Ok(_) => panic!("breaking at {at}: opened"),
+            }
+        }
+        let whole = open_breaking(n_bytes).unwrap();
+        assert_eq!(whole.keys(), store.keys());
     }
 
     /// A store whose put of the snapshot says it has begun and then waits to be let go (for

@@ -13,7 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{validate_key, Store};
+use super::{validate_key, Store, ValueReader};
 use crate::error::{StoreError, StoreIoError};
 
 /// A [`Store`] in a directory on the local file system.
@@ -150,6 +150,20 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// A record's open file, whose read errors name it.
+struct RecordReader {
+    file: File,
+    path: PathBuf,
+}
+
+impl Read for RecordReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.file.read(buf).map_err(|error| {
+            std::io::Error::new(error.kind(), StoreIoError::new(&self.path, error))
+        })
+    }
+}
+
 impl Store for FileStore {
     fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         FileStore::read_record(&self.record_path(namespace, key)?)
@@ -179,6 +193,25 @@ impl Store for FileStore {
         };
         match read() {
             Ok(value) => Ok(Some(value)),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(StoreIoError::new(&path, error).into()),
+        }
+    }
+
+    /// The record's file, read as the caller goes: one open file, so its bytes are of one value
+    /// even if a put renames another over it meanwhile.
+    fn get_reader(&self, namespace: &str, key: &str) -> Result<Option<ValueReader>, StoreError> {
+        let path = self.record_path(namespace, key)?;
+        let open = || -> std::io::Result<(File, u64)> {
+            let file = File::open(&path)?;
+            let len = file.metadata()?.len();
+            Ok((file, len))
+        };
+        match open() {
+            Ok((file, len)) => Ok(Some(ValueReader {
+                reader: Box::new(RecordReader { file, path }),
+                len,
+            })),
             Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
             Err(error) => Err(StoreIoError::new(&path, error).into()),
         }
@@ -275,6 +308,21 @@ mod tests {
     fn behaves_as_a_store() {
         let dir = tempfile::tempdir().unwrap();
         super::super::conformance::check_store(&FileStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn an_error_reading_a_value_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        // A directory where the record's file should be: it opens, and reading it fails.
+        let path = store.record_path("ns", "key").unwrap();
+        fs::create_dir_all(&path).unwrap();
+        let ValueReader { mut reader, .. } = store.get_reader("ns", "key").unwrap().unwrap();
+        let error = reader.read_to_end(&mut Vec::new()).unwrap_err();
+        match StoreError::from_read(error, "ns", "key") {
+            StoreError::Io(error) => assert_eq!(error.path(), path),
+            other => panic!("{other}"),
+        }
     }
 
     #[test]

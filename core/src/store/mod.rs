@@ -18,6 +18,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use crate::error::{InvalidKeyError, StoreError};
@@ -64,6 +65,21 @@ pub trait Store: Send + Sync {
         }))
     }
 
+    /// A reader of the value of `key` and the value's whole length, if it exists: what a decoder
+    /// of a large value needs so as not to hold its bytes beside what it decodes them into. The
+    /// reader gives the bytes of one value, even if a put replaces it meanwhile. The default
+    /// reads the whole value first; a store that can read one as it goes (a file) does.
+    ///
+    /// An error while reading is an [`std::io::Error`]; one from a [`FileStore`] carries a
+    /// [`StoreIoError`](crate::error::StoreIoError) naming the file, which
+    /// [`StoreError::from_read`] takes back out.
+    fn get_reader(&self, namespace: &str, key: &str) -> Result<Option<ValueReader>, StoreError> {
+        Ok(self.get(namespace, key)?.map(|value| ValueReader {
+            len: value.len() as u64,
+            reader: Box::new(std::io::Cursor::new(value)),
+        }))
+    }
+
     /// Sets `to` to the value of `from`, atomically as [`Store::put`] does, and returns `true`;
     /// if `from` does not exist, leaves `to` as it was and returns `false`. The default reads the
     /// value and puts it; a store that can copy in place (a file system's hard link) does not
@@ -100,6 +116,23 @@ pub trait Store: Send + Sync {
             }
             std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
         }
+    }
+}
+
+/// A stored value being read, from [`Store::get_reader`].
+pub struct ValueReader {
+    /// The value's bytes.
+    pub reader: Box<dyn Read + Send>,
+    /// How many bytes the value has.
+    pub len: u64,
+}
+
+impl std::fmt::Debug for ValueReader {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ValueReader")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
     }
 }
 
@@ -176,6 +209,21 @@ pub(crate) mod conformance {
             Some((b"0123456789".to_vec(), 10))
         );
         assert_eq!(store.get_prefix("ns", "none", 4).unwrap(), None);
+        // A reader gives the bytes of the value it was opened on, even once a put replaced it.
+        let ValueReader { mut reader, len } = store.get_reader("ns", "long").unwrap().unwrap();
+        assert_eq!(len, 10);
+        let mut start = [0u8; 4];
+        reader.read_exact(&mut start).unwrap();
+        store.put("ns", "long", b"another value").unwrap();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert_eq!([&start[..], &rest].concat(), b"0123456789");
+        store.put("ns", "long", b"0123456789").unwrap();
+        assert!(store.get_reader("ns", "none").unwrap().is_none());
+        assert!(matches!(
+            store.get_reader("ns", "../x"),
+            Err(StoreError::InvalidKey(_))
+        ));
         // A copy is a value of its own: replacing the original leaves it, and a missing original
         // leaves the target as it was.
         assert!(store.copy("ns", "long", "copied").unwrap());
