@@ -101,6 +101,27 @@ fn the_postgres_store_keeps_the_store_contract() {
     assert_eq!((value.as_slice(), len), (&b"0123456789"[..], 10));
     store.put("ns", "long", b"0123456789").unwrap();
     assert!(store.get_reader("ns", "none").unwrap().is_none());
+    store
+        .put_with("ns", "streamed", &mut |out| {
+            out.write_all(b"....0123")?;
+            out.seek(std::io::SeekFrom::Start(0))?;
+            out.write_all(b"head")
+        })
+        .unwrap();
+    assert_eq!(
+        store.get("ns", "streamed").unwrap().as_deref(),
+        Some(&b"head0123"[..])
+    );
+    assert!(store
+        .put_with("ns", "streamed", &mut |_| Err(std::io::Error::other(
+            "stopped"
+        )))
+        .is_err());
+    assert_eq!(
+        store.get("ns", "streamed").unwrap().as_deref(),
+        Some(&b"head0123"[..])
+    );
+    assert!(store.delete("ns", "streamed").unwrap());
     assert!(store.copy("ns", "long", "copied").unwrap());
     store.put("ns", "long", b"replaced").unwrap();
     assert_eq!(

@@ -47,16 +47,21 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The error of reading `namespace/key` through [`Store::get_reader`](crate::Store::get_reader):
-    /// the [`StoreIoError`] the reader put in it (a [`FileStore`](crate::FileStore)'s, naming
-    /// the file), or one naming the record.
-    pub fn from_read(error: std::io::Error, namespace: &str, key: &str) -> StoreError {
-        let record = || PathBuf::from(format!("{namespace}/{key}"));
+    /// An I/O error of reading or writing `namespace/key` as a stream
+    /// ([`Store::get_reader`](crate::Store::get_reader), [`Store::put_with`](crate::Store::put_with)):
+    /// the [`StoreIoError`] in it (a [`FileStore`](crate::FileStore)'s, naming the file), or one
+    /// naming the record.
+    pub fn from_io(error: std::io::Error, namespace: &str, key: &str) -> StoreError {
+        StoreError::io_at(error, Path::new(&format!("{namespace}/{key}")))
+    }
+
+    /// The [`StoreIoError`] in `error`, or one naming `path`.
+    pub(crate) fn io_at(error: std::io::Error, path: &Path) -> StoreError {
         if !error
             .get_ref()
             .is_some_and(|inner| inner.is::<StoreIoError>())
         {
-            return StoreError::Io(StoreIoError::new(&record(), error));
+            return StoreError::Io(StoreIoError::new(path, error));
         }
         let kind = error.kind();
         match error
@@ -65,7 +70,7 @@ impl StoreError {
         {
             Some(Ok(io)) => StoreError::Io(*io),
             // Not reached: the check above saw a `StoreIoError` inside.
-            _ => StoreError::Io(StoreIoError::new(&record(), kind.into())),
+            _ => StoreError::Io(StoreIoError::new(path, kind.into())),
         }
     }
 }

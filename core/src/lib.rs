@@ -33,7 +33,7 @@ pub use policy::{
 pub use session::{
     AgentSession, CommandGate, ConfigError, Fourfold, FourfoldBuilder, SessionError, RECORD_TOOL,
 };
-pub use store::{FileStore, MemoryStore, Store, ValueReader};
+pub use store::{FileStore, MemoryStore, Store, ValueReader, ValueWriter};
 pub use trace::{TraceError, TraceRecord, TraceWriter};
 
 /// The version of this crate.

@@ -21,9 +21,10 @@
 //! `snapshot-head`, which [`ContextStore::refresh`] reads. Loading a damaged snapshot or journal
 //! entry is an error and changes nothing.
 //!
-//! A snapshot is read as it is decoded ([`Store::get_reader`]), its payload hashed as it goes and
-//! the hash checked once it has been read to its end, so that its bytes (282 MB for 100,000
-//! sections) are never held whole beside the state they decode into. Damage is named as it was
+//! A snapshot is written as it is encoded ([`Store::put_with`]), then read back to hash it and
+//! fill in its header, and read as it is decoded ([`Store::get_reader`]), its payload hashed as
+//! it goes and the hash checked once it has been read to its end, so that its bytes (282 MB for
+//! 100,000 sections) are never held whole beside the state. Damage is named as it was
 //! when snapshots were read whole: a payload of another length than its header says first, then
 //! one that does not match its hash, then one that does not decode.
 //!
@@ -38,7 +39,7 @@
 //! that never saw it, and lost; named by writer, it is held only once a snapshot holds that
 //! writer's entries up to it, and each writer's numbers rise.
 
-use std::io::{BufReader, Read};
+use std::io::{BufReader, BufWriter, Read, SeekFrom, Write};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -50,7 +51,7 @@ use super::store::{
 };
 use crate::error::StoreError;
 use crate::event::{random_u64, Clock, SystemClock};
-use crate::store::{Store, ValueReader};
+use crate::store::{Store, ValueReader, ValueWriter};
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
 const MAGIC_V2: &[u8; 7] = b"FFCTXS\x02";
@@ -121,52 +122,107 @@ pub struct SnapshotInfo {
     pub n_documents: u64,
 }
 
-/// The state encoded after room for the header of a snapshot that holds `n_held` writers, in
-/// a buffer of at least `capacity` bytes: the part of a save done under the state's read lock
-/// (about 0.35 s for the 385 MB snapshot of 100,000 sections). [`seal`] fills the header in.
-fn encode_state(state: &State, n_held: usize, capacity: usize) -> Vec<u8> {
-    let header_len = FIXED_LEN + n_held * WRITER_LEN;
-    let mut bytes = Vec::with_capacity(capacity.max(header_len));
-    bytes.resize(header_len, 0);
-    // INVARIANT: the state is plain serde data (no untagged enums, no skipped fields), which
-    // bincode always encodes; should it fail, the payload is empty.
-    if bincode::serde::encode_into_std_write(state, &mut bytes, bincode::config::standard())
-        .is_err()
-    {
-        bytes.truncate(header_len);
-    }
-    bytes
-}
-
-/// Fills in the header [`encode_state`] left room for before the payload, for a snapshot that
-/// holds the entries through `through` and, by writer, `held` (of the length given there).
-fn seal(mut bytes: Vec<u8>, through: u64, held: &Held) -> Vec<u8> {
-    let len_at = WRITERS_AT + 4 + held.len() * WRITER_LEN;
-    let header_len = len_at + 8 + 32;
-    let payload_len = bytes.len() - header_len;
-    bytes[..MARKING_AT].copy_from_slice(MAGIC);
-    bytes[MARKING_AT..THROUGH_AT].copy_from_slice(&MARKING_VERSION.to_le_bytes());
-    bytes[THROUGH_AT..WRITERS_AT].copy_from_slice(&through.to_le_bytes());
+/// The header of a snapshot of format 4 that holds the entries through `through` and, by
+/// writer, `held`, with a payload of `payload_len` bytes whose hash (with the fields before
+/// it) is `hash`.
+fn header(through: u64, held: &Held, payload_len: u64, hash: &[u8; 32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(FIXED_LEN + held.len() * WRITER_LEN);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&MARKING_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&through.to_le_bytes());
     // INVARIANT: one writer per store that wrote an entry still in the folder, far fewer than
     // 2^32.
-    bytes[WRITERS_AT..WRITERS_AT + 4].copy_from_slice(&(held.len() as u32).to_le_bytes());
-    for ((writer, last), at) in held.iter().zip((WRITERS_AT + 4..).step_by(WRITER_LEN)) {
-        bytes[at..at + 8].copy_from_slice(&writer.to_le_bytes());
-        bytes[at + 8..at + WRITER_LEN].copy_from_slice(&last.to_le_bytes());
+    bytes.extend_from_slice(&(held.len() as u32).to_le_bytes());
+    for (writer, last) in held {
+        bytes.extend_from_slice(&writer.to_le_bytes());
+        bytes.extend_from_slice(&last.to_le_bytes());
     }
-    bytes[len_at..len_at + 8].copy_from_slice(&(payload_len as u64).to_le_bytes());
-    let hash = hash_fields(&bytes[MARKING_AT..len_at], &bytes[header_len..]);
-    bytes[len_at + 8..header_len].copy_from_slice(hash.as_bytes());
+    bytes.extend_from_slice(&payload_len.to_le_bytes());
+    bytes.extend_from_slice(hash);
     bytes
 }
 
-/// The hash of a snapshot of format 2, 3 or 4: of the fields between its format byte and its
-/// payload's length, then of its payload.
-fn hash_fields(fields: &[u8], payload: &[u8]) -> blake3::Hash {
+/// How much of a snapshot's payload is written, or read back to hash it, at a time.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// A writer that counts what it writes.
+struct Counting<W> {
+    inner: W,
+    len: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes `unsealed`, a snapshot's header with its payload's length and hash left zero, then
+/// the payload, `state` encoded as it goes (never held whole in memory), to `out`; returns the
+/// payload's length. The part of a save done under the state's read lock: [`seal_written`]
+/// hashes and seals it after.
+fn write_unsealed(
+    out: &mut dyn ValueWriter,
+    unsealed: &[u8],
+    state: &State,
+) -> std::io::Result<u64> {
+    out.write_all(unsealed)?;
+    let mut payload = BufWriter::with_capacity(
+        WRITE_BUFFER,
+        Counting {
+            inner: &mut *out,
+            len: 0,
+        },
+    );
+    bincode::serde::encode_into_std_write(state, &mut payload, bincode::config::standard())
+        .map_err(|error| match error {
+            bincode::error::EncodeError::Io { inner, .. } => inner,
+            // Not reached: the state is plain serde data (no untagged enums, no skipped
+            // fields), which bincode always encodes.
+            other => std::io::Error::other(other.to_string()),
+        })?;
+    let counted = payload
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
+    Ok(counted.len)
+}
+
+/// Reads back the payload [`write_unsealed`] wrote after `unsealed` (`payload_len` bytes) to
+/// hash it, and writes the header again with its length and hash filled in; returns it.
+fn seal_written(
+    out: &mut dyn ValueWriter,
+    unsealed: &[u8],
+    payload_len: u64,
+) -> std::io::Result<Vec<u8>> {
+    let len_at = unsealed.len() - 8 - 32;
     let mut hasher = blake3::Hasher::new();
-    hasher.update(fields);
-    hasher.update(payload);
-    hasher.finalize()
+    hasher.update(&unsealed[MARKING_AT..len_at]);
+    out.seek(SeekFrom::Start(unsealed.len() as u64))?;
+    let mut buffer = vec![0; WRITE_BUFFER];
+    let mut left = payload_len;
+    while left > 0 {
+        let want = buffer
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = out.read(&mut buffer[..want])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        hasher.update(&buffer[..n]);
+        left -= n as u64;
+    }
+    let mut sealed = unsealed.to_vec();
+    sealed[len_at..len_at + 8].copy_from_slice(&payload_len.to_le_bytes());
+    sealed[len_at + 8..].copy_from_slice(hasher.finalize().as_bytes());
+    out.seek(SeekFrom::Start(0))?;
+    out.write_all(&sealed)?;
+    Ok(sealed)
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
@@ -268,31 +324,20 @@ fn id_of(snapshot: Option<&[u8]>) -> [u8; 32] {
     snapshot.map_or([0; 32], |bytes| *blake3::hash(head_of(bytes)).as_bytes())
 }
 
-/// How much of a snapshot [`Head::read`] reads first: its header, unless more than about 4,000
+/// How much of a snapshot [`read_head`] reads first: its header, unless more than about 4,000
 /// writers hold entries in its folder.
 const HEAD_PREFIX_BYTES: usize = 64 * 1024;
 
-/// The start of a snapshot: at least its header (the whole snapshot when it has no header of
-/// format 2, 3 or 4, whose id is then a hash of all of it), and its length.
-struct Head {
-    bytes: Vec<u8>,
-    len: u64,
-}
-
-impl Head {
-    /// The head of the snapshot `key` in `store`, if there is one.
-    fn read(store: &dyn Store, key: &str) -> Result<Option<Head>, ContextError> {
-        let Some((bytes, len)) = store.get_prefix(NAMESPACE, key, HEAD_PREFIX_BYTES)? else {
-            return Ok(None);
-        };
-        if Header::read(&bytes).is_some() || bytes.len() as u64 == len {
-            return Ok(Some(Head { bytes, len }));
-        }
-        Ok(store.get(NAMESPACE, key)?.map(|bytes| Head {
-            len: bytes.len() as u64,
-            bytes,
-        }))
+/// The start of the snapshot `key` in `store`, if there is one: at least its header (the whole
+/// snapshot when it has no header of format 2, 3 or 4, whose id is then a hash of all of it).
+fn read_head(store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, ContextError> {
+    let Some((bytes, len)) = store.get_prefix(NAMESPACE, key, HEAD_PREFIX_BYTES)? else {
+        return Ok(None);
+    };
+    if Header::read(&bytes).is_some() || bytes.len() as u64 == len {
+        return Ok(Some(bytes));
     }
+    Ok(store.get(NAMESPACE, key)?)
 }
 
 /// The journal entries in `store`, in order.
@@ -345,7 +390,7 @@ impl Opened {
         let Some(ValueReader { mut reader, len }) = store.get_reader(NAMESPACE, key)? else {
             return Ok(None);
         };
-        let failed = |error| ContextError::Store(StoreError::from_read(error, NAMESPACE, key));
+        let failed = |error| ContextError::Store(StoreError::from_io(error, NAMESPACE, key));
         let mut head = Vec::new();
         (&mut reader)
             .take(HEADER_PREFIX as u64)
@@ -495,7 +540,7 @@ fn decode_payload_of(
     let _ = std::io::copy(&mut source, &mut std::io::sink());
     let Hashing { hasher, failed, .. } = source.into_inner();
     if let Some(error) = failed {
-        return Err(ContextError::Store(StoreError::from_read(
+        return Err(ContextError::Store(StoreError::from_io(
             error, NAMESPACE, key,
         )));
     }
@@ -585,11 +630,7 @@ impl ContextStoreBuilder {
         let latest = if key == CURRENT {
             id_of(snapshot.as_ref().map(Opened::head))
         } else {
-            id_of(
-                Head::read(&*store, CURRENT)?
-                    .as_ref()
-                    .map(|head| head.bytes.as_slice()),
-            )
+            id_of(read_head(&*store, CURRENT)?.as_deref())
         };
         let saved = Saved::read(&*store, key, snapshot)?;
         let head = id_of(store.get(NAMESPACE, HEAD)?.as_deref());
@@ -611,6 +652,15 @@ impl ContextStoreBuilder {
         context.replay(&saved.entries)?;
         Ok(context)
     }
+}
+
+/// What a save wrote: the snapshot's header, the entries it holds by writer, the journal's
+/// bytes it folds in, and the live documents it holds.
+struct Written {
+    head: Vec<u8>,
+    held: Held,
+    folded: u64,
+    n_documents: u64,
 }
 
 /// A snapshot as read, with the journal entries it does not hold, checked but not applied yet.
@@ -694,22 +744,31 @@ impl ContextStore {
     /// [`ContextStore::save`], for a caller that holds `persist.saving`.
     fn save_holding(&self, persist: &Persist) -> Result<SnapshotInfo, ContextError> {
         let mut attempts = 0;
-        let (previous, entries, (unsealed, through), n_documents, held, folded) = loop {
+        let (previous, entries, saved) = loop {
             // The snapshot is moved aside first, so that the previous one is the very snapshot
             // this save checks against and replaces; a store that can copy in place (a
             // `FileStore`, by a hard link) moves none of its bytes, and only its header is read.
             let previous = if persist.store.copy(NAMESPACE, CURRENT, PREVIOUS)? {
-                Head::read(&*persist.store, PREVIOUS)?
+                read_head(&*persist.store, PREVIOUS)?
             } else {
                 None
             };
             let entries = journal_entries(&*persist.store)?;
-            {
-                let journal = persist.journal.lock();
-                let foreign = journal.lacks(&entries)
-                    || id_of(previous.as_ref().map(|head| head.bytes.as_slice()))
-                        != journal.snapshot_id;
-                if !foreign {
+            let previous_id = id_of(previous.as_deref());
+            let mut foreign = false;
+            let mut saved = None;
+            // The payload is encoded under the journal's lock and the state's read lock (which
+            // asks share and writes wait for), straight to where the store keeps it until it is
+            // put in place (a `FileStore`'s temporary file), so its bytes are never held whole
+            // in memory; it is read back to hash it, and put in place, with no lock held, so
+            // writes go on meanwhile: their entries come after this snapshot's.
+            let put = persist.store.put_with(NAMESPACE, CURRENT, &mut |out| {
+                let (unsealed, payload_len) = {
+                    let journal = persist.journal.lock();
+                    if journal.lacks(&entries) || previous_id != journal.snapshot_id {
+                        foreign = true;
+                        return Err(std::io::Error::other("another process wrote to the folder"));
+                    }
                     // The entries it holds, by writer: those of the writers with entries in the
                     // folder, and this store's own (written since the listing, perhaps). An
                     // entry another process writes from now on is not in the state, and no
@@ -723,24 +782,28 @@ impl ContextStore {
                         })
                         .map(|(&writer, &last)| (writer, last))
                         .collect();
-                    // Room for about what the last snapshot took, so that the buffer grows
-                    // little while the lock is held.
-                    let capacity = previous.as_ref().map_or(0, |head| {
-                        usize::try_from(head.len / 8 * 9).unwrap_or(usize::MAX)
-                    });
+                    let unsealed = header(journal.last_seq, &held, 0, &[0; 32]);
                     let state = self.shared.state.read();
-                    let unsealed = encode_state(&state, held.len(), capacity);
-                    let n_documents = state.n_live() as u64;
-                    drop(state);
-                    break (
-                        previous,
-                        entries,
-                        (unsealed, journal.last_seq),
-                        n_documents,
+                    let payload_len = write_unsealed(out, &unsealed, &state)?;
+                    saved = Some(Written {
+                        n_documents: state.n_live() as u64,
+                        head: Vec::new(),
                         held,
-                        journal.since_snapshot,
-                    );
+                        folded: journal.since_snapshot,
+                    });
+                    (unsealed, payload_len)
+                };
+                // Hashed and sealed with no lock held.
+                let sealed = seal_written(out, &unsealed, payload_len)?;
+                if let Some(saved) = saved.as_mut() {
+                    saved.head = sealed;
                 }
+                Ok(())
+            });
+            match (put, saved) {
+                (Ok(()), Some(saved)) => break (previous, entries, saved),
+                (Err(error), _) if !foreign => return Err(error.into()),
+                _ => {}
             }
             attempts += 1;
             if attempts > MAX_SAVE_RELOADS {
@@ -756,31 +819,28 @@ impl ContextStore {
             };
             self.reload(persist, snapshot)?;
         };
-        // Writes go on meanwhile: their entries come after this snapshot's.
-        let bytes = seal(unsealed, through, &held);
-        persist.store.put(NAMESPACE, CURRENT, &bytes)?;
-        let head = head_of(&bytes);
-        persist.store.put(NAMESPACE, HEAD, head)?;
+        persist.store.put(NAMESPACE, HEAD, &saved.head)?;
         {
             let mut journal = persist.journal.lock();
-            journal.since_snapshot = journal.since_snapshot.saturating_sub(folded);
+            journal.since_snapshot = journal.since_snapshot.saturating_sub(saved.folded);
             // A snapshot and its head record have the same id: the hash of the header.
-            journal.snapshot_id = id_of(Some(head));
+            journal.snapshot_id = id_of(Some(&saved.head));
             journal.head_id = journal.snapshot_id;
         }
         // The entries the previous snapshot holds are in both now; the others stay, so that
         // the previous snapshot with the journal still gives the latest state. (Only those this
         // one holds too: a damaged previous header may name any entry.)
-        let previous_held = previous.map_or_else(Held::new, |head| held_of(&head.bytes));
+        let previous_held = previous.map_or_else(Held::new, |head| held_of(&head));
         for id in entries
             .into_iter()
-            .filter(|&id| holds(&previous_held, id) && holds(&held, id))
+            .filter(|&id| holds(&previous_held, id) && holds(&saved.held, id))
         {
             persist.store.delete(NAMESPACE, &journal::entry_key(id))?;
         }
+        let payload_len = u64_at(&saved.head, saved.head.len() - 8 - 32);
         Ok(SnapshotInfo {
-            n_bytes: bytes.len() as u64,
-            n_documents,
+            n_bytes: saved.head.len() as u64 + payload_len,
+            n_documents: saved.n_documents,
         })
     }
 
@@ -964,6 +1024,15 @@ mod tests {
 
     fn journal_len(backing: &Arc<dyn Store>) -> usize {
         journal_entries(&**backing).unwrap().len()
+    }
+
+    /// The hash of a snapshot of format 2, 3 or 4: of the fields between its format byte and its
+    /// payload's length, then of its payload.
+    fn hash_fields(fields: &[u8], payload: &[u8]) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(fields);
+        hasher.update(payload);
+        hasher.finalize()
     }
 
     /// Hashes a snapshot of format 2, 3 or 4 again after a test changed its bytes.
@@ -1244,12 +1313,13 @@ mod tests {
         assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
     }
 
-    /// A `FileStore` that notes the keys whose whole value is read (not those read as a
-    /// stream), and whose readers fail once they have given `break_at` bytes, if set.
+    /// A `FileStore` that notes the keys whose whole value is read or written (not those read
+    /// or written as a stream), and whose streams fail once `break_at` bytes have gone through
+    /// them, if set.
     struct WholeReads {
         inner: crate::store::FileStore,
         keys: Mutex<Vec<String>>,
-        break_at: Option<usize>,
+        break_at: Mutex<Option<usize>>,
     }
 
     impl WholeReads {
@@ -1257,7 +1327,7 @@ mod tests {
             WholeReads {
                 inner: crate::store::FileStore::open(dir).unwrap(),
                 keys: Mutex::new(Vec::new()),
-                break_at,
+                break_at: Mutex::new(break_at),
             }
         }
     }
@@ -1269,6 +1339,7 @@ mod tests {
         }
 
         fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.keys.lock().push(key.to_string());
             self.inner.put(namespace, key, value)
         }
 
@@ -1290,6 +1361,20 @@ mod tests {
             self.inner.compare_and_swap(namespace, key, expected, new)
         }
 
+        fn put_with(
+            &self,
+            namespace: &str,
+            key: &str,
+            write: &mut dyn FnMut(&mut dyn ValueWriter) -> std::io::Result<()>,
+        ) -> Result<(), StoreError> {
+            let break_at = *self.break_at.lock();
+            self.inner
+                .put_with(namespace, key, &mut |out| match break_at {
+                    None => write(out),
+                    Some(left) => write(&mut Breaking { inner: out, left }),
+                })
+        }
+
         fn get_prefix(
             &self,
             namespace: &str,
@@ -1309,10 +1394,13 @@ mod tests {
             key: &str,
         ) -> Result<Option<ValueReader>, StoreError> {
             let reader = self.inner.get_reader(namespace, key)?;
-            Ok(match self.break_at {
+            Ok(match *self.break_at.lock() {
                 None => reader,
-                Some(at) => reader.map(|ValueReader { reader, len }| ValueReader {
-                    reader: Box::new(Breaking { reader, left: at }),
+                Some(left) => reader.map(|ValueReader { reader, len }| ValueReader {
+                    reader: Box::new(Breaking {
+                        inner: reader,
+                        left,
+                    }),
                     len,
                 }),
             })
@@ -1320,8 +1408,8 @@ mod tests {
     }
 
     impl WholeReads {
-        /// The snapshots read whole since the last call.
-        fn snapshots_read(&self) -> Vec<String> {
+        /// The snapshots read or written whole since the last call.
+        fn snapshots_whole(&self) -> Vec<String> {
             std::mem::take(&mut *self.keys.lock())
                 .into_iter()
                 .filter(|key| key == CURRENT || key == PREVIOUS)
@@ -1329,18 +1417,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn no_snapshot_is_read_whole_by_a_save_or_an_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let backing = Arc::new(WholeReads::open(dir.path(), None));
+    /// A store on a [`WholeReads`] in `dir` that saved one page and then put another, and the
+    /// snapshot it saved.
+    fn saved_then_put(dir: &std::path::Path) -> (Arc<WholeReads>, ContextStore, Vec<u8>) {
+        let backing = Arc::new(WholeReads::open(dir, None));
         let store = ContextStore::open(Arc::clone(&backing) as Arc<dyn Store>).unwrap();
         store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
         store.save().unwrap();
         let first = backing.inner.get(NAMESPACE, CURRENT).unwrap().unwrap();
         store.put("docs/b.md", "# B\n\nThe second page.\n").unwrap();
+        (backing, store, first)
+    }
+
+    /// The temporary files a `FileStore` in `dir` left in the context's folder.
+    fn stray_temp_files(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(dir.join(NAMESPACE))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".tmp-"))
+            .collect()
+    }
+
+    #[test]
+    fn no_snapshot_is_read_or_written_whole_by_a_save_or_an_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (backing, store, first) = saved_then_put(dir.path());
         backing.keys.lock().clear();
         store.save().unwrap();
-        assert_eq!(backing.snapshots_read(), Vec::<String>::new());
+        assert_eq!(backing.snapshots_whole(), Vec::<String>::new());
         assert_eq!(
             backing.inner.get(NAMESPACE, PREVIOUS).unwrap().unwrap(),
             first
@@ -1350,7 +1454,7 @@ mod tests {
             .open_previous(Arc::clone(&backing) as Arc<dyn Store>)
             .unwrap();
         assert_eq!(previous.keys(), vec!["docs/a.md", "docs/b.md"]);
-        assert_eq!(backing.snapshots_read(), Vec::<String>::new());
+        assert_eq!(backing.snapshots_whole(), Vec::<String>::new());
         // Another process's snapshot in its place: the save takes it in, reading it as a
         // stream.
         let other =
@@ -1360,7 +1464,7 @@ mod tests {
         other.save().unwrap();
         backing.keys.lock().clear();
         store.save().unwrap();
-        assert_eq!(backing.snapshots_read(), Vec::<String>::new());
+        assert_eq!(backing.snapshots_whole(), Vec::<String>::new());
         assert_eq!(store.reloads(), 1);
         assert_eq!(store.keys(), vec!["docs/a.md", "docs/b.md", "docs/c.md"]);
         // And so do an open and a refresh.
@@ -1368,35 +1472,86 @@ mod tests {
         other.save().unwrap();
         assert!(store.refresh().unwrap());
         let reopened = ContextStore::open(Arc::clone(&backing) as Arc<dyn Store>).unwrap();
-        assert_eq!(backing.snapshots_read(), Vec::<String>::new());
+        assert_eq!(backing.snapshots_whole(), Vec::<String>::new());
         assert_eq!(store.keys(), reopened.keys());
         assert_eq!(reopened.keys().len(), 4);
         // That save moved the snapshot aside twice, the second time over its own link: no
         // temporary name is left holding a snapshot.
-        let stray: Vec<_> = std::fs::read_dir(dir.path().join(NAMESPACE))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name())
-            .filter(|name| name.to_string_lossy().starts_with(".tmp-"))
-            .collect();
-        assert!(stray.is_empty(), "{stray:?}");
+        assert_eq!(stray_temp_files(dir.path()), Vec::<String>::new());
     }
 
-    /// A value's first `left` bytes, then an error.
-    struct Breaking {
-        reader: Box<dyn Read + Send>,
+    /// A stream that fails once `left` bytes have gone through it.
+    struct Breaking<T> {
+        inner: T,
         left: usize,
     }
 
-    impl Read for Breaking {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+    impl<T> Breaking<T> {
+        /// How much of `len` may go through, or the error.
+        fn allow(&mut self, len: usize) -> std::io::Result<usize> {
             if self.left == 0 {
                 return Err(std::io::Error::other("the disk went away"));
             }
-            let n = buf.len().min(self.left);
-            let n = self.reader.read(&mut buf[..n])?;
+            Ok(len.min(self.left))
+        }
+    }
+
+    impl<T: Read> Read for Breaking<T> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.allow(buf.len())?;
+            let n = self.inner.read(&mut buf[..n])?;
             self.left -= n;
             Ok(n)
         }
+    }
+
+    impl<T: Write> Write for Breaking<T> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.allow(buf.len())?;
+            let n = self.inner.write(&buf[..n])?;
+            self.left -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    impl<T: std::io::Seek> std::io::Seek for Breaking<T> {
+        fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(to)
+        }
+    }
+
+    #[test]
+    fn a_save_that_fails_part_way_leaves_the_folder_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let (backing, store, first) = saved_then_put(dir.path());
+        // In the header, and in the payload (the new snapshot is longer than the first).
+        for at in [10, 200, first.len()] {
+            *backing.break_at.lock() = Some(at);
+            match store.save() {
+                Err(ContextError::Store(StoreError::Io(_))) => {}
+                other => panic!("breaking at {at}: {other:?}"),
+            }
+            assert_eq!(
+                backing.inner.get(NAMESPACE, CURRENT).unwrap().unwrap(),
+                first
+            );
+            assert_eq!(stray_temp_files(dir.path()), Vec::<String>::new());
+            // The journal still holds the put the snapshot before lacks.
+            let reopened =
+                ContextStore::open(Arc::new(crate::store::FileStore::open(dir.path()).unwrap()))
+                    .unwrap();
+            assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
+        }
+        *backing.break_at.lock() = None;
+        store.save().unwrap();
+        let reopened = ContextStore::open(Arc::clone(&backing) as Arc<dyn Store>).unwrap();
+        assert_eq!(reopened.keys(), vec!["docs/a.md", "docs/b.md"]);
+        // `docs/b.md`'s entry stays, for the snapshot before, which lacks it.
+        assert_eq!(journal_entries(&*backing).unwrap().len(), 1);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{validate_key, Store, ValueReader};
+use super::{validate_key, Store, ValueReader, ValueWriter};
 use crate::error::{StoreError, StoreIoError};
 
 /// A [`Store`] in a directory on the local file system.
@@ -77,22 +77,38 @@ impl FileStore {
         }
     }
 
-    /// Writes `value` to a new temporary file in `namespace`'s directory and syncs it; returns
-    /// its path. Needs no lock: no other write, in this process or another, uses its name.
-    fn write_temp(&self, namespace: &str, value: &[u8]) -> Result<PathBuf, StoreError> {
+    /// Writes a new temporary file in `namespace`'s directory with `write` and syncs it;
+    /// returns its path. Needs no lock: no other write, in this process or another, uses its
+    /// name. If `write` fails, the file is removed and its error returned (naming the
+    /// temporary file, unless the error names another).
+    fn write_temp_with(
+        &self,
+        namespace: &str,
+        write: &mut dyn FnMut(&mut File) -> std::io::Result<()>,
+    ) -> Result<PathBuf, StoreError> {
         let temp_path = self.temp_path(namespace)?;
-        let write = || -> std::io::Result<()> {
-            let mut temp_file = File::create(&temp_path)?;
-            temp_file.write_all(value)?;
+        let mut write = || -> std::io::Result<()> {
+            let mut temp_file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&temp_path)?;
+            write(&mut temp_file)?;
             temp_file.sync_all()
         };
         match write() {
             Ok(()) => Ok(temp_path),
             Err(error) => {
                 let _ = fs::remove_file(&temp_path);
-                Err(StoreIoError::new(&temp_path, error).into())
+                Err(StoreError::io_at(error, &temp_path))
             }
         }
+    }
+
+    /// Writes `value` to a new temporary file ([`FileStore::write_temp_with`]).
+    fn write_temp(&self, namespace: &str, value: &[u8]) -> Result<PathBuf, StoreError> {
+        self.write_temp_with(namespace, &mut |file| file.write_all(value))
     }
 
     /// A name for a new temporary file in `namespace`'s directory (created if need be): the
@@ -196,6 +212,19 @@ impl Store for FileStore {
             Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
             Err(error) => Err(StoreIoError::new(&path, error).into()),
         }
+    }
+
+    /// Written to a temporary file, synced and renamed into place as [`Store::put`] is: the
+    /// value is never held in memory.
+    fn put_with(
+        &self,
+        namespace: &str,
+        key: &str,
+        write: &mut dyn FnMut(&mut dyn ValueWriter) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        self.record_path(namespace, key)?;
+        let temp_path = self.write_temp_with(namespace, &mut |file| write(file))?;
+        self.put_temp(namespace, key, temp_path)
     }
 
     /// The record's file, read as the caller goes: one open file, so its bytes are of one value
@@ -319,7 +348,7 @@ mod tests {
         fs::create_dir_all(&path).unwrap();
         let ValueReader { mut reader, .. } = store.get_reader("ns", "key").unwrap().unwrap();
         let error = reader.read_to_end(&mut Vec::new()).unwrap_err();
-        match StoreError::from_read(error, "ns", "key") {
+        match StoreError::from_io(error, "ns", "key") {
             StoreError::Io(error) => assert_eq!(error.path(), path),
             other => panic!("{other}"),
         }

@@ -18,7 +18,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 
-use std::io::Read;
+use std::io::{Read, Seek, Write};
 use std::time::{Duration, Instant};
 
 use crate::error::{InvalidKeyError, StoreError};
@@ -72,12 +72,31 @@ pub trait Store: Send + Sync {
     ///
     /// An error while reading is an [`std::io::Error`]; one from a [`FileStore`] carries a
     /// [`StoreIoError`](crate::error::StoreIoError) naming the file, which
-    /// [`StoreError::from_read`] takes back out.
+    /// [`StoreError::from_io`] takes back out.
     fn get_reader(&self, namespace: &str, key: &str) -> Result<Option<ValueReader>, StoreError> {
         Ok(self.get(namespace, key)?.map(|value| ValueReader {
             len: value.len() as u64,
             reader: Box::new(std::io::Cursor::new(value)),
         }))
+    }
+
+    /// Sets `key` to the bytes `write` writes, atomically as [`Store::put`] does: for a value
+    /// too large to build in memory first. `write` may seek back over what it wrote, to read it
+    /// (to hash it) or write it again (to fill in a header once what follows it is known); if
+    /// it fails, nothing is set, and its error is
+    /// returned as [`StoreError::from_io`] makes it. The default collects the value in memory
+    /// and puts it; a [`FileStore`] writes it to the temporary file it renames into place.
+    fn put_with(
+        &self,
+        namespace: &str,
+        key: &str,
+        write: &mut dyn FnMut(&mut dyn ValueWriter) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        validate_key(namespace)?;
+        validate_key(key)?;
+        let mut value = std::io::Cursor::new(Vec::new());
+        write(&mut value).map_err(|error| StoreError::from_io(error, namespace, key))?;
+        self.put(namespace, key, &value.into_inner())
     }
 
     /// Sets `to` to the value of `from`, atomically as [`Store::put`] does, and returns `true`;
@@ -118,6 +137,12 @@ pub trait Store: Send + Sync {
         }
     }
 }
+
+/// What [`Store::put_with`] writes a value to: a writer that can go back over what it wrote, to
+/// read it or write it again.
+pub trait ValueWriter: Read + Write + Seek {}
+
+impl<T: Read + Write + Seek> ValueWriter for T {}
 
 /// A stored value being read, from [`Store::get_reader`].
 pub struct ValueReader {
@@ -220,6 +245,36 @@ pub(crate) mod conformance {
         assert_eq!([&start[..], &rest].concat(), b"0123456789");
         store.put("ns", "long", b"0123456789").unwrap();
         assert!(store.get_reader("ns", "none").unwrap().is_none());
+        // A value written as a stream, going back to fill in its start and reading it back; a
+        // write that fails sets nothing.
+        store
+            .put_with("ns", "streamed", &mut |out| {
+                out.write_all(b"....0123456789")?;
+                out.seek(std::io::SeekFrom::Start(4))?;
+                let mut read = [0u8; 4];
+                out.read_exact(&mut read)?;
+                out.seek(std::io::SeekFrom::Start(0))?;
+                out.write_all(&read)
+            })
+            .unwrap();
+        assert_eq!(
+            store.get("ns", "streamed").unwrap().as_deref(),
+            Some(&b"01230123456789"[..])
+        );
+        let failed = store.put_with("ns", "streamed", &mut |out| {
+            out.write_all(b"partial")?;
+            Err(std::io::Error::other("stopped"))
+        });
+        assert!(matches!(failed, Err(StoreError::Io(_))), "{failed:?}");
+        assert_eq!(
+            store.get("ns", "streamed").unwrap().as_deref(),
+            Some(&b"01230123456789"[..])
+        );
+        assert!(matches!(
+            store.put_with("ns", "../x", &mut |_| Ok(())),
+            Err(StoreError::InvalidKey(_))
+        ));
+        assert!(store.delete("ns", "streamed").unwrap());
         assert!(matches!(
             store.get_reader("ns", "../x"),
             Err(StoreError::InvalidKey(_))
