@@ -83,9 +83,9 @@ pub trait Store: Send + Sync {
     /// Sets `key` to the bytes `write` writes, atomically as [`Store::put`] does: for a value
     /// too large to build in memory first. `write` may seek back over what it wrote, to read it
     /// (to hash it) or write it again (to fill in a header once what follows it is known); if
-    /// it fails, nothing is set, and its error is
-    /// returned as [`StoreError::from_io`] makes it. The default collects the value in memory
-    /// and puts it; a [`FileStore`] writes it to the temporary file it renames into place.
+    /// it fails, nothing is set, and its error is returned as [`StoreError::from_io`] makes it.
+    /// The default collects the value in memory and puts it; a [`FileStore`] writes it to the
+    /// temporary file it renames into place.
     fn put_with(
         &self,
         namespace: &str,
