@@ -337,7 +337,9 @@ fn read_head(store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, ContextErr
     if Header::read(&bytes).is_some() || bytes.len() as u64 == len {
         return Ok(Some(bytes));
     }
-    Ok(store.get(NAMESPACE, key)?)
+    // A header longer than the prefix, or none: read as an open reads, which stops at the
+    // header if there is one.
+    Ok(Opened::read(store, key)?.map(Opened::into_head))
 }
 
 /// The journal entries in `store`, in order.
@@ -379,6 +381,14 @@ impl Opened {
     /// Its header, or all of its bytes when it has none of format 2, 3 or 4: what [`id_of`]
     /// hashes.
     fn head(&self) -> &[u8] {
+        match self {
+            Opened::Header { head, .. } => head,
+            Opened::Whole(bytes) => bytes,
+        }
+    }
+
+    /// [`Opened::head`], the rest left unread.
+    fn into_head(self) -> Vec<u8> {
         match self {
             Opened::Header { head, .. } => head,
             Opened::Whole(bytes) => bytes,
@@ -1522,6 +1532,27 @@ mod tests {
         fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
             self.inner.seek(to)
         }
+    }
+
+    #[test]
+    fn a_header_longer_than_the_prefix_read_is_read_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let backing = WholeReads::open(dir.path(), None);
+        // More writers than the first read's 64 KiB hold, then a payload.
+        let held: Held = (0..5_000).map(|writer| (writer, 7)).collect();
+        let head = header(7, &held, 3, &[9; 32]);
+        assert!(head.len() > HEAD_PREFIX_BYTES);
+        backing
+            .inner
+            .put(NAMESPACE, CURRENT, &[head.as_slice(), b"abc"].concat())
+            .unwrap();
+        assert_eq!(read_head(&backing, CURRENT).unwrap(), Some(head));
+        assert_eq!(backing.snapshots_whole(), Vec::<String>::new());
+        // Bytes with no header of format 2, 3 or 4 are their own head, read whole.
+        let foreign = vec![b'x'; HEAD_PREFIX_BYTES + 10];
+        backing.inner.put(NAMESPACE, CURRENT, &foreign).unwrap();
+        assert_eq!(read_head(&backing, CURRENT).unwrap(), Some(foreign));
+        assert_eq!(read_head(&backing, PREVIOUS).unwrap(), None);
     }
 
     #[test]
