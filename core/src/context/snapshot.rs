@@ -39,7 +39,7 @@
 //! that never saw it, and lost; named by writer, it is held only once a snapshot holds that
 //! writer's entries up to it, and each writer's numbers rise.
 
-use std::io::{BufReader, BufWriter, Read, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Read, SeekFrom};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -142,44 +142,21 @@ fn header(through: u64, held: &Held, payload_len: u64, hash: &[u8; 32]) -> Vec<u
     bytes
 }
 
-/// How much of a snapshot's payload is written, or read back to hash it, at a time.
-const WRITE_BUFFER: usize = 1 << 20;
-
-/// A writer that counts what it writes.
-struct Counting<W> {
-    inner: W,
-    len: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
+/// How much of a snapshot's payload is read or written at a time: as it is decoded, encoded,
+/// or read back to hash it.
+const STREAM_BUFFER: usize = 1 << 20;
 
 /// Writes `unsealed`, a snapshot's header with its payload's length and hash left zero, then
-/// the payload, `state` encoded as it goes (never held whole in memory), to `out`; returns the
-/// payload's length. The part of a save done under the state's read lock: [`seal_written`]
-/// hashes and seals it after.
+/// the payload, `state` encoded as it goes (never held whole in memory), to `out`, which is
+/// empty; returns the payload's length. The part of a save done under the state's read lock:
+/// [`seal_written`] hashes and seals it after.
 fn write_unsealed(
     out: &mut dyn ValueWriter,
     unsealed: &[u8],
     state: &State,
 ) -> std::io::Result<u64> {
     out.write_all(unsealed)?;
-    let mut payload = BufWriter::with_capacity(
-        WRITE_BUFFER,
-        Counting {
-            inner: &mut *out,
-            len: 0,
-        },
-    );
+    let mut payload = BufWriter::with_capacity(STREAM_BUFFER, &mut *out);
     bincode::serde::encode_into_std_write(state, &mut payload, bincode::config::standard())
         .map_err(|error| match error {
             bincode::error::EncodeError::Io { inner, .. } => inner,
@@ -187,10 +164,10 @@ fn write_unsealed(
             // fields), which bincode always encodes.
             other => std::io::Error::other(other.to_string()),
         })?;
-    let counted = payload
+    payload
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)?;
-    Ok(counted.len)
+    Ok(out.stream_position()? - unsealed.len() as u64)
 }
 
 /// Reads back the payload [`write_unsealed`] wrote after `unsealed` (`payload_len` bytes) to
@@ -201,25 +178,19 @@ fn seal_written(
     payload_len: u64,
 ) -> std::io::Result<Vec<u8>> {
     let len_at = unsealed.len() - 8 - 32;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&unsealed[MARKING_AT..len_at]);
     out.seek(SeekFrom::Start(unsealed.len() as u64))?;
-    let mut buffer = vec![0; WRITE_BUFFER];
-    let mut left = payload_len;
-    while left > 0 {
-        let want = buffer
-            .len()
-            .min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = out.read(&mut buffer[..want])?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        hasher.update(&buffer[..n]);
-        left -= n as u64;
+    let mut payload = BufReader::with_capacity(
+        STREAM_BUFFER,
+        Hashing::after(&unsealed[MARKING_AT..len_at], (&mut *out).take(payload_len)),
+    );
+    let read = std::io::copy(&mut payload, &mut std::io::sink());
+    let hash = payload.into_inner().finish()?;
+    if read? != payload_len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     let mut sealed = unsealed.to_vec();
     sealed[len_at..len_at + 8].copy_from_slice(&payload_len.to_le_bytes());
-    sealed[len_at + 8..].copy_from_slice(hasher.finalize().as_bytes());
+    sealed[len_at + 8..].copy_from_slice(hash.as_bytes());
     out.seek(SeekFrom::Start(0))?;
     out.write_all(&sealed)?;
     Ok(sealed)
@@ -360,9 +331,6 @@ type Decoded = (State, u64, Held, Marked);
 /// count of writers.
 const HEADER_PREFIX: usize = WRITERS_AT + 4;
 
-/// How much of a snapshot's payload is read at a time as it is decoded.
-const READ_BUFFER: usize = 1 << 20;
-
 /// A snapshot opened for reading.
 enum Opened {
     /// One of format 2, 3 or 4: its header, read, and its payload (of `payload_len` bytes),
@@ -444,6 +412,27 @@ struct Hashing<R> {
     inner: R,
     hasher: blake3::Hasher,
     failed: Option<std::io::Error>,
+}
+
+impl<R> Hashing<R> {
+    /// A reader of `inner` whose hash starts with `fields` (a snapshot's hashed header fields).
+    fn after(fields: &[u8], inner: R) -> Hashing<R> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(fields);
+        Hashing {
+            inner,
+            hasher,
+            failed: None,
+        }
+    }
+
+    /// The hash of the fields and of what it read, or the first error of the reader under it.
+    fn finish(self) -> std::io::Result<blake3::Hash> {
+        match self.failed {
+            Some(error) => Err(error),
+            None => Ok(self.hasher.finalize()),
+        }
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -528,15 +517,9 @@ fn decode_payload_of(
 ) -> Result<Decoded, ContextError> {
     let corrupt = |reason: String| corrupt(key, reason);
     check_len(u64_at(head, header.len_at), payload_len).map_err(corrupt)?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&head[MARKING_AT..header.len_at]);
     let mut source = BufReader::with_capacity(
-        READ_BUFFER,
-        Hashing {
-            inner: payload.take(payload_len),
-            hasher,
-            failed: None,
-        },
+        STREAM_BUFFER,
+        Hashing::after(&head[MARKING_AT..header.len_at], payload.take(payload_len)),
     );
     let decoded = if header.copies_text {
         crate::decode::decode_buffered::<StateV3, _>(&mut source, payload_len)
@@ -548,13 +531,11 @@ fn decode_payload_of(
     // The rest is hashed too, so that damage anywhere is reported as such. An error reading it
     // is kept by `Hashing`.
     let _ = std::io::copy(&mut source, &mut std::io::sink());
-    let Hashing { hasher, failed, .. } = source.into_inner();
-    if let Some(error) = failed {
-        return Err(ContextError::Store(StoreError::from_io(
-            error, NAMESPACE, key,
-        )));
-    }
-    if hasher.finalize().as_bytes() != &head[header.len_at + 8..header.len()] {
+    let hash = source
+        .into_inner()
+        .finish()
+        .map_err(|error| ContextError::Store(StoreError::from_io(error, NAMESPACE, key)))?;
+    if hash.as_bytes() != &head[header.len_at + 8..header.len()] {
         return Err(corrupt(
             "its checksum does not match its content".to_string(),
         ));
@@ -1515,7 +1496,7 @@ mod tests {
         }
     }
 
-    impl<T: Write> Write for Breaking<T> {
+    impl<T: std::io::Write> std::io::Write for Breaking<T> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             let n = self.allow(buf.len())?;
             let n = self.inner.write(&buf[..n])?;
