@@ -867,11 +867,12 @@ fn a_snapshot_round_trips_and_a_damaged_one_leaves_the_previous_usable() {
     assert_eq!(saved.n_documents, 3);
 }
 
-/// `payload` behind a valid header of format 4 that holds no journal entries: the marking
-/// version, the last entry number seen, no writers, the payload's length and the hash of the
-/// fields after the magic with the payload.
-fn format_4_snapshot(marking: u32, through: u64, payload: &[u8]) -> Vec<u8> {
-    let mut snapshot = b"FFCTXS\x04".to_vec();
+/// `payload` behind a valid header of `format` (4 or 5: the same fields) that holds no journal
+/// entries: the marking version, the last entry number seen, no writers, the payload's length
+/// and the hash of the fields after the magic with the payload.
+fn framed_snapshot(format: u8, marking: u32, through: u64, payload: &[u8]) -> Vec<u8> {
+    let mut snapshot = b"FFCTXS".to_vec();
+    snapshot.push(format);
     snapshot.extend_from_slice(&marking.to_le_bytes());
     snapshot.extend_from_slice(&through.to_le_bytes());
     snapshot.extend_from_slice(&0u32.to_le_bytes());
@@ -884,7 +885,7 @@ fn format_4_snapshot(marking: u32, through: u64, payload: &[u8]) -> Vec<u8> {
     snapshot
 }
 
-/// The header [`format_4_snapshot`] makes is the one a save writes, so the property test that
+/// The header [`framed_snapshot`] makes is the one a save writes, so the property test that
 /// frames arbitrary bytes with it reaches the decoder.
 #[test]
 fn a_saved_payload_framed_again_opens_as_the_store_it_saved() {
@@ -897,7 +898,7 @@ fn a_saved_payload_framed_again_opens_as_the_store_it_saved() {
     let n_writers = u32::from_le_bytes(saved[19..23].try_into().unwrap()) as usize;
     let payload = &saved[23 + 16 * n_writers + 8 + 32..];
     let marking = u32::from_le_bytes(saved[7..11].try_into().unwrap());
-    let framed = format_4_snapshot(marking, 0, payload);
+    let framed = framed_snapshot(5, marking, 0, payload);
     let again: Arc<dyn Store> = Arc::new(MemoryStore::new());
     again.put("context", "snapshot", &framed).unwrap();
     assert_same_documents(&ContextStore::open(again).unwrap(), &store);
@@ -905,9 +906,9 @@ fn a_saved_payload_framed_again_opens_as_the_store_it_saved() {
 
 /// A snapshot of format 3 (each section with a copy of its text, written by 40777ca) opens as
 /// the store it saved, its sections' texts found in their versions' texts, and saves again as
-/// format 4, which keeps them once.
+/// format 5, which keeps them once.
 #[test]
-fn a_format_3_snapshot_opens_as_the_store_it_saved_and_saves_as_format_4() {
+fn a_format_3_snapshot_opens_as_the_store_it_saved_and_saves_as_format_5() {
     let fixture = include_bytes!("fixtures/context/format3.snapshot");
     assert_eq!(&fixture[..7], b"FFCTXS\x03");
     let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -918,14 +919,72 @@ fn a_format_3_snapshot_opens_as_the_store_it_saved_and_saves_as_format_4() {
     assert_same_documents(&opened, &fresh);
     opened.save().unwrap();
     let saved = backing.get("context", "snapshot").unwrap().unwrap();
-    assert_eq!(&saved[..7], b"FFCTXS\x04");
+    assert_eq!(&saved[..7], b"FFCTXS\x05");
     assert!(saved.len() < fixture.len(), "{} bytes", saved.len());
     assert_same_documents(&ContextStore::open(backing).unwrap(), &fresh);
+}
+
+/// A snapshot of format 4 (64-bit signatures and the similarity table saved, written by
+/// 5bd5c1a after [`format4_fixture_puts`]) opens as the store it saved, with the same markers,
+/// judges a new copy as the store that made it does, and saves again as format 5, smaller.
+#[test]
+fn a_format_4_snapshot_opens_as_the_store_it_saved_and_saves_as_format_5() {
+    let fixture = include_bytes!("fixtures/context/format4.snapshot");
+    assert_eq!(&fixture[..7], b"FFCTXS\x04");
+    let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    backing.put("context", "snapshot", fixture).unwrap();
+    let opened = ContextStore::open(Arc::clone(&backing)).unwrap();
+    let fresh = ContextStore::new();
+    format4_fixture_puts(&fresh);
+    let freshness = |store: &ContextStore, key: &str| {
+        store
+            .get(key)
+            .unwrap()
+            .sections
+            .into_iter()
+            .map(|section| section.marker.freshness)
+            .collect::<Vec<_>>()
+    };
+    // The fixture's copies are found as copies, which needs signatures.
+    assert!(freshness(&opened, "legacy/export.md").contains(&Freshness::Stale));
+    assert!(freshness(&opened, "wiki/export.md").contains(&Freshness::Duplicate));
+    assert_same_versions(&opened, &fresh, 13);
+    // A put after opening is judged against the table made from the narrowed signatures.
+    let copy = fresh.get("docs/export.md").unwrap().text;
+    for store in [&opened, &fresh] {
+        store.put("mirror/export.md", &copy).unwrap();
+    }
+    let markers = |store: &ContextStore| {
+        store
+            .get("mirror/export.md")
+            .unwrap()
+            .sections
+            .into_iter()
+            .map(|section| section.marker)
+            .collect::<Vec<_>>()
+    };
+    assert!(markers(&opened)
+        .iter()
+        .all(|marker| marker.freshness == Freshness::Duplicate));
+    assert_eq!(markers(&opened), markers(&fresh));
+    opened.save().unwrap();
+    let saved = backing.get("context", "snapshot").unwrap().unwrap();
+    assert_eq!(&saved[..7], b"FFCTXS\x05");
+    assert!(saved.len() < fixture.len(), "{} bytes", saved.len());
+    let reopened = ContextStore::open(backing).unwrap();
+    assert_eq!(markers(&reopened), markers(&fresh));
+    assert_same_versions(&reopened, &opened, 14);
 }
 
 /// Asserts that two stores hold the same versions of the same documents, with the same sections
 /// and markers (put at other times), and answer alike.
 fn assert_same_documents(store: &ContextStore, expected: &ContextStore) {
+    assert_same_versions(store, expected, 9);
+}
+
+/// Asserts that two stores hold the same `n_versions` versions of the same documents, with the
+/// same sections and markers (put at other times), and answer alike.
+fn assert_same_versions(store: &ContextStore, expected: &ContextStore, n_versions: usize) {
     let versions = |store: &ContextStore| {
         let mut keys = store.keys();
         keys.push("notes.txt".to_string());
@@ -939,7 +998,7 @@ fn assert_same_documents(store: &ContextStore, expected: &ContextStore) {
             .collect::<Vec<_>>()
     };
     let documents = versions(store);
-    assert_eq!(documents.len(), 9);
+    assert_eq!(documents.len(), n_versions);
     assert!(documents.iter().any(|document| !document.current));
     assert_eq!(documents, versions(expected));
     let served = |store: &ContextStore, query: &str| {
@@ -995,6 +1054,37 @@ fn format3_fixture_puts(store: &ContextStore) {
     store.put("notes.txt", "plain notes, soon gone\n").unwrap();
     store.delete("notes.txt").unwrap();
     store.put("empty.md", "").unwrap();
+}
+
+/// The puts after which `tests/fixtures/context/format4.snapshot` was saved, by commit 5bd5c1a
+/// (the last to write format 4): those of the format 3 fixture, then a page whose sections are
+/// long enough to be signed, its next version, a copy of the first made after it (stale), and
+/// a near copy of the next (a duplicate).
+fn format4_fixture_puts(store: &ContextStore) {
+    format3_fixture_puts(store);
+    let page = |intro: &str| {
+        format!(
+            "# Exporting models\n\n{intro}\n\n## Serialising to JSON\n\nThe JSON form of a \
+             model comes from a method that encodes every field with its serializer, dates as ISO \
+             8601 strings and decimals as strings, so that the output can be read back by the \
+             same model without loss.\n"
+        )
+    };
+    let first = "A model is turned into a dictionary with its dict method, which accepts include \
+        and exclude arguments to choose the fields that are exported, and by_alias to use the \
+        aliases of the fields as keys of the resulting dictionary.";
+    let next = "Call model_dump on an instance: it returns the data of the fields as plain \
+        Python values, leaving out those named in exclude, and keyed by their aliases if \
+        by_alias is set, with a mode for JSON-compatible output.";
+    store.put("docs/export.md", &page(first)).unwrap();
+    store.put("docs/export.md", &page(next)).unwrap();
+    store.put("legacy/export.md", &page(first)).unwrap();
+    store
+        .put(
+            "wiki/export.md",
+            &page(next).replace("without loss.", "without any loss."),
+        )
+        .unwrap();
 }
 
 /// The journal entries in a backing store's context namespace.
@@ -1602,13 +1692,13 @@ proptest! {
     #[test]
     fn arbitrary_bytes_as_a_snapshot_never_panic(
         payload in proptest::collection::vec(any::<u8>(), 0..512),
-        framed in 0u8..4,
+        framed in 0u8..5,
         marking in any::<u32>(),
         through in any::<u64>(),
     ) {
-        // Framed: a valid header and checksum of format 1, 2 or 4 around arbitrary bytes (the
-        // payload of format 3 for the first two, each section with its text; of format 4, each
-        // section a range of its version's text, for the last), so the decoder and the
+        // Framed: a valid header and checksum of format 1, 2, 4 or 5 around arbitrary bytes (the
+        // payload of format 3 for the first two, each section with its text; of format 4, with
+        // wide signatures and a similarity table; of format 5), so the decoder and the
         // consistency check see them; raw: the bytes as they are.
         let snapshot = match framed {
             1 => {
@@ -1631,7 +1721,8 @@ proptest! {
                 snapshot.extend_from_slice(&payload);
                 snapshot
             }
-            3 => format_4_snapshot(marking, through, &payload),
+            3 => framed_snapshot(4, marking, through, &payload),
+            4 => framed_snapshot(5, marking, through, &payload),
             _ => payload,
         };
         let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());

@@ -4,8 +4,10 @@
 //! Input that does not start with the snapshot's magic is taken as a payload and given a valid
 //! header (its length and BLAKE3 hash), so that the fuzzer reaches the decoder and the state's
 //! consistency check instead of stopping at the checksum (see core/src/context/snapshot.rs for
-//! the format): after `4:`, a header of format 4 (each section a range of its version's text);
-//! otherwise one of format 1, whose payload is of format 3 (each section with its own text).
+//! the format): after `5:`, a header of format 5 (each section a range of its version's text,
+//! with a 32-bit signature); after `4:`, one of format 4 (64-bit signatures, and the similarity
+//! table saved); otherwise one of format 1, whose payload is of format 3 (each section with its
+//! own text).
 #![no_main]
 
 use std::sync::Arc;
@@ -15,18 +17,18 @@ use fourfold::{MemoryStore, Store};
 use libfuzzer_sys::fuzz_target;
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
-const MAGIC_V4: &[u8; 7] = b"FFCTXS\x04";
 
-/// `payload` behind a valid header of format 4: the marking version (one the core never used, so
-/// the store is marked again), no journal entries held, the payload's length and the hash of the
-/// fields after the magic with the payload.
-fn format_4(payload: &[u8]) -> Vec<u8> {
-    let mut bytes = MAGIC_V4.to_vec();
+/// `payload` behind a valid header of `format` (4 or 5, which have the same fields): the marking
+/// version (one the core never used, so the store is marked again), no journal entries held, the
+/// payload's length and the hash of the fields after the magic with the payload.
+fn framed(format: u8, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = b"FFCTXS".to_vec();
+    bytes.push(format);
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
     bytes.extend_from_slice(&0u64.to_le_bytes());
     bytes.extend_from_slice(&0u32.to_le_bytes());
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&bytes[MAGIC_V4.len()..]);
+    hasher.update(&bytes[MAGIC_V1.len()..]);
     hasher.update(payload);
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(hasher.finalize().as_bytes());
@@ -37,8 +39,10 @@ fn format_4(payload: &[u8]) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let bytes = if data.starts_with(b"FFCTXS") {
         data.to_vec()
+    } else if let Some(payload) = data.strip_prefix(b"5:") {
+        framed(5, payload)
     } else if let Some(payload) = data.strip_prefix(b"4:") {
-        format_4(payload)
+        framed(4, payload)
     } else {
         let mut bytes = MAGIC_V1.to_vec();
         bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());

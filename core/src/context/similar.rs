@@ -1,8 +1,9 @@
 //! Near-identical text: word shingles, MinHash signatures and locality-sensitive hashing.
 //!
 //! Two sections are near-identical when the Jaccard similarity of their sets of 5-word shingles is
-//! at least [`NEAR_IDENTICAL`]. A [`Signature`] estimates it from 64 MinHash values; an [`Lsh`]
-//! table finds candidates (16 bands of 4 values: a pair at similarity 0.8 shares a band with
+//! at least [`NEAR_IDENTICAL`]. A [`Signature`] estimates it from 64 MinHash values (the high 32
+//! bits of each 64-bit minimum: two different minimums share them about once in 4 billion
+//! comparisons, and a signature takes half the room); an [`Lsh`] table finds candidates (16 bands of 4 values: a pair at similarity 0.8 shares a band with
 //! probability 0.9997, a pair at 0.3 with 0.12), which are then checked on their signatures.
 //! Sections too short to judge ([`MIN_SHINGLES`]) get no signature: a one-line section such as
 //! "See the API reference." is the same everywhere without being a copy of anything.
@@ -10,7 +11,8 @@
 use std::hash::{BuildHasher, Hasher};
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use smallvec::SmallVec;
 
 /// Words per shingle.
@@ -27,9 +29,35 @@ pub const NEAR_IDENTICAL: f32 = 0.8;
 /// The fewest shingles (a section of about 14 words) for a section to be judged at all.
 pub const MIN_SHINGLES: usize = 10;
 
-/// A MinHash signature of a text's 5-word shingles.
+/// A MinHash signature of a text's 5-word shingles: of each of 64 hash functions, the high 32
+/// bits of its least value over the shingles.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signature(Vec<u64>);
+pub struct Signature(Vec<u32>);
+
+/// A signature as snapshots of format 4 and before saved it: the whole 64-bit minimums.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub struct WideSignature(Vec<u64>);
+
+impl WideSignature {
+    /// The signature [`Signature::of`] gives the same text: the high half of a 64-bit minimum
+    /// is the least of the high halves.
+    pub fn narrow(self) -> Signature {
+        Signature(self.0.into_iter().map(|min| (min >> 32) as u32).collect())
+    }
+
+    /// A wide signature that narrows to `signature`, for tests that write old snapshots.
+    #[cfg(test)]
+    pub fn of(signature: &Signature) -> WideSignature {
+        WideSignature(
+            signature
+                .0
+                .iter()
+                .map(|high| u64::from(*high) << 32)
+                .collect(),
+        )
+    }
+}
 
 /// Multipliers and offsets of the 64 hash functions, fixed so that signatures are comparable across
 /// processes and snapshots (a splitmix64 sequence from a constant seed).
@@ -109,7 +137,8 @@ impl Signature {
                     }
                 }
                 let rest = quads.remainder().iter().map(|shingle| value(*shingle));
-                lanes.into_iter().chain(rest).min().unwrap_or(u64::MAX)
+                let min = lanes.into_iter().chain(rest).min().unwrap_or(u64::MAX);
+                (min >> 32) as u32
             })
             .collect();
         Some(Signature(mins))
@@ -131,7 +160,7 @@ impl Signature {
             let mut hasher = FxBuildHasher.build_hasher();
             hasher.write_usize(band);
             for row in rows {
-                hasher.write_u64(*row);
+                hasher.write_u32(*row);
             }
             hasher.finish()
         })
@@ -141,8 +170,9 @@ impl Signature {
 /// Finds the signatures that may be near-identical to a given one.
 ///
 /// Nearly every bucket holds one item (only copies share a band), so a bucket keeps one inline
-/// and allocates only for more; it is saved as a sequence, as a `Vec` is.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// and allocates only for more. Not saved: it is made again from the signatures (snapshots of
+/// format 4 and before hold one, which [`SavedLsh`] reads past).
+#[derive(Clone, Debug)]
 pub struct Lsh<T: Copy + Eq> {
     buckets: FxHashMap<u64, SmallVec<[T; 1]>>,
 }
@@ -161,6 +191,16 @@ impl<T: Copy + Eq> Lsh<T> {
         }
     }
 
+    /// An empty table with room for `n_items` signatures without growing.
+    pub fn with_capacity(n_items: usize) -> Lsh<T> {
+        Lsh {
+            buckets: FxHashMap::with_capacity_and_hasher(
+                n_items.saturating_mul(N_BANDS),
+                FxBuildHasher,
+            ),
+        }
+    }
+
     /// Adds `item` under its signature.
     pub fn insert(&mut self, signature: &Signature, item: T) {
         for key in signature.band_keys() {
@@ -172,6 +212,7 @@ impl<T: Copy + Eq> Lsh<T> {
     }
 
     /// Every item, once per band it is in.
+    #[cfg(test)]
     pub fn items(&self) -> impl Iterator<Item = T> + '_ {
         self.buckets.values().flatten().copied()
     }
@@ -187,6 +228,40 @@ impl<T: Copy + Eq> Lsh<T> {
             }
         }
         found
+    }
+}
+
+/// The similarity table of a snapshot of format 4 or before (a map of band keys to the section
+/// references in that band), read and dropped: the table is made again from the signatures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SavedLsh;
+
+impl<'de> Deserialize<'de> for SavedLsh {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SavedLsh, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = SavedLsh;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a map of band keys to section references")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SavedLsh, A::Error> {
+                // A reference was three integers.
+                while map.next_entry::<u64, Vec<(u32, u32, u32)>>()?.is_some() {}
+                Ok(SavedLsh)
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// Written as an empty table, for tests that write old snapshots.
+#[cfg(test)]
+impl Serialize for SavedLsh {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        serializer.serialize_map(Some(0))?.end()
     }
 }
 
@@ -219,7 +294,9 @@ mod tests {
                 *min = (*min).min(value);
             }
         }
-        Some(Signature(mins))
+        Some(Signature(
+            mins.into_iter().map(|min| (min >> 32) as u32).collect(),
+        ))
     }
 
     proptest::proptest! {

@@ -1,19 +1,22 @@
 //! Snapshots: the whole store, with its index, saved through the [`Store`] trait, and the journal
 //! of the changes since.
 //!
-//! A snapshot is `FFCTXS` and a format byte (4), the version of the marking rules its markers
+//! A snapshot is `FFCTXS` and a format byte (5), the version of the marking rules its markers
 //! were made by (u32, little-endian), the last journal entry number its saver had seen (u64),
 //! the journal entries it holds (a u32 count, then for each writer its id and the last of its
 //! entries, two u64s, in increasing order of id), the payload's length (u64), the BLAKE3 hash of
 //! the fields after the format byte up to the length and of the payload (32 bytes), then the
 //! payload: the store's state in bincode, index included, so reopening does not split, tokenise
 //! or re-mark anything again (unless the marking rules, archive folders or pins changed since).
-//! Each section is saved with where its text lies in its version's text. Format 3 has the same
-//! header, and a payload that saves each section's text too (the same bytes twice; a quarter of
-//! the snapshot). Format 2 named only the last entry number it held, for entries without writers,
-//! and hashed the marking version and that number with the payload; format 1, written before the
-//! journal, has neither field and hashes the payload alone. All three still open (format 1
-//! re-marked); a process of a version that writes format 3 cannot open format 4.
+//! Each section is saved with where its text lies in its version's text and its MinHash
+//! signature; the similarity table made from the signatures is not saved, but made again when
+//! the snapshot is read. Format 4 has the same header, and a payload with 64-bit signatures and
+//! the table (a sixth of the snapshot). Format 3 saves each section's text too (the same bytes
+//! twice; a quarter of the snapshot). Format 2 named only the last entry number it held, for
+//! entries without writers, and hashed the marking version and that number with the payload;
+//! format 1, written before the journal, has neither field and hashes the payload alone. All
+//! four still open (format 1 re-marked); a process of a version that writes format 4 cannot open
+//! format 5, nor one that writes format 3 format 4.
 //!
 //! Saving moves the previous snapshot to `snapshot-previous` first (each write is atomic in
 //! every backend), so a snapshot that turns out damaged leaves the one before it usable through
@@ -47,7 +50,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::err::ContextError;
 use super::journal::{self, holds, EntryId, Held, Journal, Op};
 use super::store::{
-    ContextStore, ContextStoreBuilder, Journaled, Marked, State, StateV3, MARKING_VERSION,
+    ContextStore, ContextStoreBuilder, Journaled, Marked, State, StateV3, StateV4, MARKING_VERSION,
 };
 use crate::error::StoreError;
 use crate::event::{random_u64, Clock, SystemClock};
@@ -55,9 +58,11 @@ use crate::store::{Store, ValueReader, ValueWriter};
 
 const MAGIC_V1: &[u8; 7] = b"FFCTXS\x01";
 const MAGIC_V2: &[u8; 7] = b"FFCTXS\x02";
-/// Format 3: format 4's header, with a payload whose sections hold copies of their text.
+/// Format 3: format 5's header, with a payload whose sections hold copies of their text.
 const MAGIC_V3: &[u8; 7] = b"FFCTXS\x03";
-const MAGIC: &[u8; 7] = b"FFCTXS\x04";
+/// Format 4: format 5's header, with a payload of 64-bit signatures and the similarity table.
+const MAGIC_V4: &[u8; 7] = b"FFCTXS\x04";
+const MAGIC: &[u8; 7] = b"FFCTXS\x05";
 const MARKING_AT: usize = MAGIC.len();
 const THROUGH_AT: usize = MARKING_AT + 4;
 /// Format 2: the payload's length, its hash, the payload.
@@ -65,7 +70,7 @@ const LEN_AT_V2: usize = THROUGH_AT + 8;
 /// Formats 3 and 4: the number of writers, then each writer's id and last entry.
 const WRITERS_AT: usize = THROUGH_AT + 8;
 const WRITER_LEN: usize = 16;
-/// The header of formats 3 and 4 without its writers.
+/// The header of formats 3 to 5 without its writers.
 const FIXED_LEN: usize = WRITERS_AT + 4 + 8 + 32;
 const NAMESPACE: &str = "context";
 const CURRENT: &str = "snapshot";
@@ -122,7 +127,7 @@ pub struct SnapshotInfo {
     pub n_documents: u64,
 }
 
-/// The header of a snapshot of format 4 that holds the entries through `through` and, by
+/// The header of a snapshot of format 5 that holds the entries through `through` and, by
 /// writer, `held`, with a payload of `payload_len` bytes whose hash (with the fields before
 /// it) is `hash`.
 fn header(through: u64, held: &Held, payload_len: u64, hash: &[u8; 32]) -> Vec<u8> {
@@ -202,10 +207,20 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// What the header of a snapshot of format 2, 3 or 4 says.
+/// What a snapshot's payload holds, by its format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PayloadFormat {
+    /// Formats 2 and 3: each section with a copy of its text ([`StateV3`]).
+    CopiesText,
+    /// Format 4: 64-bit signatures and the similarity table ([`StateV4`]).
+    Wide,
+    /// Format 5: [`State`].
+    Now,
+}
+
+/// What the header of a snapshot of format 2 to 5 says.
 struct Header {
-    /// Whether its payload is of format 3 or before, each section with a copy of its text.
-    copies_text: bool,
+    payload: PayloadFormat,
     marking: u32,
     /// The last journal entry number its saver had seen.
     through: u64,
@@ -228,7 +243,10 @@ impl Header {
         let magic = bytes.get(..MAGIC.len())?;
         if magic == MAGIC_V2 {
             Some(LEN_AT_V2 + 8 + 32)
-        } else if magic == MAGIC || magic == MAGIC_V3 {
+        } else if [MAGIC, MAGIC_V4, MAGIC_V3]
+            .iter()
+            .any(|known| magic == &known[..])
+        {
             let count = u32::from_le_bytes(bytes.get(WRITERS_AT..HEADER_PREFIX)?.try_into().ok()?);
             (count as usize)
                 .checked_mul(WRITER_LEN)
@@ -246,14 +264,17 @@ impl Header {
         let marking = u32::from_le_bytes(bytes[MARKING_AT..THROUGH_AT].try_into().ok()?);
         let header = if magic == MAGIC_V2 {
             Header {
-                copies_text: true,
+                payload: PayloadFormat::CopiesText,
                 marking,
                 through,
                 // Format 2's entries had no writers: it held every entry up to its number.
                 held: Held::from([(0, through)]),
                 len_at: LEN_AT_V2,
             }
-        } else if magic == MAGIC || magic == MAGIC_V3 {
+        } else if [MAGIC, MAGIC_V4, MAGIC_V3]
+            .iter()
+            .any(|known| magic == &known[..])
+        {
             let count = u32::from_le_bytes(bytes.get(WRITERS_AT..WRITERS_AT + 4)?.try_into().ok()?);
             let writers_at = WRITERS_AT + 4;
             let len_at = (count as usize)
@@ -261,7 +282,13 @@ impl Header {
                 .and_then(|writers_len| writers_at.checked_add(writers_len))?;
             let writers = bytes.get(writers_at..len_at)?;
             Header {
-                copies_text: magic == MAGIC_V3,
+                payload: if magic == MAGIC {
+                    PayloadFormat::Now
+                } else if magic == MAGIC_V4 {
+                    PayloadFormat::Wide
+                } else {
+                    PayloadFormat::CopiesText
+                },
                 marking,
                 through,
                 held: writers
@@ -278,13 +305,13 @@ impl Header {
 }
 
 /// The journal entries a snapshot holds, read from its header alone (none if it has no header
-/// of format 2, 3 or 4).
+/// of format 2 to 5).
 fn held_of(bytes: &[u8]) -> Held {
     Header::read(bytes).map_or_else(Held::new, |header| header.held)
 }
 
 /// A snapshot's header as a head record holds it: the whole of it, or the bytes themselves if
-/// they are not a snapshot of format 2, 3 or 4.
+/// they are not a snapshot of format 2 to 5.
 fn head_of(bytes: &[u8]) -> &[u8] {
     &bytes[..Header::read(bytes).map_or(bytes.len(), |header| header.len())]
 }
@@ -300,7 +327,7 @@ fn id_of(snapshot: Option<&[u8]>) -> [u8; 32] {
 const HEAD_PREFIX_BYTES: usize = 64 * 1024;
 
 /// The start of the snapshot `key` in `store`, if there is one: at least its header (the whole
-/// snapshot when it has no header of format 2, 3 or 4, whose id is then a hash of all of it).
+/// snapshot when it has no header of format 2 to 5, whose id is then a hash of all of it).
 fn read_head(store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, ContextError> {
     let Some((bytes, len)) = store.get_prefix(NAMESPACE, key, HEAD_PREFIX_BYTES)? else {
         return Ok(None);
@@ -327,13 +354,13 @@ fn journal_entries(store: &dyn Store) -> Result<Vec<EntryId>, ContextError> {
 /// the entries it holds, and whether its markers are the current marking rules'.
 type Decoded = (State, u64, Held, Marked);
 
-/// How many bytes of a snapshot tell how long its header is (format 2, 3 or 4): up to its
+/// How many bytes of a snapshot tell how long its header is (format 2 to 5): up to its
 /// count of writers.
 const HEADER_PREFIX: usize = WRITERS_AT + 4;
 
 /// A snapshot opened for reading.
 enum Opened {
-    /// One of format 2, 3 or 4: its header, read, and its payload (of `payload_len` bytes),
+    /// One of format 2 to 5: its header, read, and its payload (of `payload_len` bytes),
     /// read as it is decoded, so that its bytes are never held whole beside the state.
     Header {
         head: Vec<u8>,
@@ -346,7 +373,7 @@ enum Opened {
 }
 
 impl Opened {
-    /// Its header, or all of its bytes when it has none of format 2, 3 or 4: what [`id_of`]
+    /// Its header, or all of its bytes when it has none of format 2 to 5: what [`id_of`]
     /// hashes.
     fn head(&self) -> &[u8] {
         match self {
@@ -485,19 +512,21 @@ fn decode(key: &str, bytes: &[u8]) -> Result<Decoded, ContextError> {
     ))
 }
 
-/// `decoded`, if its state is consistent.
-fn checked(key: &str, decoded: Decoded) -> Result<Decoded, ContextError> {
+/// `decoded`, if its state is consistent, with its similarity table made.
+fn checked(key: &str, mut decoded: Decoded) -> Result<Decoded, ContextError> {
     decoded
         .0
         .check()
         .map_err(|reason| corrupt(key, format!("it is inconsistent: {reason}")))?;
+    decoded.0.index_signatures();
     Ok(decoded)
 }
 
-/// A payload as it decodes: of format 4, or of format 2 or 3 (sections with copies of their
-/// text).
+/// A payload as it decodes: of format 5, of format 4 (64-bit signatures and the similarity
+/// table), or of format 2 or 3 (sections with copies of their text).
 enum Payload {
     Now(State),
+    Wide(StateV4),
     CopiesText(StateV3),
 }
 
@@ -521,11 +550,18 @@ fn decode_payload_of(
         STREAM_BUFFER,
         Hashing::after(&head[MARKING_AT..header.len_at], payload.take(payload_len)),
     );
-    let decoded = if header.copies_text {
-        crate::decode::decode_buffered::<StateV3, _>(&mut source, payload_len)
-            .map(Payload::CopiesText)
-    } else {
-        crate::decode::decode_buffered::<State, _>(&mut source, payload_len).map(Payload::Now)
+    let decoded = match header.payload {
+        PayloadFormat::CopiesText => {
+            crate::decode::decode_buffered::<StateV3, _>(&mut source, payload_len)
+                .map(Payload::CopiesText)
+        }
+        PayloadFormat::Wide => {
+            crate::decode::decode_buffered::<StateV4, _>(&mut source, payload_len)
+                .map(Payload::Wide)
+        }
+        PayloadFormat::Now => {
+            crate::decode::decode_buffered::<State, _>(&mut source, payload_len).map(Payload::Now)
+        }
     };
     let unread = source.buffer().len() as u64 + source.get_ref().inner.limit();
     // The rest is hashed too, so that damage anywhere is reported as such. An error reading it
@@ -548,6 +584,7 @@ fn decode_payload_of(
     .map_err(|error| corrupt(format!("it does not decode: {error}")))?;
     let state = match decoded {
         Payload::Now(state) => state,
+        Payload::Wide(state) => state.upgrade(),
         Payload::CopiesText(state) => state
             .upgrade()
             .map_err(|reason| corrupt(format!("it is inconsistent: {reason}")))?,
@@ -1017,7 +1054,7 @@ mod tests {
         journal_entries(&**backing).unwrap().len()
     }
 
-    /// The hash of a snapshot of format 2, 3 or 4: of the fields between its format byte and its
+    /// The hash of a snapshot of format 2 to 5: of the fields between its format byte and its
     /// payload's length, then of its payload.
     fn hash_fields(fields: &[u8], payload: &[u8]) -> blake3::Hash {
         let mut hasher = blake3::Hasher::new();
@@ -1026,7 +1063,7 @@ mod tests {
         hasher.finalize()
     }
 
-    /// Hashes a snapshot of format 2, 3 or 4 again after a test changed its bytes.
+    /// Hashes a snapshot of format 2 to 5 again after a test changed its bytes.
     fn reseal(bytes: &mut [u8]) {
         let header = Header::read(bytes).unwrap();
         let hash = hash_fields(&bytes[MARKING_AT..header.len_at], &bytes[header.len()..]);
@@ -1089,9 +1126,10 @@ mod tests {
         let store = ContextStore::open(Arc::clone(&backing)).unwrap();
         store.put("docs/a.md", "# A\n\nThe first page.\n").unwrap();
         store.save().unwrap();
-        let v4 = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        let v5 = backing.get(NAMESPACE, CURRENT).unwrap().unwrap();
+        let v4 = snapshot_v4(&store.shared.state.read());
         let v3 = include_bytes!("../../../tests/fixtures/context/format3.snapshot").to_vec();
-        for saved in [v4, v3] {
+        for saved in [v5, v4, v3] {
             let header = Header::read(&saved).unwrap();
             let with_len = |mut bytes: Vec<u8>, len: usize| {
                 bytes[header.len_at..header.len_at + 8]
@@ -1213,6 +1251,63 @@ mod tests {
     /// `state` as the payload of a snapshot of format 1, 2 or 3.
     fn payload_v3(state: &State) -> Vec<u8> {
         bincode::serde::encode_to_vec(StateV3::of(state), bincode::config::standard()).unwrap()
+    }
+
+    /// `state` as a snapshot of format 4, holding no journal entries.
+    fn snapshot_v4(state: &State) -> Vec<u8> {
+        let payload =
+            bincode::serde::encode_to_vec(StateV4::of(state), bincode::config::standard()).unwrap();
+        let mut bytes = header(0, &Held::new(), payload.len() as u64, &[0; 32]);
+        bytes[..MAGIC_V4.len()].copy_from_slice(MAGIC_V4);
+        bytes.extend_from_slice(&payload);
+        reseal(&mut bytes);
+        bytes
+    }
+
+    /// A format-4 snapshot opens as the state it saved, and its signatures, narrowed, find the
+    /// copies a put makes as the saving store would.
+    #[test]
+    fn a_snapshot_of_the_fourth_format_opens_with_its_signatures_narrowed() {
+        let page = |topic: &str| {
+            format!(
+                "# {topic}\n\nThe {topic} of a model is set in its configuration, which every \
+                 subclass inherits, and which a field may override with arguments of its own \
+                 when the model is validated or serialised.\n"
+            )
+        };
+        let store = ContextStore::new();
+        store.put("docs/a.md", &page("strictness")).unwrap();
+        store.put("docs/b.md", &page("alias generator")).unwrap();
+        let backing: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        backing
+            .put(NAMESPACE, CURRENT, &snapshot_v4(&store.shared.state.read()))
+            .unwrap();
+        let opened = ContextStore::open(backing).unwrap();
+        for (key, expected) in [
+            ("docs/a.md", Freshness::Canonical),
+            ("docs/b.md", Freshness::Canonical),
+        ] {
+            let sections = opened.get(key).unwrap().sections;
+            assert!(sections
+                .iter()
+                .all(|section| section.marker.freshness == expected));
+        }
+        for store in [&store, &opened] {
+            store.put("wiki/a.md", &page("strictness")).unwrap();
+        }
+        let markers = |store: &ContextStore| {
+            let sections = store.get("wiki/a.md").unwrap().sections;
+            sections
+                .into_iter()
+                .map(|section| section.marker)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(markers(&opened), markers(&store));
+        assert!(markers(&opened)
+            .iter()
+            .all(|marker| marker.freshness == Freshness::Duplicate));
+        let answer = |store: &ContextStore| store.ask("strictness configuration", 200).hits;
+        assert_eq!(answer(&opened), answer(&store));
     }
 
     fn snapshot_v2(state: &State, through: u64) -> Vec<u8> {
@@ -1529,7 +1624,7 @@ mod tests {
             .unwrap();
         assert_eq!(read_head(&backing, CURRENT).unwrap(), Some(head));
         assert_eq!(backing.snapshots_whole(), Vec::<String>::new());
-        // Bytes with no header of format 2, 3 or 4 are their own head, read whole.
+        // Bytes with no header of format 2 to 5 are their own head, read whole.
         let foreign = vec![b'x'; HEAD_PREFIX_BYTES + 10];
         backing.inner.put(NAMESPACE, CURRENT, &foreign).unwrap();
         assert_eq!(read_head(&backing, CURRENT).unwrap(), Some(foreign));

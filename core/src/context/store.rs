@@ -37,7 +37,9 @@ use crate::tokens::count_tokens;
 use crate::trace::EventKindName;
 
 mod v3;
+mod v4;
 pub(super) use v3::StateV3;
+pub(super) use v4::StateV4;
 
 /// Weights of a section's fields in the index: headings count three times the body, the key's
 /// words one and a half.
@@ -64,8 +66,10 @@ pub(super) struct SectionRef {
     section: u32,
 }
 
+/// A section of a version; `S` is its signature's type, [`Signature`] but in the old snapshots
+/// [`v4`] reads.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(super) struct SectionEntry {
+pub(super) struct SectionEntry<S = Signature> {
     id: String,
     heading_path: Vec<String>,
     line_start: u32,
@@ -76,17 +80,17 @@ pub(super) struct SectionEntry {
     header_tokens: u32,
     changed_in: u64,
     content_hash: [u8; 16],
-    signature: Option<Signature>,
+    signature: Option<S>,
     marker: Marker,
     slot: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(super) struct VersionEntry {
+pub(super) struct VersionEntry<S = Signature> {
     meta: DocVersion,
     text: String,
     front_matter: BTreeMap<String, String>,
-    sections: Vec<SectionEntry>,
+    sections: Vec<SectionEntry<S>>,
     /// The store operation that created this version.
     created_op: u64,
     /// The store operation that replaced or deleted it.
@@ -94,11 +98,11 @@ pub(super) struct VersionEntry {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(super) struct DocEntry {
+pub(super) struct DocEntry<S = Signature> {
     key: String,
     /// The operation that first created the key: the older document of two copies is canonical.
     created_op: u64,
-    versions: Vec<VersionEntry>,
+    versions: Vec<VersionEntry<S>>,
     /// The index in `versions` of the current version, `None` once deleted.
     current: Option<u32>,
     /// The directory it was ingested from, so a re-ingest deletes it when its file is gone.
@@ -147,6 +151,9 @@ pub(super) struct State {
     #[serde(skip)]
     renames: Renames,
     index: Index,
+    /// Finds the sections near-identical to a text. Made from the sections' signatures, so not
+    /// saved; [`State::index_signatures`] makes it for a state opened from a snapshot.
+    #[serde(skip)]
     lsh: Lsh<SectionRef>,
     n_ops: u64,
     pins: BTreeSet<String>,
@@ -1194,9 +1201,6 @@ impl State {
         if !self.slots.iter().flatten().all(valid) || !self.by_id.values().all(valid) {
             return Err("a section reference points nowhere".to_string());
         }
-        if !self.lsh.items().all(|at| valid(&at)) {
-            return Err("a similarity entry points nowhere".to_string());
-        }
         Ok(())
     }
 
@@ -1520,6 +1524,40 @@ impl State {
             })
             .collect();
         self.canonical = flags;
+    }
+
+    /// Makes the similarity table from every version's signatures (it is not saved), adding
+    /// the versions in the order the puts that made them added them, so that its candidates
+    /// come in the order they came in the store that was saved, and markers are chosen alike.
+    pub(super) fn index_signatures(&mut self) {
+        let mut versions: Vec<(u64, u32, u32)> = Vec::new();
+        let mut n_signed = 0;
+        for (doc_idx, doc) in self.docs.iter().enumerate() {
+            for (version_idx, version) in doc.versions.iter().enumerate() {
+                versions.push((version.created_op, doc_idx as u32, version_idx as u32));
+                n_signed += version
+                    .sections
+                    .iter()
+                    .filter(|section| section.signature.is_some())
+                    .count();
+            }
+        }
+        versions.sort_unstable();
+        let mut lsh = Lsh::with_capacity(n_signed);
+        for (_, doc, version) in versions {
+            let sections = &self.docs[doc as usize].versions[version as usize].sections;
+            for (section_idx, section) in sections.iter().enumerate() {
+                if let Some(signature) = &section.signature {
+                    let at = SectionRef {
+                        doc,
+                        version,
+                        section: section_idx as u32,
+                    };
+                    lsh.insert(signature, at);
+                }
+            }
+        }
+        self.lsh = lsh;
     }
 
     /// Reads the renames every current section states (they are not saved).

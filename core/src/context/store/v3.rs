@@ -4,30 +4,22 @@
 //!
 //! These types decode such a snapshot's payload (bincode reads fields in order, so they follow
 //! [`State`]'s, skipped fields left out alike), and [`StateV3::upgrade`] finds each section's text
-//! in its version's.
+//! in its version's and narrows its signature, as [`super::v4`] does.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
-use super::{DocEntry, SectionEntry, SectionRef, State, VersionEntry};
-use crate::context::index::Index;
+use super::v4::SavedParts;
+use super::{DocEntry, SectionEntry, State, VersionEntry};
 use crate::context::model::{DocVersion, Marker};
-use crate::context::similar::{Lsh, Signature};
+use crate::context::similar::WideSignature;
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 pub(in crate::context) struct StateV3 {
     docs: Vec<DocEntryV3>,
-    doc_idx: FxHashMap<String, u32>,
-    slots: Vec<Option<SectionRef>>,
-    by_id: FxHashMap<String, SectionRef>,
-    index: Index,
-    lsh: Lsh<SectionRef>,
-    n_ops: u64,
-    pins: BTreeSet<String>,
-    archive: Vec<String>,
+    rest: SavedParts,
 }
 
 #[derive(Deserialize)]
@@ -63,13 +55,14 @@ struct SectionEntryV3 {
     header_tokens: u32,
     changed_in: u64,
     content_hash: [u8; 16],
-    signature: Option<Signature>,
+    signature: Option<WideSignature>,
     marker: Marker,
     slot: Option<u32>,
 }
 
 impl StateV3 {
-    /// The state in today's form; an error names a section whose text is not in its version's.
+    /// The state in today's form (its similarity table not made yet); an error names a section
+    /// whose text is not in its version's.
     pub(in crate::context) fn upgrade(self) -> Result<State, String> {
         let docs = self
             .docs
@@ -89,19 +82,7 @@ impl StateV3 {
                 })
             })
             .collect::<Result<_, String>>()?;
-        Ok(State {
-            docs,
-            doc_idx: self.doc_idx,
-            slots: self.slots,
-            canonical: Vec::new(),
-            by_id: self.by_id,
-            renames: Default::default(),
-            index: self.index,
-            lsh: self.lsh,
-            n_ops: self.n_ops,
-            pins: self.pins,
-            archive: self.archive,
-        })
+        Ok(self.rest.with_docs(docs))
     }
 }
 
@@ -137,7 +118,7 @@ impl VersionEntryV3 {
                     header_tokens: section.header_tokens,
                     changed_in: section.changed_in,
                     content_hash: section.content_hash,
-                    signature: section.signature,
+                    signature: section.signature.map(WideSignature::narrow),
                     marker: section.marker,
                     slot: section.slot,
                 })
@@ -184,7 +165,7 @@ impl StateV3 {
                                 header_tokens: section.header_tokens,
                                 changed_in: section.changed_in,
                                 content_hash: section.content_hash,
-                                signature: section.signature.clone(),
+                                signature: section.signature.as_ref().map(WideSignature::of),
                                 marker: section.marker.clone(),
                                 slot: section.slot,
                             })
@@ -199,14 +180,7 @@ impl StateV3 {
             .collect();
         StateV3 {
             docs,
-            doc_idx: state.doc_idx.clone(),
-            slots: state.slots.clone(),
-            by_id: state.by_id.clone(),
-            index: state.index.clone(),
-            lsh: state.lsh.clone(),
-            n_ops: state.n_ops,
-            pins: state.pins.clone(),
-            archive: state.archive.clone(),
+            rest: SavedParts::of(state),
         }
     }
 }
