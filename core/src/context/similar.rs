@@ -8,6 +8,7 @@
 //! Sections too short to judge ([`MIN_SHINGLES`]) get no signature: a one-line section such as
 //! "See the API reference." is the same everywhere without being a copy of anything.
 
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hasher};
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -169,12 +170,30 @@ impl Signature {
 
 /// Finds the signatures that may be near-identical to a given one.
 ///
-/// Nearly every bucket holds one item (only copies share a band), so a bucket keeps one inline
-/// and allocates only for more. Not saved: it is made again from the signatures (snapshots of
-/// format 4 and before hold one, which [`SavedLsh`] reads past).
+/// Nearly every bucket holds one item (only copies share a band), so a bucket is the index of
+/// its one item, and only a bucket of several has a list of its own: a band of a signature costs
+/// a key and an index (16 bytes in the table) rather than a key and a list. Not saved: it is
+/// made again from the signatures (snapshots of format 4 and before hold one, which [`SavedLsh`]
+/// reads past).
 #[derive(Clone, Debug)]
 pub struct Lsh<T: Copy + Eq> {
-    buckets: FxHashMap<u64, SmallVec<[T; 1]>>,
+    /// Band key to the index in `items` of the one item in that band, or [`SHARED`] and the
+    /// index in `shared` of the list of the items in it.
+    buckets: FxHashMap<u64, u32>,
+    /// Each item, in the order added.
+    items: Vec<T>,
+    /// The buckets of more than one item: their items' indexes in `items`, in the order added.
+    shared: Vec<SmallVec<[u32; 2]>>,
+}
+
+/// Marks a bucket of several items in [`Lsh::buckets`]; an index in `items` or `shared` stays
+/// below it.
+const SHARED: u32 = 1 << 31;
+
+/// The index the next entry of a list of `len` entries gets in [`Lsh::buckets`], if it stays
+/// below [`SHARED`].
+fn next_index(len: usize) -> Option<u32> {
+    u32::try_from(len).ok().filter(|index| *index < SHARED)
 }
 
 impl<T: Copy + Eq> Default for Lsh<T> {
@@ -186,9 +205,7 @@ impl<T: Copy + Eq> Default for Lsh<T> {
 impl<T: Copy + Eq> Lsh<T> {
     /// An empty table.
     pub fn new() -> Lsh<T> {
-        Lsh {
-            buckets: FxHashMap::default(),
-        }
+        Lsh::with_capacity(0)
     }
 
     /// An empty table with room for `n_items` signatures without growing.
@@ -198,33 +215,83 @@ impl<T: Copy + Eq> Lsh<T> {
                 n_items.saturating_mul(N_BANDS),
                 FxBuildHasher,
             ),
+            items: Vec::with_capacity(n_items),
+            shared: Vec::new(),
         }
     }
 
-    /// Adds `item` under its signature.
+    /// Adds `item` under its signature. Past 2^31 items, or buckets of several, an item is not
+    /// added (and then not found as a copy): far more sections than a store can hold in memory.
     pub fn insert(&mut self, signature: &Signature, item: T) {
+        let Some(id) = next_index(self.items.len()) else {
+            return;
+        };
+        self.items.push(item);
         for key in signature.band_keys() {
-            let bucket = self.buckets.entry(key).or_default();
-            if !bucket.contains(&item) {
-                bucket.push(item);
+            let bucket = match self.buckets.entry(key) {
+                Entry::Vacant(vacant) => {
+                    vacant.insert(id);
+                    continue;
+                }
+                Entry::Occupied(occupied) => occupied.into_mut(),
+            };
+            let items = &self.items;
+            if *bucket & SHARED == 0 {
+                let one = *bucket;
+                if items.get(one as usize) == Some(&item) {
+                    continue;
+                }
+                let Some(list) = next_index(self.shared.len()) else {
+                    continue;
+                };
+                self.shared.push(SmallVec::from_slice(&[one, id]));
+                *bucket = SHARED | list;
+            } else if let Some(list) = self.shared.get_mut((*bucket & !SHARED) as usize) {
+                if !list.iter().any(|at| items.get(*at as usize) == Some(&item)) {
+                    list.push(id);
+                }
+            }
+        }
+    }
+
+    /// Calls `each` with the items of a bucket (a value of `buckets`), in the order added.
+    fn each_in(&self, bucket: u32, mut each: impl FnMut(T)) {
+        let ids: &[u32] = if bucket & SHARED == 0 {
+            std::slice::from_ref(&bucket)
+        } else {
+            self.shared
+                .get((bucket & !SHARED) as usize)
+                .map_or(&[], |list| list.as_slice())
+        };
+        for id in ids {
+            if let Some(item) = self.items.get(*id as usize) {
+                each(*item);
             }
         }
     }
 
     /// Every item, once per band it is in.
     #[cfg(test)]
-    pub fn items(&self) -> impl Iterator<Item = T> + '_ {
-        self.buckets.values().flatten().copied()
+    pub fn items(&self) -> Vec<T> {
+        let mut all = Vec::new();
+        for bucket in self.buckets.values() {
+            self.each_in(*bucket, |item| all.push(item));
+        }
+        all
     }
 
-    /// The items sharing at least one band with `signature`, each once, in no particular order.
+    /// The items sharing at least one band with `signature`, each once: band by band, each
+    /// band's in the order they were added (which the store's marking relies on, to choose
+    /// between equally good copies as it did before the table was made again).
     pub fn candidates(&self, signature: &Signature) -> Vec<T> {
         let mut found: Vec<T> = Vec::new();
         for key in signature.band_keys() {
-            for item in self.buckets.get(&key).into_iter().flatten() {
-                if !found.contains(item) {
-                    found.push(*item);
-                }
+            if let Some(bucket) = self.buckets.get(&key) {
+                self.each_in(*bucket, |item| {
+                    if !found.contains(&item) {
+                        found.push(item);
+                    }
+                });
             }
         }
         found
@@ -347,6 +414,57 @@ mod tests {
         assert!(Signature::of("").is_none());
     }
 
+    /// The table as first written: a list per bucket.
+    fn reference_candidates(inserted: &[(Signature, u8)], signature: &Signature) -> Vec<u8> {
+        let mut buckets: FxHashMap<u64, Vec<u8>> = FxHashMap::default();
+        for (signed, item) in inserted {
+            for key in signed.band_keys() {
+                let bucket = buckets.entry(key).or_default();
+                if !bucket.contains(item) {
+                    bucket.push(*item);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for key in signature.band_keys() {
+            for item in buckets.get(&key).into_iter().flatten() {
+                if !found.contains(item) {
+                    found.push(*item);
+                }
+            }
+        }
+        found
+    }
+
+    proptest::proptest! {
+        /// Signatures of values from a small range share bands often, so buckets of one, of
+        /// several and an item added twice all occur; the candidates come as the list per
+        /// bucket gave them, in the same order.
+        #[test]
+        fn lsh_candidates_are_those_of_a_list_per_bucket(
+            inserted in proptest::collection::vec(
+                (proptest::collection::vec(0u32..3, N_HASHES), 0u8..12),
+                0..40,
+            ),
+            query in proptest::collection::vec(0u32..3, N_HASHES),
+        ) {
+            let inserted: Vec<(Signature, u8)> = inserted
+                .into_iter()
+                .map(|(values, item)| (Signature(values), item))
+                .collect();
+            let mut lsh = Lsh::new();
+            for (signature, item) in &inserted {
+                lsh.insert(signature, *item);
+            }
+            for signature in inserted.iter().map(|(signature, _)| signature).chain([&Signature(query)]) {
+                proptest::prop_assert_eq!(
+                    lsh.candidates(signature),
+                    reference_candidates(&inserted, signature)
+                );
+            }
+        }
+    }
+
     #[test]
     fn lsh_finds_near_identical_items_only() {
         let mut lsh: Lsh<u32> = Lsh::new();
@@ -361,6 +479,9 @@ mod tests {
         lsh.insert(&other, 2);
         assert_eq!(lsh.candidates(&copy), vec![1]);
         assert_eq!(lsh.candidates(&other), vec![2]);
-        assert_eq!(lsh.items().filter(|item| *item == 1).count(), N_BANDS);
+        assert_eq!(
+            lsh.items().iter().filter(|item| **item == 1).count(),
+            N_BANDS
+        );
     }
 }
