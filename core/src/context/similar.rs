@@ -3,8 +3,9 @@
 //! Two sections are near-identical when the Jaccard similarity of their sets of 5-word shingles is
 //! at least [`NEAR_IDENTICAL`]. A [`Signature`] estimates it from 64 MinHash values (the high 32
 //! bits of each 64-bit minimum: two different minimums share them about once in 4 billion
-//! comparisons, and a signature takes half the room); an [`Lsh`] table finds candidates (16 bands of 4 values: a pair at similarity 0.8 shares a band with
-//! probability 0.9997, a pair at 0.3 with 0.12), which are then checked on their signatures.
+//! comparisons, and a signature takes half the room); an [`Lsh`] table finds candidates (16
+//! bands of 4 values: a pair at similarity 0.8 shares a band with probability 0.9997, a pair at
+//! 0.3 with 0.12), which are then checked on their signatures.
 //! Sections too short to judge ([`MIN_SHINGLES`]) get no signature: a one-line section such as
 //! "See the API reference." is the same everywhere without being a copy of anything.
 
@@ -361,9 +362,7 @@ mod tests {
                 *min = (*min).min(value);
             }
         }
-        Some(Signature(
-            mins.into_iter().map(|min| (min >> 32) as u32).collect(),
-        ))
+        Some(WideSignature(mins).narrow())
     }
 
     proptest::proptest! {

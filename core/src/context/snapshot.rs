@@ -218,6 +218,22 @@ enum PayloadFormat {
     Now,
 }
 
+impl PayloadFormat {
+    /// The payload of a snapshot whose header names the writers of its entries (formats 3 to
+    /// 5), by its magic; `None` for any other magic.
+    fn with_writers(magic: &[u8]) -> Option<PayloadFormat> {
+        if magic == MAGIC {
+            Some(PayloadFormat::Now)
+        } else if magic == MAGIC_V4 {
+            Some(PayloadFormat::Wide)
+        } else if magic == MAGIC_V3 {
+            Some(PayloadFormat::CopiesText)
+        } else {
+            None
+        }
+    }
+}
+
 /// What the header of a snapshot of format 2 to 5 says.
 struct Header {
     payload: PayloadFormat,
@@ -238,15 +254,12 @@ impl Header {
 
     /// How long the header at the start of `bytes` is, from its first [`HEADER_PREFIX`]
     /// bytes (or all of it, if shorter); `None` if they are not the start of a header of format
-    /// 2, 3 or 4.
+    /// 2 to 5.
     fn len_of(bytes: &[u8]) -> Option<usize> {
         let magic = bytes.get(..MAGIC.len())?;
         if magic == MAGIC_V2 {
             Some(LEN_AT_V2 + 8 + 32)
-        } else if [MAGIC, MAGIC_V4, MAGIC_V3]
-            .iter()
-            .any(|known| magic == &known[..])
-        {
+        } else if PayloadFormat::with_writers(magic).is_some() {
             let count = u32::from_le_bytes(bytes.get(WRITERS_AT..HEADER_PREFIX)?.try_into().ok()?);
             (count as usize)
                 .checked_mul(WRITER_LEN)
@@ -271,10 +284,7 @@ impl Header {
                 held: Held::from([(0, through)]),
                 len_at: LEN_AT_V2,
             }
-        } else if [MAGIC, MAGIC_V4, MAGIC_V3]
-            .iter()
-            .any(|known| magic == &known[..])
-        {
+        } else if let Some(payload) = PayloadFormat::with_writers(magic) {
             let count = u32::from_le_bytes(bytes.get(WRITERS_AT..WRITERS_AT + 4)?.try_into().ok()?);
             let writers_at = WRITERS_AT + 4;
             let len_at = (count as usize)
@@ -282,13 +292,7 @@ impl Header {
                 .and_then(|writers_len| writers_at.checked_add(writers_len))?;
             let writers = bytes.get(writers_at..len_at)?;
             Header {
-                payload: if magic == MAGIC {
-                    PayloadFormat::Now
-                } else if magic == MAGIC_V4 {
-                    PayloadFormat::Wide
-                } else {
-                    PayloadFormat::CopiesText
-                },
+                payload,
                 marking,
                 through,
                 held: writers
