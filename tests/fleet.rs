@@ -6,7 +6,6 @@
 //! `FOURFOLD_TEST_POSTGRES`. Without it these tests say why and pass vacuously, except under
 //! `CI=true`, where they must run. Each test works in a database of its own.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 use fourfold::context::{ContextStore, SharedDocuments};
 use fourfold::cost::{CostError, FleetBudgets};
 use fourfold::store::PostgresStore;
-use fourfold::{Request, Store, StoreError, ValueReader, Verdict};
+use fourfold::{Request, Store, StoreError, Verdict};
 
 const WORKER_ENV: &str = "FOURFOLD_FLEET_WORKER";
 
@@ -60,95 +59,7 @@ fn connect(settings: &str) -> Arc<PostgresStore> {
 fn the_postgres_store_keeps_the_store_contract() {
     let Some(server) = server() else { return };
     let store = connect(&fresh_database(&server, "contract"));
-    assert_eq!(store.get("ns", "a").unwrap(), None);
-    store.put("ns", "b", b"2").unwrap();
-    store.put("ns", "a", b"1").unwrap();
-    store.put("other", "a", b"x").unwrap();
-    assert_eq!(store.list("ns").unwrap(), ["a", "b"]);
-    store.put("ns", "a", b"11").unwrap();
-    assert_eq!(store.get("ns", "a").unwrap().as_deref(), Some(&b"11"[..]));
-    assert!(!store
-        .compare_and_swap("ns", "a", Some(b"1"), Some(b"3"))
-        .unwrap());
-    assert!(store
-        .compare_and_swap("ns", "a", Some(b"11"), Some(b"3"))
-        .unwrap());
-    assert!(!store.compare_and_swap("ns", "c", Some(b"1"), None).unwrap());
-    assert!(store
-        .compare_and_swap("ns", "c", None, Some(b"new"))
-        .unwrap());
-    assert!(!store
-        .compare_and_swap("ns", "c", None, Some(b"again"))
-        .unwrap());
-    assert!(store
-        .compare_and_swap("ns", "c", Some(b"new"), None)
-        .unwrap());
-    assert!(store.compare_and_swap("ns", "c", None, None).unwrap());
-    store.put("ns", "long", b"0123456789").unwrap();
-    assert_eq!(
-        store.get_prefix("ns", "long", 4).unwrap(),
-        Some((b"0123".to_vec(), 10))
-    );
-    assert_eq!(
-        store.get_prefix("ns", "long", 99).unwrap(),
-        Some((b"0123456789".to_vec(), 10))
-    );
-    assert_eq!(store.get_prefix("ns", "none", 4).unwrap(), None);
-    let ValueReader { mut reader, len } = store.get_reader("ns", "long").unwrap().unwrap();
-    store.put("ns", "long", b"another value").unwrap();
-    let mut value = Vec::new();
-    reader.read_to_end(&mut value).unwrap();
-    assert_eq!((value.as_slice(), len), (&b"0123456789"[..], 10));
-    store.put("ns", "long", b"0123456789").unwrap();
-    assert!(store.get_reader("ns", "none").unwrap().is_none());
-    store
-        .put_with("ns", "streamed", &mut |out| {
-            out.write_all(b"....0123")?;
-            out.seek(std::io::SeekFrom::Start(0))?;
-            out.write_all(b"head")
-        })
-        .unwrap();
-    assert_eq!(
-        store.get("ns", "streamed").unwrap().as_deref(),
-        Some(&b"head0123"[..])
-    );
-    assert!(store
-        .put_with("ns", "streamed", &mut |_| Err(std::io::Error::other(
-            "stopped"
-        )))
-        .is_err());
-    assert_eq!(
-        store.get("ns", "streamed").unwrap().as_deref(),
-        Some(&b"head0123"[..])
-    );
-    assert!(store.delete("ns", "streamed").unwrap());
-    assert!(store.copy("ns", "long", "copied").unwrap());
-    store.put("ns", "long", b"replaced").unwrap();
-    assert_eq!(
-        store.get("ns", "copied").unwrap().as_deref(),
-        Some(&b"0123456789"[..])
-    );
-    assert!(!store.copy("ns", "none", "copied").unwrap());
-    assert_eq!(
-        store.get("ns", "copied").unwrap().as_deref(),
-        Some(&b"0123456789"[..])
-    );
-    assert!(matches!(
-        store.copy("ns", "long", "../x"),
-        Err(StoreError::InvalidKey(_))
-    ));
-    for key in ["long", "copied"] {
-        assert!(store.delete("ns", key).unwrap());
-    }
-    assert!(store.delete("ns", "b").unwrap());
-    assert!(!store.delete("ns", "b").unwrap());
-    assert_eq!(store.list("ns").unwrap(), ["a"]);
-    for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
-        assert!(
-            matches!(store.put("ns", bad, b"v"), Err(StoreError::InvalidKey(_))),
-            "{bad:?}"
-        );
-    }
+    crate::store::check_store(&*store);
 }
 
 #[test]

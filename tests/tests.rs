@@ -1,7 +1,8 @@
 //! Cross-crate integration tests of fourfold, one module per area.
 //!
-//! `fleet` runs the PostgreSQL backend on a real server (store, fleet budgets across processes,
-//! approvals across processes, dropped connections);
+//! `store` checks every storage backend against the `Store` contract (the PostgreSQL one from
+//! `fleet`, which runs the PostgreSQL backend on a real server: store, fleet budgets across
+//! processes, approvals across processes, dropped connections);
 //! `cost` covers the CostMeter (exact counts against `tiktoken`, prices, budgets, savings);
 //! `context` covers the ContextStore (versions, copies, sessions, ingest, snapshots);
 //! `bypass` runs the table of bypass attempts in `bypass.toml`; `policy` tells the policy's stories
@@ -18,6 +19,7 @@ mod policy;
 mod props;
 mod reader;
 mod session;
+mod store;
 mod trace;
 mod tracer;
 mod util;

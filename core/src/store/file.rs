@@ -334,12 +334,6 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn behaves_as_a_store() {
-        let dir = tempfile::tempdir().unwrap();
-        super::super::conformance::check_store(&FileStore::open(dir.path()).unwrap());
-    }
-
-    #[test]
     fn an_error_reading_a_value_names_its_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path()).unwrap();

@@ -73,13 +73,3 @@ impl Store for MemoryStore {
         Ok(true)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn behaves_as_a_store() {
-        super::super::conformance::check_store(&MemoryStore::new());
-    }
-}
